@@ -1,0 +1,994 @@
+//! The engine: one task that owns every peer connection, routes datagrams to
+//! them, drives their timers and forwards media between them. The server talks
+//! to it through [`Sfu`] and [`Participant`], which send it commands.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::net::{self, Inbound};
+use crate::peer::{Codec, LocalCandidate, Peer, PeerEvent, Proto, RtpPacket};
+use crate::{
+    Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, RoomId, SfuConfig, SfuError,
+    SfuEvent,
+};
+
+/// Least time between two keyframe requests sent to one publisher track.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Counters of the media plane.
+#[derive(Debug, Clone, Default)]
+pub struct SfuStats {
+    pub rooms: usize,
+    pub participants: usize,
+    pub peers: usize,
+    pub udp_datagrams_in: u64,
+    pub tcp_frames_in: u64,
+    /// Datagrams no peer claimed (unknown STUN username or address).
+    pub datagrams_unrouted: u64,
+    pub rtp_packets_in: u64,
+    pub rtp_packets_forwarded: u64,
+    pub keyframe_requests_sent: u64,
+}
+
+enum Command {
+    Join {
+        room: RoomId,
+        participant: ParticipantId,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Publish {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<String, SfuError>>,
+    },
+    SubscriberAnswer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Candidate {
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: Candidate,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+    Stats {
+        reply: oneshot::Sender<SfuStats>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Handle to the running media plane. Cheap to clone.
+#[derive(Clone)]
+pub struct Sfu {
+    commands: mpsc::UnboundedSender<Command>,
+    udp_addrs: Arc<Vec<SocketAddr>>,
+    tcp_addrs: Arc<Vec<SocketAddr>>,
+}
+
+impl Sfu {
+    /// Binds the media sockets and starts the engine.
+    pub async fn start(config: SfuConfig) -> Result<Sfu, SfuError> {
+        let mut sockets = net::bind(&config).await?;
+        let (in_tx, in_rx) = mpsc::channel(8192);
+        let tasks = sockets.spawn_readers(in_tx);
+        let mut candidates = Vec::new();
+        for (u, t) in sockets.udp_announced.iter().zip(&sockets.tcp_announced) {
+            candidates.push(LocalCandidate {
+                proto: Proto::Udp,
+                addr: *u,
+            });
+            candidates.push(LocalCandidate {
+                proto: Proto::Tcp,
+                addr: *t,
+            });
+        }
+        tracing::info!(
+            udp = ?sockets.udp_bound,
+            tcp = ?sockets.tcp_bound,
+            announced = ?sockets.udp_announced,
+            "media plane listening"
+        );
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let sfu = Sfu {
+            commands: cmd_tx,
+            udp_addrs: Arc::new(sockets.udp_bound.clone()),
+            tcp_addrs: Arc::new(sockets.tcp_bound.clone()),
+        };
+        let engine = Engine {
+            udp: sockets.udp.clone(),
+            tcp: HashMap::new(),
+            candidates,
+            peers: HashMap::new(),
+            next_key: 1,
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            participants: HashMap::new(),
+            rooms: HashMap::new(),
+            timers: BTreeSet::new(),
+            touched: Vec::new(),
+            stats: SfuStats::default(),
+            tasks,
+        };
+        tokio::spawn(engine.run(cmd_rx, in_rx));
+        Ok(sfu)
+    }
+
+    /// The bound UDP address (the first, when several media addresses are used).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addrs[0]
+    }
+
+    /// The bound TCP address (the first, when several media addresses are used).
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addrs[0]
+    }
+
+    /// Every bound UDP address (one per media address, one port number).
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp_addrs.to_vec()
+    }
+
+    /// Adds a participant to a room. Events about it arrive on the receiver.
+    pub async fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Join {
+                room,
+                participant: participant.clone(),
+                events,
+                reply,
+            })
+            .map_err(|_| SfuError::Stopped)?;
+        wait.await.map_err(|_| SfuError::Stopped)??;
+        Ok((
+            Participant {
+                id: participant,
+                commands: self.commands.clone(),
+                left: false,
+            },
+            rx,
+        ))
+    }
+
+    /// Current counters.
+    pub async fn stats(&self) -> Result<SfuStats, SfuError> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Stats { reply })
+            .map_err(|_| SfuError::Stopped)?;
+        wait.await.map_err(|_| SfuError::Stopped)
+    }
+
+    /// Closes every connection and stops the engine.
+    pub async fn shutdown(&self) {
+        let (reply, wait) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// One participant's media. Dropping it removes the participant.
+pub struct Participant {
+    id: ParticipantId,
+    commands: mpsc::UnboundedSender<Command>,
+    left: bool,
+}
+
+impl Participant {
+    /// The participant's id, as given to [`Sfu::join`].
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .map_err(|_| SfuError::Stopped)?;
+        wait.await.map_err(|_| SfuError::Stopped)?
+    }
+
+    /// Applies the publisher connection's offer; returns the answer SDP.
+    pub async fn publish(&self, offer_sdp: String) -> Result<String, SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::Publish {
+            participant,
+            sdp: offer_sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Applies the client's answer to the latest subscriber offer.
+    pub async fn subscriber_answer(&self, answer_sdp: String) -> Result<(), SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::SubscriberAnswer {
+            participant,
+            sdp: answer_sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Adds a client's trickled candidate to one of its connections.
+    pub async fn add_candidate(&self, pc: PcKind, candidate: Candidate) -> Result<(), SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::Candidate {
+            participant,
+            pc,
+            candidate,
+            reply,
+        })
+        .await
+    }
+
+    /// Leaves the room and closes both connections.
+    pub async fn leave(mut self) {
+        self.left = true;
+        let _ = self.commands.send(Command::Leave {
+            participant: self.id.clone(),
+        });
+    }
+}
+
+impl Drop for Participant {
+    fn drop(&mut self) {
+        if !self.left {
+            let _ = self.commands.send(Command::Leave {
+                participant: self.id.clone(),
+            });
+        }
+    }
+}
+
+type PeerKey = u64;
+
+struct PeerSlot {
+    peer: Peer,
+    owner: ParticipantId,
+    kind: PcKind,
+    /// The deadline currently in `Engine::timers` for this peer.
+    deadline: Option<Instant>,
+    /// Remote addresses routed to this peer.
+    addrs: Vec<(Proto, SocketAddr)>,
+    /// DTLS is up: media may be sent (before, the stack refuses it).
+    connected: bool,
+}
+
+/// A track a participant publishes.
+struct PubTrack {
+    /// Room-wide id (`t-…`), announced to clients and used as the msid track id.
+    id: String,
+    /// The id the publisher connection knows the track by.
+    recv_track: String,
+    kind: MediaKind,
+    codec: Codec,
+    /// Subscriber connections this track is added to.
+    subscribers: Vec<PeerKey>,
+    last_keyframe_request: Option<Instant>,
+}
+
+struct ParticipantState {
+    room: RoomId,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    publisher: PeerKey,
+    subscriber: PeerKey,
+    tracks: Vec<PubTrack>,
+    /// An offer on the subscriber connection awaits its answer.
+    sub_offer_outstanding: bool,
+    /// The subscriber connection's tracks changed since the last offer.
+    sub_dirty: bool,
+}
+
+struct Engine {
+    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// TCP connections by remote address: their writer queues.
+    tcp: HashMap<SocketAddr, mpsc::UnboundedSender<BytesMut>>,
+    candidates: Vec<LocalCandidate>,
+    peers: HashMap<PeerKey, PeerSlot>,
+    next_key: PeerKey,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<(Proto, SocketAddr), PeerKey>,
+    participants: HashMap<ParticipantId, ParticipantState>,
+    rooms: HashMap<RoomId, Vec<ParticipantId>>,
+    timers: BTreeSet<(Instant, PeerKey)>,
+    /// Peers that may have datagrams or events to drain.
+    touched: Vec<PeerKey>,
+    stats: SfuStats,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn new_track_id() -> String {
+    format!("t-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+impl Engine {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbound: mpsc::Receiver<Inbound>,
+    ) {
+        loop {
+            let next = self.timers.first().map(|(t, _)| *t);
+            let sleep = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = commands.recv() => {
+                    match cmd {
+                        Some(Command::Shutdown { reply }) => {
+                            self.shutdown();
+                            let _ = reply.send(());
+                            return;
+                        }
+                        Some(cmd) => self.command(cmd),
+                        None => {
+                            self.shutdown();
+                            return;
+                        }
+                    }
+                }
+                msg = inbound.recv() => {
+                    let Some(msg) = msg else { return };
+                    self.inbound(msg);
+                    // Take what else is queued without going back to the timer.
+                    for _ in 0..64 {
+                        match inbound.try_recv() {
+                            Ok(msg) => self.inbound(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    while let Some(&(t, key)) = self.timers.first() {
+                        if t > now {
+                            break;
+                        }
+                        self.timers.pop_first();
+                        if let Some(slot) = self.peers.get_mut(&key) {
+                            slot.deadline = None;
+                            slot.peer.handle_timeout(now);
+                            self.touched.push(key);
+                        }
+                    }
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            if let Some(slot) = self.peers.get_mut(&key) {
+                slot.peer.close();
+                self.touched.push(key);
+            }
+        }
+        self.flush();
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.peers.clear();
+        self.participants.clear();
+        self.rooms.clear();
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join {
+                room,
+                participant,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.join(room, participant, events));
+            }
+            Command::Publish {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let r = self.publish(&participant, sdp);
+                let _ = reply.send(r);
+            }
+            Command::SubscriberAnswer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let r = self.subscriber_answer(&participant, sdp);
+                let _ = reply.send(r);
+            }
+            Command::Candidate {
+                participant,
+                pc,
+                candidate,
+                reply,
+            } => {
+                let r = match self.participants.get(&participant) {
+                    None => Err(SfuError::UnknownParticipant),
+                    Some(p) => {
+                        let key = match pc {
+                            PcKind::Publisher => p.publisher,
+                            PcKind::Subscriber => p.subscriber,
+                        };
+                        self.touched.push(key);
+                        match self.peers.get_mut(&key) {
+                            Some(slot) => slot.peer.add_remote_candidate(candidate),
+                            None => Err(SfuError::UnknownParticipant),
+                        }
+                    }
+                };
+                let _ = reply.send(r);
+            }
+            Command::Leave { participant } => self.leave(&participant),
+            Command::Stats { reply } => {
+                let mut s = self.stats.clone();
+                s.rooms = self.rooms.len();
+                s.participants = self.participants.len();
+                s.peers = self.peers.len();
+                let _ = reply.send(s);
+            }
+            Command::Shutdown { .. } => {}
+        }
+    }
+
+    fn add_peer(&mut self, owner: &ParticipantId, kind: PcKind) -> Result<PeerKey, SfuError> {
+        let peer = Peer::new(&self.candidates)?;
+        let key = self.next_key;
+        self.next_key += 1;
+        self.by_ufrag.insert(peer.ufrag().to_owned(), key);
+        self.peers.insert(
+            key,
+            PeerSlot {
+                peer,
+                owner: owner.clone(),
+                kind,
+                deadline: None,
+                addrs: Vec::new(),
+                connected: false,
+            },
+        );
+        Ok(key)
+    }
+
+    fn remove_peer(&mut self, key: PeerKey) {
+        if let Some(mut slot) = self.peers.remove(&key) {
+            slot.peer.close();
+            // Send what closing produced (DTLS close_notify).
+            while let Some(t) = slot.peer.poll_transmit() {
+                self.transmit(t.proto, t.local, t.remote, t.data);
+            }
+            self.by_ufrag.remove(slot.peer.ufrag());
+            for a in &slot.addrs {
+                if self.by_addr.get(a) == Some(&key) {
+                    self.by_addr.remove(a);
+                }
+            }
+            if let Some(d) = slot.deadline {
+                self.timers.remove(&(d, key));
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        room: RoomId,
+        participant: ParticipantId,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> Result<(), SfuError> {
+        if self.participants.contains_key(&participant) {
+            return Err(SfuError::AlreadyJoined(participant));
+        }
+        let publisher = self.add_peer(&participant, PcKind::Publisher)?;
+        let subscriber = match self.add_peer(&participant, PcKind::Subscriber) {
+            Ok(k) => k,
+            Err(e) => {
+                self.remove_peer(publisher);
+                return Err(e);
+            }
+        };
+        let mut state = ParticipantState {
+            room: room.clone(),
+            events,
+            publisher,
+            subscriber,
+            tracks: Vec::new(),
+            sub_offer_outstanding: false,
+            sub_dirty: false,
+        };
+        // Subscribe the newcomer to every live track in the room.
+        let members = self.rooms.entry(room).or_default();
+        let others: Vec<ParticipantId> = members.clone();
+        members.push(participant.clone());
+        let mut additions = Vec::new();
+        for other in &others {
+            if let Some(o) = self.participants.get(other) {
+                for t in &o.tracks {
+                    additions.push((other.clone(), t.id.clone(), t.kind, t.codec.clone()));
+                }
+            }
+        }
+        for (owner, track, kind, codec) in additions {
+            if let Some(slot) = self.peers.get_mut(&subscriber) {
+                match slot.peer.add_send_track(&owner, &track, kind, &codec) {
+                    Ok(()) => {
+                        state.sub_dirty = true;
+                        if let Some(t) = self
+                            .participants
+                            .get_mut(&owner)
+                            .and_then(|o| o.tracks.iter_mut().find(|t| t.id == track))
+                        {
+                            t.subscribers.push(subscriber);
+                        }
+                    }
+                    Err(e) => tracing::warn!("subscribe to {track}: {e}"),
+                }
+            }
+        }
+        self.participants.insert(participant.clone(), state);
+        self.renegotiate(&participant);
+        Ok(())
+    }
+
+    fn leave(&mut self, participant: &ParticipantId) {
+        let Some(state) = self.participants.remove(participant) else {
+            return;
+        };
+        if let Some(members) = self.rooms.get_mut(&state.room) {
+            members.retain(|m| m != participant);
+            if members.is_empty() {
+                self.rooms.remove(&state.room);
+            }
+        }
+        let track_ids: Vec<String> = state.tracks.iter().map(|t| t.id.clone()).collect();
+        self.unsubscribe_everyone(&state.room, &track_ids);
+        // Drop this participant's subscriber connection from others' track lists.
+        for p in self.participants.values_mut() {
+            for t in &mut p.tracks {
+                t.subscribers.retain(|k| *k != state.subscriber);
+            }
+        }
+        self.remove_peer(state.publisher);
+        self.remove_peer(state.subscriber);
+    }
+
+    /// Removes tracks from every subscriber connection in the room.
+    fn unsubscribe_everyone(&mut self, room: &RoomId, track_ids: &[String]) {
+        let members = self.rooms.get(room).cloned().unwrap_or_default();
+        for m in members {
+            let Some(sub) = self.participants.get(&m).map(|p| p.subscriber) else {
+                continue;
+            };
+            let mut changed = false;
+            if let Some(slot) = self.peers.get_mut(&sub) {
+                for id in track_ids {
+                    match slot.peer.remove_send_track(id) {
+                        Ok(true) => changed = true,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!("unsubscribe {id}: {e}"),
+                    }
+                }
+            }
+            if changed {
+                if let Some(p) = self.participants.get_mut(&m) {
+                    p.sub_dirty = true;
+                }
+                self.renegotiate(&m);
+            }
+        }
+    }
+
+    fn publish(&mut self, participant: &ParticipantId, sdp: String) -> Result<String, SfuError> {
+        let key = self
+            .participants
+            .get(participant)
+            .map(|p| p.publisher)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let slot = self
+            .peers
+            .get_mut(&key)
+            .ok_or(SfuError::UnknownParticipant)?;
+        self.touched.push(key);
+        slot.peer.accept_offer(Instant::now(), sdp)
+    }
+
+    fn subscriber_answer(
+        &mut self,
+        participant: &ParticipantId,
+        sdp: String,
+    ) -> Result<(), SfuError> {
+        let (key, outstanding) = self
+            .participants
+            .get(participant)
+            .map(|p| (p.subscriber, p.sub_offer_outstanding))
+            .ok_or(SfuError::UnknownParticipant)?;
+        if !outstanding {
+            return Err(SfuError::Negotiation(
+                "no subscriber offer is outstanding".into(),
+            ));
+        }
+        let slot = self
+            .peers
+            .get_mut(&key)
+            .ok_or(SfuError::UnknownParticipant)?;
+        self.touched.push(key);
+        slot.peer.accept_answer(Instant::now(), sdp)?;
+        let connected = slot.connected;
+        if let Some(p) = self.participants.get_mut(participant) {
+            p.sub_offer_outstanding = false;
+        }
+        self.renegotiate(participant);
+        if connected {
+            self.request_keyframes_for(key);
+        }
+        Ok(())
+    }
+
+    /// Sends a new subscriber offer when tracks changed and none is outstanding.
+    fn renegotiate(&mut self, participant: &ParticipantId) {
+        let Some(p) = self.participants.get_mut(participant) else {
+            return;
+        };
+        if p.sub_offer_outstanding || !p.sub_dirty {
+            return;
+        }
+        let Some(slot) = self.peers.get_mut(&p.subscriber) else {
+            return;
+        };
+        match slot.peer.create_offer(Instant::now()) {
+            Ok(sdp) => {
+                p.sub_dirty = false;
+                p.sub_offer_outstanding = true;
+                let _ = p.events.send(SfuEvent::SubscriberOffer { sdp });
+                self.touched.push(p.subscriber);
+            }
+            Err(e) => tracing::warn!(participant = %participant, "subscriber offer: {e}"),
+        }
+    }
+
+    /// Asks the publishers of every video track a subscriber connection receives for a keyframe.
+    fn request_keyframes_for(&mut self, sub: PeerKey) {
+        let mut wanted = Vec::new();
+        for (pid, p) in &self.participants {
+            for t in &p.tracks {
+                if t.kind == MediaKind::Video && t.subscribers.contains(&sub) {
+                    wanted.push((pid.clone(), t.id.clone()));
+                }
+            }
+        }
+        for (pid, track) in wanted {
+            self.request_keyframe(&pid, &track);
+        }
+    }
+
+    fn request_keyframe(&mut self, publisher: &ParticipantId, track: &str) {
+        let now = Instant::now();
+        let Some(p) = self.participants.get_mut(publisher) else {
+            return;
+        };
+        let Some(t) = p.tracks.iter_mut().find(|t| t.id == track) else {
+            return;
+        };
+        if t.last_keyframe_request
+            .is_some_and(|last| now.duration_since(last) < KEYFRAME_INTERVAL)
+        {
+            return;
+        }
+        t.last_keyframe_request = Some(now);
+        let recv_track = t.recv_track.clone();
+        let key = p.publisher;
+        if let Some(slot) = self.peers.get_mut(&key) {
+            match slot.peer.request_keyframe(now, &recv_track) {
+                Ok(()) => self.stats.keyframe_requests_sent += 1,
+                Err(e) => tracing::debug!("keyframe request: {e}"),
+            }
+            self.touched.push(key);
+        }
+    }
+
+    fn inbound(&mut self, msg: Inbound) {
+        match msg {
+            Inbound::Datagram {
+                proto,
+                local,
+                remote,
+                data,
+            } => {
+                match proto {
+                    Proto::Udp => self.stats.udp_datagrams_in += 1,
+                    Proto::Tcp => self.stats.tcp_frames_in += 1,
+                }
+                let Some(key) = self.route(proto, remote, &data) else {
+                    self.stats.datagrams_unrouted += 1;
+                    return;
+                };
+                if let Some(slot) = self.peers.get_mut(&key) {
+                    slot.peer
+                        .handle_input(Instant::now(), proto, local, remote, data);
+                    self.touched.push(key);
+                }
+            }
+            Inbound::TcpOpen { remote, writer } => {
+                self.tcp.insert(remote, writer);
+            }
+            Inbound::TcpClosed { remote } => {
+                self.tcp.remove(&remote);
+                self.by_addr.remove(&(Proto::Tcp, remote));
+            }
+        }
+    }
+
+    /// Which peer a datagram is for: STUN by its USERNAME (our ufrag before
+    /// the colon), everything else by the 5-tuple learnt from STUN.
+    fn route(&mut self, proto: Proto, remote: SocketAddr, data: &[u8]) -> Option<PeerKey> {
+        if crate::peer::is_stun(data) {
+            if let Some(user) = crate::peer::stun_username(data) {
+                let ours = user.split(':').next().unwrap_or_default();
+                let key = *self.by_ufrag.get(ours)?;
+                let addr = (proto, remote);
+                if self.by_addr.insert(addr, key) != Some(key) {
+                    if let Some(slot) = self.peers.get_mut(&key) {
+                        if !slot.addrs.contains(&addr) {
+                            slot.addrs.push(addr);
+                        }
+                    }
+                }
+                return Some(key);
+            }
+        }
+        self.by_addr.get(&(proto, remote)).copied()
+    }
+
+    fn transmit(&mut self, proto: Proto, local: SocketAddr, remote: SocketAddr, data: BytesMut) {
+        match proto {
+            Proto::Udp => {
+                let sock = self.udp.get(&local).or_else(|| self.udp.values().next());
+                if let Some(sock) = sock {
+                    if let Err(e) = sock.try_send_to(&data, remote) {
+                        tracing::trace!("udp send to {remote}: {e}");
+                    }
+                }
+            }
+            Proto::Tcp => {
+                if let Some(w) = self.tcp.get(&remote) {
+                    let _ = w.send(data);
+                }
+            }
+        }
+    }
+
+    /// Drains every touched peer: datagrams out, events handled, timers set.
+    fn flush(&mut self) {
+        while let Some(key) = self.touched.pop() {
+            let mut events = Vec::new();
+            let mut out = Vec::new();
+            let Some(slot) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            while let Some(ev) = slot.peer.poll_event() {
+                events.push(ev);
+            }
+            while let Some(t) = slot.peer.poll_transmit() {
+                out.push(t);
+            }
+            let deadline = slot.peer.poll_timeout();
+            if slot.deadline != deadline {
+                if let Some(d) = slot.deadline {
+                    self.timers.remove(&(d, key));
+                }
+                if let Some(d) = deadline {
+                    self.timers.insert((d, key));
+                }
+                slot.deadline = deadline;
+            }
+            for t in out {
+                self.transmit(t.proto, t.local, t.remote, t.data);
+            }
+            for ev in events {
+                self.peer_event(key, ev);
+            }
+        }
+    }
+
+    fn peer_event(&mut self, key: PeerKey, ev: PeerEvent) {
+        let Some((owner, kind)) = self.peers.get(&key).map(|s| (s.owner.clone(), s.kind)) else {
+            return;
+        };
+        match ev {
+            PeerEvent::State(state) => {
+                if let Some(slot) = self.peers.get_mut(&key) {
+                    slot.connected = state == ConnectionState::Connected;
+                }
+                if let Some(p) = self.participants.get_mut(&owner) {
+                    let _ = p.events.send(SfuEvent::Connection { pc: kind, state });
+                }
+                match (kind, state) {
+                    (PcKind::Subscriber, ConnectionState::Connected) => {
+                        self.request_keyframes_for(key)
+                    }
+                    (PcKind::Publisher, ConnectionState::Failed | ConnectionState::Closed) => {
+                        self.unpublish_all(&owner)
+                    }
+                    _ => {}
+                }
+            }
+            PeerEvent::Rtp {
+                track,
+                kind: media,
+                codec,
+                packet,
+            } => {
+                self.stats.rtp_packets_in += 1;
+                self.on_rtp(&owner, track, media, codec, packet);
+            }
+            PeerEvent::KeyframeRequest { track } => {
+                let publisher = self
+                    .participants
+                    .iter()
+                    .find(|(_, p)| p.tracks.iter().any(|t| t.id == track))
+                    .map(|(id, _)| id.clone());
+                if let Some(publisher) = publisher {
+                    self.request_keyframe(&publisher, &track);
+                }
+            }
+            PeerEvent::TrackClosed { track } => {
+                let id = self.participants.get_mut(&owner).and_then(|p| {
+                    let pos = p.tracks.iter().position(|t| t.recv_track == track)?;
+                    let t = p.tracks.remove(pos);
+                    let _ = p.events.send(SfuEvent::TrackUnpublished {
+                        track_id: t.id.clone(),
+                    });
+                    Some(t.id)
+                });
+                if let (Some(id), Some(room)) =
+                    (id, self.participants.get(&owner).map(|p| p.room.clone()))
+                {
+                    self.unsubscribe_everyone(&room, &[id]);
+                }
+            }
+        }
+    }
+
+    fn unpublish_all(&mut self, owner: &ParticipantId) {
+        let Some(p) = self.participants.get_mut(owner) else {
+            return;
+        };
+        let ids: Vec<String> = p.tracks.drain(..).map(|t| t.id).collect();
+        for id in &ids {
+            let _ = p.events.send(SfuEvent::TrackUnpublished {
+                track_id: id.clone(),
+            });
+        }
+        let room = p.room.clone();
+        self.unsubscribe_everyone(&room, &ids);
+    }
+
+    fn on_rtp(
+        &mut self,
+        owner: &ParticipantId,
+        recv_track: String,
+        kind: MediaKind,
+        codec: Option<Codec>,
+        packet: RtpPacket,
+    ) {
+        let Some(p) = self.participants.get_mut(owner) else {
+            return;
+        };
+        let pos = match p.tracks.iter().position(|t| t.recv_track == recv_track) {
+            Some(pos) => pos,
+            None => {
+                // First packet of a new track: publish it to the room.
+                let Some(codec) = codec else { return };
+                let id = new_track_id();
+                p.tracks.push(PubTrack {
+                    id: id.clone(),
+                    recv_track,
+                    kind,
+                    codec: codec.clone(),
+                    subscribers: Vec::new(),
+                    last_keyframe_request: None,
+                });
+                let _ = p.events.send(SfuEvent::TrackPublished {
+                    track_id: id.clone(),
+                    kind,
+                });
+                let room = p.room.clone();
+                self.subscribe_room(owner, &room, &id, kind, &codec);
+                match self
+                    .participants
+                    .get(owner)
+                    .and_then(|p| p.tracks.iter().position(|t| t.id == id))
+                {
+                    Some(pos) => pos,
+                    None => return,
+                }
+            }
+        };
+        let Some(p) = self.participants.get(owner) else {
+            return;
+        };
+        let track = &p.tracks[pos];
+        let now = Instant::now();
+        let mut sent = 0;
+        for &sub in &track.subscribers {
+            let Some(slot) = self.peers.get_mut(&sub).filter(|s| s.connected) else {
+                continue;
+            };
+            match slot.peer.send_rtp(now, &track.id, &packet) {
+                Ok(()) => {
+                    sent += 1;
+                    self.touched.push(sub);
+                }
+                Err(e) => tracing::trace!("forward: {e}"),
+            }
+        }
+        self.stats.rtp_packets_forwarded += sent;
+    }
+
+    /// Adds a new track to every other member's subscriber connection.
+    fn subscribe_room(
+        &mut self,
+        owner: &ParticipantId,
+        room: &RoomId,
+        track: &str,
+        kind: MediaKind,
+        codec: &Codec,
+    ) {
+        let members = self.rooms.get(room).cloned().unwrap_or_default();
+        let mut subs = Vec::new();
+        for m in members.iter().filter(|m| *m != owner) {
+            let Some(sub) = self.participants.get(m).map(|p| p.subscriber) else {
+                continue;
+            };
+            let Some(slot) = self.peers.get_mut(&sub) else {
+                continue;
+            };
+            match slot.peer.add_send_track(owner, track, kind, codec) {
+                Ok(()) => {
+                    subs.push(sub);
+                    if let Some(p) = self.participants.get_mut(m) {
+                        p.sub_dirty = true;
+                    }
+                    self.renegotiate(m);
+                }
+                Err(e) => tracing::warn!("subscribe {m} to {track}: {e}"),
+            }
+        }
+        if let Some(t) = self
+            .participants
+            .get_mut(owner)
+            .and_then(|p| p.tracks.iter_mut().find(|t| t.id == track))
+        {
+            t.subscribers.extend(subs);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! giaoban's media plane: a WebRTC SFU whose peers all share one UDP port and
+//! one TCP port (ICE-TCP, RFC 4571 framing).
+//!
+//! # Layout
+//! - [`Sfu`]: the handle the server holds. [`Sfu::start`] binds the media
+//!   sockets and spawns the engine; [`Sfu::join`] adds a participant to a room.
+//! - [`Participant`]: one participant's side of the media plane: its publisher
+//!   connection (client offers, we answer), its subscriber connection (we offer,
+//!   client answers), trickled candidates. Dropping it (or [`Participant::leave`])
+//!   removes the participant from its room.
+//! - [`SfuEvent`]: what the engine tells the server about a participant
+//!   (a subscriber offer to relay, tracks going live or away, connection state).
+//! - `engine` (private): the one task that owns every peer connection, the
+//!   sockets' demultiplexing and the forwarding; nothing on the hot path locks.
+//! - `peer` (private): the only module that speaks to the WebRTC stack
+//!   (webrtc-rs `rtc`, sans-I/O). Its types do not leak out of it.
+//! - `net` (private): the UDP socket and the TCP listener with RFC 4571 framing.
+//!
+//! Errors are [`SfuError`]: an error means bad input from a client (bad SDP,
+//! a negotiation out of order) or a closed engine; a panic would be a bug.
+
+use std::net::{IpAddr, SocketAddr};
+
+mod engine;
+mod net;
+mod peer;
+
+/// How the media plane listens and what it announces.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// UDP address to bind; every peer shares this one socket.
+    pub udp_bind: SocketAddr,
+    /// TCP address to bind for ICE-TCP (normally the same port number as UDP).
+    pub tcp_bind: SocketAddr,
+    /// Addresses announced as host candidates. Empty: the bind address when it
+    /// is not unspecified, otherwise the machine's non-loopback addresses.
+    pub announce_ips: Vec<IpAddr>,
+    /// A 1:1 NAT's public address, announced in addition (for example the
+    /// address of the province's gateway in front of the server).
+    pub nat_1to1_ip: Option<IpAddr>,
+    /// Also announce 127.0.0.1 (tests and single-machine demos).
+    pub include_loopback: bool,
+}
+
+/// Identifies a room (a meeting's media).
+pub type RoomId = String;
+/// Identifies a participant within the SFU (unique across rooms).
+pub type ParticipantId = String;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PcKind {
+    Publisher,
+    Subscriber,
+}
+
+/// State of one peer connection, as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// A trickled ICE candidate as browsers give it (`RTCIceCandidate.toJSON()`).
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+    pub username_fragment: Option<String>,
+}
+
+/// What the engine tells the server about one participant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SfuEvent {
+    /// A new offer for the participant's subscriber connection: relay it to the
+    /// client and pass its answer to [`Participant::subscriber_answer`].
+    SubscriberOffer { sdp: String },
+    /// A track of this participant is live (its first media packet arrived).
+    TrackPublished { track_id: String, kind: MediaKind },
+    /// A track of this participant went away (renegotiated off or closed).
+    TrackUnpublished { track_id: String },
+    /// One of the participant's connections changed state.
+    Connection { pc: PcKind, state: ConnectionState },
+}
+
+/// Errors of the media plane.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("could not bind the media sockets: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error("the SDP was not accepted: {0}")]
+    BadSdp(String),
+    #[error("negotiation out of order: {0}")]
+    Negotiation(String),
+    #[error("the candidate was not accepted: {0}")]
+    BadCandidate(String),
+    #[error("participant {0} is already in the media plane")]
+    AlreadyJoined(String),
+    #[error("unknown participant")]
+    UnknownParticipant,
+    #[error("the media engine has stopped")]
+    Stopped,
+}
+
+pub use engine::{Participant, Sfu, SfuStats};

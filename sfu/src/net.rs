@@ -1,0 +1,260 @@
+//! The media sockets: one UDP socket and one TCP listener per media address,
+//! all on the same port number. Reader tasks hand datagrams to the engine;
+//! TCP carries them with RFC 4571 framing (a 16-bit length before each one).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::peer::Proto;
+use crate::SfuConfig;
+
+/// Largest datagram we accept (and the largest RFC 4571 frame).
+const MAX_DATAGRAM: usize = 2048;
+
+/// What the socket tasks tell the engine.
+pub(crate) enum Inbound {
+    Datagram {
+        proto: Proto,
+        /// The announced address the datagram arrived on.
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: BytesMut,
+    },
+    TcpOpen {
+        remote: SocketAddr,
+        writer: mpsc::UnboundedSender<BytesMut>,
+    },
+    TcpClosed {
+        remote: SocketAddr,
+    },
+}
+
+/// The bound sockets.
+pub(crate) struct Sockets {
+    /// Announced address -> the UDP socket it is served by.
+    pub udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    /// Announced UDP and TCP addresses, in announcement order.
+    pub udp_announced: Vec<SocketAddr>,
+    pub tcp_announced: Vec<SocketAddr>,
+    /// Bound addresses (what the OS reports).
+    pub udp_bound: Vec<SocketAddr>,
+    pub tcp_bound: Vec<SocketAddr>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+}
+
+/// (address to bind, address to announce) pairs for the configuration.
+fn media_ips(config: &SfuConfig) -> Vec<(IpAddr, IpAddr)> {
+    let bind = config.udp_bind.ip();
+    let mut ips: Vec<IpAddr> = if !config.announce_ips.is_empty() {
+        config.announce_ips.clone()
+    } else if !bind.is_unspecified() {
+        vec![bind]
+    } else {
+        if_addrs::get_if_addrs()
+            .map(|list| {
+                list.into_iter()
+                    .map(|i| i.ip())
+                    .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if config.include_loopback && !ips.iter().any(|ip| ip.is_loopback()) {
+        ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let mut out = Vec::new();
+    for ip in ips {
+        // With an explicit bind address other than the announced one (NAT), bind it.
+        let bind_ip = if !bind.is_unspecified() && !ip.is_loopback() {
+            bind
+        } else {
+            ip
+        };
+        let announce = match config.nat_1to1_ip {
+            Some(public) if !ip.is_loopback() => public,
+            _ => ip,
+        };
+        if !out.iter().any(|(b, _)| *b == bind_ip) {
+            out.push((bind_ip, announce));
+        }
+    }
+    out
+}
+
+/// Binds every media address on one port number (the configured one, or a
+/// free one shared by UDP and TCP when the configured port is 0).
+pub(crate) async fn bind(config: &SfuConfig) -> io::Result<Sockets> {
+    let ips = media_ips(config);
+    if ips.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no media address: set media.announce_ips or media.bind_ip",
+        ));
+    }
+    let want = config.udp_bind.port();
+    let tcp_port = config.tcp_bind.port();
+    // With port 0, a free UDP port may be taken on TCP: try a few.
+    let attempts = if want == 0 { 20 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        match try_bind(&ips, want, tcp_port).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("bind failed")))
+}
+
+async fn try_bind(ips: &[(IpAddr, IpAddr)], port: u16, tcp_port: u16) -> io::Result<Sockets> {
+    let mut port = port;
+    let mut s = Sockets {
+        udp: HashMap::new(),
+        udp_announced: vec![],
+        tcp_announced: vec![],
+        udp_bound: vec![],
+        tcp_bound: vec![],
+        tcp_listeners: vec![],
+    };
+    for &(bind_ip, announce) in ips {
+        let udp = UdpSocket::bind(SocketAddr::new(bind_ip, port)).await?;
+        let bound = udp.local_addr()?;
+        port = bound.port();
+        let tport = if tcp_port == 0 { port } else { tcp_port };
+        let tcp = TcpListener::bind(SocketAddr::new(bind_ip, tport)).await?;
+        let tbound = tcp.local_addr()?;
+        let ua = SocketAddr::new(announce, port);
+        let ta = SocketAddr::new(announce, tbound.port());
+        s.udp.insert(ua, Arc::new(udp));
+        s.udp_announced.push(ua);
+        s.tcp_announced.push(ta);
+        s.udp_bound.push(bound);
+        s.tcp_bound.push(tbound);
+        s.tcp_listeners.push((tcp, ta));
+    }
+    Ok(s)
+}
+
+impl Sockets {
+    /// Starts the reader tasks; they stop when the engine's receiver is gone.
+    pub fn spawn_readers(&mut self, tx: mpsc::Sender<Inbound>) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (&announced, sock) in &self.udp {
+            let sock = sock.clone();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                udp_reader(sock, announced, tx).await;
+            }));
+        }
+        for (listener, announced) in self.tcp_listeners.drain(..) {
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                tcp_acceptor(listener, announced, tx).await;
+            }));
+        }
+        tasks
+    }
+}
+
+async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Inbound>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, remote)) => {
+                let msg = Inbound::Datagram {
+                    proto: Proto::Udp,
+                    local,
+                    remote,
+                    data: BytesMut::from(&buf[..n]),
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP errors (port unreachable) surface here on Linux: not fatal.
+            Err(e) => tracing::trace!("udp recv: {e}"),
+        }
+    }
+}
+
+async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, tx: mpsc::Sender<Inbound>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let tx = tx.clone();
+                tokio::spawn(async move { tcp_connection(stream, local, remote, tx).await });
+            }
+            Err(e) => {
+                tracing::warn!("tcp accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_connection(
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    tx: mpsc::Sender<Inbound>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<BytesMut>();
+    if tx
+        .send(Inbound::TcpOpen {
+            remote,
+            writer: wtx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(data) = wrx.recv().await {
+            if data.len() > u16::MAX as usize {
+                continue;
+            }
+            if wr.write_all(&frame_packet(&data)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut decoder = TcpFrameDecoder::new();
+    let mut buf = vec![0u8; 8192];
+    'read: loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                decoder.extend_from_slice(&buf[..n]);
+                while let Some(frame) = decoder.next_packet() {
+                    let msg = Inbound::Datagram {
+                        proto: Proto::Tcp,
+                        local,
+                        remote,
+                        data: BytesMut::from(&frame[..]),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break 'read;
+                    }
+                }
+                // A peer that sends a frame header claiming more than we will ever
+                // accept is not speaking RFC 4571 to us.
+                if decoder.buffered_len() > 4 * MAX_DATAGRAM + 2 {
+                    break;
+                }
+            }
+        }
+    }
+    writer.abort();
+    let _ = tx.send(Inbound::TcpClosed { remote }).await;
+}

@@ -1,0 +1,346 @@
+//! Invitation tokens: the HS256 signing key, issuing and verifying JWTs with
+//! the claims of `docs/protocol.md` ("Tokens").
+//!
+//! Verification is in two steps: [`Keys::decode`] checks what the token says
+//! by itself (signature, `iss`, `exp`, shape), then [`check_invitation`]
+//! checks it against the database (meeting exists and is open, invitation
+//! exists and is not revoked). Tokens are never logged.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use cabinet::{Invitation, Meeting, MeetingStatus, Role, Store};
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// The `iss` of our own tokens.
+pub const ISSUER: &str = "giaoban";
+/// File name of the generated key in the data folder.
+pub const KEY_FILE_NAME: &str = "signing.key";
+/// Smallest accepted secret.
+const MIN_KEY_BYTES: usize = 32;
+/// Clock skew tolerated on `exp`, in seconds.
+const LEEWAY_SECONDS: u64 = 2;
+
+/// The claims of an invitation token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// The invitation id.
+    pub sub: String,
+    /// The meeting id.
+    pub mtg: String,
+    /// Display name.
+    pub name: String,
+    /// The role, as text (parsed by [`Claims::role`]).
+    pub role: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+}
+
+/// Why a token is not accepted; each maps to a protocol error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the invitation token is not valid")]
+    Invalid,
+    #[error("the invitation has expired")]
+    Expired,
+    #[error("the invitation is for another meeting")]
+    WrongMeeting,
+    #[error("the invitation was revoked")]
+    Revoked,
+    #[error("the meeting does not exist")]
+    MeetingNotFound,
+    #[error("the meeting has ended")]
+    MeetingClosed,
+    #[error("could not check the invitation")]
+    Internal,
+}
+
+impl TokenError {
+    /// The stable protocol code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Invalid => "token_invalid",
+            TokenError::Expired => "token_expired",
+            TokenError::WrongMeeting => "token_wrong_meeting",
+            TokenError::Revoked => "token_revoked",
+            TokenError::MeetingNotFound => "meeting_not_found",
+            TokenError::MeetingClosed => "meeting_closed",
+            TokenError::Internal => "internal",
+        }
+    }
+}
+
+/// Errors loading or creating the signing key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signing key file {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signing key file {0} holds fewer than 32 bytes")]
+    TooShort(PathBuf),
+}
+
+/// The HS256 keys (the same secret signs and verifies).
+#[derive(Clone)]
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+impl Keys {
+    /// Keys from a secret.
+    pub fn from_secret(secret: &[u8]) -> Keys {
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Loads the key from `configured` if given, else from `data_dir/signing.key`,
+    /// creating the latter (0600, 48 random bytes, base64) if it does not exist.
+    /// The secret is the file's content without surrounding whitespace.
+    pub fn load_or_create(configured: Option<&Path>, data_dir: &Path) -> Result<Keys, KeyError> {
+        let path = match configured {
+            Some(p) => p.to_owned(),
+            None => {
+                let path = data_dir.join(KEY_FILE_NAME);
+                create_key_file(&path)?;
+                path
+            }
+        };
+        let bytes = std::fs::read(&path).map_err(|source| KeyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let secret = trim_ascii(&bytes);
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort(path));
+        }
+        Ok(Keys::from_secret(secret))
+    }
+
+    /// Signs claims.
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Checks signature, algorithm, `iss`, `exp` (a few seconds of leeway) and
+    /// the claims' shape. Says nothing about the database.
+    pub fn decode(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = LEEWAY_SECONDS;
+        v.set_issuer(&[ISSUER]);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.validate_aud = false;
+        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &v).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            },
+        )?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.mtg.is_empty() || claims.role().is_none() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+impl Claims {
+    pub fn role(&self) -> Option<Role> {
+        self.role.parse().ok()
+    }
+}
+
+/// Claims for an invitation.
+pub fn claims_for(inv: &Invitation) -> Claims {
+    Claims {
+        iss: ISSUER.to_owned(),
+        sub: inv.id.clone(),
+        mtg: inv.meeting_id.clone(),
+        name: inv.name.clone(),
+        role: inv.role.as_str().to_owned(),
+        iat: inv.created_at,
+        exp: inv.expires_at,
+    }
+}
+
+/// The meeting and invitation a decoded token stands for, after checking them
+/// in the database. `want_meeting`: the meeting the client asked for, if any.
+pub async fn check_invitation(
+    store: &Store,
+    claims: &Claims,
+    want_meeting: Option<&str>,
+) -> Result<(Meeting, Invitation), TokenError> {
+    if let Some(want) = want_meeting {
+        if want != claims.mtg {
+            return Err(TokenError::WrongMeeting);
+        }
+    }
+    let internal = |e: cabinet::Error| {
+        tracing::error!(error = %e, "database error while checking an invitation");
+        TokenError::Internal
+    };
+    let meeting = store
+        .get_meeting(&claims.mtg)
+        .await
+        .map_err(internal)?
+        .ok_or(TokenError::MeetingNotFound)?;
+    let inv = store
+        .get_invitation(&claims.sub)
+        .await
+        .map_err(internal)?
+        .ok_or(TokenError::Invalid)?;
+    if inv.meeting_id != meeting.id {
+        return Err(TokenError::Invalid);
+    }
+    if inv.is_revoked() {
+        return Err(TokenError::Revoked);
+    }
+    if meeting.status == MeetingStatus::Ended {
+        return Err(TokenError::MeetingClosed);
+    }
+    Ok((meeting, inv))
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
+/// Creates the key file with a fresh secret unless it exists. Exclusive
+/// creation, so a CLI command and the server starting at once agree on one key.
+fn create_key_file(path: &Path) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            let mut secret = [0u8; 48];
+            rand::rng().fill_bytes(&mut secret);
+            let text = base64::engine::general_purpose::STANDARD.encode(secret);
+            f.write_all(text.as_bytes()).map_err(io)?;
+            f.write_all(b"\n").map_err(io)?;
+            f.sync_all().map_err(io)?;
+            tracing::info!(path = %path.display(), "created a new signing key");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process may be writing it right now: wait until it has content.
+            for _ in 0..50 {
+                match std::fs::metadata(path) {
+                    Ok(m) if m.len() > 0 => return Ok(()),
+                    _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = cabinet::now_unix();
+        Claims {
+            iss: ISSUER.into(),
+            sub: "inv".into(),
+            mtg: "m".into(),
+            name: "n".into(),
+            role: "bridge".into(),
+            iat: now,
+            exp: now + exp_in,
+        }
+    }
+
+    #[test]
+    fn sign_and_decode() {
+        let k = Keys::from_secret(&[7u8; 32]);
+        let t = k.sign(&claims(60)).expect("sign");
+        assert_eq!(k.decode(&t).expect("valid"), claims(60));
+    }
+
+    #[test]
+    fn rejects_other_key_expired_bad_iss_and_garbage() {
+        let k = Keys::from_secret(&[7u8; 32]);
+        let other = Keys::from_secret(&[8u8; 32]);
+        let t = other.sign(&claims(60)).expect("sign");
+        assert_eq!(k.decode(&t), Err(TokenError::Invalid));
+        let t = k.sign(&claims(-30)).expect("sign");
+        assert_eq!(k.decode(&t), Err(TokenError::Expired));
+        let mut c = claims(60);
+        c.iss = "someone".into();
+        assert_eq!(
+            k.decode(&k.sign(&c).expect("sign")),
+            Err(TokenError::Invalid)
+        );
+        let mut c = claims(60);
+        c.role = "king".into();
+        assert_eq!(
+            k.decode(&k.sign(&c).expect("sign")),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(k.decode("not a token"), Err(TokenError::Invalid));
+        assert_eq!(k.decode(""), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn key_file_created_once_with_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k1 = Keys::load_or_create(None, dir.path()).expect("create");
+        let k2 = Keys::load_or_create(None, dir.path()).expect("load");
+        let t = k1.sign(&claims(60)).expect("sign");
+        assert!(k2.decode(&t).is_ok(), "the same key is loaded again");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE_NAME))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, "abc\n").expect("write");
+        assert!(matches!(
+            Keys::load_or_create(Some(&short), dir.path()),
+            Err(KeyError::TooShort(_))
+        ));
+    }
+}

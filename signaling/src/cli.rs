@@ -1,0 +1,310 @@
+//! The command line of the `giaoban` binary. Commands other than `serve` work
+//! on the data folder and database directly (also while a server runs) and
+//! print only their result on stdout (an id, a URL), so scripts can use them.
+
+use std::path::PathBuf;
+
+use cabinet::{MeetingStatus, NewInvitation, Role};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::server::{self, ServerError};
+
+/// giaoban: online meetings for provincial government (video + eCabinet).
+#[derive(Debug, Parser)]
+#[command(name = "giaoban", version, about)]
+pub struct Cli {
+    /// TOML config file (every key is optional; see deploy/giaoban.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (HTTP, WebSocket, media) until SIGTERM or Ctrl-C.
+    Serve,
+    /// Create, list or end meetings.
+    #[command(subcommand)]
+    Meeting(MeetingCmd),
+    /// Invite someone to a meeting (prints the invitation URL), or revoke/list invitations.
+    Invite(InviteCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeetingCmd {
+    /// Create a meeting; prints its id.
+    Create {
+        #[arg(long)]
+        title: String,
+    },
+    /// List meetings: id, status, title (tab separated).
+    List,
+    /// Mark a meeting as ended (nobody can join it any more).
+    End {
+        #[arg(value_name = "MEETING_ID")]
+        meeting_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct InviteCmd {
+    #[command(subcommand)]
+    pub action: Option<InviteAction>,
+    /// The meeting id.
+    #[arg(long, required = true)]
+    pub meeting: Option<String>,
+    /// Display name of the person or bridge point.
+    #[arg(long, required = true)]
+    pub name: Option<String>,
+    /// chair, member, secretary, bridge, delegate or observer.
+    #[arg(long, required = true)]
+    pub role: Option<String>,
+    /// Lifetime in hours (default: auth.invite_ttl_hours).
+    #[arg(long)]
+    pub ttl_hours: Option<u32>,
+    /// Base URL of the link (default: server.public_url, else the HTTP address).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Lifetime in seconds, may be negative (tests only).
+    #[arg(long, hide = true, allow_negative_numbers = true)]
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InviteAction {
+    /// Revoke an invitation; its link stops working.
+    Revoke {
+        #[arg(value_name = "INVITATION_ID")]
+        invitation_id: String,
+    },
+    /// List a meeting's invitations: id, role, name, expires_at, state.
+    List {
+        #[arg(long)]
+        meeting: String,
+    },
+}
+
+/// What a CLI command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Store(#[from] cabinet::Error),
+    #[error("cannot sign the token")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Cli {
+    /// Whether this command runs the server (for choosing the log level).
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, Command::Serve)
+    }
+}
+
+/// Runs a command other than `serve` with a loaded config, printing its
+/// result on stdout. `serve` is run by the caller (it needs the shutdown
+/// future); here it is an error.
+pub async fn run_command(command: Command, config: &Config) -> Result<(), CliError> {
+    match command {
+        Command::Serve => Err(CliError::Usage("serve is run by the binary's main".into())),
+        Command::Meeting(cmd) => {
+            let (store, _keys) = server::open(config).await?;
+            let r = meeting(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Invite(cmd) => {
+            let (store, keys) = server::open(config).await?;
+            let r = invite(&store, &keys, config, cmd).await;
+            store.close().await;
+            r
+        }
+    }
+}
+
+async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
+    match cmd {
+        MeetingCmd::Create { title } => {
+            let m = store.create_meeting(&title).await?;
+            println!("{}", m.id);
+        }
+        MeetingCmd::List => {
+            for m in store.list_meetings().await? {
+                println!("{}\t{}\t{}", m.id, m.status, m.title);
+            }
+        }
+        MeetingCmd::End { meeting_id } => {
+            store
+                .set_meeting_status(&meeting_id, MeetingStatus::Ended)
+                .await?;
+            println!("{meeting_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn invite(
+    store: &cabinet::Store,
+    keys: &crate::auth::Keys,
+    config: &Config,
+    cmd: InviteCmd,
+) -> Result<(), CliError> {
+    match cmd.action {
+        Some(InviteAction::Revoke { invitation_id }) => {
+            let inv = store.revoke_invitation(&invitation_id).await?;
+            println!("{}", inv.id);
+            return Ok(());
+        }
+        Some(InviteAction::List { meeting }) => {
+            if store.get_meeting(&meeting).await?.is_none() {
+                return Err(cabinet::Error::MeetingNotFound(meeting).into());
+            }
+            let now = cabinet::now_unix();
+            for i in store.list_invitations(&meeting).await? {
+                let state = if i.is_revoked() {
+                    "revoked"
+                } else if i.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    i.id, i.role, i.name, i.expires_at, state
+                );
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    let missing = |what: &str| CliError::Usage(format!("--{what} is required"));
+    let meeting_id = cmd.meeting.ok_or_else(|| missing("meeting"))?;
+    let name = cmd.name.ok_or_else(|| missing("name"))?;
+    let role: Role = cmd.role.ok_or_else(|| missing("role"))?.parse()?;
+    let ttl_seconds = match (cmd.ttl_seconds, cmd.ttl_hours) {
+        (Some(s), _) => s,
+        (None, Some(0)) => return Err(CliError::Usage("--ttl-hours must be at least 1".into())),
+        (None, Some(h)) => i64::from(h) * 3600,
+        (None, None) => i64::from(config.auth.invite_ttl_hours) * 3600,
+    };
+    let base = match cmd.base_url {
+        Some(u) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(CliError::Usage(
+                    "--base-url must start with http:// or https://".into(),
+                ));
+            }
+            u.trim_end_matches('/').to_owned()
+        }
+        None => config.public_base_url(),
+    };
+    let inv = store
+        .create_invitation(NewInvitation {
+            meeting_id,
+            name,
+            role,
+            ttl_seconds,
+        })
+        .await?;
+    let token = keys.sign(&crate::auth::claims_for(&inv))?;
+    tracing::info!(invitation = %inv.id, meeting = %inv.meeting_id, role = %inv.role, "invitation created");
+    println!("{base}/join#{token}");
+    Ok(())
+}
+
+/// Resolves when SIGTERM or SIGINT (Ctrl-C) arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_invite_and_revoke() {
+        let c = Cli::try_parse_from([
+            "giaoban",
+            "invite",
+            "--meeting",
+            "m",
+            "--name",
+            "n",
+            "--role",
+            "chair",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Command::Invite(InviteCmd { action: None, .. })
+        ));
+        let c = Cli::try_parse_from(["giaoban", "invite", "revoke", "abc"]).expect("parses");
+        assert!(matches!(
+            c.command,
+            Command::Invite(InviteCmd {
+                action: Some(InviteAction::Revoke { .. }),
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["giaoban", "invite", "--meeting", "m"]).is_err());
+        let c = Cli::try_parse_from([
+            "giaoban",
+            "--config",
+            "x.toml",
+            "invite",
+            "--meeting",
+            "m",
+            "--name",
+            "n",
+            "--role",
+            "chair",
+            "--ttl-seconds",
+            "-10",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Command::Invite(InviteCmd {
+                ttl_seconds: Some(-10),
+                ..
+            })
+        ));
+    }
+}

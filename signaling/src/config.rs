@@ -1,0 +1,451 @@
+//! The one typed configuration: defaults, then a TOML file (unknown keys
+//! rejected), then `GIAOBAN_<SECTION>_<KEY>` environment variables; validated
+//! once by [`Config::load`]. `deploy/giaoban.toml` documents every key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration errors: a file that cannot be read or parsed, a bad
+/// environment variable, or values that do not fit together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting of the server, one section per area.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub media: MediaConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+/// HTTP side and where the server keeps its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP + WebSocket listener.
+    pub http_addr: SocketAddr,
+    /// The URL people reach the server at (behind a proxy: the proxy's URL);
+    /// used to build invitation links. None: `http://<http_addr>`.
+    pub public_url: Option<String>,
+    /// Folder for the SQLite database, the signing key and documents.
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
+            public_url: None,
+            data_dir: PathBuf::from("./giaoban-data"),
+        }
+    }
+}
+
+/// Storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; empty: `giaoban.db` in the data folder.
+    pub url: String,
+}
+
+/// The media plane (SFU) sockets and announced addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The one UDP port and the one TCP port (ICE-TCP) of every peer; 0 picks a
+    /// free port (the same number for both).
+    pub port: u16,
+    /// Address the media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Addresses announced in ICE candidates; empty: found automatically.
+    pub announce_ips: Vec<IpAddr>,
+    /// Public address of a 1:1 NAT in front of the server, also announced.
+    pub nat_1to1_ip: Option<IpAddr>,
+    /// Also announce 127.0.0.1 (tests, single-machine demos).
+    pub include_loopback: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            port: 7882,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            announce_ips: Vec::new(),
+            nat_1to1_ip: None,
+            include_loopback: false,
+        }
+    }
+}
+
+/// Invitations and tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Default lifetime of an invitation, in hours.
+    pub invite_ttl_hours: u32,
+    /// File holding the HS256 secret (at least 32 bytes); None: a key created
+    /// on first start in the data folder (`signing.key`).
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            invite_ttl_hours: 72,
+            signing_key_file: None,
+        }
+    }
+}
+
+/// Protection against misbehaving clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest WebSocket message accepted, in bytes.
+    pub ws_max_message_bytes: usize,
+    /// Messages per second one WebSocket may send (a burst of as many is allowed).
+    pub ws_messages_per_second: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            ws_max_message_bytes: 262_144,
+            ws_messages_per_second: 50,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logging (to stderr).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `giaoban=debug,sfu=trace`...
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "GIAOBAN_";
+const SECTIONS: [&str; 6] = ["SERVER", "DATABASE", "MEDIA", "AUTH", "LIMITS", "LOG"];
+
+impl Config {
+    /// Defaults, then `file` (if any), then the process environment; validated.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source: Box::new(source),
+                })?
+            }
+            None => Config::default(),
+        };
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (name, value) in vars {
+            config.apply_env(&name, &value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document over the defaults (no environment, no validation).
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies one `GIAOBAN_<SECTION>_<KEY>` variable. Variables whose section
+    /// is not a config section (`GIAOBAN_TEST_...`, `GIAOBAN_BIN`) are ignored;
+    /// an unknown key in a known section is an error.
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            return Ok(());
+        };
+        let Some(section) = SECTIONS
+            .iter()
+            .find(|s| rest.starts_with(*s) && rest[s.len()..].starts_with('_'))
+        else {
+            return Ok(());
+        };
+        let key = rest[section.len() + 1..].to_ascii_lowercase();
+        let bad = |reason: String| ConfigError::Env {
+            name: name.to_owned(),
+            reason,
+        };
+        fn parse<T: std::str::FromStr>(v: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim().parse::<T>().map_err(|e| format!("{e}"))
+        }
+        fn opt<T: std::str::FromStr>(v: &str) -> Result<Option<T>, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if v.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse(v).map(Some)
+            }
+        }
+        match (*section, key.as_str()) {
+            ("SERVER", "http_addr") => self.server.http_addr = parse(value).map_err(bad)?,
+            ("SERVER", "public_url") => {
+                self.server.public_url = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
+            }
+            ("SERVER", "data_dir") => self.server.data_dir = PathBuf::from(value),
+            ("DATABASE", "url") => self.database.url = value.trim().to_owned(),
+            ("MEDIA", "port") => self.media.port = parse(value).map_err(bad)?,
+            ("MEDIA", "bind_ip") => self.media.bind_ip = parse(value).map_err(bad)?,
+            ("MEDIA", "announce_ips") => {
+                self.media.announce_ips = value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?
+            }
+            ("MEDIA", "nat_1to1_ip") => self.media.nat_1to1_ip = opt(value).map_err(bad)?,
+            ("MEDIA", "include_loopback") => {
+                self.media.include_loopback = parse(value).map_err(bad)?
+            }
+            ("AUTH", "invite_ttl_hours") => {
+                self.auth.invite_ttl_hours = parse(value).map_err(bad)?
+            }
+            ("AUTH", "signing_key_file") => {
+                self.auth.signing_key_file =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("LIMITS", "ws_max_message_bytes") => {
+                self.limits.ws_max_message_bytes = parse(value).map_err(bad)?
+            }
+            ("LIMITS", "ws_messages_per_second") => {
+                self.limits.ws_messages_per_second = parse(value).map_err(bad)?
+            }
+            ("LOG", "format") => {
+                self.log.format = match value.trim() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => return Err(bad(format!("expected text or json, got {other:?}"))),
+                }
+            }
+            ("LOG", "level") => self.log.level = value.trim().to_owned(),
+            _ => return Err(bad("no such configuration key".into())),
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid("server.public_url must start with http:// or https://");
+            }
+        }
+        if self.server.data_dir.as_os_str().is_empty() {
+            return invalid("server.data_dir is empty");
+        }
+        let url = &self.database.url;
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return invalid("database.url must be empty, sqlite://... or postgres://...");
+        }
+        if self.auth.invite_ttl_hours == 0 {
+            return invalid("auth.invite_ttl_hours must be at least 1");
+        }
+        if self.limits.ws_max_message_bytes < 1024 {
+            return invalid("limits.ws_max_message_bytes must be at least 1024");
+        }
+        if self.limits.ws_max_message_bytes > 64 * 1024 * 1024 {
+            return invalid("limits.ws_max_message_bytes must be at most 64 MiB");
+        }
+        if self.limits.ws_messages_per_second == 0 {
+            return invalid("limits.ws_messages_per_second must be at least 1");
+        }
+        if self.log.level.trim().is_empty() {
+            return invalid("log.level is empty");
+        }
+        Ok(())
+    }
+
+    /// The database URL to use: the configured one, or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("giaoban.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The base URL of invitation links: `public_url`, or the HTTP address.
+    pub fn public_base_url(&self) -> String {
+        match &self.server.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let addr = self.server.http_addr;
+                let host = if addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    match addr.ip() {
+                        IpAddr::V6(ip) => format!("[{ip}]"),
+                        IpAddr::V4(ip) => ip.to_string(),
+                    }
+                };
+                format!("http://{host}:{}", addr.port())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults are valid");
+        assert_eq!(c.server.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.media.port, 7882);
+        assert_eq!(c.auth.invite_ttl_hours, 72);
+        assert_eq!(c.limits.ws_max_message_bytes, 262_144);
+        assert_eq!(c.limits.ws_messages_per_second, 50);
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert!(c.database_url().ends_with("giaoban.db?mode=rwc"));
+        assert_eq!(c.public_base_url(), "http://localhost:8080");
+    }
+
+    #[test]
+    fn sample_config_parses_and_equals_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/giaoban.toml");
+        let c = Config::load_with_env(Some(&path), env(&[])).expect("sample config loads");
+        assert_eq!(
+            c,
+            Config::default(),
+            "deploy/giaoban.toml must show the defaults"
+        );
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nhttp_addr = \"127.0.0.1:9000\"\n[media]\nport = 0\n[log]\nformat = \"json\"\n",
+        )
+        .expect("write");
+        let c = Config::load_with_env(
+            Some(&path),
+            env(&[
+                ("GIAOBAN_MEDIA_PORT", "7000"),
+                ("GIAOBAN_MEDIA_ANNOUNCE_IPS", "10.0.0.1, 10.0.0.2"),
+                ("GIAOBAN_MEDIA_INCLUDE_LOOPBACK", "true"),
+                ("GIAOBAN_SERVER_PUBLIC_URL", "https://hop.example.vn/"),
+                ("GIAOBAN_TEST_PG_URL", "ignored"),
+                ("GIAOBAN_BIN", "ignored"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(c.server.http_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.media.port, 7000);
+        assert_eq!(c.media.announce_ips.len(), 2);
+        assert!(c.media.include_loopback);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.public_base_url(), "https://hop.example.vn");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_rejected() {
+        assert!(Config::from_toml("[server]\nhttp_adr = \"x\"\n").is_err());
+        assert!(Config::from_toml("[nope]\n").is_err());
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_SERVER_HTTPADDR", "x")])),
+            Err(ConfigError::Env { .. })
+        ));
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_MEDIA_PORT", "seventy")])),
+            Err(ConfigError::Env { .. })
+        ));
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_DATABASE_URL", "mysql://x")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_LIMITS_WS_MESSAGES_PER_SECOND", "0")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            Config::load_with_env(Some(Path::new("/nonexistent/giaoban.toml")), env(&[])),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

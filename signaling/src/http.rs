@@ -1,0 +1,173 @@
+//! The HTTP routes: health, the invitation check, the WebSocket upgrade and
+//! the embedded web client.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::auth::{self, TokenError};
+use crate::AppState;
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+}
+
+/// The router of the whole server (no socket needed: tests call it directly).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/invitation", get(invitation))
+        .route("/ws", get(ws))
+        .route("/", get(|| async { asset("index.html") }))
+        .route("/join", get(|| async { asset("join.html") }))
+        .route("/admin", get(|| async { asset("admin.html") }))
+        .route("/assets/{*path}", get(asset_path))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// An error object `{"code", "message"}` with a status.
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut r = (status, Json(json!({"code": code, "message": message}))).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn invitation(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or_default();
+    let result = async {
+        let claims = state.keys.decode(token)?;
+        auth::check_invitation(&state.store, &claims, None).await
+    }
+    .await;
+    match result {
+        Ok((meeting, inv)) => {
+            let mut r = Json(json!({
+                "meeting": {"id": meeting.id, "title": meeting.title},
+                "name": inv.name,
+                "role": inv.role.as_str(),
+                "expires_at": inv.expires_at,
+            }))
+            .into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(TokenError::Internal) => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "could not check the invitation",
+        ),
+        Err(e) => api_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()),
+    }
+}
+
+async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let max = state.limits.max_message_bytes;
+    // The hard limit of the WebSocket layer is above ours, so a message a bit
+    // over the limit still reaches us and gets a proper `message_too_large`.
+    let hard = max.saturating_mul(4).max(max + 65_536);
+    upgrade
+        .max_message_size(hard)
+        .max_frame_size(hard)
+        .on_upgrade(move |socket| crate::session::run(socket, state))
+}
+
+async fn asset_path(Path(path): Path<String>) -> Response {
+    asset(&format!("assets/{path}"))
+}
+
+/// An embedded file of web/, or 404.
+fn asset(path: &str) -> Response {
+    match assets::WEB_ASSETS.iter().find(|(p, _)| *p == path) {
+        Some((p, bytes)) => {
+            let cache = if p.ends_with(".html") {
+                "no-cache"
+            } else {
+                "public, max-age=300"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, content_type(p)),
+                    (header::CACHE_CONTROL, cache),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                *bytes,
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// The content type of a file by its extension.
+pub fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    match ext.to_ascii_lowercase().as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "ttf" => "font/ttf",
+        "txt" => "text/plain; charset=utf-8",
+        "wasm" => "application/wasm",
+        "webmanifest" => "application/manifest+json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Paths of the embedded files (for tests and diagnostics).
+pub fn embedded_files() -> impl Iterator<Item = &'static str> {
+    assets::WEB_ASSETS.iter().map(|(p, _)| *p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+        assert_eq!(
+            content_type("assets/app.js"),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(content_type("assets/app.CSS"), "text/css; charset=utf-8");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn web_files_are_embedded() {
+        let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+        if web.join("index.html").is_file() {
+            assert!(embedded_files().any(|p| p == "index.html"));
+        }
+        for p in embedded_files() {
+            assert!(!p.starts_with('/') && !p.contains(".."), "{p}");
+        }
+    }
+}

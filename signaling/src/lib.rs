@@ -1,0 +1,49 @@
+//! giaoban's server: configuration, CLI, HTTP and WebSocket endpoints,
+//! authentication, and the wiring of meetings to the media plane (`sfu`) and
+//! to the eCabinet (`cabinet`).
+//!
+//! # Layout
+//! - [`config`]: the one typed [`Config`] (defaults, TOML file, `GIAOBAN_*`
+//!   environment), validated once.
+//! - [`auth`]: the HS256 signing key and invitation tokens (JWT).
+//! - [`http`]: [`app`], the router (health, `/api/invitation`, `/ws`, the
+//!   embedded web client from `web/`, compiled in by `build.rs`).
+//! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
+//! - [`hub`]: who is in which meeting now; broadcasts the live changes.
+//! - [`server`]: [`serve`]: binds the sockets, starts the SFU, runs until a
+//!   shutdown future resolves, then closes everything.
+//! - [`cli`]: the command line of the `giaoban` binary (`serve`, `meeting`,
+//!   `invite`); `main.rs` only calls it.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod server;
+pub mod session;
+
+use std::sync::Arc;
+
+pub use config::Config;
+pub use http::app;
+pub use server::serve;
+
+/// What every request handler and session shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The eCabinet database (meetings, invitations).
+    pub store: cabinet::Store,
+    /// Signs and verifies invitation tokens.
+    pub keys: auth::Keys,
+    /// Who is in which meeting now.
+    pub hub: Arc<hub::Hub>,
+    /// The media plane; None when the server runs without one (unit tests).
+    pub sfu: Option<sfu::Sfu>,
+    /// Limits of each WebSocket session.
+    pub limits: session::SessionLimits,
+    /// Turns true when the server shuts down; sessions then close (1001).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Held by every live session, so shutdown can wait for them to finish.
+    pub sessions: Arc<()>,
+}

@@ -1,0 +1,50 @@
+//! The `giaoban` binary: parse the command line, load the config, set up
+//! logging, run the command. Everything else lives in the `signaling` library.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use signaling::cli::{self, Cli, Command};
+use signaling::config::{Config, LogFormat};
+
+fn init_logging(config: &Config, serve: bool) {
+    let default = if serve {
+        config.log.level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the causes, no backtrace: this is for operators.
+            eprintln!("giaoban: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("loading the configuration")?;
+    init_logging(&config, cli.is_serve());
+    match cli.command {
+        Command::Serve => signaling::serve(config, cli::shutdown_signal())
+            .await
+            .context("the server failed")?,
+        command => cli::run_command(command, &config).await?,
+    }
+    Ok(())
+}

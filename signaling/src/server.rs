@@ -1,0 +1,155 @@
+//! Running the server: open storage and key, bind HTTP, start the SFU, print
+//! the ready line, serve until the shutdown future resolves, then close the
+//! sessions (1001), the SFU and the database.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::{KeyError, Keys};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::session::SessionLimits;
+use crate::AppState;
+
+/// Why the server could not start (or stopped badly).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create the data folder {path}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] cabinet::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the media plane")]
+    Media(#[from] sfu::SfuError),
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Creates the data folder (owner-only on Unix) if needed.
+pub fn ensure_data_dir(config: &Config) -> Result<(), ServerError> {
+    let path = &config.server.data_dir;
+    let err = |source| ServerError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    if !path.exists() {
+        std::fs::create_dir_all(path).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database and the signing key as configured (the CLI uses this
+/// too, so it works on the same data while a server runs).
+pub async fn open(config: &Config) -> Result<(cabinet::Store, Keys), ServerError> {
+    ensure_data_dir(config)?;
+    let keys = Keys::load_or_create(
+        config.auth.signing_key_file.as_deref(),
+        &config.server.data_dir,
+    )?;
+    let store = cabinet::Store::connect(&config.database_url()).await?;
+    Ok((store, keys))
+}
+
+/// The line printed on stdout once every socket is bound (tests parse it).
+pub fn ready_line(http: SocketAddr, udp: SocketAddr, tcp: SocketAddr) -> String {
+    serde_json::json!({
+        "event": "ready",
+        "http": http.to_string(),
+        "media_udp": udp.to_string(),
+        "media_tcp": tcp.to_string(),
+    })
+    .to_string()
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (store, keys) = open(&config).await?;
+    tracing::info!(db = store.backend(), data_dir = %config.server.data_dir.display(), "storage ready");
+
+    let listener = tokio::net::TcpListener::bind(config.server.http_addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.server.http_addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(ServerError::Http)?;
+
+    let media_addr = SocketAddr::new(config.media.bind_ip, config.media.port);
+    let sfu = sfu::Sfu::start(sfu::SfuConfig {
+        udp_bind: media_addr,
+        tcp_bind: media_addr,
+        announce_ips: config.media.announce_ips.clone(),
+        nat_1to1_ip: config.media.nat_1to1_ip,
+        include_loopback: config.media.include_loopback,
+    })
+    .await?;
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        store: store.clone(),
+        keys,
+        hub: Arc::new(Hub::new()),
+        sfu: Some(sfu.clone()),
+        limits: SessionLimits {
+            max_message_bytes: config.limits.ws_max_message_bytes,
+            messages_per_second: config.limits.ws_messages_per_second,
+            ..SessionLimits::default()
+        },
+        shutdown: shutdown_rx,
+        sessions: Arc::new(()),
+    };
+    let sessions = state.sessions.clone();
+    let hub = state.hub.clone();
+
+    let line = ready_line(http_addr, sfu.udp_addr(), sfu.tcp_addr());
+    {
+        let mut out = std::io::stdout().lock();
+        // If stdout is gone there is nobody to tell; keep serving.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+    tracing::info!(http = %http_addr, media_udp = %sfu.udp_addr(), media_tcp = %sfu.tcp_addr(), "giaoban is ready");
+
+    let app = crate::http::app(state);
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+        hub.kick_all();
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await
+        .map_err(ServerError::Http)?;
+
+    // Upgraded WebSockets are not waited for by axum: wait for the sessions
+    // (they close with 1001 and leave the hub and the SFU) for a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&sessions) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sfu.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env node
+// End-to-end test of the web client in real Chromium: two browsers, each
+// opens one invitation URL and joins; then both must receive each other's
+// media (video frames decoded, audio packets) and show each other's name.
+//
+//   node two_pages.mjs URL1 URL2
+//
+// Prints a JSON summary on stdout and exits 0, or prints the reason on
+// stderr (and a JSON summary with "ok": false on stdout) and exits 1.
+// The invitation URLs carry tokens: they are never printed.
+//
+// Environment:
+//   CHROMIUM_PATH     the browser (default /usr/bin/chromium; never downloaded)
+//   E2E_TIMEOUT_MS    how long to wait for media after both joins (default 30000)
+//   E2E_SCREENSHOT    if set, a PNG of the first page (1024x768) is written there
+//   E2E_VERBOSE=1     browser console messages on stderr
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const timeoutMs = Number(process.env.E2E_TIMEOUT_MS || 30000);
+const verbose = process.env.E2E_VERBOSE === '1';
+const started = Date.now();
+
+function elapsed() {
+  return Date.now() - started;
+}
+
+function log(...args) {
+  process.stderr.write(`[e2e +${elapsed()}ms] ${args.join(' ')}\n`);
+}
+
+/** One browser with its own fresh profile, one page. */
+async function openBrowser(index) {
+  const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-e2e-${index}-`));
+  // Exactly our flags: Playwright's own defaults are switched off; it only
+  // needs the profile folder and its control pipe.
+  const browser = await chromium.launch({
+    executablePath,
+    ignoreDefaultArgs: true,
+    args: [...FLAGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe'],
+    timeout: 20000,
+  });
+  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on('console', (msg) => {
+    const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
+    consoleLines.push(line);
+    if (verbose) process.stderr.write(`${line}\n`);
+  });
+  page.on('pageerror', (err) => {
+    const line = `[page ${index + 1} exception] ${err.message}`;
+    consoleLines.push(line);
+    process.stderr.write(`${line}\n`);
+  });
+  return { index, browser, context, page, userDataDir, consoleLines };
+}
+
+async function joinMeeting(b, url) {
+  await b.page.goto(url, { waitUntil: 'load', timeout: 15000 });
+  const button = b.page.locator('#join-button');
+  try {
+    await button.waitFor({ state: 'visible', timeout: 10000 });
+    await b.page.waitForFunction(() => !document.getElementById('join-button').disabled, null, { timeout: 10000 });
+  } catch (e) {
+    const err = await b.page
+      .locator('#invite-error')
+      .textContent()
+      .catch(() => '');
+    throw new Error(`page ${b.index + 1}: the Join button never became usable${err ? ` (page says: ${err})` : ''}`);
+  }
+  // The preview has opened the fake camera and microphone before joining.
+  await b.page
+    .waitForFunction(() => !document.getElementById('preview-video').hidden, null, { timeout: 10000 })
+    .catch(() => log(`page ${b.index + 1}: no camera preview before joining`));
+  await button.click();
+}
+
+/** Runs in the page: what this participant receives and shows. */
+async function probe(page) {
+  return page.evaluate(async () => {
+    const g = window.giaoban;
+    const out = { state: g.state, self: null, tiles: g.tiles(), inbound: [], publisher: null, subscriber: null };
+    const c = g.client;
+    if (c && c.self) out.self = { id: c.self.id, name: c.self.name, role: c.self.role };
+    if (g.publisher) out.publisher = g.publisher.connectionState;
+    const pc = g.subscriber;
+    if (!pc) return out;
+    out.subscriber = pc.connectionState;
+    const trackOfMid = new Map();
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid !== null) trackOfMid.set(tr.mid, tr.receiver.track.id);
+    }
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const trackId = s.trackIdentifier || trackOfMid.get(s.mid) || null;
+      out.inbound.push({
+        kind: s.kind,
+        owner: trackId ? g.participantOfTrack(trackId) : null,
+        packetsReceived: s.packetsReceived || 0,
+        bytesReceived: s.bytesReceived || 0,
+        framesDecoded: s.framesDecoded || 0,
+        frameWidth: s.frameWidth || 0,
+        frameHeight: s.frameHeight || 0,
+      });
+    });
+    for (const t of out.tiles) {
+      const el = document.querySelector(`.tile[data-participant-id="${CSS.escape(t.self ? 'self' : t.id)}"] .tile-name`);
+      t.shownName = el ? el.textContent : null;
+      const box = el ? el.closest('.tile').getBoundingClientRect() : null;
+      t.visible = !!box && box.width > 0 && box.height > 0;
+    }
+    return out;
+  });
+}
+
+/** Whether `p` (one page's probe) has everything from `other`; else why not. */
+function check(p, other) {
+  if (!p.self) return { done: false, why: `not joined (state ${p.state})` };
+  if (!other.self) return { done: false, why: 'the other page has not joined' };
+  const otherId = other.self.id;
+  const tile = p.tiles.find((t) => !t.self && t.id === otherId);
+  if (!tile) return { done: false, why: `no tile for the other participant ${otherId}` };
+  if (!tile.visible || !tile.shownName || !tile.shownName.includes(other.self.name)) {
+    return { done: false, why: `the other's tile does not show the name "${other.self.name}"` };
+  }
+  const video = p.inbound.find((s) => s.kind === 'video' && s.owner === otherId && s.framesDecoded > 0);
+  if (!video) return { done: false, why: `no decoded video frame from ${otherId} (subscriber ${p.subscriber})` };
+  const audio = p.inbound.find((s) => s.kind === 'audio' && s.owner === otherId && s.packetsReceived > 0);
+  if (!audio) return { done: false, why: `no audio packet from ${otherId}` };
+  return { done: true, video, audio, tile };
+}
+
+function summary(ok, probes, results, reason) {
+  return {
+    ok,
+    reason: reason || null,
+    elapsed_ms: elapsed(),
+    pages: probes.map((p, i) => {
+      const r = results ? results[i] : null;
+      return {
+        page: i + 1,
+        state: p ? p.state : null,
+        self: p ? p.self : null,
+        other: probes[1 - i] ? probes[1 - i].self : null,
+        publisher: p ? p.publisher : null,
+        subscriber: p ? p.subscriber : null,
+        tiles: p ? p.tiles.map((t) => ({ id: t.id, name: t.name, role: t.role, self: t.self })) : [],
+        other_tile_name: r && r.tile ? r.tile.shownName : null,
+        video: r && r.video ? r.video : null,
+        audio: r && r.audio ? r.audio : null,
+        inbound: p ? p.inbound : [],
+        done: !!(r && r.done),
+        waiting_for: r && !r.done ? r.why : null,
+      };
+    }),
+  };
+}
+
+async function main() {
+  const urls = process.argv.slice(2);
+  if (urls.length !== 2) {
+    process.stderr.write('usage: node two_pages.mjs URL1 URL2\n');
+    return 2;
+  }
+  const browsers = [];
+  let probes = [null, null];
+  let results = null;
+  try {
+    for (let i = 0; i < 2; i++) browsers.push(await openBrowser(i));
+    log('browsers started');
+    await Promise.all(browsers.map((b, i) => joinMeeting(b, urls[i])));
+    log('both pages clicked Join');
+    const deadline = Date.now() + timeoutMs; // counted from the Join clicks
+    for (;;) {
+      probes = await Promise.all(browsers.map((b) => probe(b.page)));
+      results = [check(probes[0], probes[1]), check(probes[1], probes[0])];
+      if (results.every((r) => r.done)) break;
+      if (Date.now() > deadline) {
+        const why = results
+          .map((r, i) => (r.done ? null : `page ${i + 1}: ${r.why}`))
+          .filter(Boolean)
+          .join('; ');
+        throw new Error(`timeout after ${timeoutMs} ms: ${why}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    log('media flows both ways');
+    if (process.env.E2E_SCREENSHOT) {
+      // Let a few frames render so the tiles show video.
+      await new Promise((r) => setTimeout(r, 700));
+      await browsers[0].page.screenshot({ path: process.env.E2E_SCREENSHOT });
+      log('screenshot written');
+    }
+    process.stdout.write(`${JSON.stringify(summary(true, probes, results))}\n`);
+    return 0;
+  } catch (e) {
+    const reason = e && e.message ? e.message : String(e);
+    process.stderr.write(`e2e failed: ${reason}\n`);
+    for (const b of browsers) {
+      for (const line of b.consoleLines.slice(-30)) process.stderr.write(`${line}\n`);
+    }
+    process.stdout.write(`${JSON.stringify(summary(false, probes, results, reason))}\n`);
+    return 1;
+  } finally {
+    for (const b of browsers) {
+      await b.browser.close().catch(() => {});
+      rmSync(b.userDataDir, { recursive: true, force: true });
+    }
+  }
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('e2e failed: hard timeout (browser hung)\n');
+  process.exit(1);
+}, timeoutMs + 60000);
+watchdog.unref();
+
+process.exitCode = await main();

@@ -1,0 +1,1832 @@
+//! A WebRTC test participant: speaks the signaling protocol of
+//! `docs/protocol.md` over a WebSocket and runs two peer connections of the
+//! sans-I/O `rtc` stack (webrtc-rs) on real UDP sockets of its own.
+//!
+//! # Layout
+//! - [`TestClient`]: the handle a test holds. [`TestClient::join`] says hello,
+//!   joins with an invitation token, publishes one Opus and one VP8 track and
+//!   returns once the server answered the publish offer. From then on the
+//!   client's task answers every `subscriber_offer` (renegotiation included),
+//!   sends synthetic media once the publisher connection is connected, and
+//!   records what it receives.
+//! - [`ClientState`]: what the client recorded (server events, errors, media
+//!   received per publishing participant and kind, the remote addresses every
+//!   datagram came from). Read it with [`TestClient::state`] or wait on it with
+//!   [`TestClient::wait_until`].
+//! - The synthetic payloads: every RTP payload carries a magic, the sending
+//!   participant's id, a packet counter, a filler derived from the counter and a
+//!   checksum, so the receiver can tell whose packet it is and whether it
+//!   arrived intact. Video payloads start with a real VP8 payload descriptor
+//!   and, at the start of a frame, a VP8 frame header (key frames with the
+//!   start code and dimensions), so an SFU that looks for key frames finds them.
+//!
+//! One task per client owns the WebSocket, both peer connections and their
+//! sockets (one UDP socket per connection, bound to 127.0.0.1:0; or, with
+//! [`JoinOptions`] `transport: Tcp`, one ICE-TCP active connection per peer
+//! connection to the server's passive candidate, RFC 4571 framing), and
+//! schedules the connections' timers. Nothing the server sends can panic it:
+//! bad input is recorded in [`ClientState::errors`].
+//!
+//! Two things the client does because the stack does not:
+//! - the stack drops DTLS that arrives before its ICE agent has selected a
+//!   pair; an ICE-lite server sends its ClientHello as soon as it sees the
+//!   nominating check, which can beat the check's response, so early DTLS is
+//!   kept and replayed once ICE is connected (browsers buffer it too);
+//!   without this the subscriber connection waits ~1 s for a retransmission.
+//! - DTLS starts at the next timeout after ICE connects, so the client runs
+//!   the timeout right away.
+//!
+//! [`ClientState::timeline`] records the first datagrams each way, server
+//! messages and state changes with times, for diagnosing slow connections
+//! (the media tests print it with `MEDIA_TIMELINE=1`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use rtc::ice::network_type::NetworkType;
+use rtc::ice::tcp_type::TcpType;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Fixed SSRC of every client's audio track (the SFU must rewrite or keep it
+/// per subscriber; clients all using the same SSRC is a good test of that).
+pub const AUDIO_SSRC: u32 = 0x0A0D_1001;
+/// Fixed SSRC of every client's video track.
+pub const VIDEO_SSRC: u32 = 0x0B1D_E002;
+/// Audio packet interval (Opus, 20 ms frames).
+const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+/// Video frame interval (~30 fps).
+const VIDEO_INTERVAL: Duration = Duration::from_millis(33);
+/// Every this many video frames is a key frame (besides those asked by
+/// PLI/FIR). Periodic because `rtc` 0.21.1 does not hand a sending peer
+/// connection the RTCP it receives (a PLI from the server is never seen:
+/// checked with two in-memory peers), so requests cannot be answered.
+const KEYFRAME_EVERY: u64 = 30;
+/// Packets in a key frame (the last one carries the marker bit).
+const KEYFRAME_PACKETS: usize = 3;
+/// How long `join` waits for the server to answer each step.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first datagrams of each connection go into the timeline.
+const TIMELINE_DATAGRAMS: u64 = 12;
+/// Magic at the start of every synthetic media pattern.
+const MAGIC: &[u8; 4] = b"GBT1";
+/// VP8 frame dimensions announced in key frame headers.
+const VP8_WIDTH: u16 = 320;
+const VP8_HEIGHT: u16 = 240;
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "audio" => Some(Kind::Audio),
+            "video" => Some(Kind::Video),
+            _ => None,
+        }
+    }
+    fn tag(self) -> u8 {
+        match self {
+            Kind::Audio => b'a',
+            Kind::Video => b'v',
+        }
+    }
+}
+
+/// Which of the client's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pc {
+    Publisher,
+    Subscriber,
+}
+
+impl Pc {
+    fn as_str(self) -> &'static str {
+        match self {
+            Pc::Publisher => "publisher",
+            Pc::Subscriber => "subscriber",
+        }
+    }
+}
+
+/// Transport protocol of a received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+/// Where one received datagram came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteAddr {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    /// The connection whose socket received it.
+    pub pc: Pc,
+}
+
+/// What the client received of one kind of media from one participant.
+#[derive(Debug, Clone, Default)]
+pub struct MediaStats {
+    /// RTP packets delivered by the subscriber connection.
+    pub packets: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Packets whose payload verified (pattern and checksum).
+    pub intact: u64,
+    /// Packets whose payload did not verify.
+    pub corrupted: u64,
+    /// Intact packets whose embedded sender is not the participant the SDP
+    /// (msid) attributes the track to: the SFU routed them to the wrong track.
+    pub misattributed: u64,
+    /// Video: packets that start a key frame.
+    pub keyframes: u64,
+    /// Packets with the RTP marker bit.
+    pub markers: u64,
+    /// Video: intact packets that arrived before the first key frame (a
+    /// decoder could show nothing until then).
+    pub before_keyframe: u64,
+    /// Distinct SSRCs seen.
+    pub ssrcs: BTreeSet<u32>,
+    /// Time from the start of `join` to the first packet.
+    pub first_after: Option<Duration>,
+    /// Lowest embedded packet counter seen.
+    pub min_counter: Option<u32>,
+    /// Highest embedded packet counter seen.
+    pub max_counter: Option<u32>,
+}
+
+impl MediaStats {
+    /// Packets missing between the lowest and the highest counter seen
+    /// (negative would mean duplicates).
+    pub fn lost(&self) -> i64 {
+        match (self.min_counter, self.max_counter) {
+            (Some(lo), Some(hi)) => i64::from(hi) - i64::from(lo) + 1 - self.intact as i64,
+            _ => 0,
+        }
+    }
+}
+
+/// Everything the client recorded. Participants are keyed by their id.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    /// This client's participant id (from `joined`).
+    pub participant_id: String,
+    /// Every server message except `pong`, in order of arrival.
+    pub events: Vec<Value>,
+    /// Errors: `error` answers of the server, and faults of the client itself
+    /// (bad SDP from the server, failed connections).
+    pub errors: Vec<String>,
+    /// Media received per (publishing participant, kind). Tracks the client
+    /// could not attribute are under participant `"?"`.
+    pub media: BTreeMap<(String, Kind), MediaStats>,
+    /// Packets sent by this client per kind.
+    pub sent: BTreeMap<Kind, u64>,
+    /// Key frame requests (PLI or FIR) seen from the server. Stays 0 with
+    /// `rtc` 0.21.1, which does not surface RTCP on a sending connection.
+    pub keyframe_requests: u64,
+    /// Every (transport, address, connection) a datagram came from.
+    pub remote_addrs: BTreeSet<RemoteAddr>,
+    /// Connection states seen per connection, in order.
+    pub connection_states: BTreeMap<Pc, Vec<String>>,
+    /// Time from the start of `join` to the connection's `connected`.
+    pub connected_after: BTreeMap<Pc, Duration>,
+    /// Subscriber offers answered.
+    pub subscriber_offers: u64,
+    /// Tracks announced by the server (`joined.tracks`, `track_published`)
+    /// and not unpublished since: track id -> (participant id, kind).
+    pub published_tracks: BTreeMap<String, (String, Kind)>,
+    /// The socket has closed (after `leave`, or by the server).
+    pub closed: bool,
+    /// What happened when, from the start of `join`: server messages by
+    /// type, connection states, first packets (for diagnosing delays).
+    pub timeline: Vec<(Duration, String)>,
+    /// Datagrams received per connection.
+    pub datagrams_in: BTreeMap<Pc, u64>,
+}
+
+impl ClientState {
+    /// Media received from `participant_id` of `kind` (zero when none).
+    pub fn received(&self, participant_id: &str, kind: Kind) -> MediaStats {
+        self.media
+            .get(&(participant_id.to_owned(), kind))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether an event of type `ty` arrived for which `pred` holds.
+    pub fn has_event(&self, ty: &str, pred: impl Fn(&Value) -> bool) -> bool {
+        self.events
+            .iter()
+            .any(|e| e.get("type").and_then(Value::as_str) == Some(ty) && pred(e))
+    }
+
+    /// Total corrupted packets over every stream.
+    pub fn corrupted_total(&self) -> u64 {
+        self.media.values().map(|m| m.corrupted).sum()
+    }
+}
+
+/// How a client joins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinOptions {
+    /// UDP (default), or ICE-TCP active to the server's passive candidate.
+    pub transport: Transport,
+}
+
+/// Commands from the handle to the client's task.
+enum Cmd {
+    Leave(oneshot::Sender<anyhow::Result<()>>),
+}
+
+/// A test participant. Dropping it stops its task abruptly (sockets closed,
+/// no `leave` sent), like a browser tab that was killed.
+pub struct TestClient {
+    participant_id: String,
+    state: Arc<Mutex<ClientState>>,
+    cmd_tx: mpsc::UnboundedSender<Cmd>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestClient {
+    /// Connects to `ws_url`, joins with `token`, publishes one Opus and one
+    /// VP8 track and returns once the server answered the publish offer.
+    pub async fn join(ws_url: &str, token: &str) -> anyhow::Result<TestClient> {
+        Self::join_with(ws_url, token, JoinOptions::default()).await
+    }
+
+    /// As [`TestClient::join`], with options (ICE-TCP instead of UDP).
+    pub async fn join_with(
+        ws_url: &str,
+        token: &str,
+        options: JoinOptions,
+    ) -> anyhow::Result<TestClient> {
+        let started = Instant::now();
+        let state = Arc::new(Mutex::new(ClientState::default()));
+        let (mut ws, participant_id) = handshake(ws_url, token, &state).await?;
+        lock(&state).participant_id = participant_id.clone();
+
+        let publisher = Peer::publisher(&participant_id, options.transport).await?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+
+        let mut driver = Driver {
+            participant_id: participant_id.clone(),
+            started,
+            state: state.clone(),
+            next_id: 10,
+            pending: HashMap::new(),
+            publisher,
+            subscriber: None,
+            ready: Some(ready_tx),
+            transport: options.transport,
+            audio: SendState::default(),
+            video: SendState::default(),
+            sub_tracks: HashMap::new(),
+        };
+        // The publish offer goes out before the task starts, so a failure here
+        // is the caller's error.
+        driver.send_publish(&mut ws).await?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = driver.run(ws, cmd_rx).await {
+                let mut st = lock(&driver.state);
+                st.errors.push(format!("client task ended: {e:#}"));
+                st.closed = true;
+            }
+            if let Some(ready) = driver.ready.take() {
+                let _ = ready.send(Err(anyhow!("client task ended before publish_answer")));
+            }
+        });
+        let client = TestClient {
+            participant_id,
+            state,
+            cmd_tx,
+            task,
+        };
+        match tokio::time::timeout(STEP_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(client),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => bail!("client task ended before publish_answer"),
+            Err(_) => bail!("no publish_answer within {STEP_TIMEOUT:?}"),
+        }
+    }
+
+    /// Says hello, joins, sends a real `publish` offer and then vanishes at
+    /// once: the WebSocket and the UDP socket are dropped without `leave`,
+    /// before the answer is read. Returns the participant id it had.
+    pub async fn publish_and_vanish(ws_url: &str, token: &str) -> anyhow::Result<String> {
+        let state = Arc::new(Mutex::new(ClientState::default()));
+        let (mut ws, participant_id) = handshake(ws_url, token, &state).await?;
+        let mut publisher = Peer::publisher(&participant_id, Transport::Udp).await?;
+        let offer = publisher.create_offer()?;
+        send_json(&mut ws, &json!({"type": "publish", "id": 2, "sdp": offer})).await?;
+        send_json(
+            &mut ws,
+            &json!({"type": "candidate", "pc": "publisher", "candidate": publisher.candidate_json()}),
+        )
+        .await?;
+        drop(publisher);
+        drop(ws);
+        Ok(participant_id)
+    }
+
+    /// This client's participant id.
+    pub fn participant_id(&self) -> &str {
+        &self.participant_id
+    }
+
+    /// A view of what the client recorded so far.
+    pub fn state(&self) -> MutexGuard<'_, ClientState> {
+        lock(&self.state)
+    }
+
+    /// Media received from `participant_id` of `kind`.
+    pub fn received(&self, participant_id: &str, kind: Kind) -> MediaStats {
+        self.state().received(participant_id, kind)
+    }
+
+    /// Every (transport, address) a datagram came from, on both connections.
+    pub fn remote_addrs(&self) -> BTreeSet<RemoteAddr> {
+        self.state().remote_addrs.clone()
+    }
+
+    /// Waits until `cond` holds on the recorded state, or fails after
+    /// `timeout` with `what` and a summary of the state.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&ClientState) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if cond(&self.state()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{}: timed out after {timeout:?} waiting for {what}; state: {}",
+                    self.participant_id,
+                    self.summary()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A one-paragraph summary of the recorded state, for failure messages.
+    pub fn summary(&self) -> String {
+        let st = self.state();
+        let mut out = String::new();
+        for ((p, k), m) in &st.media {
+            out.push_str(&format!(
+                "[{p} {k:?}: {} pkts, {} intact, {} corrupted, {} misattributed, {} keyframes, first after {:?}] ",
+                m.packets, m.intact, m.corrupted, m.misattributed, m.keyframes, m.first_after
+            ));
+        }
+        out.push_str(&format!(
+            "sent {:?}; states {:?}; offers answered {}; errors {:?}; events {}",
+            st.sent,
+            st.connection_states,
+            st.subscriber_offers,
+            st.errors,
+            st.events
+                .iter()
+                .filter_map(|e| e.get("type").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        out
+    }
+
+    /// Sends `leave` and waits for `bye` (or the socket closing), then closes
+    /// both connections. The recorded state stays readable.
+    pub async fn leave(&self) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Cmd::Leave(tx))
+            .map_err(|_| anyhow!("client task already ended"))?;
+        match tokio::time::timeout(STEP_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => bail!("client task ended during leave"),
+            Err(_) => bail!("no bye within {STEP_TIMEOUT:?}"),
+        }
+    }
+
+    /// Stops the client abruptly: no `leave`, sockets dropped.
+    pub fn vanish(self) {
+        self.task.abort();
+    }
+}
+
+fn lock(state: &Mutex<ClientState>) -> MutexGuard<'_, ClientState> {
+    // A poisoned lock only means a test thread panicked while reading; the
+    // data is still what was recorded.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn send_json(ws: &mut Ws, v: &Value) -> anyhow::Result<()> {
+    ws.send(Message::text(v.to_string()))
+        .await
+        .context("websocket send")
+}
+
+/// Reads the next JSON text message (skipping pings and binary frames).
+async fn recv_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        let msg = tokio::time::timeout(STEP_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| anyhow!("no message from the server within {STEP_TIMEOUT:?}"))?;
+        match msg {
+            None => bail!("the server closed the websocket"),
+            Some(Err(e)) => bail!("websocket: {e}"),
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(t.as_str()).context("server sent bad JSON")
+            }
+            Some(Ok(Message::Close(f))) => bail!("the server closed the websocket: {f:?}"),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// hello, join; returns the socket and the participant id.
+async fn handshake(
+    ws_url: &str,
+    token: &str,
+    state: &Mutex<ClientState>,
+) -> anyhow::Result<(Ws, String)> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .with_context(|| format!("connect {ws_url}"))?;
+    send_json(
+        &mut ws,
+        &json!({"type": "hello", "version": 1, "client": "giaoban-tests/rtc"}),
+    )
+    .await?;
+    let hello = recv_json(&mut ws).await?;
+    if hello.get("type").and_then(Value::as_str) != Some("hello") {
+        bail!("expected hello, got {hello}");
+    }
+    send_json(&mut ws, &json!({"type": "join", "id": 1, "token": token})).await?;
+    loop {
+        let msg = recv_json(&mut ws).await?;
+        match msg.get("type").and_then(Value::as_str) {
+            Some("joined") => {
+                let id = msg
+                    .pointer("/participant/id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| anyhow!("joined without participant.id: {msg}"))?
+                    .to_owned();
+                let mut st = lock(state);
+                if let Some(tracks) = msg.get("tracks").and_then(Value::as_array) {
+                    for t in tracks {
+                        note_track(&mut st, t);
+                    }
+                }
+                st.events.push(msg);
+                return Ok((ws, id));
+            }
+            Some("error") => bail!("join failed: {msg}"),
+            _ => lock(state).events.push(msg),
+        }
+    }
+}
+
+fn note_track(st: &mut ClientState, t: &Value) {
+    let (Some(tid), Some(pid), Some(kind)) = (
+        t.get("track_id").and_then(Value::as_str),
+        t.get("participant_id").and_then(Value::as_str),
+        t.get("kind").and_then(Value::as_str).and_then(Kind::parse),
+    ) else {
+        st.errors.push(format!("malformed track: {t}"));
+        return;
+    };
+    st.published_tracks
+        .insert(tid.to_owned(), (pid.to_owned(), kind));
+}
+
+/// How a connection reaches the server.
+enum Link {
+    /// Its own UDP socket.
+    Udp(UdpSocket),
+    /// ICE-TCP, active: one TCP connection to the server's passive
+    /// candidate (found in the server's SDP), RFC 4571 framing.
+    Tcp {
+        stream: Option<TcpStream>,
+        decoder: TcpFrameDecoder,
+    },
+}
+
+/// What one read of a connection's link gave.
+enum Received {
+    Datagram(usize, SocketAddr),
+    Stream(usize),
+    Closed,
+}
+
+/// One peer connection with its own socket.
+struct Peer {
+    pc: RTCPeerConnection,
+    link: Link,
+    /// The local address of the link (for TCP: of the connection, once made).
+    local_addr: SocketAddr,
+    which: Pc,
+    /// The host candidate (its `candidate:` line).
+    candidate_line: String,
+    connected: bool,
+    /// ICE is connected (DTLS can be read).
+    ice_connected: bool,
+    /// DTLS datagrams that arrived before ICE was connected (the stack
+    /// refuses them then); replayed once it is, as browsers do.
+    early_dtls: Vec<TaggedBytesMut>,
+    /// Datagrams sent so far (the first few go into the timeline).
+    sent_out: u64,
+    buf: Vec<u8>,
+}
+
+impl Peer {
+    async fn bind(
+        which: Pc,
+        media_engine: MediaEngine,
+        transport: Transport,
+    ) -> anyhow::Result<Peer> {
+        let (link, local_addr, network, tcp_type, settings) = match transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind("127.0.0.1:0").await?;
+                let local_addr = socket.local_addr()?;
+                (
+                    Link::Udp(socket),
+                    local_addr,
+                    "udp",
+                    TcpType::Unspecified,
+                    SettingEngineBuilder::new().build(),
+                )
+            }
+            Transport::Tcp => (
+                Link::Tcp {
+                    stream: None,
+                    decoder: TcpFrameDecoder::new(),
+                },
+                // An active candidate listens nowhere: port 9 by convention.
+                SocketAddr::from(([127, 0, 0, 1], 9)),
+                "tcp",
+                TcpType::Active,
+                SettingEngineBuilder::new()
+                    .with_network_types(vec![NetworkType::Tcp4])
+                    .build(),
+            ),
+        };
+        let mut media_engine = media_engine;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_setting_engine(settings)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(Instant::now())?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: network.to_owned(),
+                address: local_addr.ip().to_string(),
+                port: local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            tcp_type,
+        }
+        .new_candidate_host()?;
+        let init = RTCIceCandidate::from(&candidate).to_json()?;
+        let candidate_line = init.candidate.clone();
+        pc.add_local_candidate(init)?;
+        Ok(Peer {
+            pc,
+            link,
+            local_addr,
+            which,
+            candidate_line,
+            connected: false,
+            ice_connected: false,
+            early_dtls: Vec::new(),
+            sent_out: 0,
+            buf: vec![0; 2048],
+        })
+    }
+
+    /// The publisher: Opus + VP8 registered, one sendonly track of each.
+    async fn publisher(participant_id: &str, transport: Transport) -> anyhow::Result<Peer> {
+        let mut me = MediaEngine::default();
+        me.register_codec(opus_codec(), RtpCodecKind::Audio)?;
+        me.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+        let mut peer = Peer::bind(Pc::Publisher, me, transport).await?;
+        for (kind, ssrc, codec) in [
+            (RtpCodecKind::Audio, AUDIO_SSRC, opus_codec()),
+            (RtpCodecKind::Video, VIDEO_SSRC, vp8_codec()),
+        ] {
+            let name = if kind == RtpCodecKind::Audio {
+                "audio"
+            } else {
+                "video"
+            };
+            let track = MediaStreamTrack::new(
+                participant_id.to_owned(),
+                format!("{participant_id}-{name}"),
+                format!("{name} of {participant_id}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: codec.rtp_codec.clone(),
+                    ..Default::default()
+                }],
+            );
+            peer.pc.add_transceiver_from_track(
+                track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![participant_id.to_owned()],
+                    send_encodings: vec![],
+                }),
+            )?;
+        }
+        Ok(peer)
+    }
+
+    /// The subscriber: receives whatever the server offers of the default codecs.
+    async fn subscriber(transport: Transport) -> anyhow::Result<Peer> {
+        let mut me = MediaEngine::default();
+        me.register_default_codecs()?;
+        Peer::bind(Pc::Subscriber, me, transport).await
+    }
+
+    fn create_offer(&mut self) -> anyhow::Result<String> {
+        let offer = self.pc.create_offer(None)?;
+        self.pc
+            .set_local_description(Instant::now(), offer.clone())?;
+        Ok(self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or(offer.sdp))
+    }
+
+    fn local_ufrag(&self) -> Option<String> {
+        let sdp = self.pc.local_description()?.sdp;
+        sdp.lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+    }
+
+    /// The host candidate as the protocol's `candidate` object.
+    fn candidate_json(&self) -> Value {
+        json!({
+            "candidate": self.candidate_line,
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
+            "usernameFragment": self.local_ufrag(),
+        })
+    }
+
+    fn transport(&self, peer_addr: SocketAddr) -> TransportContext {
+        TransportContext {
+            local_addr: self.local_addr,
+            peer_addr,
+            ecn: None,
+            transport_protocol: match self.link {
+                Link::Udp(_) => TransportProtocol::UDP,
+                Link::Tcp { .. } => TransportProtocol::TCP,
+            },
+        }
+    }
+
+    /// For ICE-TCP: connects to the server's passive TCP candidate in
+    /// `remote_sdp`, once.
+    async fn connect_tcp(&mut self, remote_sdp: &str) -> anyhow::Result<()> {
+        let Link::Tcp { stream, .. } = &mut self.link else {
+            return Ok(());
+        };
+        if stream.is_some() {
+            return Ok(());
+        }
+        let target = tcp_passive_candidate(remote_sdp)
+            .ok_or_else(|| anyhow!("no passive TCP candidate in the server's SDP"))?;
+        let s = TcpStream::connect(target)
+            .await
+            .with_context(|| format!("ICE-TCP connect to {target}"))?;
+        s.set_nodelay(true)?;
+        self.local_addr = s.local_addr()?;
+        *stream = Some(s);
+        Ok(())
+    }
+
+    /// Waits for the next datagram (UDP) or bytes (TCP).
+    async fn recv(&mut self) -> std::io::Result<Received> {
+        match &mut self.link {
+            Link::Udp(socket) => {
+                let (n, from) = socket.recv_from(&mut self.buf).await?;
+                Ok(Received::Datagram(n, from))
+            }
+            Link::Tcp {
+                stream: Some(stream),
+                ..
+            } => {
+                let n = stream.read(&mut self.buf).await?;
+                Ok(if n == 0 {
+                    Received::Closed
+                } else {
+                    Received::Stream(n)
+                })
+            }
+            Link::Tcp { stream: None, .. } => std::future::pending().await,
+        }
+    }
+
+    /// Sends everything the connection has queued.
+    async fn flush(&mut self, state: &Mutex<ClientState>, started: Instant) {
+        while let Some(out) = self.pc.poll_write() {
+            if self.sent_out < TIMELINE_DATAGRAMS {
+                self.sent_out += 1;
+                let what = classify(out.message.first().copied());
+                lock(state).timeline.push((
+                    started.elapsed(),
+                    format!(
+                        "{} sent {what} ({} bytes) to {}",
+                        self.which.as_str(),
+                        out.message.len(),
+                        out.transport.peer_addr
+                    ),
+                ));
+            }
+            // A send error (e.g. the server's port closed) is like a lost datagram.
+            match &mut self.link {
+                Link::Udp(socket) => {
+                    let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                }
+                Link::Tcp {
+                    stream: Some(stream),
+                    ..
+                } => {
+                    let _ = stream.write_all(&frame_packet(&out.message)).await;
+                }
+                Link::Tcp { stream: None, .. } => {}
+            }
+        }
+    }
+}
+
+fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+fn vp8_codec() -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+        },
+        payload_type: 96,
+    }
+}
+
+/// Sending state of one outgoing track.
+#[derive(Default)]
+struct SendState {
+    sender: Option<RTCRtpSenderId>,
+    payload_type: Option<u8>,
+    seq: u16,
+    timestamp: u32,
+    /// Packet counter embedded in payloads.
+    counter: u32,
+    /// Video: frames sent.
+    frames: u64,
+    /// Video: a key frame was asked for (PLI/FIR).
+    keyframe_asked: bool,
+}
+
+/// What a request sent with an `id` was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Publish,
+    SubscriberAnswer,
+    Ping,
+}
+
+/// The client's task: owns the sockets and the connections.
+struct Driver {
+    participant_id: String,
+    started: Instant,
+    state: Arc<Mutex<ClientState>>,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    publisher: Peer,
+    subscriber: Option<Peer>,
+    /// How both connections reach the server.
+    transport: Transport,
+    /// Resolves `join` once the publish offer is answered.
+    ready: Option<oneshot::Sender<anyhow::Result<()>>>,
+    audio: SendState,
+    video: SendState,
+    /// Subscriber tracks from the server's offers (msid): track id ->
+    /// (participant id, kind).
+    sub_tracks: HashMap<String, (String, Kind)>,
+}
+
+enum Input {
+    Ws(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Udp(Pc, std::io::Result<Received>),
+    Cmd(Option<Cmd>),
+    Timer,
+    Audio,
+    Video,
+    Ping,
+}
+
+async fn recv_opt(peer: Option<&mut Peer>) -> (Pc, std::io::Result<Received>) {
+    match peer {
+        Some(p) => {
+            let r = p.recv().await;
+            (p.which, r)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn id(&mut self, what: Pending) -> u64 {
+        self.next_id += 1;
+        self.pending.insert(self.next_id, what);
+        self.next_id
+    }
+
+    fn record_error(&self, e: impl std::fmt::Display) {
+        lock(&self.state).errors.push(e.to_string());
+    }
+
+    async fn send_publish(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let sdp = self.publisher.create_offer()?;
+        let id = self.id(Pending::Publish);
+        send_json(ws, &json!({"type": "publish", "id": id, "sdp": sdp})).await?;
+        let cand = self.publisher.candidate_json();
+        send_json(
+            ws,
+            &json!({"type": "candidate", "pc": "publisher", "candidate": cand}),
+        )
+        .await
+    }
+
+    async fn run(
+        &mut self,
+        mut ws: Ws,
+        mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    ) -> anyhow::Result<()> {
+        let mut audio_tick = tokio::time::interval(AUDIO_INTERVAL);
+        audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut video_tick = tokio::time::interval(VIDEO_INTERVAL);
+        video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ping_tick = tokio::time::interval(Duration::from_secs(10));
+        let mut leaving: Option<oneshot::Sender<anyhow::Result<()>>> = None;
+        loop {
+            self.drive().await;
+            let deadline = [
+                self.publisher.pc.poll_timeout(),
+                self.subscriber.as_mut().and_then(|s| s.pc.poll_timeout()),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            let publisher = &mut self.publisher;
+            let subscriber = self.subscriber.as_mut();
+            let input = tokio::select! {
+                m = ws.next() => Input::Ws(m),
+                r = publisher.recv() => Input::Udp(Pc::Publisher, r),
+                (pc, r) = recv_opt(subscriber) => Input::Udp(pc, r),
+                c = cmd_rx.recv(), if leaving.is_none() => Input::Cmd(c),
+                _ = sleep => Input::Timer,
+                _ = audio_tick.tick() => Input::Audio,
+                _ = video_tick.tick() => Input::Video,
+                _ = ping_tick.tick() => Input::Ping,
+            };
+            match input {
+                Input::Ws(None)
+                | Input::Ws(Some(Err(_)))
+                | Input::Ws(Some(Ok(Message::Close(_)))) => {
+                    lock(&self.state).closed = true;
+                    if let Some(l) = leaving.take() {
+                        let _ = l.send(Ok(()));
+                    } else {
+                        self.record_error("the server closed the websocket");
+                    }
+                    break;
+                }
+                Input::Ws(Some(Ok(Message::Text(t)))) => {
+                    match serde_json::from_str::<Value>(t.as_str()) {
+                        Ok(v) => {
+                            let bye = v.get("type").and_then(Value::as_str) == Some("bye");
+                            if let Err(e) = self.on_server(&mut ws, v).await {
+                                self.record_error(format!("{e:#}"));
+                            }
+                            if bye {
+                                lock(&self.state).closed = true;
+                                if let Some(l) = leaving.take() {
+                                    let _ = l.send(Ok(()));
+                                }
+                                break;
+                            }
+                        }
+                        Err(e) => self.record_error(format!("server sent bad JSON: {e}")),
+                    }
+                }
+                Input::Ws(Some(Ok(_))) => {}
+                Input::Udp(pc, Ok(r)) => self.on_received(pc, r),
+                Input::Udp(pc, Err(e)) => {
+                    // ICMP port unreachable shows up as a recv error on some
+                    // systems: not fatal.
+                    tracing::debug!("{}: udp recv on {}: {e}", self.participant_id, pc.as_str());
+                }
+                Input::Cmd(Some(Cmd::Leave(reply))) => {
+                    send_json(&mut ws, &json!({"type": "leave"})).await?;
+                    leaving = Some(reply);
+                }
+                Input::Cmd(None) => break,
+                Input::Timer => {}
+                Input::Audio => self.send_audio(),
+                Input::Video => self.send_video(),
+                Input::Ping => {
+                    let id = self.id(Pending::Ping);
+                    let ts = self.started.elapsed().as_millis() as u64;
+                    send_json(&mut ws, &json!({"type": "ping", "id": id, "ts": ts})).await?;
+                }
+            }
+        }
+        let _ = self.publisher.pc.close();
+        self.publisher.flush(&self.state, self.started).await;
+        if let Some(s) = self.subscriber.as_mut() {
+            let _ = s.pc.close();
+            s.flush(&self.state, self.started).await;
+        }
+        Ok(())
+    }
+
+    /// Lets both connections run: timers, writes, events, reads.
+    async fn drive(&mut self) {
+        for _ in 0..64 {
+            let mut progressed = false;
+            let now = Instant::now();
+            for which in [Pc::Publisher, Pc::Subscriber] {
+                let Some(peer) = (match which {
+                    Pc::Publisher => Some(&mut self.publisher),
+                    Pc::Subscriber => self.subscriber.as_mut(),
+                }) else {
+                    continue;
+                };
+                if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
+                    if let Err(e) = peer.pc.handle_timeout(now) {
+                        lock(&self.state)
+                            .errors
+                            .push(format!("{} timeout: {e}", which.as_str()));
+                    }
+                }
+                let mut events = Vec::new();
+                while let Some(e) = peer.pc.poll_event() {
+                    events.push(e);
+                }
+                let mut messages = Vec::new();
+                while let Some(m) = peer.pc.poll_read() {
+                    messages.push(m.message);
+                }
+                progressed |= !events.is_empty() || !messages.is_empty();
+                for e in events {
+                    self.on_pc_event(which, e);
+                }
+                for m in messages {
+                    self.on_pc_message(which, m);
+                }
+            }
+            self.publisher.flush(&self.state, self.started).await;
+            if let Some(s) = self.subscriber.as_mut() {
+                s.flush(&self.state, self.started).await;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_received(&mut self, which: Pc, r: Received) {
+        let peer = match which {
+            Pc::Publisher => &mut self.publisher,
+            Pc::Subscriber => match self.subscriber.as_mut() {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        match r {
+            Received::Datagram(n, from) => {
+                let data = BytesMut::from(&peer.buf[..n.min(peer.buf.len())]);
+                self.on_datagram(which, data, from, Transport::Udp);
+            }
+            Received::Stream(n) => {
+                let Link::Tcp { stream, decoder } = &mut peer.link else {
+                    return;
+                };
+                let Some(from) = stream.as_ref().and_then(|s| s.peer_addr().ok()) else {
+                    return;
+                };
+                decoder.extend_from_slice(&peer.buf[..n.min(peer.buf.len())]);
+                let mut frames = Vec::new();
+                while let Some(f) = decoder.next_packet() {
+                    frames.push(f);
+                }
+                for f in frames {
+                    self.on_datagram(which, BytesMut::from(&f[..]), from, Transport::Tcp);
+                }
+            }
+            Received::Closed => {
+                if let Link::Tcp { stream, decoder } = &mut peer.link {
+                    *stream = None;
+                    decoder.clear();
+                }
+                self.record_error(format!("{}: the server closed ICE-TCP", which.as_str()));
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, which: Pc, data: BytesMut, from: SocketAddr, transport: Transport) {
+        let n = data.len();
+        let peer = match which {
+            Pc::Publisher => &mut self.publisher,
+            Pc::Subscriber => match self.subscriber.as_mut() {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        {
+            let mut st = lock(&self.state);
+            st.remote_addrs.insert(RemoteAddr {
+                transport,
+                addr: from,
+                pc: which,
+            });
+            let seen = st.datagrams_in.entry(which).or_default();
+            *seen += 1;
+            if *seen <= TIMELINE_DATAGRAMS {
+                let what = classify(data.first().copied());
+                st.timeline.push((
+                    self.started.elapsed(),
+                    format!("{} got {what} ({n} bytes) from {from}", which.as_str()),
+                ));
+            }
+        }
+        let msg = TaggedBytesMut {
+            now: Instant::now(),
+            transport: peer.transport(from),
+            message: data,
+        };
+        let early = !peer.ice_connected && classify(msg.message.first().copied()) == "DTLS";
+        let copy = early.then(|| TaggedBytesMut {
+            now: msg.now,
+            transport: msg.transport,
+            message: msg.message.clone(),
+        });
+        // The stack silently drops what arrives before ICE has selected a
+        // pair: keep early DTLS to replay it then.
+        if let Some(m) = copy {
+            if peer.early_dtls.len() < 16 {
+                peer.early_dtls.push(m);
+                lock(&self.state).timeline.push((
+                    self.started.elapsed(),
+                    format!("{} kept an early DTLS datagram", which.as_str()),
+                ));
+            }
+        }
+        if let Err(e) = peer.pc.handle_read(msg) {
+            tracing::debug!("{}: {} read: {e}", self.participant_id, which.as_str());
+        }
+    }
+
+    fn on_pc_event(&mut self, which: Pc, e: RTCPeerConnectionEvent) {
+        match e {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                let mut st = lock(&self.state);
+                st.connection_states
+                    .entry(which)
+                    .or_default()
+                    .push(s.to_string());
+                st.timeline.push((
+                    self.started.elapsed(),
+                    format!("{} connection {s}", which.as_str()),
+                ));
+                if s == RTCPeerConnectionState::Connected {
+                    st.connected_after
+                        .entry(which)
+                        .or_insert_with(|| self.started.elapsed());
+                }
+                if s == RTCPeerConnectionState::Failed {
+                    st.errors
+                        .push(format!("{} connection failed", which.as_str()));
+                }
+                drop(st);
+                let peer = match which {
+                    Pc::Publisher => Some(&mut self.publisher),
+                    Pc::Subscriber => self.subscriber.as_mut(),
+                };
+                if let Some(p) = peer {
+                    p.connected = s == RTCPeerConnectionState::Connected;
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => {
+                lock(&self.state).timeline.push((
+                    self.started.elapsed(),
+                    format!("{} ice {s}", which.as_str()),
+                ));
+                // DTLS starts at the next timeout: run it now (see
+                // notes/webrtc-stack.md, pitfall 1).
+                let peer = match which {
+                    Pc::Publisher => Some(&mut self.publisher),
+                    Pc::Subscriber => self.subscriber.as_mut(),
+                };
+                if let Some(p) = peer {
+                    p.ice_connected = matches!(
+                        s,
+                        RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                    );
+                    if p.ice_connected {
+                        for mut m in std::mem::take(&mut p.early_dtls) {
+                            m.now = Instant::now();
+                            let _ = p.pc.handle_read(m);
+                        }
+                    }
+                    let _ = p.pc.handle_timeout(Instant::now());
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init))
+                if which == Pc::Subscriber && !self.sub_tracks.contains_key(&init.track_id) =>
+            {
+                let kind = self.subscriber.as_mut().and_then(|s| {
+                    s.pc.rtp_receiver(init.receiver_id)
+                        .map(|r| r.track().kind())
+                });
+                let kind = match kind {
+                    Some(RtpCodecKind::Audio) => Some(Kind::Audio),
+                    Some(RtpCodecKind::Video) => Some(Kind::Video),
+                    _ => None,
+                };
+                if let (Some(pid), Some(kind)) = (init.stream_ids.first(), kind) {
+                    self.sub_tracks
+                        .insert(init.track_id.clone(), (pid.clone(), kind));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_pc_message(&mut self, which: Pc, m: RTCMessage) {
+        match (which, m) {
+            (Pc::Subscriber, RTCMessage::RtpPacket(track_id, pkt)) => self.on_rtp(&track_id, pkt),
+            (Pc::Publisher, RTCMessage::RtcpPacket(_, packets)) => {
+                for p in packets {
+                    let any = p.as_any();
+                    if any.downcast_ref::<PictureLossIndication>().is_some()
+                        || any.downcast_ref::<FullIntraRequest>().is_some()
+                    {
+                        self.video.keyframe_asked = true;
+                        let mut st = lock(&self.state);
+                        st.keyframe_requests += 1;
+                        st.timeline
+                            .push((self.started.elapsed(), "key frame requested".to_owned()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtp(&mut self, track_id: &str, pkt: rtc::rtp::Packet) {
+        let (owner, kind) = match self.sub_tracks.get(track_id) {
+            Some((p, k)) => (p.clone(), Some(*k)),
+            None => ("?".to_owned(), None),
+        };
+        let verdict = kind.map(|k| verify_payload(k, &pkt.payload));
+        let kind = kind.unwrap_or(Kind::Audio);
+        let elapsed = self.started.elapsed();
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
+        let m = st.media.entry((owner.clone(), kind)).or_default();
+        m.packets += 1;
+        m.bytes += pkt.payload.len() as u64;
+        m.ssrcs.insert(pkt.header.ssrc);
+        if pkt.header.marker {
+            m.markers += 1;
+        }
+        if m.first_after.is_none() {
+            m.first_after = Some(elapsed);
+            st.timeline
+                .push((elapsed, format!("first {kind:?} packet from {owner}")));
+        }
+        match verdict {
+            Some(Ok(v)) => {
+                m.intact += 1;
+                if v.sender != owner {
+                    m.misattributed += 1;
+                }
+                if v.keyframe {
+                    m.keyframes += 1;
+                } else if m.keyframes == 0 && kind == Kind::Video {
+                    m.before_keyframe += 1;
+                }
+                m.max_counter = m.max_counter.max(Some(v.counter));
+                m.min_counter = Some(m.min_counter.map_or(v.counter, |c| c.min(v.counter)));
+            }
+            _ => m.corrupted += 1,
+        }
+    }
+
+    fn sender_ready(&mut self, kind: Kind) -> Option<(RTCRtpSenderId, u8)> {
+        if !self.publisher.connected {
+            return None;
+        }
+        let st = match kind {
+            Kind::Audio => &self.audio,
+            Kind::Video => &self.video,
+        };
+        Some((st.sender?, st.payload_type?))
+    }
+
+    fn send_audio(&mut self) {
+        let Some((sender, pt)) = self.sender_ready(Kind::Audio) else {
+            return;
+        };
+        let a = &mut self.audio;
+        let payload = make_pattern(Kind::Audio, &self.participant_id, a.counter, 64);
+        let pkt = rtp_packet(pt, a.seq, a.timestamp, AUDIO_SSRC, false, payload);
+        a.seq = a.seq.wrapping_add(1);
+        a.timestamp = a.timestamp.wrapping_add(960);
+        a.counter = a.counter.wrapping_add(1);
+        self.write(sender, Kind::Audio, pkt);
+    }
+
+    fn send_video(&mut self) {
+        let Some((sender, pt)) = self.sender_ready(Kind::Video) else {
+            return;
+        };
+        let v = &mut self.video;
+        let keyframe = v.frames.is_multiple_of(KEYFRAME_EVERY) || v.keyframe_asked;
+        v.keyframe_asked = false;
+        let picture_id = (v.frames & 0x7fff) as u16;
+        let count = if keyframe { KEYFRAME_PACKETS } else { 1 };
+        let mut packets = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut payload = vp8_descriptor(i == 0, picture_id);
+            if i == 0 {
+                payload.extend_from_slice(&vp8_frame_header(keyframe));
+            }
+            payload.extend(make_pattern(
+                Kind::Video,
+                &self.participant_id,
+                v.counter,
+                if keyframe { 400 } else { 160 },
+            ));
+            packets.push(rtp_packet(
+                pt,
+                v.seq,
+                v.timestamp,
+                VIDEO_SSRC,
+                i + 1 == count,
+                payload,
+            ));
+            v.seq = v.seq.wrapping_add(1);
+            v.counter = v.counter.wrapping_add(1);
+        }
+        v.frames += 1;
+        v.timestamp = v.timestamp.wrapping_add(3000);
+        for p in packets {
+            self.write(sender, Kind::Video, p);
+        }
+    }
+
+    fn write(&mut self, sender: RTCRtpSenderId, kind: Kind, pkt: rtc::rtp::Packet) {
+        let result = match self.publisher.pc.rtp_sender(sender) {
+            Some(mut s) => s.write_rtp(Instant::now(), pkt).map_err(|e| e.to_string()),
+            None => Err("no such sender".to_owned()),
+        };
+        let mut st = lock(&self.state);
+        match result {
+            Ok(()) => *st.sent.entry(kind).or_default() += 1,
+            Err(e) => {
+                // One error per kind is enough to diagnose.
+                let msg = format!("write_rtp {kind:?}: {e}");
+                if !st.errors.contains(&msg) {
+                    st.errors.push(msg);
+                }
+            }
+        }
+    }
+
+    /// After the publish answer: find the senders and their negotiated payload types.
+    fn bind_senders(&mut self) {
+        let senders: Vec<RTCRtpSenderId> = self.publisher.pc.get_senders().collect();
+        for id in senders {
+            let Some(mut s) = self.publisher.pc.rtp_sender(id) else {
+                continue;
+            };
+            let kind = s.track().kind();
+            let (mime, state) = match kind {
+                RtpCodecKind::Audio => (MIME_TYPE_OPUS, &mut self.audio),
+                RtpCodecKind::Video => (MIME_TYPE_VP8, &mut self.video),
+                _ => continue,
+            };
+            let pt = s
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                .map(|c| c.payload_type);
+            state.sender = Some(id);
+            state.payload_type = pt;
+            if pt.is_none() {
+                lock(&self.state)
+                    .errors
+                    .push(format!("{mime} was not negotiated on the publisher"));
+            }
+        }
+    }
+
+    async fn on_server(&mut self, ws: &mut Ws, v: Value) -> anyhow::Result<()> {
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let id = v.get("id").and_then(Value::as_u64);
+        let pending = id.and_then(|i| self.pending.remove(&i));
+        if ty != "pong" {
+            let mut st = lock(&self.state);
+            match ty.as_str() {
+                "track_published" => {
+                    if let Some(t) = v.get("track") {
+                        note_track(&mut st, t);
+                    }
+                }
+                "track_unpublished" => {
+                    if let Some(t) = v.get("track_id").and_then(Value::as_str) {
+                        st.published_tracks.remove(t);
+                    }
+                }
+                _ => {}
+            }
+            st.timeline
+                .push((self.started.elapsed(), format!("server: {ty}")));
+            st.events.push(v.clone());
+        }
+        match ty.as_str() {
+            "publish_answer" => {
+                let sdp = v
+                    .get("sdp")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| anyhow!("publish_answer without sdp"))?;
+                let connected = self.publisher.connect_tcp(sdp).await;
+                let r = connected
+                    .and_then(|()| {
+                        RTCSessionDescription::answer(sdp.to_owned())
+                            .map_err(|e| anyhow!("bad answer: {e}"))
+                    })
+                    .and_then(|a| {
+                        self.publisher
+                            .pc
+                            .set_remote_description(Instant::now(), a)
+                            .map_err(|e| anyhow!("publish_answer not applied: {e}"))
+                    });
+                if r.is_ok() {
+                    self.bind_senders();
+                }
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(match &r {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(anyhow!("{e}")),
+                    });
+                }
+                r?;
+            }
+            "subscriber_offer" => {
+                let sdp = v
+                    .get("sdp")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| anyhow!("subscriber_offer without sdp"))?
+                    .to_owned();
+                self.on_subscriber_offer(ws, sdp).await?;
+            }
+            "error" => {
+                let mut st = lock(&self.state);
+                st.errors.push(format!("server error: {v}"));
+                drop(st);
+                if pending == Some(Pending::Publish) {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(anyhow!("publish failed: {v}")));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_subscriber_offer(&mut self, ws: &mut Ws, sdp: String) -> anyhow::Result<()> {
+        let first = self.subscriber.is_none();
+        if first {
+            self.subscriber = Some(Peer::subscriber(self.transport).await?);
+        }
+        let Some(sub) = self.subscriber.as_mut() else {
+            bail!("no subscriber connection");
+        };
+        sub.connect_tcp(&sdp).await?;
+        for (track_id, owner) in msid_tracks(&sdp) {
+            self.sub_tracks.insert(track_id, owner);
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("bad offer: {e}"))?;
+        sub.pc
+            .set_remote_description(Instant::now(), offer)
+            .map_err(|e| anyhow!("subscriber_offer not applied: {e}"))?;
+        let answer = sub
+            .pc
+            .create_answer(None)
+            .map_err(|e| anyhow!("create_answer: {e}"))?;
+        sub.pc
+            .set_local_description(Instant::now(), answer.clone())
+            .map_err(|e| anyhow!("set_local_description(answer): {e}"))?;
+        let answer_sdp = sub
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or(answer.sdp);
+        let cand = sub.candidate_json();
+        lock(&self.state).subscriber_offers += 1;
+        let id = self.id(Pending::SubscriberAnswer);
+        send_json(
+            ws,
+            &json!({"type": "subscriber_answer", "id": id, "sdp": answer_sdp}),
+        )
+        .await?;
+        if first {
+            send_json(
+                ws,
+                &json!({"type": "candidate", "pc": "subscriber", "candidate": cand}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The first `tcptype passive` TCP candidate of an SDP.
+fn tcp_passive_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|line| {
+        let c = line.trim().strip_prefix("a=candidate:")?;
+        let f: Vec<&str> = c.split_whitespace().collect();
+        // foundation component transport priority address port typ host tcptype passive
+        if f.len() < 8 || !f[2].eq_ignore_ascii_case("tcp") || !c.contains("tcptype passive") {
+            return None;
+        }
+        let ip: std::net::IpAddr = f[4].parse().ok()?;
+        let port: u16 = f[5].parse().ok()?;
+        Some(SocketAddr::new(ip, port))
+    })
+}
+
+/// What a datagram is, by its first byte (RFC 7983).
+fn classify(first: Option<u8>) -> &'static str {
+    match first {
+        Some(0..=3) => "STUN",
+        Some(20..=63) => "DTLS",
+        Some(128..=191) => "RTP/RTCP",
+        _ => "other",
+    }
+}
+
+/// Tracks of an SDP by `a=msid:<stream> <track>` and the m-line's kind.
+pub fn msid_tracks(sdp: &str) -> Vec<(String, (String, Kind))> {
+    let mut out = Vec::new();
+    let mut kind = None;
+    for line in sdp.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("m=") {
+            kind = rest.split_whitespace().next().and_then(Kind::parse);
+        } else if let Some(rest) = line.strip_prefix("a=msid:") {
+            let mut it = rest.split_whitespace();
+            if let (Some(stream), Some(track), Some(k)) = (it.next(), it.next(), kind) {
+                out.push((track.to_owned(), (stream.to_owned(), k)));
+            }
+        }
+    }
+    out
+}
+
+fn rtp_packet(
+    payload_type: u8,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+) -> rtc::rtp::Packet {
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    }
+}
+
+/// FNV-1a, 32 bits.
+fn checksum(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn filler_byte(counter: u32, i: usize) -> u8 {
+    (counter as u8)
+        .wrapping_mul(31)
+        .wrapping_add((i as u8).wrapping_mul(7))
+        ^ 0x5a
+}
+
+/// MAGIC | kind | len | sender | counter (BE) | filler | checksum (BE).
+pub fn make_pattern(kind: Kind, sender: &str, counter: u32, filler: usize) -> Vec<u8> {
+    let name = &sender.as_bytes()[..sender.len().min(255)];
+    let mut out = Vec::with_capacity(14 + name.len() + filler);
+    out.extend_from_slice(MAGIC);
+    out.push(kind.tag());
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend((0..filler).map(|i| filler_byte(counter, i)));
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_be_bytes());
+    out
+}
+
+/// A verified payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub sender: String,
+    pub counter: u32,
+    /// Video: the packet starts a key frame.
+    pub keyframe: bool,
+}
+
+fn check_pattern(kind: Kind, p: &[u8]) -> Result<(String, u32), &'static str> {
+    if p.len() < 4 + 2 + 4 + 4 || &p[..4] != MAGIC {
+        return Err("no magic");
+    }
+    if p[4] != kind.tag() {
+        return Err("wrong kind");
+    }
+    let name_len = usize::from(p[5]);
+    let body_end = p.len() - 4;
+    if 6 + name_len + 4 > body_end {
+        return Err("too short");
+    }
+    let sum = u32::from_be_bytes([
+        p[body_end],
+        p[body_end + 1],
+        p[body_end + 2],
+        p[body_end + 3],
+    ]);
+    if checksum(&p[..body_end]) != sum {
+        return Err("bad checksum");
+    }
+    let sender = std::str::from_utf8(&p[6..6 + name_len]).map_err(|_| "bad name")?;
+    let c = 6 + name_len;
+    let counter = u32::from_be_bytes([p[c], p[c + 1], p[c + 2], p[c + 3]]);
+    if p[c + 4..body_end]
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b != filler_byte(counter, i))
+    {
+        return Err("bad filler");
+    }
+    Ok((sender.to_owned(), counter))
+}
+
+/// Checks a received payload of `kind`: the VP8 descriptor and frame header
+/// for video, then the pattern.
+pub fn verify_payload(kind: Kind, p: &[u8]) -> Result<Verified, &'static str> {
+    match kind {
+        Kind::Audio => {
+            let (sender, counter) = check_pattern(kind, p)?;
+            Ok(Verified {
+                sender,
+                counter,
+                keyframe: false,
+            })
+        }
+        Kind::Video => {
+            let (rest, keyframe) = strip_vp8(p)?;
+            let (sender, counter) = check_pattern(kind, rest)?;
+            Ok(Verified {
+                sender,
+                counter,
+                keyframe,
+            })
+        }
+    }
+}
+
+/// VP8 payload descriptor (RFC 7741 §4.2): X=1, S as given, PID 0, then
+/// I=1 with a 15-bit picture id.
+fn vp8_descriptor(start: bool, picture_id: u16) -> Vec<u8> {
+    let first = 0x80 | if start { 0x10 } else { 0 };
+    vec![
+        first,
+        0x80,
+        0x80 | ((picture_id >> 8) as u8 & 0x7f),
+        (picture_id & 0xff) as u8,
+    ]
+}
+
+/// VP8 frame header (RFC 6386 §9.1): the 3-byte frame tag (bit 0: 0 = key
+/// frame; show_frame set; a first-partition size), and for key frames the
+/// start code and the dimensions.
+fn vp8_frame_header(keyframe: bool) -> Vec<u8> {
+    let first_part_size: u32 = 100;
+    let tag: u32 = (if keyframe { 0 } else { 1 }) | (1 << 4) | (first_part_size << 5);
+    let mut out = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
+    if keyframe {
+        out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        out.extend_from_slice(&VP8_WIDTH.to_le_bytes());
+        out.extend_from_slice(&VP8_HEIGHT.to_le_bytes());
+    }
+    out
+}
+
+/// Skips the VP8 payload descriptor and, at the start of a frame, the frame
+/// header; returns the rest and whether it starts a key frame.
+fn strip_vp8(p: &[u8]) -> Result<(&[u8], bool), &'static str> {
+    let get = |i: usize| p.get(i).copied().ok_or("vp8 descriptor truncated");
+    let b0 = get(0)?;
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        let x = get(i)?;
+        i += 1;
+        if x & 0x80 != 0 {
+            i += if get(i)? & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1;
+        }
+        if x & 0x30 != 0 {
+            i += 1;
+        }
+    }
+    let start = b0 & 0x10 != 0 && b0 & 0x0f == 0;
+    let mut keyframe = false;
+    if start {
+        let tag = get(i)?;
+        get(i + 2)?;
+        i += 3;
+        if tag & 1 == 0 {
+            keyframe = true;
+            if p.get(i..i + 3) != Some(&[0x9d, 0x01, 0x2a][..]) {
+                return Err("key frame without start code");
+            }
+            let w = u16::from_le_bytes([get(i + 3)?, get(i + 4)?]) & 0x3fff;
+            let h = u16::from_le_bytes([get(i + 5)?, get(i + 6)?]) & 0x3fff;
+            if w != VP8_WIDTH || h != VP8_HEIGHT {
+                return Err("key frame with wrong dimensions");
+            }
+            i += 7;
+        }
+    }
+    p.get(i..).map(|r| (r, keyframe)).ok_or("vp8 truncated")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_verify_and_corruption_is_seen() {
+        let p = make_pattern(Kind::Audio, "p-1", 7, 64);
+        assert_eq!(
+            verify_payload(Kind::Audio, &p),
+            Ok(Verified {
+                sender: "p-1".into(),
+                counter: 7,
+                keyframe: false
+            })
+        );
+        let mut bad = p.clone();
+        bad[20] ^= 1;
+        assert!(verify_payload(Kind::Audio, &bad).is_err());
+        assert!(verify_payload(Kind::Audio, &p[..p.len() - 1]).is_err());
+        assert!(verify_payload(Kind::Video, &p).is_err());
+        assert!(verify_payload(Kind::Audio, &[]).is_err());
+    }
+
+    #[test]
+    fn vp8_payloads_verify() {
+        for (start, key) in [(true, true), (true, false), (false, false)] {
+            let mut p = vp8_descriptor(start, 300);
+            if start {
+                p.extend(vp8_frame_header(key));
+            }
+            p.extend(make_pattern(Kind::Video, "p-2", 9, 100));
+            let v = verify_payload(Kind::Video, &p).map_err(|e| e.to_string());
+            assert_eq!(
+                v,
+                Ok(Verified {
+                    sender: "p-2".into(),
+                    counter: 9,
+                    keyframe: key
+                })
+            );
+        }
+        for n in 0..8 {
+            let mut p = vp8_descriptor(true, 1);
+            p.extend(vp8_frame_header(true));
+            assert!(verify_payload(Kind::Video, &p[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn msid_lines_map_tracks() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=msid:p-1 t-a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:p-2 t-v\r\n";
+        assert_eq!(
+            msid_tracks(sdp),
+            vec![
+                ("t-a".to_owned(), ("p-1".to_owned(), Kind::Audio)),
+                ("t-v".to_owned(), ("p-2".to_owned(), Kind::Video)),
+            ]
+        );
+    }
+}

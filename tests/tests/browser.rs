@@ -1,0 +1,207 @@
+//! End to end in real Chromium: two browsers open two invitations of one
+//! meeting with the web client (web/), join, and must each decode the
+//! other's video, receive the other's audio and show the other's name.
+//!
+//! The browsers are driven by `tests/e2e/two_pages.mjs` (Node +
+//! playwright-core, pinned in tests/e2e/package-lock.json; the browser is
+//! the system's /usr/bin/chromium, never downloaded). Needs:
+//! - `node` and `npm` on the PATH, Chromium at /usr/bin/chromium (or
+//!   `CHROMIUM_PATH`);
+//! - `tests/e2e/node_modules`: this test runs `npm ci` when it is missing,
+//!   which needs the npm registry, so a runner that puts the tests in a
+//!   network namespace runs `npm ci --prefix tests/e2e` before entering it.
+//!
+//! `E2E_SCREENSHOT=/path.png` keeps a screenshot of the first page (1024x768).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// How long the script may wait for media once both pages joined.
+const MEDIA_TIMEOUT_MS: u64 = 30_000;
+/// A hard limit for the whole script (browser start, page loads, media).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+/// Installs the pinned playwright-core with `npm ci` unless it is there.
+async fn ensure_node_modules(dir: &Path) -> Result<()> {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Ok(());
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .output()
+        .await
+        .context("running `npm ci` in tests/e2e (is npm installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "`npm ci` failed in {} (it needs the npm registry: run `npm ci --prefix tests/e2e` \
+             before entering a network namespace):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The JSON summary the script prints as its last line on stdout.
+fn parse_summary(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+}
+
+/// The last `n` lines of `s`.
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for key in path {
+        cur = &cur[*key];
+    }
+    cur.as_f64().unwrap_or(0.0)
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for key in path {
+        cur = &cur[*key];
+    }
+    cur.as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
+    let chromium =
+        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    ensure!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
+    );
+    let dir = e2e_dir();
+    ensure_node_modules(&dir).await?;
+
+    let server = giaoban_tests::TestServer::start().await?;
+    let meeting = server
+        .create_meeting("Giao ban thử nghiệm trình duyệt")
+        .await?;
+    let names = ["UBND huyện Cư Jút", "Sở Tài chính"];
+    let url1 = server.invite(&meeting, names[0], "bridge").await?;
+    let url2 = server.invite(&meeting, names[1], "member").await?;
+
+    let child = Command::new("node")
+        .arg("two_pages.mjs")
+        .arg(&url1)
+        .arg(&url2)
+        .current_dir(&dir)
+        .env("CHROMIUM_PATH", &chromium)
+        .env("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .context("the browser script did not finish in time")??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = parse_summary(&stdout);
+    if !out.status.success() {
+        let reason = summary
+            .as_ref()
+            .map(|s| text(s, &["reason"]).to_string())
+            .unwrap_or_default();
+        bail!(
+            "the browser test failed ({}): {reason}\n--- stderr ---\n{stderr}\n--- stdout ---\n{stdout}\n\
+             --- server log (tail) ---\n{}",
+            out.status,
+            tail(&server.log(), 60)
+        );
+    }
+    let summary =
+        summary.with_context(|| format!("no JSON summary on stdout:\n{stdout}\n{stderr}"))?;
+
+    ensure!(
+        summary["ok"] == Value::Bool(true),
+        "summary not ok: {summary}"
+    );
+    let pages = summary["pages"]
+        .as_array()
+        .context("no pages in the summary")?;
+    ensure!(pages.len() == 2, "expected 2 pages: {summary}");
+    for (i, page) in pages.iter().enumerate() {
+        let me = names[i];
+        let other = names[1 - i];
+        ensure!(
+            text(page, &["self", "name"]) == me,
+            "page {i}: joined as {}",
+            page["self"]
+        );
+        ensure!(
+            text(page, &["other", "name"]) == other,
+            "page {i}: other is {}",
+            page["other"]
+        );
+        let other_id = text(page, &["other", "id"]);
+        ensure!(
+            !other_id.is_empty() && other_id != text(page, &["self", "id"]),
+            "page {i}: ids {page}"
+        );
+        ensure!(
+            text(page, &["other_tile_name"]).contains(other),
+            "page {i}: the other's tile shows {:?}",
+            page["other_tile_name"]
+        );
+        ensure!(
+            text(page, &["video", "owner"]) == other_id,
+            "page {i}: video from {}",
+            page["video"]
+        );
+        ensure!(
+            num(page, &["video", "framesDecoded"]) > 0.0,
+            "page {i}: no decoded frame: {page}"
+        );
+        ensure!(
+            num(page, &["video", "frameWidth"]) > 0.0,
+            "page {i}: no frame size: {page}"
+        );
+        ensure!(
+            text(page, &["audio", "owner"]) == other_id,
+            "page {i}: audio from {}",
+            page["audio"]
+        );
+        ensure!(
+            num(page, &["audio", "packetsReceived"]) > 0.0,
+            "page {i}: no audio packet: {page}"
+        );
+        ensure!(
+            text(page, &["subscriber"]) == "connected",
+            "page {i}: subscriber {}",
+            page["subscriber"]
+        );
+        ensure!(
+            text(page, &["publisher"]) == "connected",
+            "page {i}: publisher {}",
+            page["publisher"]
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,1350 @@
+// The secretariat pages (/admin): login, meetings, a meeting's details and
+// status, its agenda with documents and their signatures, its participants
+// and invitation links, and the registry of bridge points. Hash routes:
+//
+//   #/meetings                       the list (filter by status, search)
+//   #/meetings/new                   create
+//   #/meetings/ID[/info|agenda|participants|invitations]
+//   #/bridge-points
+//
+// The REST calls are in api.js, the document helpers in documents.js, the
+// strings in i18n.js. For tests, `window.giaobanAdmin` exposes the state.
+
+import { ApiError, apiRequest, apiUpload } from './api.js';
+import {
+  downloadDocument,
+  el,
+  formatSize,
+  formatTime,
+  openDocument,
+  signatureBadge,
+  toDate,
+} from './documents.js';
+import { applyI18n, hasText, onLangChange, roleText, setupLangSwitch, t } from './i18n.js';
+
+const $ = (id) => document.getElementById(id);
+const SESSION_KEY = 'giaoban.staff';
+
+export const MEETING_STATUSES = ['draft', 'scheduled', 'in_progress', 'ended', 'archived'];
+const MEETING_KINDS = ['regular', 'thematic', 'extraordinary'];
+const LEVELS = ['province', 'department', 'district', 'commune'];
+const PARTICIPANT_ROLES = ['chair', 'member', 'secretary', 'delegate', 'observer', 'bridge_operator'];
+const ACCESS = ['everyone', 'committee', 'named'];
+/** The status changes offered from each status (the server has the last word). */
+const TRANSITIONS = {
+  draft: ['scheduled'],
+  scheduled: ['in_progress', 'draft'],
+  in_progress: ['ended'],
+  ended: ['archived'],
+  archived: [],
+};
+
+const state = {
+  token: '',
+  user: null,
+  route: null,
+  /** Invitation id → URL, for links created in this session (the list may not carry them). */
+  inviteUrls: new Map(),
+  /** What the current view shows (for re-rendering on a language switch). */
+  render: null,
+  /** The element to focus after the next render (a `data-focus` key). */
+  focusKey: null,
+};
+
+// ---- session --------------------------------------------------------------------
+
+function loadSession() {
+  try {
+    const s = JSON.parse(window.sessionStorage.getItem(SESSION_KEY) || 'null');
+    if (s && typeof s.token === 'string' && s.token) {
+      state.token = s.token;
+      state.user = s.user || null;
+    }
+  } catch (_) {
+    // No stored session.
+  }
+}
+
+function saveSession() {
+  try {
+    if (state.token) window.sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token: state.token, user: state.user }));
+    else window.sessionStorage.removeItem(SESSION_KEY);
+  } catch (_) {
+    // Not kept across reloads, still works.
+  }
+}
+
+function logout(expired) {
+  state.token = '';
+  state.user = null;
+  saveSession();
+  showLogin(expired ? 'session_expired' : null);
+}
+
+/** A staff API call; a refused token goes back to the login screen. */
+async function api(method, path, body) {
+  try {
+    return await apiRequest(method, path, { token: state.token, body });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401 && state.token) {
+      logout(true);
+    }
+    throw e;
+  }
+}
+
+// ---- errors, toasts, confirmation ---------------------------------------------------
+
+/** The text of an API error, in the page's language. */
+export function apiErrorText(e) {
+  const code = e && e.code ? e.code : 'unknown';
+  if (hasText(`error.${code}`)) return t(`error.${code}`);
+  const msg = e && e.message && e.message !== code ? ` (${e.message})` : '';
+  return `${t('error.unknown')}${msg}`;
+}
+
+function showAlert(container, e) {
+  let box = container.querySelector(':scope > .alert-error');
+  if (!box) {
+    box = el('div', { class: 'alert alert-error', role: 'alert' });
+    container.prepend(box);
+  }
+  box.textContent = typeof e === 'string' ? e : apiErrorText(e);
+  box.dataset.code = e && e.code ? e.code : '';
+  box.hidden = false;
+  return box;
+}
+
+function clearAlert(container) {
+  const box = container.querySelector(':scope > .alert-error');
+  if (box) box.hidden = true;
+}
+
+let toastTimer = null;
+function toast(text) {
+  const box = $('toast');
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    box.hidden = true;
+  }, 3500);
+}
+
+/** Asks for confirmation in a modal dialog; resolves true on OK. */
+function confirmDialog(title, text, okLabel, danger) {
+  const dialog = $('confirm-dialog');
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
+  const ok = $('confirm-ok');
+  ok.textContent = okLabel || t('action.confirm');
+  ok.className = danger ? 'btn btn-danger' : 'btn btn-primary';
+  return new Promise((resolve) => {
+    const done = () => {
+      dialog.removeEventListener('close', done);
+      resolve(dialog.returnValue === 'ok');
+    };
+    dialog.returnValue = 'cancel';
+    dialog.addEventListener('close', done);
+    if (typeof dialog.showModal === 'function') dialog.showModal();
+    else resolve(window.confirm(`${title}\n${text}`));
+  });
+}
+
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch (_) {
+    // Fall back below.
+  }
+  const area = el('textarea', { class: 'visually-hidden', readonly: true });
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch (_) {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+// ---- small builders ---------------------------------------------------------------
+
+function statusBadge(status) {
+  return el('span', { class: `status-badge status-${status}`, dataset: { status }, text: t(`mstatus.${status}`) });
+}
+
+function field(labelKey, input, hintKey) {
+  return el(
+    'label',
+    { class: 'field' },
+    el('span', { text: t(labelKey) }),
+    input,
+    hintKey ? el('small', { class: 'muted', text: t(hintKey) }) : null,
+  );
+}
+
+function select(name, values, labelOf, current, extra) {
+  const s = el('select', { name, ...(extra || {}) });
+  for (const v of values) {
+    const o = el('option', { value: v, text: labelOf(v) });
+    if (String(v) === String(current ?? '')) o.selected = true;
+    s.append(o);
+  }
+  return s;
+}
+
+function button(labelKey, onclick, cls, extra) {
+  return el('button', { type: 'button', class: cls || 'btn btn-secondary', onclick, ...(extra || {}) }, t(labelKey));
+}
+
+function iconButton(symbol, label, onclick, extra) {
+  return el(
+    'button',
+    { type: 'button', class: 'btn btn-icon', 'aria-label': label, title: label, onclick, ...(extra || {}) },
+    el('span', { 'aria-hidden': 'true', text: symbol }),
+  );
+}
+
+/** A `datetime-local` value for an API time. */
+function toLocalInput(v) {
+  const d = toDate(v);
+  if (!d) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** An API time (RFC 3339, UTC) for a `datetime-local` value, or null. */
+function fromLocalInput(v) {
+  if (!v) return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function durationText(minutes) {
+  const m = Math.max(0, Math.round(Number(minutes) || 0));
+  const h = Math.floor(m / 60);
+  if (h === 0) return t('duration.minutes', { m });
+  if (m % 60 === 0) return t('duration.hours', { h });
+  return t('duration.hoursMinutes', { h, m: m % 60 });
+}
+
+function listOf(v, key) {
+  if (Array.isArray(v)) return v;
+  if (v && Array.isArray(v[key])) return v[key];
+  if (v && Array.isArray(v.items)) return v.items;
+  return [];
+}
+
+function formData(form) {
+  const out = {};
+  for (const [k, v] of new FormData(form).entries()) out[k] = typeof v === 'string' ? v.trim() : v;
+  return out;
+}
+
+function focusAfterRender() {
+  const key = state.focusKey;
+  state.focusKey = null;
+  if (key) {
+    const target = document.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+    if (target && !target.disabled) {
+      target.focus();
+      return;
+    }
+  }
+}
+
+// ---- routing ----------------------------------------------------------------------
+
+function parseRoute() {
+  const parts = window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === 'bridge-points') return { name: 'bridge-points' };
+  if (parts[0] === 'meetings' && parts[1] === 'new') return { name: 'meeting-new' };
+  if (parts[0] === 'meetings' && parts[1]) {
+    const tab = ['info', 'agenda', 'participants', 'invitations'].includes(parts[2]) ? parts[2] : 'info';
+    return { name: 'meeting', id: parts[1], tab };
+  }
+  return { name: 'meetings' };
+}
+
+function go(hash) {
+  if (window.location.hash === hash) route();
+  else window.location.hash = hash;
+}
+
+async function route() {
+  if (!state.token) {
+    showLogin(null);
+    return;
+  }
+  const prev = state.route;
+  state.route = parseRoute();
+  for (const a of document.querySelectorAll('.admin-nav a')) {
+    const on = a.dataset.nav === (state.route.name === 'bridge-points' ? 'bridge-points' : 'meetings');
+    if (on) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const view = $('view');
+  const samePage = prev && prev.name === state.route.name && prev.id === state.route.id;
+  if (!samePage) view.textContent = '';
+  try {
+    if (state.route.name === 'bridge-points') await bridgePointsView(view);
+    else if (state.route.name === 'meeting-new') await meetingNewView(view);
+    else if (state.route.name === 'meeting') await meetingView(view, state.route.id, state.route.tab);
+    else await meetingsView(view);
+  } catch (e) {
+    if (!state.token) return;
+    view.textContent = '';
+    view.append(el('h1', { text: t('admin.title') }));
+    showAlert(view, e);
+  }
+  if (!samePage) {
+    const h = view.querySelector('h1');
+    if (h) {
+      h.tabIndex = -1;
+      h.focus({ preventScroll: true });
+    }
+  }
+  focusAfterRender();
+}
+
+// ---- login -----------------------------------------------------------------------
+
+function showLogin(code) {
+  $('app-screen').hidden = true;
+  $('user-box').hidden = true;
+  $('login-screen').hidden = false;
+  const err = $('login-error');
+  err.hidden = !code;
+  err.textContent = code ? apiErrorText({ code }) : '';
+  $('login-username').focus();
+}
+
+function showApp() {
+  $('login-screen').hidden = true;
+  $('app-screen').hidden = false;
+  $('user-box').hidden = !state.user;
+  if (state.user) {
+    $('user-name').textContent = state.user.display_name || state.user.username || '';
+    $('user-role').textContent = t(`staffrole.${state.user.role}`);
+  }
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  const err = $('login-error');
+  if (!username || !password) {
+    err.textContent = t('login.missing');
+    err.hidden = false;
+    return;
+  }
+  $('login-button').disabled = true;
+  try {
+    const r = await apiRequest('POST', '/api/auth/login', { body: { username, password } });
+    state.token = r.token;
+    state.user = r.user || null;
+    saveSession();
+    $('login-password').value = '';
+    err.hidden = true;
+    showApp();
+    state.route = null;
+    await route();
+  } catch (e) {
+    err.textContent = apiErrorText(e);
+    err.dataset.code = e.code || '';
+    err.hidden = false;
+    $('login-password').select();
+  } finally {
+    $('login-button').disabled = false;
+  }
+}
+
+// ---- meetings list ---------------------------------------------------------------------
+
+const listFilter = { status: '', q: '' };
+
+async function meetingsView(view) {
+  const meetings = listOf(await api('GET', '/api/meetings'), 'meetings');
+  view.textContent = '';
+  const head = el(
+    'div',
+    { class: 'view-head' },
+    el('h1', { text: t('meetings.title') }),
+    el('a', { class: 'btn btn-primary', href: '#/meetings/new', id: 'new-meeting' }, t('meetings.new')),
+  );
+  const statusSelect = select('status', ['', ...MEETING_STATUSES], (s) => (s ? t(`mstatus.${s}`) : t('meetings.allStatuses')), listFilter.status, {
+    id: 'meeting-filter-status',
+  });
+  const search = el('input', { type: 'search', id: 'meeting-filter-q', value: listFilter.q, placeholder: t('meetings.search') });
+  const filters = el(
+    'div',
+    { class: 'filters', role: 'search' },
+    field('meetings.filterStatus', statusSelect),
+    field('meetings.filterText', search),
+  );
+  const tableBox = el('div', { class: 'table-box' });
+  const draw = () => {
+    const q = listFilter.q.toLocaleLowerCase('vi');
+    const shown = meetings
+      .filter((m) => !listFilter.status || m.status === listFilter.status)
+      .filter((m) => !q || `${m.title} ${m.location || ''}`.toLocaleLowerCase('vi').includes(q))
+      .sort((a, b) => (toDate(b.starts_at)?.getTime() || 0) - (toDate(a.starts_at)?.getTime() || 0));
+    tableBox.textContent = '';
+    if (shown.length === 0) {
+      tableBox.append(el('p', { class: 'muted empty', text: meetings.length ? t('meetings.noMatch') : t('meetings.empty') }));
+      return;
+    }
+    const rows = shown.map((m) =>
+      el(
+        'tr',
+        { dataset: { id: m.id } },
+        el('td', {}, el('a', { href: `#/meetings/${encodeURIComponent(m.id)}`, class: 'row-link' }, m.title)),
+        el('td', { text: t(`mkind.${m.kind}`) }),
+        el('td', { text: formatTime(m.starts_at) }),
+        el('td', { class: 'col-optional', text: m.location || '' }),
+        el('td', {}, statusBadge(m.status)),
+      ),
+    );
+    tableBox.append(
+      el(
+        'table',
+        { class: 'data-table', id: 'meetings-table' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            el('th', { scope: 'col', text: t('meeting.field.title') }),
+            el('th', { scope: 'col', text: t('meeting.field.kind') }),
+            el('th', { scope: 'col', text: t('meeting.field.startsAt') }),
+            el('th', { scope: 'col', class: 'col-optional', text: t('meeting.field.location') }),
+            el('th', { scope: 'col', text: t('meeting.field.status') }),
+          ),
+        ),
+        el('tbody', {}, rows),
+      ),
+    );
+  };
+  statusSelect.addEventListener('change', () => {
+    listFilter.status = statusSelect.value;
+    draw();
+  });
+  search.addEventListener('input', () => {
+    listFilter.q = search.value.trim();
+    draw();
+  });
+  view.append(head, filters, tableBox);
+  draw();
+}
+
+// ---- meeting: create and edit -------------------------------------------------------------
+
+function meetingForm(m, onSubmit, submitKey) {
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'meeting-form', novalidate: true },
+    field('meeting.field.title', el('input', { name: 'title', required: true, maxlength: 300, value: m.title || '' })),
+    field('meeting.field.kind', select('kind', MEETING_KINDS, (k) => t(`mkind.${k}`), m.kind || 'regular')),
+    field('meeting.field.startsAt', el('input', { name: 'starts_at', type: 'datetime-local', required: true, value: toLocalInput(m.starts_at) })),
+    field('meeting.field.endsAt', el('input', { name: 'ends_at', type: 'datetime-local', value: toLocalInput(m.ends_at) })),
+    field('meeting.field.location', el('input', { name: 'location', maxlength: 300, value: m.location || '' })),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t(submitKey))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    if (!d.title) {
+      showAlert(form, t('form.titleRequired'));
+      return;
+    }
+    const startsAt = fromLocalInput(d.starts_at);
+    if (!startsAt) {
+      showAlert(form, t('form.startRequired'));
+      return;
+    }
+    const endsAt = fromLocalInput(d.ends_at);
+    if (endsAt && endsAt <= startsAt) {
+      showAlert(form, t('form.endBeforeStart'));
+      return;
+    }
+    clearAlert(form);
+    const body = { title: d.title, kind: d.kind, starts_at: startsAt, ends_at: endsAt, location: d.location || null };
+    const submit = form.querySelector('[type=submit]');
+    submit.disabled = true;
+    try {
+      await onSubmit(body);
+    } catch (e) {
+      showAlert(form, e);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+async function meetingNewView(view) {
+  view.textContent = '';
+  const now = new Date();
+  now.setDate(now.getDate() + 1);
+  now.setHours(8, 0, 0, 0);
+  const later = new Date(now.getTime() + 2 * 3600 * 1000);
+  view.append(
+    el('p', { class: 'breadcrumb' }, el('a', { href: '#/meetings' }, t('meetings.back'))),
+    el('h1', { text: t('meetings.new') }),
+    meetingForm({ kind: 'regular', starts_at: now.getTime(), ends_at: later.getTime() }, async (body) => {
+      const m = await api('POST', '/api/meetings', body);
+      toast(t('meeting.created'));
+      go(`#/meetings/${encodeURIComponent(m.id)}/agenda`);
+    }, 'meetings.create'),
+  );
+}
+
+async function meetingView(view, id, tab) {
+  const m = await api('GET', `/api/meetings/${encodeURIComponent(id)}`);
+  const meeting = m && m.meeting ? m.meeting : m;
+  view.textContent = '';
+  const tabs = el('nav', { class: 'tabs', 'aria-label': t('meeting.sections') });
+  for (const k of ['info', 'agenda', 'participants', 'invitations']) {
+    const a = el('a', { href: `#/meetings/${encodeURIComponent(id)}/${k}`, dataset: { tab: k } }, t(`meeting.tab.${k}`));
+    if (k === tab) a.setAttribute('aria-current', 'page');
+    tabs.append(a);
+  }
+  const body = el('section', { class: 'tab-body', id: `tab-${tab}` });
+  view.append(
+    el('p', { class: 'breadcrumb' }, el('a', { href: '#/meetings' }, t('meetings.back'))),
+    el(
+      'div',
+      { class: 'view-head' },
+      el('h1', { id: 'meeting-title', text: meeting.title }),
+      statusBadge(meeting.status),
+    ),
+    el('p', { class: 'muted meeting-when' }, [t(`mkind.${meeting.kind}`), formatTime(meeting.starts_at), meeting.location].filter(Boolean).join(' · ')),
+    tabs,
+    body,
+  );
+  if (tab === 'agenda') await agendaTab(body, meeting);
+  else if (tab === 'participants') await participantsTab(body, meeting);
+  else if (tab === 'invitations') await invitationsTab(body, meeting);
+  else infoTab(body, meeting);
+}
+
+function infoTab(body, meeting) {
+  const form = meetingForm(meeting, async (patch) => {
+    await api('PATCH', `/api/meetings/${encodeURIComponent(meeting.id)}`, patch);
+    toast(t('meeting.saved'));
+    route();
+  }, 'action.save');
+  const statusBox = el(
+    'section',
+    { class: 'card status-box', 'aria-labelledby': 'status-heading' },
+    el('h2', { id: 'status-heading', text: t('meeting.statusTitle') }),
+    el('p', {}, t('meeting.statusNow'), ' ', statusBadge(meeting.status)),
+    el('ol', { class: 'lifecycle' }, MEETING_STATUSES.map((s) => el('li', { class: s === meeting.status ? 'current' : '', text: t(`mstatus.${s}`) }))),
+  );
+  const actions = el('div', { class: 'form-actions' });
+  for (const next of TRANSITIONS[meeting.status] || []) {
+    actions.append(
+      button(`transition.${next}`, async () => {
+        const ok = await confirmDialog(
+          t(`transition.${next}`),
+          t('transition.confirm', { title: meeting.title, from: t(`mstatus.${meeting.status}`), to: t(`mstatus.${next}`) }),
+          t(`transition.${next}`),
+          next === 'ended' || next === 'archived',
+        );
+        if (!ok) return;
+        try {
+          await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/status`, { status: next });
+          toast(t('meeting.statusChanged', { status: t(`mstatus.${next}`) }));
+          route();
+        } catch (e) {
+          showAlert(statusBox, e);
+        }
+      }, next === 'draft' ? 'btn btn-secondary' : 'btn btn-primary', { dataset: { transition: next } }),
+    );
+  }
+  if (!actions.childElementCount) actions.append(el('p', { class: 'muted', text: t('meeting.noTransition') }));
+  statusBox.append(actions);
+  body.append(el('div', { class: 'two-col' }, form, statusBox));
+}
+
+// ---- agenda -------------------------------------------------------------------------
+
+async function loadAgenda(meetingId) {
+  const items = listOf(await api('GET', `/api/meetings/${encodeURIComponent(meetingId)}/agenda`), 'items');
+  items.sort((a, b) => (a.position ?? a.order ?? 0) - (b.position ?? b.order ?? 0));
+  await Promise.all(
+    items.map(async (item) => {
+      if (Array.isArray(item.documents)) return;
+      item.documents = listOf(await api('GET', `/api/agenda/${encodeURIComponent(item.id)}/documents`), 'documents');
+    }),
+  );
+  return items;
+}
+
+async function agendaTab(body, meeting) {
+  const [items, participants] = await Promise.all([
+    loadAgenda(meeting.id),
+    api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`).then((r) => listOf(r, 'participants')),
+  ]);
+  body.textContent = '';
+  const total = items.reduce((s, i) => s + (Number(i.duration_minutes) || 0), 0);
+  body.append(
+    el(
+      'div',
+      { class: 'agenda-summary' },
+      el('h2', { text: t('agenda.title') }),
+      el('p', { id: 'agenda-total', class: 'agenda-total' }, t('agenda.total', { n: items.length, duration: durationText(total) })),
+    ),
+  );
+  const list = el('ol', { class: 'agenda-list', id: 'agenda-list' });
+  items.forEach((item, index) => list.append(agendaItem(item, index, items, meeting, participants)));
+  if (items.length === 0) body.append(el('p', { class: 'muted empty', text: t('agenda.empty') }));
+  body.append(list, agendaItemForm(meeting, null));
+}
+
+function agendaItemForm(meeting, item) {
+  const editing = !!item;
+  const form = el(
+    'form',
+    { class: editing ? 'agenda-edit form-grid' : 'card form-grid agenda-add', id: editing ? `agenda-edit-${item.id}` : 'agenda-add', novalidate: true },
+    editing ? null : el('h3', { class: 'form-title', text: t('agenda.add') }),
+    field('agenda.field.title', el('input', { name: 'title', required: true, maxlength: 500, value: item ? item.title : '' })),
+    field('agenda.field.presenter', el('input', { name: 'presenter', maxlength: 200, value: item ? item.presenter || '' : '' })),
+    field('agenda.field.duration', el('input', { name: 'duration_minutes', type: 'number', min: 0, max: 1440, step: 5, value: item ? item.duration_minutes ?? '' : 15 })),
+    el(
+      'div',
+      { class: 'form-actions' },
+      editing ? button('action.cancel', () => route(), 'btn btn-secondary') : null,
+      el('button', { type: 'submit', class: 'btn btn-primary' }, t(editing ? 'action.save' : 'agenda.addButton')),
+    ),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    if (!d.title) {
+      showAlert(form, t('form.titleRequired'));
+      return;
+    }
+    const minutes = d.duration_minutes === '' ? 0 : Number(d.duration_minutes);
+    if (!Number.isFinite(minutes) || minutes < 0) {
+      showAlert(form, t('form.badDuration'));
+      return;
+    }
+    const payload = { title: d.title, presenter: d.presenter || null, duration_minutes: Math.round(minutes) };
+    try {
+      if (editing) await api('PATCH', `/api/agenda/${encodeURIComponent(item.id)}`, payload);
+      else await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/agenda`, payload);
+      toast(t(editing ? 'agenda.saved' : 'agenda.added'));
+      if (!editing) state.focusKey = 'agenda-add-title';
+      route();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  form.querySelector('[name=title]').dataset.focus = editing ? `agenda-edit-title-${item.id}` : 'agenda-add-title';
+  return form;
+}
+
+async function moveItem(meeting, items, index, delta, which) {
+  const target = index + delta;
+  if (target < 0 || target >= items.length) return;
+  const ids = items.map((i) => i.id);
+  [ids[index], ids[target]] = [ids[target], ids[index]];
+  await api('PUT', `/api/meetings/${encodeURIComponent(meeting.id)}/agenda/order`, { item_ids: ids });
+  // Keep the keyboard on the moved item: its same button, or the other one
+  // when it reached an end of the list.
+  const moved = items[index].id;
+  const atEnd = (delta < 0 && target === 0) || (delta > 0 && target === items.length - 1);
+  state.focusKey = `${atEnd ? (which === 'up' ? 'down' : 'up') : which}-${moved}`;
+  toast(t('agenda.moved'));
+  route();
+}
+
+function agendaItem(item, index, items, meeting, participants) {
+  const li = el('li', { class: 'agenda-item card', dataset: { id: item.id } });
+  const moveUp = iconButton('↑', t('agenda.moveUp', { title: item.title }), () => moveItem(meeting, items, index, -1, 'up').catch((e) => showAlert(li, e)), {
+    dataset: { focus: `up-${item.id}`, action: 'up' },
+    disabled: index === 0,
+  });
+  const moveDown = iconButton('↓', t('agenda.moveDown', { title: item.title }), () => moveItem(meeting, items, index, 1, 'down').catch((e) => showAlert(li, e)), {
+    dataset: { focus: `down-${item.id}`, action: 'down' },
+    disabled: index === items.length - 1,
+  });
+  const editBox = el('div', { class: 'agenda-edit-box' });
+  const edit = button('action.edit', () => {
+    editBox.textContent = '';
+    editBox.append(agendaItemForm(meeting, item));
+    editBox.querySelector('input').focus();
+  }, 'btn btn-secondary btn-small', { 'aria-label': t('agenda.editItem', { title: item.title }) });
+  const del = button('action.delete', async () => {
+    const ok = await confirmDialog(t('agenda.deleteTitle'), t('agenda.deleteConfirm', { title: item.title }), t('action.delete'), true);
+    if (!ok) return;
+    try {
+      await api('DELETE', `/api/agenda/${encodeURIComponent(item.id)}`);
+      toast(t('agenda.deleted'));
+      route();
+    } catch (e) {
+      showAlert(li, e);
+    }
+  }, 'btn btn-danger-outline btn-small', { 'aria-label': t('agenda.deleteItem', { title: item.title }) });
+  const meta = [item.presenter ? t('agenda.presenter', { name: item.presenter }) : null, durationText(item.duration_minutes)].filter(Boolean).join(' · ');
+  li.append(
+    el(
+      'div',
+      { class: 'agenda-head' },
+      el('span', { class: 'agenda-num', 'aria-hidden': 'true', text: String(index + 1) }),
+      el('div', { class: 'agenda-main' }, el('h3', { class: 'agenda-title', text: item.title }), el('p', { class: 'muted agenda-meta', text: meta })),
+      el('div', { class: 'agenda-actions' }, moveUp, moveDown, edit, del),
+    ),
+    editBox,
+    documentsBlock(item, participants),
+  );
+  return li;
+}
+
+// ---- documents ---------------------------------------------------------------------------
+
+function latestVersion(doc) {
+  const versions = Array.isArray(doc.versions) ? doc.versions : [];
+  return versions.reduce((best, v) => (!best || (v.version || 0) > (best.version || 0) ? v : best), null);
+}
+
+function docButtons(doc, v) {
+  const name = v.filename || doc.title;
+  const open = button('doc.open', async (ev) => {
+    try {
+      await openDocument(doc.id, v.version, state.token, name);
+    } catch (e) {
+      showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
+    }
+  }, 'btn btn-secondary btn-small', { 'aria-label': t('doc.openNamed', { name, version: v.version }) });
+  const dl = button('doc.download', async (ev) => {
+    try {
+      await downloadDocument(doc.id, v.version, state.token, name);
+    } catch (e) {
+      showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
+    }
+  }, 'btn btn-secondary btn-small', { 'aria-label': t('doc.downloadNamed', { name, version: v.version }) });
+  return [open, dl];
+}
+
+function documentsBlock(item, participants) {
+  const box = el('div', { class: 'docs' });
+  const docs = Array.isArray(item.documents) ? item.documents : [];
+  if (docs.length > 0) {
+    box.append(
+      el(
+        'ul',
+        { class: 'doc-list' },
+        docs.map((doc) => documentCard(doc, participants)),
+      ),
+    );
+  } else {
+    box.append(el('p', { class: 'muted small', text: t('doc.none') }));
+  }
+  box.append(uploadForm(item, participants));
+  return box;
+}
+
+function accessText(doc, participants) {
+  if (doc.access !== 'named') return t(`access.${doc.access}`);
+  const ids = Array.isArray(doc.participant_ids) ? doc.participant_ids : [];
+  const names = ids.map((id) => (participants.find((p) => p.id === id) || {}).name).filter(Boolean);
+  return names.length ? `${t('access.named')}: ${names.join(', ')}` : t('access.named');
+}
+
+function documentCard(doc, participants) {
+  const v = latestVersion(doc);
+  const li = el('li', { class: 'doc', dataset: { id: doc.id } });
+  li.append(
+    el(
+      'div',
+      { class: 'doc-head' },
+      el('span', { class: 'doc-icon', 'aria-hidden': 'true', text: 'PDF' }),
+      el(
+        'div',
+        { class: 'doc-main' },
+        el('h4', { class: 'doc-title', text: doc.title }),
+        el(
+          'p',
+          { class: 'muted small' },
+          [v ? `${v.filename} · ${formatSize(v.size)} · ${t('doc.version', { n: v.version })}` : '', accessText(doc, participants)].filter(Boolean).join(' · '),
+        ),
+      ),
+      el('div', { class: 'doc-actions' }, v ? docButtons(doc, v) : null),
+    ),
+  );
+  if (v) li.append(signatureBadge(v.signature));
+  const versions = Array.isArray(doc.versions) ? [...doc.versions].sort((a, b) => (b.version || 0) - (a.version || 0)) : [];
+  const versionList = el(
+    'ol',
+    { class: 'version-list' },
+    versions.map((ver) =>
+      el(
+        'li',
+        { class: 'doc-version', dataset: { version: ver.version } },
+        el(
+          'div',
+          { class: 'version-line' },
+          el('strong', { text: t('doc.version', { n: ver.version }) }),
+          el('span', { class: 'muted small', text: `${ver.filename} · ${formatSize(ver.size)} · ${formatTime(ver.uploaded_at)}` }),
+          el('span', { class: 'version-actions' }, docButtons(doc, ver)),
+        ),
+        el('code', { class: 'sha small', title: 'SHA-256', text: ver.sha256 ? `SHA-256 ${ver.sha256}` : '' }),
+        signatureBadge(ver.signature),
+      ),
+    ),
+  );
+  li.append(
+    el(
+      'details',
+      { class: 'versions' },
+      el('summary', { text: t('doc.versions', { n: versions.length }) }),
+      versionList,
+      versionUploadForm(doc),
+    ),
+  );
+  return li;
+}
+
+function progressBar() {
+  const bar = el('progress', { max: 100, value: 0, class: 'upload-progress', hidden: true });
+  const label = el('span', { class: 'muted small upload-label', 'aria-live': 'polite' });
+  return { bar, label };
+}
+
+function uploadErrorText(e, file) {
+  if (e && (e.code === 'too_large' || e.code === 'document_too_large' || e.code === 'payload_too_large' || e.status === 413)) {
+    return t('error.document_too_large_named', { name: file ? file.name : '', size: file ? formatSize(file.size) : '' });
+  }
+  return apiErrorText(e);
+}
+
+async function sendUpload(form, path, fd, file, progress) {
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  progress.bar.hidden = false;
+  progress.bar.value = 0;
+  progress.label.textContent = t('upload.sending', { percent: 0 });
+  clearAlert(form);
+  try {
+    const doc = await apiUpload(path, {
+      token: state.token,
+      form: fd,
+      onProgress: (loaded, total) => {
+        const pct = total ? Math.round((loaded * 100) / total) : 0;
+        progress.bar.value = pct;
+        progress.label.textContent = pct >= 100 ? t('upload.checking') : t('upload.sending', { percent: pct });
+      },
+    });
+    progress.label.textContent = t('upload.done');
+    return doc;
+  } catch (e) {
+    if (e.status === 401) logout(true);
+    progress.bar.hidden = true;
+    progress.label.textContent = '';
+    showAlert(form, uploadErrorText(e, file)).dataset.code = e.code || '';
+    return null;
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function uploadForm(item, participants) {
+  const progress = progressBar();
+  const named = el(
+    'fieldset',
+    { class: 'named-list', hidden: true },
+    el('legend', { text: t('upload.namedWho') }),
+    participants.length
+      ? participants.map((p) =>
+          el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'participant', value: p.id }), ` ${p.name} (${roleText(p.role)})`),
+        )
+      : el('p', { class: 'muted small', text: t('upload.noParticipants') }),
+  );
+  const accessRadios = el(
+    'fieldset',
+    { class: 'radio-row' },
+    el('legend', { text: t('upload.access') }),
+    ACCESS.map((a) => el('label', { class: 'check' }, el('input', { type: 'radio', name: 'access', value: a, checked: a === 'everyone' }), ` ${t(`access.${a}`)}`)),
+  );
+  const fileInput = el('input', { type: 'file', name: 'file', accept: 'application/pdf,.pdf', required: true });
+  const titleInput = el('input', { name: 'title', maxlength: 300 });
+  fileInput.addEventListener('change', () => {
+    const f = fileInput.files && fileInput.files[0];
+    if (f && !titleInput.value) titleInput.value = f.name.replace(/\.pdf$/i, '');
+  });
+  const form = el(
+    'form',
+    { class: 'upload-form form-grid', novalidate: true },
+    field('upload.file', fileInput),
+    field('upload.title', titleInput),
+    accessRadios,
+    named,
+    el('div', { class: 'form-actions' }, progress.bar, progress.label, el('button', { type: 'submit', class: 'btn btn-primary' }, t('upload.submit'))),
+  );
+  accessRadios.addEventListener('change', () => {
+    named.hidden = form.querySelector('[name=access]:checked').value !== 'named';
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const file = fileInput.files && fileInput.files[0];
+    if (!file) {
+      showAlert(form, t('upload.noFile'));
+      return;
+    }
+    const access = form.querySelector('[name=access]:checked').value;
+    const ids = [...form.querySelectorAll('[name=participant]:checked')].map((c) => c.value);
+    if (access === 'named' && ids.length === 0) {
+      showAlert(form, t('upload.pickSomeone'));
+      return;
+    }
+    const fd = new FormData();
+    fd.append('title', titleInput.value.trim() || file.name);
+    fd.append('access', access);
+    if (access === 'named') fd.append('participant_ids', JSON.stringify(ids));
+    fd.append('file', file, file.name);
+    const doc = await sendUpload(form, `/api/agenda/${encodeURIComponent(item.id)}/documents`, fd, file, progress);
+    if (doc) {
+      toast(t('upload.uploaded', { title: doc.title || file.name }));
+      route();
+    }
+  });
+  return el(
+    'details',
+    { class: 'doc-upload', dataset: { item: item.id } },
+    el('summary', { class: 'btn btn-secondary btn-small' }, t('upload.add')),
+    form,
+  );
+}
+
+function versionUploadForm(doc) {
+  const progress = progressBar();
+  const fileInput = el('input', { type: 'file', name: 'file', accept: 'application/pdf,.pdf', required: true });
+  const form = el(
+    'form',
+    { class: 'upload-form version-upload', novalidate: true },
+    field('upload.newVersion', fileInput),
+    el('div', { class: 'form-actions' }, progress.bar, progress.label, el('button', { type: 'submit', class: 'btn btn-secondary' }, t('upload.submitVersion'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const file = fileInput.files && fileInput.files[0];
+    if (!file) {
+      showAlert(form, t('upload.noFile'));
+      return;
+    }
+    const fd = new FormData();
+    fd.append('file', file, file.name);
+    const r = await sendUpload(form, `/api/documents/${encodeURIComponent(doc.id)}/versions`, fd, file, progress);
+    if (r) {
+      toast(t('upload.versionUploaded', { title: doc.title }));
+      route();
+    }
+  });
+  return form;
+}
+
+// ---- participants ------------------------------------------------------------------------
+
+async function participantsTab(body, meeting) {
+  const [participants, points] = await Promise.all([
+    api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`).then((r) => listOf(r, 'participants')),
+    api('GET', '/api/bridge-points').then((r) => listOf(r, 'bridge_points')),
+  ]);
+  body.textContent = '';
+  const pointName = (id) => (points.find((b) => b.id === id) || {}).name || '';
+  const formBox = el('div', { class: 'form-box' });
+  const showForm = (p) => {
+    formBox.textContent = '';
+    formBox.append(participantForm(meeting, points, p));
+    if (p) formBox.querySelector('input').focus();
+  };
+  body.append(el('h2', { text: t('participants.title') }));
+  if (participants.length === 0) body.append(el('p', { class: 'muted empty', text: t('participants.empty') }));
+  else {
+    body.append(
+      el(
+        'div',
+        { class: 'table-box' },
+        el(
+          'table',
+          { class: 'data-table', id: 'participants-table' },
+          el(
+            'thead',
+            {},
+            el(
+              'tr',
+              {},
+              ['participant.name', 'participant.position', 'participant.role', 'participant.voting', 'participant.bridgePoint', 'table.actions'].map((k) =>
+                el('th', { scope: 'col', text: t(k) }),
+              ),
+            ),
+          ),
+          el(
+            'tbody',
+            {},
+            participants.map((p) =>
+              el(
+                'tr',
+                { dataset: { id: p.id } },
+                el('td', { text: p.name }),
+                el('td', { text: p.position || '' }),
+                el('td', {}, el('span', { class: 'role-badge', text: roleText(p.role) })),
+                el('td', { text: p.voting ? t('common.yes') : t('common.no') }),
+                el('td', { text: pointName(p.bridge_point_id) }),
+                el(
+                  'td',
+                  { class: 'row-actions' },
+                  button('action.edit', () => showForm(p), 'btn btn-secondary btn-small', { 'aria-label': t('participants.editNamed', { name: p.name }) }),
+                  button('action.delete', async (ev) => {
+                    const ok = await confirmDialog(t('participants.deleteTitle'), t('participants.deleteConfirm', { name: p.name }), t('action.delete'), true);
+                    if (!ok) return;
+                    try {
+                      await api('DELETE', `/api/participants/${encodeURIComponent(p.id)}`);
+                      toast(t('participants.deleted'));
+                      route();
+                    } catch (e) {
+                      showAlert(body, e);
+                      ev.target.focus();
+                    }
+                  }, 'btn btn-danger-outline btn-small', { 'aria-label': t('participants.deleteNamed', { name: p.name }) }),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  body.append(formBox);
+  showForm(null);
+}
+
+function participantForm(meeting, points, p) {
+  const editing = !!p;
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'participant-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t(editing ? 'participants.edit' : 'participants.add') }),
+    field('participant.name', el('input', { name: 'name', required: true, maxlength: 200, value: p ? p.name : '' })),
+    field('participant.position', el('input', { name: 'position', maxlength: 200, value: p ? p.position || '' : '' })),
+    field('participant.role', select('role', PARTICIPANT_ROLES, (r) => roleText(r), p ? p.role : 'member')),
+    field('participant.bridgePoint', select('bridge_point_id', ['', ...points.map((b) => b.id)], (id) => (id ? (points.find((b) => b.id === id) || {}).name : t('participant.noBridgePoint')), p ? p.bridge_point_id || '' : '')),
+    el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'voting', checked: p ? !!p.voting : false }), ` ${t('participant.votingLabel')}`),
+    el(
+      'div',
+      { class: 'form-actions' },
+      editing ? button('action.cancel', () => route(), 'btn btn-secondary') : null,
+      el('button', { type: 'submit', class: 'btn btn-primary' }, t(editing ? 'action.save' : 'participants.addButton')),
+    ),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    if (!d.name) {
+      showAlert(form, t('form.nameRequired'));
+      return;
+    }
+    const payload = {
+      name: d.name,
+      position: d.position || null,
+      role: d.role,
+      voting: form.querySelector('[name=voting]').checked,
+      bridge_point_id: d.bridge_point_id || null,
+    };
+    try {
+      if (editing) await api('PATCH', `/api/participants/${encodeURIComponent(p.id)}`, payload);
+      else await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`, payload);
+      toast(t(editing ? 'participants.saved' : 'participants.added'));
+      route();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+// ---- invitations -------------------------------------------------------------------------
+
+function inviteStatus(inv) {
+  if (inv.revoked || inv.revoked_at || inv.status === 'revoked') return 'revoked';
+  const exp = toDate(inv.expires_at);
+  if (exp && exp.getTime() < Date.now()) return 'expired';
+  return 'active';
+}
+
+function copyButton(url, name) {
+  return button('invite.copy', async (ev) => {
+    const ok = await copyText(url);
+    toast(ok ? t('invite.copied') : t('invite.copyFailed'));
+    if (ok) ev.target.dataset.copied = 'true';
+  }, 'btn btn-primary btn-small', { 'aria-label': t('invite.copyNamed', { name }), dataset: { url } });
+}
+
+async function invitationsTab(body, meeting) {
+  const [invitations, participants, points] = await Promise.all([
+    api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`).then((r) => listOf(r, 'invitations')),
+    api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`).then((r) => listOf(r, 'participants')),
+    api('GET', '/api/bridge-points').then((r) => listOf(r, 'bridge_points')),
+  ]);
+  body.textContent = '';
+  const pointName = (id) => (points.find((b) => b.id === id) || {}).name || '';
+  body.append(el('h2', { text: t('invite.title') }), el('p', { class: 'muted', text: t('invite.help') }));
+  const created = el('div', { id: 'invite-created', 'aria-live': 'polite' });
+  body.append(created);
+  if (invitations.length === 0) body.append(el('p', { class: 'muted empty', text: t('invite.empty') }));
+  else {
+    body.append(
+      el(
+        'div',
+        { class: 'table-box' },
+        el(
+          'table',
+          { class: 'data-table', id: 'invitations-table' },
+          el(
+            'thead',
+            {},
+            el('tr', {}, ['invite.name', 'participant.role', 'participant.bridgePoint', 'invite.expires', 'invite.status', 'table.actions'].map((k) => el('th', { scope: 'col', text: t(k) }))),
+          ),
+          el(
+            'tbody',
+            {},
+            invitations.map((inv) => {
+              const st = inviteStatus(inv);
+              const url = inv.url || state.inviteUrls.get(inv.id) || null;
+              return el(
+                'tr',
+                { dataset: { id: inv.id, status: st } },
+                el('td', { text: inv.name }),
+                el('td', {}, el('span', { class: 'role-badge', text: roleText(inv.role) })),
+                el('td', { text: pointName(inv.bridge_point_id) }),
+                el('td', { text: formatTime(inv.expires_at) }),
+                el('td', {}, el('span', { class: `status-badge invite-${st}`, text: t(`invite.st.${st}`) })),
+                el(
+                  'td',
+                  { class: 'row-actions' },
+                  url && st === 'active' ? copyButton(url, inv.name) : null,
+                  st === 'active'
+                    ? button('invite.revoke', async () => {
+                        const ok = await confirmDialog(t('invite.revokeTitle'), t('invite.revokeConfirm', { name: inv.name }), t('invite.revoke'), true);
+                        if (!ok) return;
+                        try {
+                          await api('POST', `/api/invitations/${encodeURIComponent(inv.id)}/revoke`);
+                          toast(t('invite.revoked'));
+                          route();
+                        } catch (e) {
+                          showAlert(body, e);
+                        }
+                      }, 'btn btn-danger-outline btn-small', { 'aria-label': t('invite.revokeNamed', { name: inv.name }) })
+                    : null,
+                ),
+              );
+            }),
+          ),
+        ),
+      ),
+    );
+  }
+  body.append(invitationForm(meeting, participants, points, created));
+}
+
+function invitationForm(meeting, participants, points, created) {
+  const participantSelect = select('participant_id', ['', ...participants.map((p) => p.id)], (id) => {
+    if (!id) return t('invite.noParticipant');
+    const p = participants.find((x) => x.id === id);
+    return `${p.name} (${roleText(p.role)})`;
+  }, '');
+  const nameInput = el('input', { name: 'name', required: true, maxlength: 200 });
+  const roleSelect = select('role', PARTICIPANT_ROLES, (r) => roleText(r), 'bridge_operator');
+  const pointSelect = select('bridge_point_id', ['', ...points.map((b) => b.id)], (id) => (id ? (points.find((b) => b.id === id) || {}).name : t('participant.noBridgePoint')), '');
+  participantSelect.addEventListener('change', () => {
+    const p = participants.find((x) => x.id === participantSelect.value);
+    if (!p) return;
+    nameInput.value = p.name;
+    roleSelect.value = p.role;
+    pointSelect.value = p.bridge_point_id || '';
+  });
+  pointSelect.addEventListener('change', () => {
+    const b = points.find((x) => x.id === pointSelect.value);
+    if (b && !nameInput.value) nameInput.value = b.name;
+  });
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'invitation-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t('invite.add') }),
+    field('invite.forParticipant', participantSelect),
+    field('invite.name', nameInput),
+    field('participant.role', roleSelect),
+    field('participant.bridgePoint', pointSelect),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t('invite.create'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    if (!d.name) {
+      showAlert(form, t('form.nameRequired'));
+      return;
+    }
+    const payload = { name: d.name, role: d.role };
+    if (d.participant_id) payload.participant_id = d.participant_id;
+    if (d.bridge_point_id) payload.bridge_point_id = d.bridge_point_id;
+    try {
+      const inv = await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`, payload);
+      let url = inv.url;
+      if (!url && inv.token) url = `${window.location.origin}/join#${inv.token}`;
+      if (url) state.inviteUrls.set(inv.id, url);
+      await route();
+      const box = $('invite-created');
+      if (box && url) {
+        box.append(
+          el(
+            'div',
+            { class: 'alert alert-ok invite-new' },
+            el('p', { text: t('invite.createdFor', { name: d.name }) }),
+            el('div', { class: 'copy-row' }, el('input', { class: 'invite-url', readonly: true, value: url, 'aria-label': t('invite.link'), onfocus: (e) => e.target.select() }), copyButton(url, d.name)),
+          ),
+        );
+        box.querySelector('.invite-url').focus();
+      }
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+// ---- bridge points --------------------------------------------------------------------------
+
+async function bridgePointsView(view) {
+  const points = listOf(await api('GET', '/api/bridge-points'), 'bridge_points');
+  view.textContent = '';
+  const formBox = el('div', { class: 'form-box' });
+  const showForm = (b) => {
+    formBox.textContent = '';
+    formBox.append(bridgePointForm(b));
+    if (b) formBox.querySelector('input').focus();
+  };
+  view.append(el('div', { class: 'view-head' }, el('h1', { text: t('bridge.title') })), el('p', { class: 'muted', text: t('bridge.help') }));
+  const order = (b) => LEVELS.indexOf(b.level);
+  const sorted = [...points].sort((a, b) => order(a) - order(b) || String(a.name).localeCompare(String(b.name), 'vi'));
+  if (sorted.length === 0) view.append(el('p', { class: 'muted empty', text: t('bridge.empty') }));
+  else {
+    view.append(
+      el(
+        'div',
+        { class: 'table-box' },
+        el(
+          'table',
+          { class: 'data-table', id: 'bridge-points-table' },
+          el('thead', {}, el('tr', {}, ['bridge.name', 'bridge.level', 'bridge.contact', 'table.actions'].map((k) => el('th', { scope: 'col', text: t(k) })))),
+          el(
+            'tbody',
+            {},
+            sorted.map((b) =>
+              el(
+                'tr',
+                { dataset: { id: b.id } },
+                el('td', { text: b.name }),
+                el('td', {}, el('span', { class: `level-badge level-${b.level}`, text: t(`level.${b.level}`) })),
+                el('td', { text: b.contact || '' }),
+                el('td', { class: 'row-actions' }, button('action.edit', () => showForm(b), 'btn btn-secondary btn-small', { 'aria-label': t('bridge.editNamed', { name: b.name }) })),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  view.append(formBox);
+  showForm(null);
+}
+
+function bridgePointForm(b) {
+  const editing = !!b;
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'bridge-point-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t(editing ? 'bridge.edit' : 'bridge.add') }),
+    field('bridge.name', el('input', { name: 'name', required: true, maxlength: 200, value: b ? b.name : '' })),
+    field('bridge.level', select('level', LEVELS, (l) => t(`level.${l}`), b ? b.level : 'district')),
+    field('bridge.contact', el('input', { name: 'contact', maxlength: 300, value: b ? b.contact || '' : '' }), 'bridge.contactHint'),
+    el(
+      'div',
+      { class: 'form-actions' },
+      editing ? button('action.cancel', () => route(), 'btn btn-secondary') : null,
+      el('button', { type: 'submit', class: 'btn btn-primary' }, t(editing ? 'action.save' : 'bridge.addButton')),
+    ),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    if (!d.name) {
+      showAlert(form, t('form.nameRequired'));
+      return;
+    }
+    const payload = { name: d.name, level: d.level, contact: d.contact || null };
+    try {
+      if (editing) await api('PATCH', `/api/bridge-points/${encodeURIComponent(b.id)}`, payload);
+      else await api('POST', '/api/bridge-points', payload);
+      toast(t(editing ? 'bridge.saved' : 'bridge.added'));
+      route();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+async function main() {
+  setupLangSwitch(document);
+  applyI18n(document);
+  onLangChange(() => {
+    if (state.user) $('user-role').textContent = t(`staffrole.${state.user.role}`);
+    if (state.token) route();
+  });
+  $('login-form').addEventListener('submit', onLogin);
+  $('logout-button').addEventListener('click', () => logout(false));
+  window.addEventListener('hashchange', () => route());
+  loadSession();
+  if (!state.token) {
+    showLogin(null);
+    return;
+  }
+  // Check the stored token (and refresh the user) before showing anything.
+  try {
+    const me = await apiRequest('GET', '/api/auth/me', { token: state.token });
+    state.user = me && me.user ? me.user : me;
+    saveSession();
+  } catch (e) {
+    if (e.status === 401) {
+      logout(true);
+      return;
+    }
+  }
+  showApp();
+  await route();
+}
+
+// For tests and debugging.
+window.giaobanAdmin = {
+  get user() {
+    return state.user;
+  },
+  get route() {
+    return state.route;
+  },
+};
+
+main();

@@ -1,0 +1,182 @@
+// Documents as both the secretariat and the participants see them: the
+// signature badge, sizes and times, opening and downloading a version with
+// a Bearer token (fetched as a blob: a plain link could not carry it).
+
+import { apiBlob } from './api.js';
+import { getLang, t } from './i18n.js';
+
+const STATUSES = ['valid', 'invalid', 'untrusted', 'no_signature', 'not_checked'];
+
+/** `el('tag', {class, text, ...attrs}, ...children)`: a small DOM builder. */
+export function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else if (v === true) node.setAttribute(k, '');
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+/** A time given as Unix seconds, milliseconds or an RFC 3339 string, as a Date. */
+export function toDate(v) {
+  if (v === undefined || v === null || v === '') return null;
+  let d;
+  if (typeof v === 'number') d = new Date(v < 1e11 ? v * 1000 : v);
+  else if (/^\d+$/.test(String(v))) d = new Date(Number(v) * 1000);
+  else d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** A date and time in the page's language (e.g. "24 thg 11, 2026 10:00"). */
+export function formatTime(v) {
+  const d = toDate(v);
+  if (!d) return '';
+  try {
+    return d.toLocaleString(getLang() === 'vi' ? 'vi-VN' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+  } catch (_) {
+    return d.toISOString();
+  }
+}
+
+/** A byte count as "1,2 MB". */
+export function formatSize(bytes) {
+  const n = Number(bytes) || 0;
+  const locale = getLang() === 'vi' ? 'vi-VN' : 'en-GB';
+  const fmt = (x) => x.toLocaleString(locale, { maximumFractionDigits: 1 });
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${fmt(n / 1024)} KB`;
+  if (n < 1024 * 1024 * 1024) return `${fmt(n / (1024 * 1024))} MB`;
+  return `${fmt(n / (1024 * 1024 * 1024))} GB`;
+}
+
+/** The file status of a version's signature report. */
+export function signatureStatus(sig) {
+  const s = sig && typeof sig.status === 'string' ? sig.status : 'not_checked';
+  return STATUSES.includes(s) ? s : 'not_checked';
+}
+
+/** The text of one reason: ours for a known code, else the server's message. */
+function reasonText(r) {
+  const key = `sigreason.${r.code}`;
+  const known = t(key);
+  return known !== key ? known : r.message || r.code || '';
+}
+
+function signerLine(s) {
+  const parts = [];
+  if (s.signer_name) parts.push(s.signer_name);
+  const org = s.organisation || s.organization;
+  if (org) parts.push(org);
+  const when = formatTime(s.signing_time_unix || s.signing_time);
+  if (when) parts.push(t('sig.signedAt', { time: when }));
+  return parts.join(' · ');
+}
+
+/**
+ * The signature badge of a document version: the verdict ("Hợp lệ"…), the
+ * first signer, and on expand (or hover) every signature with its reasons.
+ */
+export function signatureBadge(sig) {
+  const status = signatureStatus(sig);
+  const signatures = sig && Array.isArray(sig.signatures) ? sig.signatures : [];
+  const reasons = [];
+  for (const s of signatures) for (const r of s.reasons || []) reasons.push(reasonText(r));
+  for (const r of (sig && sig.reasons) || []) if (r.code !== 'no_signature') reasons.push(reasonText(r));
+
+  const badge = el('span', { class: 'sig-badge', text: t(`sig.${status}`) });
+  const summary = el('summary', { class: 'sig-summary' }, badge);
+  if (signatures.length > 0) summary.append(el('span', { class: 'sig-who', text: signerLine(signatures[0]) }));
+  if (signatures.length > 1) summary.append(el('span', { class: 'sig-count', text: t('sig.count', { n: signatures.length }) }));
+  const hover = [t(`sig.${status}.help`), ...reasons].filter(Boolean).join('\n');
+  summary.title = hover;
+
+  const details = el('details', { class: `sig sig-${status}`, dataset: { status } }, summary);
+  const body = el('div', { class: 'sig-body' }, el('p', { class: 'sig-help', text: t(`sig.${status}.help`) }));
+  if (signatures.length > 0) {
+    const list = el('ol', { class: 'sig-list' });
+    signatures.forEach((s) => {
+      const st = STATUSES.includes(s.status) ? s.status : 'not_checked';
+      const org = s.organisation || s.organization;
+      const when = formatTime(s.signing_time_unix || s.signing_time);
+      const item = el(
+        'li',
+        { class: `sig-item sig-${st}` },
+        el('span', { class: 'sig-badge sig-badge-small', text: t(`sig.${st}`) }),
+        el(
+          'dl',
+          { class: 'sig-fields' },
+          el('dt', { text: t('sig.signer') }),
+          el('dd', { text: s.signer_name || t('sig.unknownSigner') }),
+          org ? [el('dt', { text: t('sig.organisation') }), el('dd', { text: org })] : null,
+          when ? [el('dt', { text: t('sig.time') }), el('dd', { text: when })] : null,
+        ),
+      );
+      const rs = (s.reasons || []).map(reasonText).filter(Boolean);
+      if (rs.length > 0) item.append(el('ul', { class: 'sig-reasons' }, rs.map((r) => el('li', { text: r }))));
+      list.append(item);
+    });
+    body.append(list);
+  } else if (reasons.length > 0) {
+    body.append(el('ul', { class: 'sig-reasons' }, reasons.map((r) => el('li', { text: r }))));
+  }
+  details.append(body);
+  return details;
+}
+
+/** The URL of a document version's content. */
+export function contentUrl(documentId, version) {
+  const v = version ? `?version=${encodeURIComponent(version)}` : '';
+  return `/api/documents/${encodeURIComponent(documentId)}/content${v}`;
+}
+
+/**
+ * Opens a version in a new tab (a PDF shows in the browser's viewer). The
+ * tab is opened at once, in the click, so that no popup blocker stops it,
+ * and pointed at the content once it has arrived.
+ */
+export async function openDocument(documentId, version, token, filename) {
+  const win = window.open('', '_blank');
+  if (win) {
+    try {
+      win.document.title = filename || t('doc.opening');
+      win.document.body.textContent = t('doc.opening');
+    } catch (_) {
+      // A cross-origin blank page: nothing to write.
+    }
+  }
+  try {
+    const { blob } = await apiBlob(contentUrl(documentId, version), { token });
+    const url = URL.createObjectURL(blob);
+    if (win && !win.closed) win.location.href = url;
+    else saveBlob(blob, filename || 'document');
+    // The tab has its own reference once loaded; free ours later.
+    setTimeout(() => URL.revokeObjectURL(url), 120000);
+  } catch (e) {
+    if (win && !win.closed) win.close();
+    throw e;
+  }
+}
+
+/** Downloads a version under its file name. */
+export async function downloadDocument(documentId, version, token, filename) {
+  const { blob, filename: served } = await apiBlob(contentUrl(documentId, version), { token });
+  saveBlob(blob, filename || served || 'document');
+}
+
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
