@@ -22,6 +22,9 @@ use crate::{
 /// Least time between two keyframe requests sent to one publisher track.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Datagrams kept for a subscriber connection awaiting its first answer.
+const EARLY_DATAGRAMS: usize = 16;
+
 /// Counters of the media plane.
 #[derive(Debug, Clone, Default)]
 pub struct SfuStats {
@@ -276,6 +279,12 @@ struct PeerSlot {
     addrs: Vec<(Proto, SocketAddr)>,
     /// DTLS is up: media may be sent (before, the stack refuses it).
     connected: bool,
+    /// A subscriber connection whose first offer is not answered yet: the
+    /// client's first ICE checks can overtake its answer, and the stack ignores
+    /// checks it cannot match yet, costing a retransmission (~200 ms).
+    awaiting_answer: bool,
+    /// Datagrams that arrived while `awaiting_answer`, replayed after it.
+    early: Vec<(Proto, SocketAddr, SocketAddr, BytesMut)>,
 }
 
 /// A track a participant publishes.
@@ -475,6 +484,8 @@ impl Engine {
                 deadline: None,
                 addrs: Vec::new(),
                 connected: false,
+                awaiting_answer: kind == PcKind::Subscriber,
+                early: Vec::new(),
             },
         );
         Ok(key)
@@ -641,7 +652,12 @@ impl Engine {
             .get_mut(&key)
             .ok_or(SfuError::UnknownParticipant)?;
         self.touched.push(key);
-        slot.peer.accept_answer(Instant::now(), sdp)?;
+        let now = Instant::now();
+        slot.peer.accept_answer(now, sdp)?;
+        slot.awaiting_answer = false;
+        for (proto, local, remote, data) in std::mem::take(&mut slot.early) {
+            slot.peer.handle_input(now, proto, local, remote, data);
+        }
         let connected = slot.connected;
         if let Some(p) = self.participants.get_mut(participant) {
             p.sub_offer_outstanding = false;
@@ -732,6 +748,12 @@ impl Engine {
                     return;
                 };
                 if let Some(slot) = self.peers.get_mut(&key) {
+                    if slot.awaiting_answer {
+                        if slot.early.len() < EARLY_DATAGRAMS {
+                            slot.early.push((proto, local, remote, data));
+                        }
+                        return;
+                    }
                     slot.peer
                         .handle_input(Instant::now(), proto, local, remote, data);
                     self.touched.push(key);

@@ -7,13 +7,21 @@ use signaling::cli::{self, Cli, Command};
 use signaling::config::{Config, LogFormat};
 
 fn init_logging(config: &Config, serve: bool) {
-    let default = if serve {
+    let level = if serve {
         config.log.level.as_str()
     } else {
         "warn"
     };
+    // The WebRTC stack logs every connection's life at info and warns about
+    // harmless DTLS extensions it does not know: keep it quiet unless the
+    // configured filter names it.
+    let default = if level.contains("rtc") {
+        level.to_owned()
+    } else {
+        format!("{level},rtc=warn,rtc_ice=warn,rtc_dtls=error")
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
