@@ -12,11 +12,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::codec::VideoCodec;
+use crate::forward::{Forward, Layers, Verdict};
 use crate::net::{self, Inbound};
 use crate::peer::{Codec, LocalCandidate, Peer, PeerEvent, Proto, RtpPacket};
 use crate::{
-    Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, RoomId, SfuConfig, SfuError,
-    SfuEvent,
+    Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, Quality, RoomId, SfuConfig,
+    SfuError, SfuEvent,
 };
 
 /// Least time between two keyframe requests sent to one publisher track.
@@ -61,6 +63,12 @@ enum Command {
         participant: ParticipantId,
         pc: PcKind,
         candidate: Candidate,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    SetQuality {
+        participant: ParticipantId,
+        track: String,
+        quality: Quality,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Leave {
@@ -248,6 +256,19 @@ impl Participant {
         .await
     }
 
+    /// Chooses what this participant receives of another's track (the
+    /// simulcast layer, or nothing). Without a choice it gets the best layer.
+    pub async fn set_quality(&self, track_id: String, quality: Quality) -> Result<(), SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::SetQuality {
+            participant,
+            track: track_id,
+            quality,
+            reply,
+        })
+        .await
+    }
+
     /// Leaves the room and closes both connections.
     pub async fn leave(mut self) {
         self.left = true;
@@ -267,7 +288,7 @@ impl Drop for Participant {
     }
 }
 
-type PeerKey = u64;
+pub(crate) type PeerKey = u64;
 
 struct PeerSlot {
     peer: Peer,
@@ -295,8 +316,12 @@ struct PubTrack {
     recv_track: String,
     kind: MediaKind,
     codec: Codec,
-    /// Subscriber connections this track is added to.
-    subscribers: Vec<PeerKey>,
+    /// The video codec, for keyframe detection (`None` for audio).
+    video: Option<VideoCodec>,
+    /// Simulcast layers seen (one, named "", without simulcast).
+    layers: Layers,
+    /// Subscriber connections this track is added to, and what each receives.
+    subscribers: Vec<Forward>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -458,6 +483,14 @@ impl Engine {
                 };
                 let _ = reply.send(r);
             }
+            Command::SetQuality {
+                participant,
+                track,
+                quality,
+                reply,
+            } => {
+                let _ = reply.send(self.set_quality(&participant, &track, quality));
+            }
             Command::Leave { participant } => self.leave(&participant),
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
@@ -558,7 +591,7 @@ impl Engine {
                             .get_mut(&owner)
                             .and_then(|o| o.tracks.iter_mut().find(|t| t.id == track))
                         {
-                            t.subscribers.push(subscriber);
+                            t.subscribers.push(Forward::new(subscriber, Quality::High));
                         }
                     }
                     Err(e) => tracing::warn!("subscribe to {track}: {e}"),
@@ -567,6 +600,28 @@ impl Engine {
         }
         self.participants.insert(participant.clone(), state);
         self.renegotiate(&participant);
+        Ok(())
+    }
+
+    fn set_quality(
+        &mut self,
+        participant: &ParticipantId,
+        track: &str,
+        quality: Quality,
+    ) -> Result<(), SfuError> {
+        let sub = self
+            .participants
+            .get(participant)
+            .map(|p| p.subscriber)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let fwd = self
+            .participants
+            .values_mut()
+            .flat_map(|p| p.tracks.iter_mut())
+            .find(|t| t.id == track)
+            .and_then(|t| t.subscribers.iter_mut().find(|f| f.sub == sub))
+            .ok_or_else(|| SfuError::UnknownTrack(track.to_owned()))?;
+        fwd.quality = quality;
         Ok(())
     }
 
@@ -585,7 +640,7 @@ impl Engine {
         // Drop this participant's subscriber connection from others' track lists.
         for p in self.participants.values_mut() {
             for t in &mut p.tracks {
-                t.subscribers.retain(|k| *k != state.subscriber);
+                t.subscribers.retain(|f| f.sub != state.subscriber);
             }
         }
         self.remove_peer(state.publisher);
@@ -696,7 +751,7 @@ impl Engine {
         let mut wanted = Vec::new();
         for (pid, p) in &self.participants {
             for t in &p.tracks {
-                if t.kind == MediaKind::Video && t.subscribers.contains(&sub) {
+                if t.kind == MediaKind::Video && t.subscribers.iter().any(|f| f.sub == sub) {
                     wanted.push((pid.clone(), t.id.clone()));
                 }
             }
@@ -867,10 +922,11 @@ impl Engine {
                 track,
                 kind: media,
                 codec,
+                layer,
                 packet,
             } => {
                 self.stats.rtp_packets_in += 1;
-                self.on_rtp(&owner, track, media, codec, packet);
+                self.on_rtp(&owner, track, media, codec, layer, packet);
             }
             PeerEvent::KeyframeRequest { track } => {
                 let publisher = self
@@ -920,6 +976,7 @@ impl Engine {
         recv_track: String,
         kind: MediaKind,
         codec: Option<Codec>,
+        layer: String,
         packet: RtpPacket,
     ) {
         let Some(p) = self.participants.get_mut(owner) else {
@@ -935,7 +992,10 @@ impl Engine {
                     id: id.clone(),
                     recv_track,
                     kind,
+                    video: (kind == MediaKind::Video)
+                        .then(|| VideoCodec::from_mime(&codec.mime_type)),
                     codec: codec.clone(),
+                    layers: Layers::default(),
                     subscribers: Vec::new(),
                     last_keyframe_request: None,
                 });
@@ -955,25 +1015,48 @@ impl Engine {
                 }
             }
         };
-        let Some(p) = self.participants.get(owner) else {
+        let Some(p) = self.participants.get_mut(owner) else {
             return;
         };
-        let track = &p.tracks[pos];
+        let Some(track) = p.tracks.get_mut(pos) else {
+            return;
+        };
         let now = Instant::now();
+        track.layers.saw(&layer, now);
         let mut sent = 0;
-        for &sub in &track.subscribers {
-            let Some(slot) = self.peers.get_mut(&sub).filter(|s| s.connected) else {
+        let mut want_keyframe = false;
+        for fwd in &mut track.subscribers {
+            let Some(slot) = self.peers.get_mut(&fwd.sub).filter(|s| s.connected) else {
                 continue;
             };
-            match slot.peer.send_rtp(now, &track.id, &packet) {
+            let out = match fwd.on_packet(
+                &track.layers,
+                &layer,
+                &packet,
+                track.video,
+                track.codec.clock_rate,
+                now,
+            ) {
+                Verdict::Send(out) => out,
+                Verdict::Skip => continue,
+                Verdict::NeedKeyframe => {
+                    want_keyframe = true;
+                    continue;
+                }
+            };
+            match slot.peer.send_rtp(now, &track.id, &out) {
                 Ok(()) => {
                     sent += 1;
-                    self.touched.push(sub);
+                    self.touched.push(fwd.sub);
                 }
                 Err(e) => tracing::trace!("forward: {e}"),
             }
         }
         self.stats.rtp_packets_forwarded += sent;
+        if want_keyframe {
+            let id = track.id.clone();
+            self.request_keyframe(owner, &id);
+        }
     }
 
     /// Adds a new track to every other member's subscriber connection.
@@ -996,7 +1079,7 @@ impl Engine {
             };
             match slot.peer.add_send_track(owner, track, kind, codec) {
                 Ok(()) => {
-                    subs.push(sub);
+                    subs.push(Forward::new(sub, Quality::High));
                     if let Some(p) = self.participants.get_mut(m) {
                         p.sub_dirty = true;
                     }

@@ -21,7 +21,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+mod codec;
 mod engine;
+mod forward;
 mod net;
 mod peer;
 
@@ -60,6 +62,29 @@ impl MediaKind {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
         }
+    }
+}
+
+/// What a subscriber wants of a video track: a simulcast layer (the best
+/// one the publisher sends at or below the wish), or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Off,
+    Low,
+    Medium,
+    High,
+}
+
+impl Quality {
+    /// Parses the protocol's names: `off`, `low`, `medium`, `high`.
+    pub fn parse(s: &str) -> Option<Quality> {
+        Some(match s {
+            "off" => Quality::Off,
+            "low" => Quality::Low,
+            "medium" => Quality::Medium,
+            "high" => Quality::High,
+            _ => return None,
+        })
     }
 }
 
@@ -118,6 +143,8 @@ pub enum SfuError {
     AlreadyJoined(String),
     #[error("unknown participant")]
     UnknownParticipant,
+    #[error("unknown track {0}")]
+    UnknownTrack(String),
     #[error("the media engine has stopped")]
     Stopped,
 }

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports,
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
@@ -79,6 +79,7 @@ pub(crate) struct RtpPacket {
     pub marker: bool,
     pub sequence_number: u16,
     pub timestamp: u32,
+    pub ssrc: u32,
     pub payload: Bytes,
 }
 
@@ -95,6 +96,8 @@ pub(crate) enum PeerEvent {
         track: RecvTrack,
         kind: MediaKind,
         codec: Option<Codec>,
+        /// The simulcast layer (RTP stream id), empty without simulcast.
+        layer: String,
         packet: RtpPacket,
     },
     /// The remote asked for a keyframe of one of the tracks we send.
@@ -241,6 +244,8 @@ impl Peer {
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let mut engine = media_engine()?;
+        configure_simulcast_extension_headers(&mut engine)
+            .map_err(|e| stack_err("media engine", e))?;
         let registry = Registry::new().with(Slot::Custom(1), FeedbackTap::default());
         let registry = configure_nack(registry, &mut engine);
         let registry = configure_rtcp_reports(registry);
@@ -606,27 +611,36 @@ impl Peer {
                         continue;
                     };
                     let pt = packet.header.payload_type;
-                    let codec = self.pc.rtp_receiver(receiver_id).and_then(|mut r| {
-                        r.get_parameters()
-                            .rtp_parameters
-                            .codecs
-                            .iter()
-                            .find(|c| c.payload_type == pt)
-                            .map(|c| Codec {
-                                mime_type: c.rtp_codec.mime_type.clone(),
-                                clock_rate: c.rtp_codec.clock_rate,
-                                channels: c.rtp_codec.channels,
-                                fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
-                            })
-                    });
+                    let ssrc = packet.header.ssrc;
+                    let (codec, layer) = match self.pc.rtp_receiver(receiver_id) {
+                        Some(mut r) => {
+                            let layer = r.track().rid(ssrc).cloned().unwrap_or_default();
+                            let codec = r
+                                .get_parameters()
+                                .rtp_parameters
+                                .codecs
+                                .iter()
+                                .find(|c| c.payload_type == pt)
+                                .map(|c| Codec {
+                                    mime_type: c.rtp_codec.mime_type.clone(),
+                                    clock_rate: c.rtp_codec.clock_rate,
+                                    channels: c.rtp_codec.channels,
+                                    fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
+                                });
+                            (codec, layer)
+                        }
+                        None => (None, String::new()),
+                    };
                     self.pending.push_back(PeerEvent::Rtp {
                         track,
                         kind,
                         codec,
+                        layer,
                         packet: RtpPacket {
                             marker: packet.header.marker,
                             sequence_number: packet.header.sequence_number,
                             timestamp: packet.header.timestamp,
+                            ssrc,
                             payload: packet.payload,
                         },
                     });

@@ -145,6 +145,7 @@ impl From<SfuError> for Fail {
             SfuError::BadSdp(m) => Fail::new("bad_sdp", m),
             SfuError::Negotiation(m) => Fail::new("negotiation_failed", m),
             SfuError::BadCandidate(m) => Fail::new("bad_candidate", m),
+            SfuError::UnknownTrack(t) => Fail::new("unknown_track", format!("no track {t}")),
             other => {
                 tracing::error!(error = %other, "media plane error");
                 Fail::new("internal", "the media plane failed")
@@ -336,6 +337,12 @@ struct CandidateReq {
 }
 
 #[derive(Deserialize)]
+struct SetQualityReq {
+    track_id: String,
+    quality: String,
+}
+
+#[derive(Deserialize)]
 struct MuteReq {
     kind: String,
     muted: bool,
@@ -346,12 +353,13 @@ fn body_as<T: serde::de::DeserializeOwned>(body: &Map<String, Value>) -> Result<
         .map_err(|e| Fail::new("bad_request", format!("invalid request: {e}")))
 }
 
-const KNOWN_TYPES: [&str; 8] = [
+const KNOWN_TYPES: [&str; 9] = [
     "hello",
     "join",
     "publish",
     "subscriber_answer",
     "candidate",
+    "set_quality",
     "mute",
     "ping",
     "leave",
@@ -589,6 +597,22 @@ impl Session {
                     )
                     .await
                     .map_err(|e| stay(e.into()))?;
+                Ok(Flow::Continue)
+            }
+            "set_quality" => {
+                let req: SetQualityReq = body_as(&env.body).map_err(stay)?;
+                let quality = sfu::Quality::parse(&req.quality).ok_or_else(|| {
+                    stay(Fail::new(
+                        "bad_request",
+                        "quality must be off, low, medium or high",
+                    ))
+                })?;
+                let media = self.media().map_err(stay)?;
+                media
+                    .set_quality(req.track_id, quality)
+                    .await
+                    .map_err(|e| stay(e.into()))?;
+                self.reply(&id, "ok", json!({})).await;
                 Ok(Flow::Continue)
             }
             "mute" => {
