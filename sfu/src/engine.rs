@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::codec::VideoCodec;
 use crate::forward::{Forward, Layers, Verdict};
 use crate::net::{self, Inbound};
-use crate::peer::{Codec, LocalCandidate, Peer, PeerEvent, Proto, RtpPacket};
+use crate::peer::{Codec, Incoming, LocalCandidate, Peer, PeerEvent, Proto};
 use crate::{
     Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, Quality, RoomId, SfuConfig,
     SfuError, SfuEvent,
@@ -23,6 +23,15 @@ use crate::{
 
 /// Least time between two keyframe requests sent to one publisher track.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often the active speaker is re-evaluated.
+const SPEAKER_TICK: Duration = Duration::from_millis(300);
+/// Least smoothed loudness (0..1, from -dBov) to count as speaking (about -55 dBov).
+const SPEAKER_THRESHOLD: f32 = 0.55;
+/// How much louder than the current speaker a new one must be.
+const SPEAKER_MARGIN: f32 = 0.05;
+/// Least time a speaker keeps the floor before another is announced.
+const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 
 /// Datagrams kept for a subscriber connection awaiting its first answer.
 const EARLY_DATAGRAMS: usize = 16;
@@ -129,6 +138,7 @@ impl Sfu {
             by_addr: HashMap::new(),
             participants: HashMap::new(),
             rooms: HashMap::new(),
+            speakers: HashMap::new(),
             timers: BTreeSet::new(),
             touched: Vec::new(),
             stats: SfuStats::default(),
@@ -323,6 +333,15 @@ struct PubTrack {
     /// Subscriber connections this track is added to, and what each receives.
     subscribers: Vec<Forward>,
     last_keyframe_request: Option<Instant>,
+    /// Smoothed loudness from the audio-level extension, 0 (silence) to 1.
+    loudness: f32,
+    last_level: Option<Instant>,
+}
+
+/// Who speaks in a room, as announced.
+struct Speaker {
+    current: Option<ParticipantId>,
+    since: Instant,
 }
 
 struct ParticipantState {
@@ -348,6 +367,7 @@ struct Engine {
     by_addr: HashMap<(Proto, SocketAddr), PeerKey>,
     participants: HashMap<ParticipantId, ParticipantState>,
     rooms: HashMap<RoomId, Vec<ParticipantId>>,
+    speakers: HashMap<RoomId, Speaker>,
     timers: BTreeSet<(Instant, PeerKey)>,
     /// Peers that may have datagrams or events to drain.
     touched: Vec<PeerKey>,
@@ -365,6 +385,8 @@ impl Engine {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbound: mpsc::Receiver<Inbound>,
     ) {
+        let mut speaker_tick = tokio::time::interval(SPEAKER_TICK);
+        speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
             let sleep = async {
@@ -399,6 +421,7 @@ impl Engine {
                         }
                     }
                 }
+                _ = speaker_tick.tick() => self.speakers_tick(),
                 _ = sleep => {
                     let now = Instant::now();
                     while let Some(&(t, key)) = self.timers.first() {
@@ -601,6 +624,61 @@ impl Engine {
         self.participants.insert(participant.clone(), state);
         self.renegotiate(&participant);
         Ok(())
+    }
+
+    /// Announces a room's active speaker when the loudest audio changes.
+    fn speakers_tick(&mut self) {
+        let now = Instant::now();
+        for (room, members) in &self.rooms {
+            let mut best: Option<(&ParticipantId, f32)> = None;
+            let mut current_loudness = 0.0;
+            let current = self.speakers.get(room).and_then(|s| s.current.as_ref());
+            for m in members {
+                let Some(p) = self.participants.get_mut(m) else {
+                    continue;
+                };
+                for t in p.tracks.iter_mut().filter(|t| t.kind == MediaKind::Audio) {
+                    // Silence may send nothing (DTX): let the loudness fade.
+                    if t.last_level
+                        .is_none_or(|at| now.duration_since(at) > SPEAKER_TICK)
+                    {
+                        t.loudness *= 0.5;
+                    }
+                    if Some(m) == current {
+                        current_loudness = t.loudness;
+                    }
+                    if best.is_none_or(|(_, l)| t.loudness > l) {
+                        best = Some((m, t.loudness));
+                    }
+                }
+            }
+            let Some((loudest, loudness)) = best else {
+                continue;
+            };
+            let state = self.speakers.entry(room.clone()).or_insert(Speaker {
+                current: None,
+                since: now,
+            });
+            let changes = state.current.as_ref() != Some(loudest)
+                && loudness >= SPEAKER_THRESHOLD
+                && loudness > current_loudness + SPEAKER_MARGIN
+                && (state.current.is_none() || now.duration_since(state.since) >= SPEAKER_HOLD);
+            if !changes {
+                continue;
+            }
+            tracing::debug!(room = %room, speaker = %loudest, loudness, "active speaker");
+            state.current = Some(loudest.clone());
+            state.since = now;
+            for m in members {
+                if let Some(p) = self.participants.get(m) {
+                    let _ = p.events.send(SfuEvent::ActiveSpeaker {
+                        participant: loudest.clone(),
+                    });
+                }
+            }
+        }
+        self.speakers
+            .retain(|room, _| self.rooms.contains_key(room));
     }
 
     fn set_quality(
@@ -918,15 +996,9 @@ impl Engine {
                     _ => {}
                 }
             }
-            PeerEvent::Rtp {
-                track,
-                kind: media,
-                codec,
-                layer,
-                packet,
-            } => {
+            PeerEvent::Rtp(incoming) => {
                 self.stats.rtp_packets_in += 1;
-                self.on_rtp(&owner, track, media, codec, layer, packet);
+                self.on_rtp(&owner, incoming);
             }
             PeerEvent::KeyframeRequest { track } => {
                 let publisher = self
@@ -970,15 +1042,15 @@ impl Engine {
         self.unsubscribe_everyone(&room, &ids);
     }
 
-    fn on_rtp(
-        &mut self,
-        owner: &ParticipantId,
-        recv_track: String,
-        kind: MediaKind,
-        codec: Option<Codec>,
-        layer: String,
-        packet: RtpPacket,
-    ) {
+    fn on_rtp(&mut self, owner: &ParticipantId, incoming: Incoming) {
+        let Incoming {
+            track: recv_track,
+            kind,
+            codec,
+            layer,
+            audio_level,
+            packet,
+        } = incoming;
         let Some(p) = self.participants.get_mut(owner) else {
             return;
         };
@@ -998,6 +1070,8 @@ impl Engine {
                     layers: Layers::default(),
                     subscribers: Vec::new(),
                     last_keyframe_request: None,
+                    loudness: 0.0,
+                    last_level: None,
                 });
                 let _ = p.events.send(SfuEvent::TrackPublished {
                     track_id: id.clone(),
@@ -1023,6 +1097,11 @@ impl Engine {
         };
         let now = Instant::now();
         track.layers.saw(&layer, now);
+        if let Some(level) = audio_level {
+            let loud = f32::from(127 - level.min(127)) / 127.0;
+            track.loudness = 0.85 * track.loudness + 0.15 * loud;
+            track.last_level = Some(now);
+        }
         let mut sent = 0;
         let mut want_keyframe = false;
         for fwd in &mut track.subscribers {

@@ -126,6 +126,9 @@ pub enum SfuEvent {
     TrackUnpublished { track_id: String },
     /// One of the participant's connections changed state.
     Connection { pc: PcKind, state: ConnectionState },
+    /// The room's active speaker changed (from the audio-level extension);
+    /// sent to every participant of the room.
+    ActiveSpeaker { participant: ParticipantId },
 }
 
 /// Errors of the media plane.

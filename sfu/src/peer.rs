@@ -33,13 +33,15 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::{Candidate, ConnectionState, MediaKind, SfuError};
+
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Transport of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,18 +90,23 @@ pub(crate) type RecvTrack = String;
 /// Identifies a track we send to the remote side.
 pub(crate) type SendTrack = String;
 
+/// A packet that arrived on a received track, with what forwarding needs.
+pub(crate) struct Incoming {
+    pub track: RecvTrack,
+    pub kind: MediaKind,
+    pub codec: Option<Codec>,
+    /// The simulcast layer (RTP stream id), empty without simulcast.
+    pub layer: String,
+    /// The audio level the publisher measured (RFC 6464, -dBov, 127 = silence).
+    pub audio_level: Option<u8>,
+    pub packet: RtpPacket,
+}
+
 /// What a peer tells the engine.
 pub(crate) enum PeerEvent {
     State(ConnectionState),
     /// Media arrived on a received track.
-    Rtp {
-        track: RecvTrack,
-        kind: MediaKind,
-        codec: Option<Codec>,
-        /// The simulcast layer (RTP stream id), empty without simulcast.
-        layer: String,
-        packet: RtpPacket,
-    },
+    Rtp(Incoming),
     /// The remote asked for a keyframe of one of the tracks we send.
     KeyframeRequest {
         track: SendTrack,
@@ -245,6 +252,15 @@ impl Peer {
             .build();
         let mut engine = media_engine()?;
         configure_simulcast_extension_headers(&mut engine)
+            .map_err(|e| stack_err("media engine", e))?;
+        engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
             .map_err(|e| stack_err("media engine", e))?;
         let registry = Registry::new().with(Slot::Custom(1), FeedbackTap::default());
         let registry = configure_nack(registry, &mut engine);
@@ -612,30 +628,41 @@ impl Peer {
                     };
                     let pt = packet.header.payload_type;
                     let ssrc = packet.header.ssrc;
-                    let (codec, layer) = match self.pc.rtp_receiver(receiver_id) {
+                    let (codec, layer, level_ext) = match self.pc.rtp_receiver(receiver_id) {
                         Some(mut r) => {
                             let layer = r.track().rid(ssrc).cloned().unwrap_or_default();
-                            let codec = r
-                                .get_parameters()
-                                .rtp_parameters
-                                .codecs
+                            let params = &r.get_parameters().rtp_parameters;
+                            let level_ext = params
+                                .header_extensions
                                 .iter()
-                                .find(|c| c.payload_type == pt)
-                                .map(|c| Codec {
-                                    mime_type: c.rtp_codec.mime_type.clone(),
-                                    clock_rate: c.rtp_codec.clock_rate,
-                                    channels: c.rtp_codec.channels,
-                                    fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
-                                });
-                            (codec, layer)
+                                .find(|h| h.uri == AUDIO_LEVEL_URI)
+                                .and_then(|h| u8::try_from(h.id).ok());
+                            let codec =
+                                params
+                                    .codecs
+                                    .iter()
+                                    .find(|c| c.payload_type == pt)
+                                    .map(|c| Codec {
+                                        mime_type: c.rtp_codec.mime_type.clone(),
+                                        clock_rate: c.rtp_codec.clock_rate,
+                                        channels: c.rtp_codec.channels,
+                                        fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
+                                    });
+                            (codec, layer, level_ext)
                         }
-                        None => (None, String::new()),
+                        None => (None, String::new(), None),
                     };
-                    self.pending.push_back(PeerEvent::Rtp {
+                    // RFC 6464: the level in -dBov, 0 (loudest) to 127 (silence).
+                    let audio_level = level_ext
+                        .filter(|_| kind == MediaKind::Audio)
+                        .and_then(|id| packet.header.get_extension(id))
+                        .and_then(|v| v.first().map(|b| b & 0x7f));
+                    self.pending.push_back(PeerEvent::Rtp(Incoming {
                         track,
                         kind,
                         codec,
                         layer,
+                        audio_level,
                         packet: RtpPacket {
                             marker: packet.header.marker,
                             sequence_number: packet.header.sequence_number,
@@ -643,7 +670,7 @@ impl Peer {
                             ssrc,
                             payload: packet.payload,
                         },
-                    });
+                    }));
                 }
                 RTCMessage::RtcpPacket(track, packets) => {
                     if !self.senders.contains_key(&track) {

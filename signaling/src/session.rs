@@ -750,6 +750,10 @@ impl Session {
             SfuEvent::Connection { pc, state } => {
                 tracing::debug!(participant = %pid, ?pc, ?state, "media connection state");
             }
+            SfuEvent::ActiveSpeaker { participant } => {
+                self.send_json(json!({"type": "active_speaker", "participant_id": participant}))
+                    .await;
+            }
         }
     }
 }
