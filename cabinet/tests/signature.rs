@@ -224,6 +224,8 @@ fn appended_content() {
     assert_eq!(r.unsigned_trailing_bytes, s.bytes_after);
     assert_eq!(r.reasons[0].code, ReasonCode::AppendedContent);
     assert!(format_report(&r).contains(&format!("WARNING: the last {} bytes", s.bytes_after)));
+    // `giaoban verify` does not call such a file good.
+    assert_eq!(exit_code(&r), 6);
 }
 
 #[test]

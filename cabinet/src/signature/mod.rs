@@ -58,6 +58,10 @@ pub const EXIT_UNTRUSTED: i32 = 3;
 pub const EXIT_UNREADABLE: i32 = 4;
 /// Exit code: the trust store cannot be loaded.
 pub const EXIT_TRUST_STORE: i32 = 5;
+/// Exit code: every signature is valid and trusted, but content was appended
+/// after the last one and no signature covers it: what a reader sees may not
+/// be what was signed.
+pub const EXIT_UNSIGNED_APPENDIX: i32 = 6;
 
 /// Errors that prevent verifying a file at all.
 #[derive(Debug, thiserror::Error)]
@@ -501,8 +505,10 @@ fn check_timestamp(
 /// | 3 | no signature is invalid, but at least one does not chain to a trust anchor |
 /// | 4 | the file cannot be read, is not a PDF, or is past the limits ([`EXIT_UNREADABLE`]) |
 /// | 5 | the trust store cannot be loaded ([`EXIT_TRUST_STORE`]) |
+/// | 6 | every signature is valid and trusted, but bytes after the last one are covered by none ([`EXIT_UNSIGNED_APPENDIX`]) |
 pub fn exit_code(report: &Report) -> i32 {
     match report.status {
+        FileStatus::Valid if report.unsigned_trailing_bytes > 0 => EXIT_UNSIGNED_APPENDIX,
         FileStatus::Valid => EXIT_VALID,
         FileStatus::Invalid => EXIT_INVALID,
         FileStatus::NoSignature => EXIT_NO_SIGNATURE,
