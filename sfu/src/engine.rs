@@ -33,6 +33,9 @@ const SPEAKER_MARGIN: f32 = 0.05;
 /// Least time a speaker keeps the floor before another is announced.
 const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 
+/// How long a simulcast layer goes unwanted before its publisher is told to pause it.
+const PAUSE_AFTER: Duration = Duration::from_secs(3);
+
 /// Datagrams kept for a subscriber connection awaiting its first answer.
 const EARLY_DATAGRAMS: usize = 16;
 
@@ -333,6 +336,11 @@ struct PubTrack {
     /// Subscriber connections this track is added to, and what each receives.
     subscribers: Vec<Forward>,
     last_keyframe_request: Option<Instant>,
+    /// Simulcast layers last asked of the publisher (`None`: all it sends).
+    asked_layers: Option<Vec<String>>,
+    /// Since when fewer layers than asked would do (pausing waits a little,
+    /// so a subscriber flipping between sizes does not make the encoder thrash).
+    fewer_since: Option<Instant>,
     /// Smoothed loudness from the audio-level extension, 0 (silence) to 1.
     loudness: f32,
     last_level: Option<Instant>,
@@ -421,7 +429,10 @@ impl Engine {
                         }
                     }
                 }
-                _ = speaker_tick.tick() => self.speakers_tick(),
+                _ = speaker_tick.tick() => {
+                    self.speakers_tick();
+                    self.layers_tick();
+                }
                 _ = sleep => {
                     let now = Instant::now();
                     while let Some(&(t, key)) = self.timers.first() {
@@ -679,6 +690,40 @@ impl Engine {
         }
         self.speakers
             .retain(|room, _| self.rooms.contains_key(room));
+    }
+
+    /// Tells publishers which simulcast layers someone receives, so that they
+    /// stop encoding and sending the others (and resume them when wanted).
+    fn layers_tick(&mut self) {
+        let now = Instant::now();
+        for p in self.participants.values_mut() {
+            for t in p
+                .tracks
+                .iter_mut()
+                .filter(|t| t.kind == MediaKind::Video && t.layers.len() > 1)
+            {
+                let wanted = t.layers.wanted(t.subscribers.iter().map(|f| f.quality));
+                let asked = t.asked_layers.clone().unwrap_or_else(|| t.layers.all());
+                if wanted == asked {
+                    t.fewer_since = None;
+                    continue;
+                }
+                let adds = wanted.iter().any(|w| !asked.contains(w));
+                if !adds {
+                    let since = *t.fewer_since.get_or_insert(now);
+                    if now.duration_since(since) < PAUSE_AFTER {
+                        continue;
+                    }
+                }
+                tracing::debug!(track = %t.id, layers = ?wanted, "layers wanted");
+                t.fewer_since = None;
+                t.asked_layers = Some(wanted.clone());
+                let _ = p.events.send(SfuEvent::LayersWanted {
+                    track_id: t.id.clone(),
+                    layers: wanted,
+                });
+            }
+        }
     }
 
     fn set_quality(
@@ -1070,6 +1115,8 @@ impl Engine {
                     layers: Layers::default(),
                     subscribers: Vec::new(),
                     last_keyframe_request: None,
+                    asked_layers: None,
+                    fewer_since: None,
                     loudness: 0.0,
                     last_level: None,
                 });

@@ -51,20 +51,51 @@ impl Layers {
             .filter(|l| now.duration_since(l.1) < LAYER_TIMEOUT)
             .map(|l| l.0.as_str())
             .collect();
-        let want = match q {
-            Quality::Off => return None,
-            Quality::Low => 0,
-            Quality::Medium => 1,
-            Quality::High => 2,
-        };
-        // The best layer at or below the wish, else the lowest there is.
-        alive
-            .iter()
-            .rev()
-            .find(|rid| layer_rank(rid) <= want)
-            .or_else(|| alive.first())
-            .copied()
+        pick(&alive, q)
     }
+
+    /// How many layers the track has had.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Every layer the track has had, lowest first.
+    pub fn all(&self) -> Vec<String> {
+        self.seen.iter().map(|l| l.0.clone()).collect()
+    }
+
+    /// The layers the publisher should send for subscribers with these
+    /// wishes, lowest first. The lowest layer always runs, so a newcomer or a
+    /// thumbnail has something to show at once.
+    pub fn wanted(&self, wishes: impl Iterator<Item = Quality>) -> Vec<String> {
+        let all: Vec<&str> = self.seen.iter().map(|l| l.0.as_str()).collect();
+        let mut out: Vec<&str> = all.first().copied().into_iter().collect();
+        for q in wishes {
+            if let Some(rid) = pick(&all, q) {
+                if !out.contains(&rid) {
+                    out.push(rid);
+                }
+            }
+        }
+        out.sort_by_key(|rid| layer_rank(rid));
+        out.into_iter().map(str::to_owned).collect()
+    }
+}
+
+/// The best of `layers` (lowest first) at or below the wish, else the lowest.
+fn pick<'a>(layers: &[&'a str], q: Quality) -> Option<&'a str> {
+    let want = match q {
+        Quality::Off => return None,
+        Quality::Low => 0,
+        Quality::Medium => 1,
+        Quality::High => 2,
+    };
+    layers
+        .iter()
+        .rev()
+        .find(|rid| layer_rank(rid) <= want)
+        .or_else(|| layers.first())
+        .copied()
 }
 
 /// Output-stream continuity across source switches.
@@ -281,6 +312,33 @@ mod tests {
         let later = now + Duration::from_secs(2);
         l.saw("f", later);
         assert_eq!(l.choose(Quality::Low, later), Some("f"));
+    }
+
+    #[test]
+    fn wanted_layers_follow_the_wishes() {
+        let now = Instant::now();
+        let mut l = Layers::default();
+        for rid in ["f", "h", "q"] {
+            l.saw(rid, now);
+        }
+        assert_eq!(
+            l.wanted([Quality::Low, Quality::Low].into_iter()),
+            vec!["q"]
+        );
+        assert_eq!(l.wanted([Quality::Off].into_iter()), vec!["q"]);
+        assert_eq!(
+            l.wanted([Quality::High, Quality::Low].into_iter()),
+            vec!["q", "f"]
+        );
+        assert_eq!(
+            l.wanted([Quality::Medium, Quality::High].into_iter()),
+            vec!["q", "h", "f"]
+        );
+        // A paused layer still counts as the track's: it can be asked back.
+        let later = now + Duration::from_secs(5);
+        l.saw("q", later);
+        assert_eq!(l.wanted([Quality::High].into_iter()), vec!["q", "f"]);
+        assert_eq!(l.all(), vec!["q", "h", "f"]);
     }
 
     #[test]

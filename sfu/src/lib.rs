@@ -129,6 +129,13 @@ pub enum SfuEvent {
     /// The room's active speaker changed (from the audio-level extension);
     /// sent to every participant of the room.
     ActiveSpeaker { participant: ParticipantId },
+    /// Which simulcast layers (RTP stream ids) of this participant's video
+    /// track anybody receives: the client should send only these (the others
+    /// are paused until wanted again; the lowest always runs).
+    LayersWanted {
+        track_id: String,
+        layers: Vec<String>,
+    },
 }
 
 /// Errors of the media plane.

@@ -750,6 +750,12 @@ impl Session {
             SfuEvent::Connection { pc, state } => {
                 tracing::debug!(participant = %pid, ?pc, ?state, "media connection state");
             }
+            SfuEvent::LayersWanted { track_id, layers } => {
+                self.send_json(
+                    json!({"type": "layers_wanted", "track_id": track_id, "layers": layers}),
+                )
+                .await;
+            }
             SfuEvent::ActiveSpeaker { participant } => {
                 self.send_json(json!({"type": "active_speaker", "participant_id": participant}))
                     .await;
