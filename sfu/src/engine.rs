@@ -106,7 +106,9 @@ impl Sfu {
     /// Binds the media sockets and starts the engine.
     pub async fn start(config: SfuConfig) -> Result<Sfu, SfuError> {
         let mut sockets = net::bind(&config).await?;
-        let (in_tx, in_rx) = mpsc::channel(8192);
+        // Short on purpose: a datagram that waits behind a thousand others is
+        // already late; the UDP readers drop when it is full.
+        let (in_tx, in_rx) = mpsc::channel(1024);
         let tasks = sockets.spawn_readers(in_tx);
         let mut candidates = Vec::new();
         for (u, t) in sockets.udp_announced.iter().zip(&sockets.tcp_announced) {

@@ -175,8 +175,15 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<In
                     remote,
                     data: BytesMut::from(&buf[..n]),
                 };
-                if tx.send(msg).await.is_err() {
-                    return;
+                // A full queue means the engine is behind: drop rather than
+                // queue up stale media (the peers' NACK and PLI repair it),
+                // so an overload degrades instead of snowballing delay.
+                match tx.try_send(msg) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::trace!("engine queue full: datagram dropped");
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
             // ICMP errors (port unreachable) surface here on Linux: not fatal.

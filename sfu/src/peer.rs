@@ -126,9 +126,18 @@ pub(crate) struct Peer {
     receivers: Vec<(RecvTrack, RTCRtpReceiverId, MediaKind)>,
     /// Sent tracks by track id (looked up for every forwarded packet).
     senders: HashMap<SendTrack, SenderSlot>,
+    /// Per received stream (SSRC, payload type): codec, layer, audio-level id.
+    stream_meta: HashMap<(u32, u8), StreamMeta>,
     /// Events already translated, waiting for the engine.
     pending: std::collections::VecDeque<PeerEvent>,
     last_state: ConnectionState,
+}
+
+#[derive(Default)]
+struct StreamMeta {
+    codec: Option<Codec>,
+    layer: String,
+    level_ext: Option<u8>,
 }
 
 struct SenderSlot {
@@ -302,6 +311,7 @@ impl Peer {
             pc,
             ufrag,
             receivers: Vec::new(),
+            stream_meta: HashMap::new(),
             senders: HashMap::new(),
             pending: Default::default(),
             last_state: ConnectionState::Connecting,
@@ -317,6 +327,7 @@ impl Peer {
     pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        self.stream_meta.clear();
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
@@ -628,17 +639,20 @@ impl Peer {
                     };
                     let pt = packet.header.payload_type;
                     let ssrc = packet.header.ssrc;
-                    let (codec, layer, level_ext) = match self.pc.rtp_receiver(receiver_id) {
-                        Some(mut r) => {
-                            let layer = r.track().rid(ssrc).cloned().unwrap_or_default();
-                            let params = &r.get_parameters().rtp_parameters;
-                            let level_ext = params
-                                .header_extensions
-                                .iter()
-                                .find(|h| h.uri == AUDIO_LEVEL_URI)
-                                .and_then(|h| u8::try_from(h.id).ok());
-                            let codec =
-                                params
+                    // What the stack knows of a stream does not change between
+                    // negotiations: look it up once per (SSRC, payload type).
+                    let key = (ssrc, pt);
+                    if !self.stream_meta.contains_key(&key) {
+                        let meta = match self.pc.rtp_receiver(receiver_id) {
+                            Some(mut r) => {
+                                let layer = r.track().rid(ssrc).cloned().unwrap_or_default();
+                                let params = &r.get_parameters().rtp_parameters;
+                                let level_ext = params
+                                    .header_extensions
+                                    .iter()
+                                    .find(|h| h.uri == AUDIO_LEVEL_URI)
+                                    .and_then(|h| u8::try_from(h.id).ok());
+                                let codec = params
                                     .codecs
                                     .iter()
                                     .find(|c| c.payload_type == pt)
@@ -648,8 +662,22 @@ impl Peer {
                                         channels: c.rtp_codec.channels,
                                         fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
                                     });
-                            (codec, layer, level_ext)
+                                StreamMeta {
+                                    codec,
+                                    layer,
+                                    level_ext,
+                                }
+                            }
+                            None => StreamMeta::default(),
+                        };
+                        // Bounded: a hostile publisher cycling SSRCs cannot grow it.
+                        if self.stream_meta.len() >= 64 {
+                            self.stream_meta.clear();
                         }
+                        self.stream_meta.insert(key, meta);
+                    }
+                    let (codec, layer, level_ext) = match self.stream_meta.get(&key) {
+                        Some(m) => (m.codec.clone(), m.layer.clone(), m.level_ext),
                         None => (None, String::new(), None),
                     };
                     // RFC 6464: the level in -dBov, 0 (loudest) to 127 (silence).
