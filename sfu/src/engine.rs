@@ -634,6 +634,16 @@ impl Engine {
                 }
             }
         }
+        // A newcomer learns who speaks now, not only at the next change.
+        if let Some(current) = self
+            .speakers
+            .get(&state.room)
+            .and_then(|s| s.current.clone())
+        {
+            let _ = state.events.send(SfuEvent::ActiveSpeaker {
+                participant: current,
+            });
+        }
         self.participants.insert(participant.clone(), state);
         self.renegotiate(&participant);
         Ok(())
