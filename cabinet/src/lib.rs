@@ -5,14 +5,29 @@
 //!   PostgreSQL, chosen by the URL). [`Store::connect`] opens it and applies the
 //!   numbered migrations in `cabinet/migrations` (portable SQL, the same files
 //!   for both databases; never edit one that has been released, add a new one).
-//! - [`Meeting`], [`MeetingStatus`]: a meeting and where it is in its life.
-//! - [`Invitation`], [`Role`]: who may join a meeting, as what, until when.
+//! - [`model`]: the entities ([`Meeting`], [`BridgePoint`], [`Participant`],
+//!   [`AgendaItem`], [`Document`], [`User`], [`AuditEntry`]), their
+//!   enumerations and what creating or changing one needs.
+//! - `meetings`: meetings, their lifecycle ([`MeetingStatus::can_move_to`]) and
+//!   invitations ([`Invitation`], [`Role`]: who may join, as what, until when).
+//! - `registry`: the bridge point registry and a meeting's participants.
+//! - `agenda`: agenda items (ordered, reorderable) and documents with versions.
+//! - [`blobs`]: document contents, content-addressed by SHA-256 on disk.
+//! - `users`: secretariat accounts (argon2id) and the audit log (append-only,
+//!   hash-chained: [`Store::verify_audit_chain`]).
+//! - [`signature`]: PDF signature verification.
 //! - [`Error`]: what can go wrong; `NotFound`-like outcomes of lookups are
 //!   `Ok(None)`, not errors.
+//!
+//! Every write runs in one transaction with its audit log row (who, what,
+//! when, target); changes that make no sense in a meeting's state are refused
+//! ([`Error::Frozen`], [`Error::BadTransition`]).
 //!
 //! Queries are runtime-checked (`sqlx::query`), so building needs no database.
 //! Times are Unix seconds; ids are UUID strings.
 
+pub mod blobs;
+pub mod model;
 pub mod signature;
 
 use std::fmt;
@@ -23,6 +38,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use blobs::{Blobs, StagedBlob};
+pub use model::*;
 
 /// The numbered migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -48,6 +66,31 @@ pub enum Error {
     /// An invitation that an operation needs does not exist.
     #[error("invitation {0} not found")]
     InvitationNotFound(String),
+    /// Another entity that an operation needs does not exist.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The meeting is ended or archived: its record can no longer change.
+    #[error("the meeting is {status}: its participants, agenda, documents and invitations can no longer change")]
+    Frozen { status: MeetingStatus },
+    /// A status change the lifecycle does not allow.
+    #[error("a meeting cannot go from {from} to {to}")]
+    BadTransition {
+        from: MeetingStatus,
+        to: MeetingStatus,
+    },
+    /// The change collides with existing data (a username already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Reading or writing a document's content failed.
+    #[error("document storage {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Hashing a password failed.
+    #[error("password hashing failed: {0}")]
+    Password(String),
     /// A stored value is not one this version understands.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
@@ -55,46 +98,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Where a meeting is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MeetingStatus {
-    Scheduled,
-    InProgress,
-    Ended,
-}
-
-impl MeetingStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MeetingStatus::Scheduled => "scheduled",
-            MeetingStatus::InProgress => "in_progress",
-            MeetingStatus::Ended => "ended",
-        }
-    }
-}
-
-impl FromStr for MeetingStatus {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "scheduled" => Ok(MeetingStatus::Scheduled),
-            "in_progress" => Ok(MeetingStatus::InProgress),
-            "ended" => Ok(MeetingStatus::Ended),
-            other => Err(Error::InvalidInput(format!(
-                "unknown meeting status {other:?}"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for MeetingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The role a participant has in a meeting.
+/// The role an invitation gives in a meeting's live session (the
+/// signaling protocol's `role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -157,17 +162,6 @@ impl fmt::Display for Role {
     }
 }
 
-/// A meeting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meeting {
-    /// UUID, also the SFU room name.
-    pub id: String,
-    pub title: String,
-    pub status: MeetingStatus,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
 /// An invitation to a meeting: the revocable thing a token points at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitation {
@@ -177,6 +171,10 @@ pub struct Invitation {
     /// Display name of the person or bridge point.
     pub name: String,
     pub role: Role,
+    /// The participant it is for, if any (decides `named` document access).
+    pub participant_id: Option<String>,
+    /// The bridge point it is for, if any.
+    pub bridge_point_id: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds; the token's `exp`.
@@ -199,58 +197,10 @@ pub struct NewInvitation {
     pub role: Role,
     /// Seconds from now until it expires (may be negative, for tests).
     pub ttl_seconds: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct MeetingRow {
-    id: String,
-    title: String,
-    status: String,
-    created_at: i64,
-}
-
-impl TryFrom<MeetingRow> for Meeting {
-    type Error = Error;
-    fn try_from(r: MeetingRow) -> Result<Meeting> {
-        Ok(Meeting {
-            status: r
-                .status
-                .parse()
-                .map_err(|_| Error::Corrupt(format!("meeting status {:?}", r.status)))?,
-            id: r.id,
-            title: r.title,
-            created_at: r.created_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct InvitationRow {
-    id: String,
-    meeting_id: String,
-    name: String,
-    role: String,
-    created_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
-}
-
-impl TryFrom<InvitationRow> for Invitation {
-    type Error = Error;
-    fn try_from(r: InvitationRow) -> Result<Invitation> {
-        Ok(Invitation {
-            role: r
-                .role
-                .parse()
-                .map_err(|_| Error::Corrupt(format!("invitation role {:?}", r.role)))?,
-            id: r.id,
-            meeting_id: r.meeting_id,
-            name: r.name,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-        })
-    }
+    /// A participant of the same meeting, if the invitation is theirs.
+    pub participant_id: Option<String>,
+    /// An active bridge point, if the invitation is for one.
+    pub bridge_point_id: Option<String>,
 }
 
 /// The two databases we support. The SQL is the same for both (`$1`
@@ -271,8 +221,129 @@ macro_rules! with_pool {
     };
 }
 
-const MEETING_COLUMNS: &str = "id, title, status, created_at";
-const INVITATION_COLUMNS: &str = "id, meeting_id, name, role, created_at, expires_at, revoked_at";
+/// Runs `$body` inside one transaction bound to `$tx` (use `&mut *$tx` as
+/// the executor), committing after it. A `?` inside returns early and the
+/// dropped transaction rolls back. SQLite transactions start `IMMEDIATE`, so
+/// two writers queue on the lock instead of failing to upgrade a read.
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+/// Appends an audit row inside the transaction `$tx`, chained to the
+/// previous one (see [`audit_hash`]).
+macro_rules! audit {
+    ($tx:ident, $actor:expr, $action:expr, $target_type:expr, $target_id:expr, $detail:expr) => {{
+        sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1")
+            .execute(&mut *$tx)
+            .await?;
+        let (seq, prev): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *$tx)
+                .await?;
+        let row = $crate::AuditFields {
+            seq,
+            at: $crate::now_unix(),
+            actor: String::from($actor),
+            action: String::from($action),
+            target_type: String::from($target_type),
+            target_id: String::from($target_id),
+            detail: serde_json::Value::to_string(&$detail),
+        };
+        let hash = $crate::audit_hash(&prev, &row);
+        sqlx::query(
+            "INSERT INTO audit_log (id, seq, at, actor, action, target_type, target_id, detail, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.action)
+        .bind(&row.target_type)
+        .bind(&row.target_id)
+        .bind(&row.detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&hash)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// The hashed fields of an audit row.
+#[doc(hidden)]
+pub struct AuditFields {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// JSON text, as stored.
+    pub detail: String,
+}
+
+/// The hash of an audit row: lowercase hex SHA-256 over the previous row's
+/// hash and the row's fields, encoded as a JSON array (unambiguous).
+#[doc(hidden)]
+pub fn audit_hash(prev_hash: &str, row: &AuditFields) -> String {
+    use sha2::Digest;
+    let canonical = serde_json::json!([
+        prev_hash,
+        row.seq,
+        row.at,
+        row.actor,
+        row.action,
+        row.target_type,
+        row.target_id,
+        row.detail,
+    ])
+    .to_string();
+    blobs::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// Refuses when the meeting `$id` (read inside `$tx`) does not exist or is
+/// frozen; evaluates to its status.
+macro_rules! require_open_meeting {
+    ($tx:ident, $id:expr) => {{
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM meetings WHERE id = $1")
+                .bind($id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        let status: $crate::MeetingStatus = match status {
+            Some(s) => $crate::parse_stored(&s, "meeting status")?,
+            None => return Err($crate::Error::MeetingNotFound(String::from($id))),
+        };
+        if status.is_frozen() {
+            return Err($crate::Error::Frozen { status });
+        }
+        status
+    }};
+}
+
+mod agenda;
+mod meetings;
+mod registry;
+mod users;
 
 /// Handle to the eCabinet database. Cheap to clone (a pool inside).
 #[derive(Clone)]
@@ -282,17 +353,46 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::Postgres(_) => "postgres",
-        };
-        f.debug_struct("Store").field("db", &kind).finish()
+        f.debug_struct("Store")
+            .field("db", &self.backend())
+            .finish()
     }
 }
 
 /// Current time in Unix seconds.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A stored enumeration value parsed, or [`Error::Corrupt`].
+pub(crate) fn parse_stored<T: FromStr>(s: &str, what: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::Corrupt(format!("{what} {s:?}")))
+}
+
+/// A required text field, trimmed: not empty and at most `max` characters.
+pub(crate) fn required_text(value: &str, what: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::InvalidInput(format!("the {what} is empty")));
+    }
+    optional_text(v, what, max)
+}
+
+/// An optional text field, trimmed: at most `max` characters.
+pub(crate) fn optional_text(value: &str, what: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.chars().count() > max {
+        return Err(Error::InvalidInput(format!(
+            "the {what} is longer than {max} characters"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+/// A fresh UUIDv4 id.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 impl Store {
@@ -337,133 +437,6 @@ impl Store {
     /// Closes every connection of the pool.
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await)
-    }
-
-    /// Creates a scheduled meeting.
-    pub async fn create_meeting(&self, title: &str) -> Result<Meeting> {
-        let title = title.trim();
-        if title.is_empty() {
-            return Err(Error::InvalidInput("the meeting title is empty".into()));
-        }
-        let meeting = Meeting {
-            id: uuid::Uuid::new_v4().to_string(),
-            title: title.to_owned(),
-            status: MeetingStatus::Scheduled,
-            created_at: now_unix(),
-        };
-        let sql = "INSERT INTO meetings (id, title, status, created_at) VALUES ($1, $2, $3, $4)";
-        with_pool!(self, p => sqlx::query(sql)
-            .bind(&meeting.id)
-            .bind(&meeting.title)
-            .bind(meeting.status.as_str())
-            .bind(meeting.created_at)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        Ok(meeting)
-    }
-
-    /// The meeting with this id, if any.
-    pub async fn get_meeting(&self, id: &str) -> Result<Option<Meeting>> {
-        let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE id = $1");
-        let row: Option<MeetingRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
-        row.map(Meeting::try_from).transpose()
-    }
-
-    /// Every meeting, oldest first.
-    pub async fn list_meetings(&self) -> Result<Vec<Meeting>> {
-        let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings ORDER BY created_at, id");
-        let rows: Vec<MeetingRow> = with_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
-        rows.into_iter().map(Meeting::try_from).collect()
-    }
-
-    /// Moves a meeting to another status.
-    pub async fn set_meeting_status(&self, id: &str, status: MeetingStatus) -> Result<()> {
-        let sql = "UPDATE meetings SET status = $1 WHERE id = $2";
-        let n = with_pool!(self, p => sqlx::query(sql)
-            .bind(status.as_str())
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Err(Error::MeetingNotFound(id.to_owned()));
-        }
-        Ok(())
-    }
-
-    /// Creates an invitation to an existing meeting.
-    pub async fn create_invitation(&self, new: NewInvitation) -> Result<Invitation> {
-        let name = new.name.trim();
-        if name.is_empty() {
-            return Err(Error::InvalidInput("the invitee's name is empty".into()));
-        }
-        if self.get_meeting(&new.meeting_id).await?.is_none() {
-            return Err(Error::MeetingNotFound(new.meeting_id));
-        }
-        let now = now_unix();
-        let inv = Invitation {
-            id: uuid::Uuid::new_v4().to_string(),
-            meeting_id: new.meeting_id,
-            name: name.to_owned(),
-            role: new.role,
-            created_at: now,
-            expires_at: now.saturating_add(new.ttl_seconds),
-            revoked_at: None,
-        };
-        let sql = "INSERT INTO invitations (id, meeting_id, name, role, created_at, expires_at, revoked_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, NULL)";
-        with_pool!(self, p => sqlx::query(sql)
-            .bind(&inv.id)
-            .bind(&inv.meeting_id)
-            .bind(&inv.name)
-            .bind(inv.role.as_str())
-            .bind(inv.created_at)
-            .bind(inv.expires_at)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        Ok(inv)
-    }
-
-    /// The invitation with this id, if any.
-    pub async fn get_invitation(&self, id: &str) -> Result<Option<Invitation>> {
-        let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1");
-        let row: Option<InvitationRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?;
-        row.map(Invitation::try_from).transpose()
-    }
-
-    /// Revokes an invitation (idempotent: the first revocation time is kept).
-    /// Returns the invitation as it now is.
-    pub async fn revoke_invitation(&self, id: &str) -> Result<Invitation> {
-        let sql = "UPDATE invitations SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-        with_pool!(self, p => sqlx::query(sql)
-            .bind(now_unix())
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        self.get_invitation(id)
-            .await?
-            .ok_or_else(|| Error::InvitationNotFound(id.to_owned()))
-    }
-
-    /// The invitations of a meeting, oldest first.
-    pub async fn list_invitations(&self, meeting_id: &str) -> Result<Vec<Invitation>> {
-        let sql = format!(
-            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE meeting_id = $1 ORDER BY created_at, id"
-        );
-        let rows: Vec<InvitationRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(meeting_id)
-            .fetch_all(p)
-            .await)?;
-        rows.into_iter().map(Invitation::try_from).collect()
     }
 }
 

@@ -55,6 +55,12 @@ struct PgSchema {
 }
 
 impl PgSchema {
+    /// The URL of a store on this schema.
+    fn store_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options[search_path]={}", self.url, self.schema)
+    }
+
     async fn drop_now(self, store: Store) {
         store.close().await;
         let admin = PgPoolOptions::new()
@@ -77,7 +83,7 @@ async fn meetings_roundtrip(store: &Store) {
         .await
         .expect("create");
     assert_eq!(a.title, "Giao ban tháng 11");
-    assert_eq!(a.status, MeetingStatus::Scheduled);
+    assert_eq!(a.status, MeetingStatus::Draft);
     let b = store.create_meeting("Họp UBND").await.expect("create");
     let got = store
         .get_meeting(&a.id)
@@ -123,6 +129,8 @@ async fn invitations_roundtrip(store: &Store) {
             name: "UBND huyện Cư Jút".into(),
             role: Role::Bridge,
             ttl_seconds: 3600,
+            participant_id: None,
+            bridge_point_id: None,
         })
         .await
         .expect("invite");
@@ -142,6 +150,8 @@ async fn invitations_roundtrip(store: &Store) {
             name: "Chủ tịch".into(),
             role: Role::Chair,
             ttl_seconds: 60,
+            participant_id: None,
+            bridge_point_id: None,
         })
         .await
         .expect("invite");
@@ -175,6 +185,8 @@ async fn invitations_roundtrip(store: &Store) {
                 name: "x".into(),
                 role: Role::Member,
                 ttl_seconds: 60,
+                participant_id: None,
+                bridge_point_id: None,
             })
             .await,
         Err(Error::MeetingNotFound(_))
@@ -280,3 +292,1135 @@ async fn pg_invitations() {
         schema.drop_now(s).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// The eCabinet core (migration 0002): every entity and lifecycle rule, the
+// same bodies on both databases.
+
+/// Runs a scenario on SQLite and on PostgreSQL, as two tests.
+macro_rules! on_both {
+    ($sqlite:ident, $pg:ident, $scenario:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (s, _db) = sqlite_store().await;
+            $scenario(&s, dir.path()).await;
+        }
+
+        #[tokio::test]
+        async fn $pg() {
+            if let Some((s, schema)) = pg_store().await {
+                let dir = tempfile::tempdir().expect("temp dir");
+                $scenario(&s, dir.path()).await;
+                schema.drop_now(s).await;
+            }
+        }
+    };
+}
+
+const ACTOR: &str = "user:test";
+
+async fn upload(blobs: &Blobs, bytes: &[u8]) -> StagedBlob {
+    let mut w = blobs.stage().await.expect("stage");
+    w.write(bytes).await.expect("write");
+    w.finish().await.expect("finish")
+}
+
+fn pdf_upload(name: &str) -> Upload {
+    Upload {
+        filename: name.into(),
+        content_type: "application/pdf".into(),
+        signature_report: serde_json::json!({"status": "not_checked"}),
+    }
+}
+
+fn invitation(meeting_id: &str) -> NewInvitation {
+    NewInvitation {
+        meeting_id: meeting_id.into(),
+        name: "Điểm cầu".into(),
+        role: Role::Bridge,
+        ttl_seconds: 3600,
+        participant_id: None,
+        bridge_point_id: None,
+    }
+}
+
+async fn lifecycle(store: &Store, data: &std::path::Path) {
+    use MeetingStatus::*;
+    let blobs = Blobs::new(data.join("documents"));
+    let m = store
+        .add_meeting(
+            ACTOR,
+            NewMeeting {
+                title: "Họp UBND tỉnh thường kỳ".into(),
+                kind: MeetingKind::Thematic,
+                starts_at: Some(1_800_000_000),
+                ends_at: Some(1_800_007_200),
+                location: "Hội trường A".into(),
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(m.status, Draft);
+    assert_eq!(m.kind, MeetingKind::Thematic);
+    assert_eq!(m.location, "Hội trường A");
+    assert_eq!(
+        store.get_meeting(&m.id).await.expect("get"),
+        Some(m.clone())
+    );
+
+    // Bad schedules and titles.
+    let bad = NewMeeting {
+        starts_at: Some(10),
+        ends_at: Some(5),
+        ..NewMeeting::titled("x")
+    };
+    assert!(matches!(
+        store.add_meeting(ACTOR, bad).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        store.add_meeting(ACTOR, NewMeeting::titled(" ")).await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    // Forward, one step back (scheduled -> draft), forward again.
+    for to in [Scheduled, Draft, Scheduled, InProgress] {
+        let got = store
+            .change_meeting_status(ACTOR, &m.id, to)
+            .await
+            .expect("allowed");
+        assert_eq!(got.status, to);
+    }
+    // Same status: no-op. Going back from in_progress: refused.
+    store
+        .change_meeting_status(ACTOR, &m.id, InProgress)
+        .await
+        .expect("same status is fine");
+    for to in [Draft, Scheduled, Archived] {
+        assert!(
+            matches!(
+                store.change_meeting_status(ACTOR, &m.id, to).await,
+                Err(Error::BadTransition {
+                    from: InProgress,
+                    ..
+                })
+            ),
+            "in_progress -> {to}"
+        );
+    }
+    // Still editable while in progress.
+    let patched = store
+        .update_meeting(
+            ACTOR,
+            &m.id,
+            MeetingPatch {
+                location: Some("Phòng họp trực tuyến".into()),
+                starts_at: Some(None),
+                ..MeetingPatch::default()
+            },
+        )
+        .await
+        .expect("patch");
+    assert_eq!(patched.location, "Phòng họp trực tuyến");
+    assert_eq!(patched.starts_at, None);
+    assert_eq!(patched.ends_at, Some(1_800_007_200));
+    let item = store
+        .add_agenda_item(
+            ACTOR,
+            &m.id,
+            NewAgendaItem {
+                title: "Báo cáo".into(),
+                presenter: String::new(),
+                duration_minutes: None,
+            },
+        )
+        .await
+        .expect("agenda while in progress");
+    let part = store
+        .add_participant(
+            ACTOR,
+            &m.id,
+            NewParticipant {
+                name: "Nguyễn Văn A".into(),
+                position: String::new(),
+                role: ParticipantRole::Member,
+                voting: None,
+                bridge_point_id: None,
+            },
+        )
+        .await
+        .expect("participant");
+    let inv = store
+        .add_invitation(ACTOR, invitation(&m.id))
+        .await
+        .expect("invitation");
+    let doc = store
+        .add_document(
+            ACTOR,
+            NewDocument {
+                agenda_item_id: item.id.clone(),
+                title: "Tờ trình".into(),
+                access: DocumentAccess::Everyone,
+                participant_ids: vec![],
+            },
+            pdf_upload("a.pdf"),
+            upload(&blobs, b"%PDF-1.7 a").await,
+            &blobs,
+        )
+        .await
+        .expect("document");
+
+    // Ended: frozen.
+    store
+        .change_meeting_status(ACTOR, &m.id, Ended)
+        .await
+        .expect("end");
+    let frozen = |r: Result<()>| matches!(r, Err(Error::Frozen { .. }));
+    assert!(frozen(
+        store
+            .update_meeting(ACTOR, &m.id, MeetingPatch::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .add_agenda_item(
+                ACTOR,
+                &m.id,
+                NewAgendaItem {
+                    title: "x".into(),
+                    presenter: String::new(),
+                    duration_minutes: None
+                }
+            )
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .update_agenda_item(ACTOR, &item.id, AgendaItemPatch::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store.delete_agenda_item(ACTOR, &item.id).await.map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .reorder_agenda(ACTOR, &m.id, std::slice::from_ref(&item.id))
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .update_participant(ACTOR, &part.id, ParticipantPatch::default())
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store.delete_participant(ACTOR, &part.id).await.map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .add_participant(
+                ACTOR,
+                &m.id,
+                NewParticipant {
+                    name: "B".into(),
+                    position: String::new(),
+                    role: ParticipantRole::Observer,
+                    voting: None,
+                    bridge_point_id: None
+                }
+            )
+            .await
+            .map(|_| ())
+    ));
+    assert!(frozen(
+        store
+            .add_invitation(ACTOR, invitation(&m.id))
+            .await
+            .map(|_| ())
+    ));
+    let staged = upload(&blobs, b"%PDF-1.7 new version").await;
+    let sha = staged.sha256.clone();
+    assert!(frozen(
+        store
+            .add_document_version(ACTOR, &doc.id, pdf_upload("b.pdf"), staged, &blobs)
+            .await
+            .map(|_| ())
+    ));
+    assert!(
+        !blobs.path_of(&sha).expect("path").exists(),
+        "a refused version stores nothing"
+    );
+    assert!(frozen(
+        store
+            .add_document(
+                ACTOR,
+                NewDocument {
+                    agenda_item_id: item.id.clone(),
+                    title: "x".into(),
+                    access: DocumentAccess::Everyone,
+                    participant_ids: vec![]
+                },
+                pdf_upload("c.pdf"),
+                upload(&blobs, b"%PDF-1.7 c").await,
+                &blobs
+            )
+            .await
+            .map(|_| ())
+    ));
+    // Revoking still works on a frozen meeting.
+    assert!(store
+        .revoke_invitation_by(ACTOR, &inv.id)
+        .await
+        .expect("revoke")
+        .is_revoked());
+    for to in [Draft, Scheduled, InProgress] {
+        assert!(matches!(
+            store.change_meeting_status(ACTOR, &m.id, to).await,
+            Err(Error::BadTransition { from: Ended, .. })
+        ));
+    }
+    store
+        .change_meeting_status(ACTOR, &m.id, Archived)
+        .await
+        .expect("archive");
+    for to in [Draft, Scheduled, InProgress, Ended] {
+        assert!(matches!(
+            store.change_meeting_status(ACTOR, &m.id, to).await,
+            Err(Error::BadTransition { from: Archived, .. })
+        ));
+    }
+    assert!(frozen(
+        store
+            .update_meeting(ACTOR, &m.id, MeetingPatch::default())
+            .await
+            .map(|_| ())
+    ));
+
+    // A draft can be closed without taking place; an unknown meeting is not found.
+    let d = store.create_meeting("Hoãn").await.expect("create");
+    store
+        .change_meeting_status(ACTOR, &d.id, Ended)
+        .await
+        .expect("draft -> ended");
+    assert!(matches!(
+        store.change_meeting_status(ACTOR, "nope", Scheduled).await,
+        Err(Error::MeetingNotFound(_))
+    ));
+
+    // Every write left an audit row.
+    let audit = store.audit_of("meeting", &m.id).await.expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions.first(), Some(&"meeting.create"));
+    assert_eq!(
+        actions.iter().filter(|a| **a == "meeting.status").count(),
+        6,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"meeting.update"));
+    assert!(audit.iter().all(|a| a.actor == ACTOR));
+    let last = audit.last().expect("rows");
+    assert_eq!(last.detail["to"], "archived");
+}
+
+async fn registry_and_participants(store: &Store, _data: &std::path::Path) {
+    let bp = store
+        .add_bridge_point(
+            ACTOR,
+            NewBridgePoint {
+                name: "UBND huyện Cư Jút".into(),
+                level: BridgeLevel::District,
+                contact: "0262 3880 123".into(),
+            },
+        )
+        .await
+        .expect("bridge point");
+    assert!(bp.active);
+    let bp2 = store
+        .add_bridge_point(
+            ACTOR,
+            NewBridgePoint {
+                name: "Sở Tài chính".into(),
+                level: BridgeLevel::Department,
+                contact: String::new(),
+            },
+        )
+        .await
+        .expect("bridge point");
+    let list = store.list_bridge_points().await.expect("list");
+    assert_eq!(
+        list.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        vec!["Sở Tài chính", "UBND huyện Cư Jút"]
+    );
+    assert!(matches!(
+        store
+            .add_bridge_point(
+                ACTOR,
+                NewBridgePoint {
+                    name: "".into(),
+                    level: BridgeLevel::Commune,
+                    contact: String::new()
+                }
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    let m = store.create_meeting("Giao ban").await.expect("meeting");
+    let chair = store
+        .add_participant(
+            ACTOR,
+            &m.id,
+            NewParticipant {
+                name: "Chủ tịch".into(),
+                position: "Chủ tịch UBND tỉnh".into(),
+                role: ParticipantRole::Chair,
+                voting: None,
+                bridge_point_id: None,
+            },
+        )
+        .await
+        .expect("chair");
+    assert!(chair.voting, "the chair votes by default");
+    let op = store
+        .add_participant(
+            ACTOR,
+            &m.id,
+            NewParticipant {
+                name: "Kỹ thuật viên".into(),
+                position: String::new(),
+                role: ParticipantRole::BridgeOperator,
+                voting: None,
+                bridge_point_id: Some(bp.id.clone()),
+            },
+        )
+        .await
+        .expect("operator");
+    assert!(!op.voting);
+    assert_eq!(op.bridge_point_id.as_deref(), Some(bp.id.as_str()));
+    assert!(matches!(
+        store
+            .add_participant(
+                ACTOR,
+                &m.id,
+                NewParticipant {
+                    name: "x".into(),
+                    position: String::new(),
+                    role: ParticipantRole::Delegate,
+                    voting: None,
+                    bridge_point_id: Some("nope".into())
+                }
+            )
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_participant(
+                ACTOR,
+                "nope",
+                NewParticipant {
+                    name: "x".into(),
+                    position: String::new(),
+                    role: ParticipantRole::Delegate,
+                    voting: None,
+                    bridge_point_id: None
+                }
+            )
+            .await,
+        Err(Error::MeetingNotFound(_))
+    ));
+
+    // Deactivate bp2: no new participants or invitations from it.
+    let off = store
+        .update_bridge_point(
+            ACTOR,
+            &bp2.id,
+            BridgePointPatch {
+                active: Some(false),
+                contact: Some("Chánh VP".into()),
+                ..BridgePointPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+    assert!(!off.active);
+    assert_eq!(off.contact, "Chánh VP");
+    assert!(matches!(
+        store
+            .update_participant(
+                ACTOR,
+                &op.id,
+                ParticipantPatch {
+                    bridge_point_id: Some(Some(bp2.id.clone())),
+                    ..ParticipantPatch::default()
+                }
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let mut inv = invitation(&m.id);
+    inv.bridge_point_id = Some(bp2.id.clone());
+    assert!(matches!(
+        store.add_invitation(ACTOR, inv).await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    // Update a participant.
+    let op2 = store
+        .update_participant(
+            ACTOR,
+            &op.id,
+            ParticipantPatch {
+                position: Some("Chuyên viên CNTT".into()),
+                voting: Some(true),
+                bridge_point_id: Some(None),
+                ..ParticipantPatch::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(op2.position, "Chuyên viên CNTT");
+    assert!(op2.voting);
+    assert_eq!(op2.bridge_point_id, None);
+
+    // Invitation tied to the chair and bp; chair named on the meeting and a document.
+    let mut inv = invitation(&m.id);
+    inv.participant_id = Some(chair.id.clone());
+    inv.bridge_point_id = Some(bp.id.clone());
+    let inv = store.add_invitation(ACTOR, inv).await.expect("invitation");
+    assert_eq!(inv.participant_id.as_deref(), Some(chair.id.as_str()));
+    assert_eq!(
+        store.get_invitation(&inv.id).await.expect("get"),
+        Some(inv.clone())
+    );
+    let other = store.create_meeting("Khác").await.expect("meeting");
+    let mut wrong = invitation(&other.id);
+    wrong.participant_id = Some(chair.id.clone());
+    assert!(matches!(
+        store.add_invitation(ACTOR, wrong).await,
+        Err(Error::InvalidInput(_))
+    ));
+    let m2 = store
+        .update_meeting(
+            ACTOR,
+            &m.id,
+            MeetingPatch {
+                chair_participant_id: Some(Some(chair.id.clone())),
+                ..MeetingPatch::default()
+            },
+        )
+        .await
+        .expect("set chair");
+    assert_eq!(m2.chair_participant_id.as_deref(), Some(chair.id.as_str()));
+    assert!(matches!(
+        store
+            .update_meeting(
+                ACTOR,
+                &other.id,
+                MeetingPatch {
+                    chair_participant_id: Some(Some(chair.id.clone())),
+                    ..MeetingPatch::default()
+                }
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    let list = store.list_participants(&m.id).await.expect("list");
+    assert_eq!(list.len(), 2);
+    // Deleting the chair unlinks it everywhere, in one transaction.
+    store
+        .delete_participant(ACTOR, &chair.id)
+        .await
+        .expect("delete");
+    assert!(store
+        .get_participant(&chair.id)
+        .await
+        .expect("get")
+        .is_none());
+    assert_eq!(
+        store
+            .get_meeting(&m.id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .chair_participant_id,
+        None
+    );
+    let inv = store
+        .get_invitation(&inv.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(inv.participant_id, None);
+    assert!(!inv.is_revoked(), "the invitation itself stays");
+    assert!(matches!(
+        store.delete_participant(ACTOR, &chair.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    let actions: Vec<String> = store
+        .audit_of("participant", &chair.id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(actions, vec!["participant.create", "participant.delete"]);
+}
+
+async fn agenda_and_documents(store: &Store, data: &std::path::Path) {
+    let blobs = Blobs::new(data.join("documents"));
+    let m = store
+        .create_meeting("Giao ban tháng 12")
+        .await
+        .expect("meeting");
+    let mut items = Vec::new();
+    for (t, d) in [
+        ("Khai mạc", Some(5)),
+        ("Báo cáo KT-XH", Some(30)),
+        ("Kết luận", None),
+    ] {
+        items.push(
+            store
+                .add_agenda_item(
+                    ACTOR,
+                    &m.id,
+                    NewAgendaItem {
+                        title: t.into(),
+                        presenter: "Văn phòng".into(),
+                        duration_minutes: d,
+                    },
+                )
+                .await
+                .expect("item"),
+        );
+    }
+    assert_eq!(
+        items.iter().map(|i| i.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(matches!(
+        store
+            .add_agenda_item(
+                ACTOR,
+                &m.id,
+                NewAgendaItem {
+                    title: "x".into(),
+                    presenter: String::new(),
+                    duration_minutes: Some(-1)
+                }
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Reorder: 3, 1, 2.
+    let order = vec![
+        items[2].id.clone(),
+        items[0].id.clone(),
+        items[1].id.clone(),
+    ];
+    let agenda = store
+        .reorder_agenda(ACTOR, &m.id, &order)
+        .await
+        .expect("reorder");
+    assert_eq!(
+        agenda.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        order
+    );
+    assert_eq!(
+        agenda.iter().map(|i| i.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for bad in [
+        vec![items[0].id.clone(), items[1].id.clone()],
+        vec![
+            items[0].id.clone(),
+            items[0].id.clone(),
+            items[1].id.clone(),
+        ],
+        vec![
+            items[0].id.clone(),
+            items[1].id.clone(),
+            items[2].id.clone(),
+            "x".into(),
+        ],
+    ] {
+        assert!(matches!(
+            store.reorder_agenda(ACTOR, &m.id, &bad).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    assert_eq!(
+        store.list_agenda(&m.id).await.expect("list"),
+        agenda,
+        "a refused reorder changes nothing"
+    );
+    let upd = store
+        .update_agenda_item(
+            ACTOR,
+            &items[1].id,
+            AgendaItemPatch {
+                title: Some("Báo cáo tình hình KT-XH".into()),
+                duration_minutes: Some(None),
+                ..AgendaItemPatch::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(upd.title, "Báo cáo tình hình KT-XH");
+    assert_eq!(upd.duration_minutes, None);
+    assert_eq!(upd.presenter, "Văn phòng");
+
+    // Documents: named access to a participant, versions, dedup.
+    let member = store
+        .add_participant(
+            ACTOR,
+            &m.id,
+            NewParticipant {
+                name: "Ủy viên".into(),
+                position: String::new(),
+                role: ParticipantRole::Member,
+                voting: None,
+                bridge_point_id: None,
+            },
+        )
+        .await
+        .expect("participant");
+    let other = store.create_meeting("Khác").await.expect("meeting");
+    let stranger = store
+        .add_participant(
+            ACTOR,
+            &other.id,
+            NewParticipant {
+                name: "Người ngoài".into(),
+                position: String::new(),
+                role: ParticipantRole::Member,
+                voting: None,
+                bridge_point_id: None,
+            },
+        )
+        .await
+        .expect("participant");
+    let staged = upload(&blobs, b"%PDF-1.7 secret").await;
+    let sha = staged.sha256.clone();
+    assert!(matches!(
+        store
+            .add_document(
+                ACTOR,
+                NewDocument {
+                    agenda_item_id: items[1].id.clone(),
+                    title: "Mật".into(),
+                    access: DocumentAccess::Named,
+                    participant_ids: vec![stranger.id.clone()],
+                },
+                pdf_upload("mat.pdf"),
+                staged,
+                &blobs,
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(
+        !blobs.path_of(&sha).expect("path").exists(),
+        "a refused document stores nothing"
+    );
+    let doc = store
+        .add_document(
+            ACTOR,
+            NewDocument {
+                agenda_item_id: items[1].id.clone(),
+                title: "Báo cáo mật".into(),
+                access: DocumentAccess::Named,
+                participant_ids: vec![member.id.clone(), member.id.clone()],
+            },
+            Upload {
+                filename: "../bao-cao.pdf".into(),
+                content_type: "application/pdf".into(),
+                signature_report: serde_json::json!({"status": "valid", "signatures": []}),
+            },
+            upload(&blobs, b"%PDF-1.7 secret").await,
+            &blobs,
+        )
+        .await
+        .expect("document");
+    assert_eq!(doc.access, DocumentAccess::Named);
+    assert_eq!(doc.participant_ids, vec![member.id.clone()]);
+    assert_eq!(doc.meeting_id, m.id);
+    assert_eq!(doc.current_version, 1);
+    let v1 = doc.version(None).expect("v1").clone();
+    assert_eq!(v1.sha256, sha);
+    assert_eq!(v1.size, 15);
+    assert_eq!(v1.filename, "bao-cao.pdf");
+    assert_eq!(v1.uploaded_by, ACTOR);
+    assert_eq!(v1.signature_report["status"], "valid");
+    assert_eq!(
+        std::fs::read(blobs.path_of(&sha).expect("path")).expect("stored"),
+        b"%PDF-1.7 secret"
+    );
+
+    let doc2 = store
+        .add_document_version(
+            ACTOR,
+            &doc.id,
+            pdf_upload("bao-cao-v2.pdf"),
+            upload(&blobs, b"%PDF-1.7 secret v2").await,
+            &blobs,
+        )
+        .await
+        .expect("version 2");
+    assert_eq!(doc2.current_version, 2);
+    assert_eq!(doc2.versions.len(), 2);
+    assert_eq!(doc2.version(Some(1)), Some(&v1));
+    assert_eq!(doc2.version(None).expect("v2").filename, "bao-cao-v2.pdf");
+    assert!(doc2.version(Some(3)).is_none());
+
+    // The same content in another document is stored once.
+    let everyone = store
+        .add_document(
+            ACTOR,
+            NewDocument {
+                agenda_item_id: items[0].id.clone(),
+                title: "Bản sao".into(),
+                access: DocumentAccess::Everyone,
+                participant_ids: vec![member.id.clone()],
+            },
+            pdf_upload("copy.pdf"),
+            upload(&blobs, b"%PDF-1.7 secret").await,
+            &blobs,
+        )
+        .await
+        .expect("document");
+    assert!(
+        everyone.participant_ids.is_empty(),
+        "only named access keeps a list"
+    );
+    assert_eq!(everyone.versions[0].sha256, sha);
+    let mut files = 0;
+    for sub in std::fs::read_dir(blobs.root()).expect("root") {
+        let sub = sub.expect("entry").path();
+        if sub.file_name().is_some_and(|n| n != "tmp") {
+            files += std::fs::read_dir(&sub).expect("sub").count();
+        }
+    }
+    assert_eq!(files, 2, "two distinct contents");
+    assert_eq!(
+        std::fs::read_dir(blobs.root().join("tmp"))
+            .expect("tmp")
+            .count(),
+        0,
+        "no temp files left"
+    );
+
+    let listed = store.list_documents(&items[1].id).await.expect("list");
+    assert_eq!(listed, vec![doc2.clone()]);
+    assert_eq!(
+        store.get_document(&doc.id).await.expect("get"),
+        Some(doc2.clone())
+    );
+    assert!(store.get_document("nope").await.expect("get").is_none());
+
+    // Removing the member drops them from the named list.
+    store
+        .delete_participant(ACTOR, &member.id)
+        .await
+        .expect("delete");
+    assert!(store
+        .get_document(&doc.id)
+        .await
+        .expect("get")
+        .expect("exists")
+        .participant_ids
+        .is_empty());
+
+    // Deleting an item removes its documents and closes the gap.
+    store
+        .delete_agenda_item(ACTOR, &items[1].id)
+        .await
+        .expect("delete item");
+    assert!(store.get_document(&doc.id).await.expect("get").is_none());
+    let agenda = store.list_agenda(&m.id).await.expect("list");
+    assert_eq!(
+        agenda
+            .iter()
+            .map(|i| (i.id.clone(), i.position))
+            .collect::<Vec<_>>(),
+        vec![(items[2].id.clone(), 1), (items[0].id.clone(), 2)]
+    );
+    assert!(blobs.path_of(&sha).expect("path").exists(), "contents stay");
+    let actions: Vec<String> = store
+        .audit_of("document", &doc.id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(actions, vec!["document.create", "document.version"]);
+}
+
+async fn users_and_audit(store: &Store, _data: &std::path::Path) {
+    let u = store
+        .create_user(
+            "cli",
+            NewUser {
+                username: " ThuKy ".into(),
+                display_name: "Thư ký Văn phòng".into(),
+                role: StaffRole::Secretary,
+                password: "mật-khẩu-tốt".into(),
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(u.username, "thuky");
+    assert!(u.active);
+    assert!(matches!(
+        store
+            .create_user(
+                "cli",
+                NewUser {
+                    username: "thuky".into(),
+                    display_name: "x".into(),
+                    role: StaffRole::Admin,
+                    password: "password-long".into()
+                }
+            )
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_user(
+                "cli",
+                NewUser {
+                    username: "short".into(),
+                    display_name: "x".into(),
+                    role: StaffRole::Admin,
+                    password: "1234567".into()
+                }
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        store
+            .authenticate("THUKY", "mật-khẩu-tốt")
+            .await
+            .expect("auth"),
+        Some(u.clone())
+    );
+    assert_eq!(
+        store.authenticate("thuky", "wrong").await.expect("auth"),
+        None
+    );
+    assert_eq!(
+        store
+            .authenticate("nobody", "mật-khẩu-tốt")
+            .await
+            .expect("auth"),
+        None
+    );
+    assert_eq!(store.get_user(&u.id).await.expect("get"), Some(u.clone()));
+    assert_eq!(store.list_users().await.expect("list"), vec![u.clone()]);
+    let off = store
+        .set_user_active("user:admin", &u.id, false)
+        .await
+        .expect("deactivate");
+    assert!(!off.active);
+    assert_eq!(
+        store
+            .authenticate("thuky", "mật-khẩu-tốt")
+            .await
+            .expect("auth"),
+        None,
+        "an inactive account cannot log in"
+    );
+    let log = store.audit_log(100).await.expect("audit");
+    let mine: Vec<(&str, &str)> = log
+        .iter()
+        .filter(|a| a.target_id == u.id)
+        .map(|a| (a.actor.as_str(), a.action.as_str()))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![("cli", "user.create"), ("user:admin", "user.active")]
+    );
+    assert!(
+        log.iter()
+            .all(|a| !a.detail.to_string().contains("mật-khẩu")),
+        "no password in the audit log"
+    );
+    let seqs: Vec<i64> = log.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, (1..=log.len() as i64).collect::<Vec<_>>());
+
+    // The chain is intact, and an edited row breaks it where it was edited.
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    let edited = "UPDATE audit_log SET actor = 'cli' WHERE seq = 2";
+    with_pool!(store, p => sqlx::query(edited).execute(p).await.map(|_| ())).expect("tamper");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), Some(2));
+    let undo = format!(
+        "UPDATE audit_log SET actor = '{}' WHERE seq = 2",
+        log[1].actor
+    );
+    with_pool!(store, p => sqlx::query(&undo).execute(p).await.map(|_| ())).expect("undo");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    // Removing the last row is seen too (the head remembers it).
+    let last = format!("DELETE FROM audit_log WHERE seq = {}", log.len());
+    with_pool!(store, p => sqlx::query(&last).execute(p).await.map(|_| ())).expect("delete");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), Some(0));
+}
+
+on_both!(sqlite_lifecycle, pg_lifecycle, lifecycle);
+on_both!(
+    sqlite_registry_and_participants,
+    pg_registry_and_participants,
+    registry_and_participants
+);
+on_both!(
+    sqlite_agenda_and_documents,
+    pg_agenda_and_documents,
+    agenda_and_documents
+);
+on_both!(sqlite_users_and_audit, pg_users_and_audit, users_and_audit);
+
+/// A database at migration 0001 with data is upgraded by 0002 without loss:
+/// meetings keep their status (scheduled stays scheduled), invitations
+/// their fields.
+async fn upgrade_from_0001<DB>(pool: &sqlx::Pool<DB>, url: &str)
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::migrate::Migrate;
+    let first = MIGRATOR.iter().next().expect("migration 0001");
+    assert_eq!(first.version, 1);
+    let mut conn = pool.acquire().await.expect("connection");
+    conn.ensure_migrations_table().await.expect("table");
+    conn.apply(first).await.expect("apply 0001");
+    sqlx::raw_sql(
+        "INSERT INTO meetings (id, title, status, created_at) VALUES ('m1', 'Cũ', 'scheduled', 100);\
+         INSERT INTO meetings (id, title, status, created_at) VALUES ('m2', 'Đã xong', 'ended', 50);\
+         INSERT INTO invitations (id, meeting_id, name, role, created_at, expires_at, revoked_at) \
+         VALUES ('i1', 'm1', 'Điểm cầu', 'bridge', 100, 200, NULL);",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("old rows");
+    drop(conn);
+    pool.close().await;
+
+    let store = Store::connect(url).await.expect("upgrade");
+    let m = store.get_meeting("m1").await.expect("get").expect("kept");
+    assert_eq!(m.status, MeetingStatus::Scheduled);
+    assert_eq!(m.kind, MeetingKind::Regular);
+    assert_eq!(m.created_at, 100);
+    assert_eq!(m.updated_at, 100);
+    assert_eq!(m.title, "Cũ");
+    let ended = store.get_meeting("m2").await.expect("get").expect("kept");
+    assert_eq!(ended.status, MeetingStatus::Ended);
+    let inv = store
+        .get_invitation("i1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(inv.meeting_id, "m1");
+    assert_eq!(inv.role, Role::Bridge);
+    assert_eq!(inv.expires_at, 200);
+    assert_eq!(inv.participant_id, None);
+    // The rebuilt tables still enforce their references.
+    assert!(store.add_invitation(ACTOR, invitation("m1")).await.is_ok());
+    assert!(matches!(
+        store.add_invitation(ACTOR, invitation("m9")).await,
+        Err(Error::MeetingNotFound(_))
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_0001() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let opts = SqliteConnectOptions::from_str(&url)
+        .expect("url")
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("open");
+    upgrade_from_0001(&pool, &url).await;
+    let s = Store::connect(&url).await.expect("reopen");
+    let Pool::Sqlite(p) = &s.pool else {
+        panic!("sqlite store expected");
+    };
+    let r = sqlx::query(
+        "INSERT INTO invitations (id, meeting_id, name, role, created_at, expires_at) \
+         VALUES ('i9', 'missing', 'n', 'chair', 0, 0)",
+    )
+    .execute(p)
+    .await;
+    assert!(r.is_err(), "foreign key still enforced after the rebuild");
+}
+
+#[tokio::test]
+async fn pg_upgrade_from_0001() {
+    let Some((s, schema)) = pg_store_without_migrations().await else {
+        return;
+    };
+    let (pool, url) = s;
+    upgrade_from_0001(&pool, &url).await;
+    let store = Store::connect(&url).await.expect("reopen");
+    schema.drop_now(store).await;
+}
+
+/// A fresh PostgreSQL schema with nothing in it: a pool on it and its URL.
+async fn pg_store_without_migrations() -> Option<((PgPool, String), PgSchema)> {
+    let (store, schema) = pg_store().await?;
+    // pg_store migrated the schema: start again with an empty one.
+    let Pool::Postgres(p) = &store.pool else {
+        panic!("postgres store expected");
+    };
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS audit_head, audit_log, audit_log_legacy, users, document_versions, document_access, documents, \
+         agenda_items, invitations, participants, bridge_points, meetings, _sqlx_migrations CASCADE",
+    )
+    .execute(p)
+    .await
+    .expect("empty the schema");
+    store.close().await;
+    let url = schema.store_url();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    Some(((pool, url), schema))
+}
+
+/// Concurrent writers append to one unbroken chain.
+async fn concurrent_audit(store: &Store, _data: &std::path::Path) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.add_meeting(ACTOR, NewMeeting::titled(&format!("Họp {i}")))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("meeting");
+    }
+    let log = store.audit_log(100).await.expect("audit");
+    assert_eq!(log.len(), 16);
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+}
+
+on_both!(
+    sqlite_concurrent_audit,
+    pg_concurrent_audit,
+    concurrent_audit
+);

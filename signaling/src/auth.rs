@@ -1,5 +1,9 @@
-//! Invitation tokens: the HS256 signing key, issuing and verifying JWTs with
-//! the claims of `docs/protocol.md` ("Tokens").
+//! Tokens: the HS256 signing key, and the two kinds of JWT it signs:
+//! invitation tokens with the claims of `docs/protocol.md` ("Tokens"), and
+//! staff tokens of secretariat accounts ([`StaffClaims`], `aud`
+//! [`STAFF_AUDIENCE`], `typ` `staff`). Each kind's decoder refuses the other:
+//! invitation tokens carry no `aud` (and a token with one is refused as an
+//! invitation), staff tokens must carry the staff audience and no meeting.
 //!
 //! Verification is in two steps: [`Keys::decode`] checks what the token says
 //! by itself (signature, `iss`, `exp`, shape), then [`check_invitation`]
@@ -10,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use cabinet::{Invitation, Meeting, MeetingStatus, Role, Store};
+use cabinet::{Invitation, Meeting, Role, Store};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,10 @@ use serde::{Deserialize, Serialize};
 pub const ISSUER: &str = "giaoban";
 /// File name of the generated key in the data folder.
 pub const KEY_FILE_NAME: &str = "signing.key";
+/// The `aud` of staff tokens (invitation tokens have none).
+pub const STAFF_AUDIENCE: &str = "giaoban-staff";
+/// The `typ` claim of staff tokens.
+pub const STAFF_TYPE: &str = "staff";
 /// Smallest accepted secret.
 const MIN_KEY_BYTES: usize = 32;
 /// Clock skew tolerated on `exp`, in seconds.
@@ -146,7 +154,9 @@ impl Keys {
         v.leeway = LEEWAY_SECONDS;
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        v.validate_aud = false;
+        // No audience is expected: a token that has one (a staff token) is
+        // refused here.
+        v.validate_aud = true;
         let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &v).map_err(
             |e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -158,6 +168,70 @@ impl Keys {
             return Err(TokenError::Invalid);
         }
         Ok(claims)
+    }
+}
+
+impl Keys {
+    /// Signs staff claims.
+    pub fn sign_staff(&self, claims: &StaffClaims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Checks a staff token by itself: signature, `iss`, `aud`, `typ`, `exp`.
+    /// The account still has to be looked up (it may be inactive now).
+    pub fn decode_staff(&self, token: &str) -> Result<StaffClaims, TokenError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = LEEWAY_SECONDS;
+        v.set_issuer(&[ISSUER]);
+        v.set_audience(&[STAFF_AUDIENCE]);
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let data =
+            jsonwebtoken::decode::<StaffClaims>(token.trim(), &self.decoding, &v).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
+            })?;
+        let c = data.claims;
+        if c.typ != STAFF_TYPE || c.sub.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(c)
+    }
+}
+
+/// The claims of a staff token (a secretariat login).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffClaims {
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// Always [`STAFF_AUDIENCE`].
+    pub aud: String,
+    /// Always [`STAFF_TYPE`].
+    pub typ: String,
+    /// The account id.
+    pub sub: String,
+    /// The username (informative; the account is looked up by `sub`).
+    pub name: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+}
+
+impl StaffClaims {
+    /// Claims for an account, valid `ttl_seconds` from now.
+    pub fn for_user(user: &cabinet::User, ttl_seconds: i64) -> StaffClaims {
+        let now = cabinet::now_unix();
+        StaffClaims {
+            iss: ISSUER.to_owned(),
+            aud: STAFF_AUDIENCE.to_owned(),
+            typ: STAFF_TYPE.to_owned(),
+            sub: user.id.clone(),
+            name: user.username.clone(),
+            iat: now,
+            exp: now.saturating_add(ttl_seconds),
+        }
     }
 }
 
@@ -212,7 +286,7 @@ pub async fn check_invitation(
     if inv.is_revoked() {
         return Err(TokenError::Revoked);
     }
-    if meeting.status == MeetingStatus::Ended {
+    if meeting.status.is_frozen() {
         return Err(TokenError::MeetingClosed);
     }
     Ok((meeting, inv))
@@ -318,6 +392,55 @@ mod tests {
         );
         assert_eq!(k.decode("not a token"), Err(TokenError::Invalid));
         assert_eq!(k.decode(""), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn staff_and_invitation_tokens_are_not_interchangeable() {
+        let k = Keys::from_secret(&[7u8; 32]);
+        let staff = StaffClaims {
+            iss: ISSUER.into(),
+            aud: STAFF_AUDIENCE.into(),
+            typ: STAFF_TYPE.into(),
+            sub: "u1".into(),
+            name: "admin".into(),
+            iat: cabinet::now_unix(),
+            exp: cabinet::now_unix() + 60,
+        };
+        let st = k.sign_staff(&staff).expect("sign");
+        assert_eq!(k.decode_staff(&st).expect("valid"), staff);
+        assert_eq!(
+            k.decode(&st),
+            Err(TokenError::Invalid),
+            "staff as invitation"
+        );
+        let it = k.sign(&claims(60)).expect("sign");
+        assert_eq!(
+            k.decode_staff(&it),
+            Err(TokenError::Invalid),
+            "invitation as staff"
+        );
+        // An invitation-shaped token with an audience is refused as an invitation.
+        let mut with_aud = serde_json::to_value(claims(60)).expect("json");
+        with_aud["aud"] = serde_json::json!(STAFF_AUDIENCE);
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &with_aud,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .expect("sign");
+        assert_eq!(k.decode(&t), Err(TokenError::Invalid));
+        let mut bad = staff.clone();
+        bad.typ = "other".into();
+        assert_eq!(
+            k.decode_staff(&k.sign_staff(&bad).expect("sign")),
+            Err(TokenError::Invalid)
+        );
+        let mut old = staff;
+        old.exp = cabinet::now_unix() - 30;
+        assert_eq!(
+            k.decode_staff(&k.sign_staff(&old).expect("sign")),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

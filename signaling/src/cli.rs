@@ -30,7 +30,53 @@ pub enum Command {
     Meeting(MeetingCmd),
     /// Invite someone to a meeting (prints the invitation URL), or revoke/list invitations.
     Invite(InviteCmd),
+    /// Manage secretariat accounts (the first admin is created here).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Check the audit log's hash chain: prints `ok` or where it breaks
+    /// (exit code 1).
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Verify the signatures of a PDF offline and print the report. Exit
+    /// codes: 0 every signature valid and trusted (at least one), 1 an
+    /// invalid signature, 2 no signature, 3 untrusted, 4 unreadable or not a
+    /// PDF, 5 the trust store cannot be loaded.
+    Verify {
+        #[arg(value_name = "FILE.pdf")]
+        file: PathBuf,
+        /// Trust anchors: a folder of CA certificates or one PEM file
+        /// (default: documents.trust_dir of the config, if set).
+        #[arg(long, value_name = "DIR_OR_PEM")]
+        trust: Option<PathBuf>,
+    },
 }
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Recompute every row's hash and check the chain.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create an account; prints its id. The password is read from the
+    /// environment variable GIAOBAN_NEW_PASSWORD, else from the first line of
+    /// stdin (never from the command line).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// admin, secretary or operator.
+        #[arg(long)]
+        role: String,
+    },
+    /// List accounts: id, username, role, active, display name (tab separated).
+    List,
+}
+
+/// The environment variable `giaoban user add` reads the password from.
+pub const NEW_PASSWORD_ENV: &str = "GIAOBAN_NEW_PASSWORD";
 
 #[derive(Debug, Subcommand)]
 pub enum MeetingCmd {
@@ -100,6 +146,11 @@ pub enum CliError {
     Sign(#[from] jsonwebtoken::errors::Error),
     #[error("{0}")]
     Usage(String),
+    #[error("cannot read the password from stdin: {0}")]
+    Stdin(std::io::Error),
+    /// `verify` ran: its report is printed, the process exits with this code.
+    #[error("verification finished with exit code {0}")]
+    Exit(i32),
 }
 
 impl Cli {
@@ -127,7 +178,90 @@ pub async fn run_command(command: Command, config: &Config) -> Result<(), CliErr
             store.close().await;
             r
         }
+        Command::User(cmd) => {
+            let (store, _keys) = server::open(config).await?;
+            let r = user(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let (store, _keys) = server::open(config).await?;
+            let r = store.verify_audit_chain().await;
+            store.close().await;
+            match r? {
+                None => {
+                    println!("ok");
+                    Ok(())
+                }
+                Some(seq) => {
+                    println!("broken at row {seq} (0: the chain's head)");
+                    Err(CliError::Exit(1))
+                }
+            }
+        }
+        Command::Verify { file, trust } => {
+            let trust = trust.or_else(|| config.documents.trust_dir.clone());
+            let (text, code) = tokio::task::spawn_blocking(move || {
+                cabinet::signature::verify_file_cli(&file, trust.as_deref())
+            })
+            .await
+            .map_err(|e| CliError::Usage(format!("verification failed: {e}")))?;
+            print!("{text}");
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(CliError::Exit(code))
+            }
+        }
     }
+}
+
+/// The password of a new account: `GIAOBAN_NEW_PASSWORD`, else stdin's
+/// first line.
+fn read_new_password() -> Result<String, CliError> {
+    if let Ok(p) = std::env::var(NEW_PASSWORD_ENV) {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(CliError::Stdin)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn user(store: &cabinet::Store, cmd: UserCmd) -> Result<(), CliError> {
+    match cmd {
+        UserCmd::Add {
+            username,
+            display_name,
+            role,
+        } => {
+            let role: cabinet::StaffRole = role.parse()?;
+            let password = read_new_password()?;
+            let u = store
+                .create_user(
+                    "cli",
+                    cabinet::NewUser {
+                        username,
+                        display_name,
+                        role,
+                        password,
+                    },
+                )
+                .await?;
+            tracing::info!(user = %u.username, role = %u.role, "account created");
+            println!("{}", u.id);
+        }
+        UserCmd::List => {
+            for u in store.list_users().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id, u.username, u.role, u.active, u.display_name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
@@ -212,6 +346,8 @@ async fn invite(
             name,
             role,
             ttl_seconds,
+            participant_id: None,
+            bridge_point_id: None,
         })
         .await?;
     let token = keys.sign(&crate::auth::claims_for(&inv))?;
@@ -256,6 +392,43 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_user_add_and_verify() {
+        let c = Cli::try_parse_from([
+            "giaoban",
+            "user",
+            "add",
+            "--username",
+            "admin",
+            "--display-name",
+            "Quản trị",
+            "--role",
+            "admin",
+        ])
+        .expect("parses");
+        assert!(matches!(c.command, Command::User(UserCmd::Add { .. })));
+        assert!(
+            Cli::try_parse_from([
+                "giaoban",
+                "user",
+                "add",
+                "--username",
+                "a",
+                "--display-name",
+                "b",
+                "--role",
+                "admin",
+                "--password",
+                "x"
+            ])
+            .is_err(),
+            "no password flag"
+        );
+        let c =
+            Cli::try_parse_from(["giaoban", "verify", "a.pdf", "--trust", "ca/"]).expect("parses");
+        assert!(matches!(c.command, Command::Verify { trust: Some(_), .. }));
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct Config {
     pub media: MediaConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub documents: DocumentsConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// HTTP side and where the server keeps its files.
@@ -50,6 +52,18 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Folder for the SQLite database, the signing key and documents.
     pub data_dir: PathBuf,
+    /// PEM certificate chain (server certificate first): with
+    /// `tls_key_file`, the server speaks HTTPS/WSS itself. Both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Whether the server serves HTTPS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
+    }
 }
 
 impl Default for ServerConfig {
@@ -58,6 +72,8 @@ impl Default for ServerConfig {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
             public_url: None,
             data_dir: PathBuf::from("./giaoban-data"),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -108,6 +124,8 @@ pub struct AuthConfig {
     /// File holding the HS256 secret (at least 32 bytes); None: a key created
     /// on first start in the data folder (`signing.key`).
     pub signing_key_file: Option<PathBuf>,
+    /// Lifetime of a secretariat login (staff token), in hours.
+    pub staff_token_ttl_hours: u32,
 }
 
 impl Default for AuthConfig {
@@ -115,6 +133,29 @@ impl Default for AuthConfig {
         AuthConfig {
             invite_ttl_hours: 72,
             signing_key_file: None,
+            staff_token_ttl_hours: 12,
+        }
+    }
+}
+
+/// Documents of the eCabinet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// Largest file accepted by an upload, in bytes; a larger one is refused
+    /// (413 `upload_too_large`) and nothing is stored.
+    pub max_upload_bytes: u64,
+    /// Trust anchors for PDF signatures: a folder of CA certificates (PEM or
+    /// DER) or one PEM file. None: no anchor, so good signatures show as
+    /// untrusted.
+    pub trust_dir: Option<PathBuf>,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            max_upload_bytes: 50 * 1024 * 1024,
+            trust_dir: None,
         }
     }
 }
@@ -165,8 +206,40 @@ impl Default for LogConfig {
     }
 }
 
+/// Prometheus metrics at `/metrics` on the HTTP port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Addresses or networks (`10.0.0.5`, `10.20.0.0/16`) allowed to scrape;
+    /// empty: anyone who reaches the port.
+    pub allow: Vec<String>,
+    /// If set, scrapes must send `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            allow: Vec::new(),
+            token: None,
+        }
+    }
+}
+
 const ENV_PREFIX: &str = "GIAOBAN_";
-const SECTIONS: [&str; 6] = ["SERVER", "DATABASE", "MEDIA", "AUTH", "LIMITS", "LOG"];
+const SECTIONS: [&str; 8] = [
+    "METRICS",
+    "SERVER",
+    "DATABASE",
+    "MEDIA",
+    "AUTH",
+    "LIMITS",
+    "DOCUMENTS",
+    "LOG",
+];
 
 impl Config {
     /// Defaults, then `file` (if any), then the process environment; validated.
@@ -249,6 +322,26 @@ impl Config {
                 self.server.public_url = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
             }
             ("SERVER", "data_dir") => self.server.data_dir = PathBuf::from(value),
+            ("SERVER", "tls_cert_file") => {
+                self.server.tls_cert_file =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("SERVER", "tls_key_file") => {
+                self.server.tls_key_file =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("METRICS", "enabled") => self.metrics.enabled = parse(value).map_err(bad)?,
+            ("METRICS", "allow") => {
+                self.metrics.allow = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            ("METRICS", "token") => {
+                self.metrics.token = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
+            }
             ("DATABASE", "url") => self.database.url = value.trim().to_owned(),
             ("MEDIA", "port") => self.media.port = parse(value).map_err(bad)?,
             ("MEDIA", "bind_ip") => self.media.bind_ip = parse(value).map_err(bad)?,
@@ -269,6 +362,16 @@ impl Config {
             }
             ("AUTH", "signing_key_file") => {
                 self.auth.signing_key_file =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("AUTH", "staff_token_ttl_hours") => {
+                self.auth.staff_token_ttl_hours = parse(value).map_err(bad)?
+            }
+            ("DOCUMENTS", "max_upload_bytes") => {
+                self.documents.max_upload_bytes = parse(value).map_err(bad)?
+            }
+            ("DOCUMENTS", "trust_dir") => {
+                self.documents.trust_dir =
                     Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
             }
             ("LIMITS", "ws_max_message_bytes") => {
@@ -301,6 +404,14 @@ impl Config {
         if self.server.data_dir.as_os_str().is_empty() {
             return invalid("server.data_dir is empty");
         }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return invalid(
+                "server.tls_cert_file and server.tls_key_file go together: set both (HTTPS) or neither",
+            );
+        }
+        for a in &self.metrics.allow {
+            crate::metrics::IpNet::parse(a).map_err(ConfigError::Invalid)?;
+        }
         let url = &self.database.url;
         if !(url.is_empty()
             || url.starts_with("sqlite:")
@@ -311,6 +422,12 @@ impl Config {
         }
         if self.auth.invite_ttl_hours == 0 {
             return invalid("auth.invite_ttl_hours must be at least 1");
+        }
+        if self.auth.staff_token_ttl_hours == 0 {
+            return invalid("auth.staff_token_ttl_hours must be at least 1");
+        }
+        if self.documents.max_upload_bytes == 0 {
+            return invalid("documents.max_upload_bytes must be at least 1");
         }
         if self.limits.ws_max_message_bytes < 1024 {
             return invalid("limits.ws_max_message_bytes must be at least 1024");
@@ -353,7 +470,8 @@ impl Config {
                         IpAddr::V4(ip) => ip.to_string(),
                     }
                 };
-                format!("http://{host}:{}", addr.port())
+                let scheme = if self.server.tls() { "https" } else { "http" };
+                format!("{scheme}://{host}:{}", addr.port())
             }
         }
     }
@@ -378,6 +496,9 @@ mod tests {
         assert_eq!(c.auth.invite_ttl_hours, 72);
         assert_eq!(c.limits.ws_max_message_bytes, 262_144);
         assert_eq!(c.limits.ws_messages_per_second, 50);
+        assert_eq!(c.documents.max_upload_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.documents.trust_dir, None);
+        assert_eq!(c.auth.staff_token_ttl_hours, 12);
         assert!(c.database_url().starts_with("sqlite://"));
         assert!(c.database_url().ends_with("giaoban.db?mode=rwc"));
         assert_eq!(c.public_base_url(), "http://localhost:8080");
@@ -409,6 +530,8 @@ mod tests {
                 ("GIAOBAN_MEDIA_PORT", "7000"),
                 ("GIAOBAN_MEDIA_ANNOUNCE_IPS", "10.0.0.1, 10.0.0.2"),
                 ("GIAOBAN_MEDIA_INCLUDE_LOOPBACK", "true"),
+                ("GIAOBAN_DOCUMENTS_MAX_UPLOAD_BYTES", "1048576"),
+                ("GIAOBAN_DOCUMENTS_TRUST_DIR", "/etc/giaoban/ca"),
                 ("GIAOBAN_SERVER_PUBLIC_URL", "https://hop.example.vn/"),
                 ("GIAOBAN_TEST_PG_URL", "ignored"),
                 ("GIAOBAN_BIN", "ignored"),
@@ -421,6 +544,11 @@ mod tests {
         assert!(c.media.include_loopback);
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.public_base_url(), "https://hop.example.vn");
+        assert_eq!(c.documents.max_upload_bytes, 1_048_576);
+        assert_eq!(
+            c.documents.trust_dir.as_deref(),
+            Some(Path::new("/etc/giaoban/ca"))
+        );
     }
 
     #[test]

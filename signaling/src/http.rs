@@ -1,5 +1,5 @@
-//! The HTTP routes: health, the invitation check, the WebSocket upgrade and
-//! the embedded web client.
+//! The HTTP routes: health, the invitation check, the WebSocket upgrade,
+//! the embedded web client, and the REST API ([`crate::api`]).
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -20,12 +20,13 @@ mod assets {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/invitation", get(invitation))
+        .route("/readyz", get(crate::metrics::readyz))
         .route("/ws", get(ws))
         .route("/", get(|| async { asset("index.html") }))
         .route("/join", get(|| async { asset("join.html") }))
         .route("/admin", get(|| async { asset("admin.html") }))
         .route("/assets/{*path}", get(asset_path))
+        .merge(crate::api::routes(state.api.max_upload_bytes))
         .with_state(state)
 }
 
@@ -41,7 +42,8 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     r
 }
 
-async fn invitation(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /api/invitation`: what an invitation token stands for.
+pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

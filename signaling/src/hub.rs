@@ -25,6 +25,8 @@ pub enum HubMsg {
 pub enum KickReason {
     Replaced,
     Shutdown,
+    /// Its invitation was revoked.
+    Revoked,
 }
 
 /// A participant as the protocol shows it.
@@ -266,6 +268,39 @@ impl Hub {
         );
     }
 
+    /// Ends the session of an invitation, if one is in the meeting: the
+    /// others see it leave with `revoked`, the session is kicked. Returns
+    /// whether there was one.
+    pub fn kick_invitation(&self, meeting_id: &str, invitation_id: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(room) = inner.rooms.get_mut(meeting_id) else {
+            return false;
+        };
+        let pid = room
+            .members
+            .values()
+            .find(|m| m.invitation_id == invitation_id)
+            .map(|m| m.info.id.clone());
+        let Some(pid) = pid else {
+            return false;
+        };
+        if let Some(m) = room.remove(&pid, "revoked") {
+            let _ = m.tx.send(HubMsg::Kick(KickReason::Revoked));
+        }
+        if room.members.is_empty() {
+            inner.rooms.remove(meeting_id);
+        }
+        true
+    }
+
+    /// Sends an event to everyone in a meeting (nobody there: nothing).
+    pub fn broadcast(&self, meeting_id: &str, event: &Value) {
+        let inner = self.lock();
+        if let Some(room) = inner.rooms.get(meeting_id) {
+            room.broadcast(event, None);
+        }
+    }
+
     /// Tells every session to end (the server stops).
     pub fn kick_all(&self) {
         let inner = self.lock();
@@ -274,6 +309,15 @@ impl Hub {
                 let _ = m.tx.send(HubMsg::Kick(KickReason::Shutdown));
             }
         }
+    }
+
+    /// Meetings with someone in them, participants, and live tracks, now.
+    pub fn totals(&self) -> (usize, usize, usize) {
+        let inner = self.lock();
+        let members = || inner.rooms.values().flat_map(|r| r.members.values());
+        let participants = members().count();
+        let tracks = members().map(|m| m.tracks.len()).sum();
+        (inner.rooms.len(), participants, tracks)
     }
 
     /// Number of participants in a meeting now.
@@ -358,5 +402,28 @@ mod tests {
         assert_eq!(events(&mut ra2), vec!["participant_left"]);
         assert!(hub.leave("m", "a2", "left"));
         assert_eq!(hub.count("m"), 0);
+    }
+
+    #[test]
+    fn kick_invitation_and_broadcast() {
+        let hub = Hub::new();
+        let (ta, mut ra) = mpsc::unbounded_channel();
+        let (tb, mut rb) = mpsc::unbounded_channel();
+        hub.join("m", "inv-a", info("a"), ta);
+        hub.join("m", "inv-b", info("b"), tb);
+        events(&mut ra);
+        hub.broadcast("m", &json!({"type": "agenda_changed", "meeting_id": "m"}));
+        hub.broadcast("other", &json!({"type": "agenda_changed"}));
+        assert_eq!(events(&mut ra), vec!["agenda_changed"]);
+        assert_eq!(events(&mut rb), vec!["agenda_changed"]);
+        assert!(hub.kick_invitation("m", "inv-a"));
+        assert_eq!(events(&mut ra), vec!["kick:Revoked"]);
+        assert_eq!(events(&mut rb), vec!["participant_left"]);
+        assert!(!hub.kick_invitation("m", "inv-a"), "already gone");
+        assert!(
+            !hub.leave("m", "a", "revoked"),
+            "the session's own leave is a no-op"
+        );
+        assert_eq!(hub.count("m"), 1);
     }
 }

@@ -5,23 +5,30 @@
 //! # Layout
 //! - [`config`]: the one typed [`Config`] (defaults, TOML file, `GIAOBAN_*`
 //!   environment), validated once.
-//! - [`auth`]: the HS256 signing key and invitation tokens (JWT).
-//! - [`http`]: [`app`], the router (health, `/api/invitation`, `/ws`, the
-//!   embedded web client from `web/`, compiled in by `build.rs`).
+//! - [`auth`]: the HS256 signing key, invitation and staff tokens (JWT).
+//! - [`http`]: [`app`], the router (health, `/ws`, the embedded web client
+//!   from `web/`, compiled in by `build.rs`, and the API).
+//! - [`api`]: the eCabinet REST API under `/api` (staff and invitation
+//!   tokens, roles checked per endpoint), described by `openapi.json`.
 //! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
+//! - [`metrics`]: Prometheus `/metrics` and the readiness check `/readyz`.
+//! - [`tls`]: built-in HTTPS/WSS (rustls) from a PEM certificate and key.
 //! - [`server`]: [`serve`]: binds the sockets, starts the SFU, runs until a
 //!   shutdown future resolves, then closes everything.
 //! - [`cli`]: the command line of the `giaoban` binary (`serve`, `meeting`,
-//!   `invite`); `main.rs` only calls it.
+//!   `invite`, `user`, `audit`, `verify`); `main.rs` only calls it.
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -46,4 +53,6 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Held by every live session, so shutdown can wait for them to finish.
     pub sessions: Arc<()>,
+    /// What the REST API needs (links, limits, trust anchors, contents).
+    pub api: Arc<api::ApiState>,
 }

@@ -25,7 +25,9 @@ fn init_logging(config: &Config, serve: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not for the journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -36,11 +38,23 @@ fn init_logging(config: &Config, serve: bool) {
 async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if exit_code(&e).is_some() => {
+            // `verify` printed its report; its code says the verdict.
+            std::process::ExitCode::from(exit_code(&e).unwrap_or(1))
+        }
         Err(e) => {
             // One line with the causes, no backtrace: this is for operators.
             eprintln!("giaoban: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The exit code a command asked for (`verify`), if that is the error.
+fn exit_code(e: &anyhow::Error) -> Option<u8> {
+    match e.downcast_ref::<cli::CliError>() {
+        Some(cli::CliError::Exit(code)) => u8::try_from(*code).ok(),
+        _ => None,
     }
 }
 

@@ -35,6 +35,12 @@ pub enum ServerError {
     Media(#[from] sfu::SfuError),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("cannot load the trust anchors of documents.trust_dir: {0}")]
+    Trust(String),
+    #[error("cannot set up HTTPS (server.tls_cert_file, server.tls_key_file)")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("invalid metrics configuration: {0}")]
+    Metrics(String),
 }
 
 /// Creates the data folder (owner-only on Unix) if needed.
@@ -67,6 +73,11 @@ pub async fn open(config: &Config) -> Result<(cabinet::Store, Keys), ServerError
     Ok((store, keys))
 }
 
+/// The content store of documents: `data_dir/documents`.
+pub fn documents_store(config: &Config) -> cabinet::Blobs {
+    cabinet::Blobs::new(config.server.data_dir.join("documents"))
+}
+
 /// The line printed on stdout once every socket is bound (tests parse it).
 pub fn ready_line(http: SocketAddr, udp: SocketAddr, tcp: SocketAddr) -> String {
     serde_json::json!({
@@ -85,6 +96,11 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let (store, keys) = open(&config).await?;
     tracing::info!(db = store.backend(), data_dir = %config.server.data_dir.display(), "storage ready");
+    // HTTPS: a bad certificate or key stops the start with a clear error.
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
 
     let listener = tokio::net::TcpListener::bind(config.server.http_addr)
         .await
@@ -104,6 +120,26 @@ pub async fn serve(
     })
     .await?;
 
+    let trust = match &config.documents.trust_dir {
+        Some(p) => cabinet::signature::TrustStore::from_path(p)
+            .map_err(|e| ServerError::Trust(format!("{}: {e}", p.display())))?,
+        None => cabinet::signature::TrustStore::empty(),
+    };
+    let public_url = match &config.server.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None if tls.is_some() => format!("https://{http_addr}"),
+        None => format!("http://{http_addr}"),
+    };
+    let api = crate::api::ApiState {
+        public_url,
+        invite_ttl_hours: config.auth.invite_ttl_hours,
+        staff_token_ttl_seconds: i64::from(config.auth.staff_token_ttl_hours) * 3600,
+        max_upload_bytes: config.documents.max_upload_bytes,
+        trust: Arc::new(trust),
+        blobs: documents_store(&config),
+        login_limiter: crate::api::LoginLimiter::new(),
+    };
+
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),
@@ -117,6 +153,7 @@ pub async fn serve(
         },
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
+        api: Arc::new(api),
     };
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
@@ -128,19 +165,39 @@ pub async fn serve(
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
-    tracing::info!(http = %http_addr, media_udp = %sfu.udp_addr(), media_tcp = %sfu.tcp_addr(), "giaoban is ready");
+    tracing::info!(http = %http_addr, https = tls.is_some(), media_udp = %sfu.udp_addr(), media_tcp = %sfu.tcp_addr(), "giaoban is ready");
 
-    let app = crate::http::app(state);
+    let metrics =
+        crate::metrics::routes(state.clone(), &config.metrics).map_err(ServerError::Metrics)?;
+    let app = crate::http::app(state)
+        .merge(metrics)
+        .layer(axum::middleware::from_fn(crate::metrics::count_responses));
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
         hub.kick_all();
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .await
-        .map_err(ServerError::Http)?;
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => {
+            use axum::serve::ListenerExt as _;
+            // `tap_io` makes axum hand the peer address to `ConnectInfo`.
+            let listener = crate::tls::TlsListener::new(listener, tls)
+                .map_err(ServerError::Http)?
+                .tap_io(|_| {});
+            axum::serve(listener, service)
+                .with_graceful_shutdown(graceful)
+                .await
+                .map_err(ServerError::Http)?;
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(graceful)
+                .await
+                .map_err(ServerError::Http)?;
+        }
+    }
 
     // Upgraded WebSockets are not waited for by axum: wait for the sessions
     // (they close with 1001 and leave the hub and the SFU) for a moment.

@@ -166,6 +166,7 @@ struct Session {
 /// or the server shuts down.
 pub async fn run(socket: WebSocket, state: AppState) {
     let _alive = state.sessions.clone();
+    let _counted = crate::metrics::WsSessionGuard::new();
     let mut shutdown = state.shutdown.clone();
     let limits = state.limits.clone();
     let mut s = Session {
@@ -248,6 +249,17 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     code: close::NORMAL,
                     reason: "replaced",
                     left_reason: "replaced",
+                }
+            }
+            Input::Hub(Some(HubMsg::Kick(KickReason::Revoked))) => {
+                // The hub already told the others (participant_left, revoked).
+                let ev = json!({"type": "error", "code": "token_revoked", "message": "the invitation was revoked"});
+                crate::metrics::ws_error("token_revoked");
+                s.send_text(ev.to_string()).await;
+                Flow::Close {
+                    code: close::POLICY,
+                    reason: "invitation revoked",
+                    left_reason: "revoked",
                 }
             }
             Input::Hub(Some(HubMsg::Kick(KickReason::Shutdown))) | Input::Shutdown => Flow::Close {
@@ -375,6 +387,7 @@ impl Session {
     }
 
     async fn send_error(&mut self, id: Option<&Value>, code: &str, message: &str) {
+        crate::metrics::ws_error(code);
         let mut v = json!({"type": "error", "code": code, "message": message});
         if let Some(id) = id {
             v["id"] = id.clone();
@@ -462,8 +475,12 @@ impl Session {
             return self.rate_limited().await;
         }
         let env = match parse_envelope(text.as_str()) {
-            Ok(env) => env,
+            Ok(env) => {
+                crate::metrics::ws_message(&env.kind);
+                env
+            }
             Err((id, fail)) => {
+                crate::metrics::ws_message("invalid");
                 self.send_error(id.as_ref(), fail.code, &fail.message).await;
                 return Flow::Continue;
             }

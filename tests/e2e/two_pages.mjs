@@ -15,84 +15,9 @@
 //   E2E_SCREENSHOT    if set, a PNG of the first page (1024x768) is written there
 //   E2E_VERBOSE=1     browser console messages on stderr
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { closeBrowsers, dumpConsoles, elapsed, joinMeeting, log, openBrowser, watchdog } from './lib.mjs';
 
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
-
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const timeoutMs = Number(process.env.E2E_TIMEOUT_MS || 30000);
-const verbose = process.env.E2E_VERBOSE === '1';
-const started = Date.now();
-
-function elapsed() {
-  return Date.now() - started;
-}
-
-function log(...args) {
-  process.stderr.write(`[e2e +${elapsed()}ms] ${args.join(' ')}\n`);
-}
-
-/** One browser with its own fresh profile, one page. */
-async function openBrowser(index) {
-  const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-e2e-${index}-`));
-  // Exactly our flags: Playwright's own defaults are switched off; it only
-  // needs the profile folder and its control pipe.
-  const browser = await chromium.launch({
-    executablePath,
-    ignoreDefaultArgs: true,
-    args: [...FLAGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe'],
-    timeout: 20000,
-  });
-  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
-  const page = await context.newPage();
-  const consoleLines = [];
-  page.on('console', (msg) => {
-    const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
-    consoleLines.push(line);
-    if (verbose) process.stderr.write(`${line}\n`);
-  });
-  page.on('pageerror', (err) => {
-    const line = `[page ${index + 1} exception] ${err.message}`;
-    consoleLines.push(line);
-    process.stderr.write(`${line}\n`);
-  });
-  return { index, browser, context, page, userDataDir, consoleLines };
-}
-
-async function joinMeeting(b, url) {
-  await b.page.goto(url, { waitUntil: 'load', timeout: 15000 });
-  const button = b.page.locator('#join-button');
-  try {
-    await button.waitFor({ state: 'visible', timeout: 10000 });
-    await b.page.waitForFunction(() => !document.getElementById('join-button').disabled, null, { timeout: 10000 });
-  } catch (e) {
-    const err = await b.page
-      .locator('#invite-error')
-      .textContent()
-      .catch(() => '');
-    throw new Error(`page ${b.index + 1}: the Join button never became usable${err ? ` (page says: ${err})` : ''}`);
-  }
-  // The preview has opened the fake camera and microphone before joining.
-  await b.page
-    .waitForFunction(() => !document.getElementById('preview-video').hidden, null, { timeout: 10000 })
-    .catch(() => log(`page ${b.index + 1}: no camera preview before joining`));
-  await button.click();
-}
 
 /** Runs in the page: what this participant receives and shows. */
 async function probe(page) {
@@ -216,23 +141,14 @@ async function main() {
   } catch (e) {
     const reason = e && e.message ? e.message : String(e);
     process.stderr.write(`e2e failed: ${reason}\n`);
-    for (const b of browsers) {
-      for (const line of b.consoleLines.slice(-30)) process.stderr.write(`${line}\n`);
-    }
+    dumpConsoles(browsers);
     process.stdout.write(`${JSON.stringify(summary(false, probes, results, reason))}\n`);
     return 1;
   } finally {
-    for (const b of browsers) {
-      await b.browser.close().catch(() => {});
-      rmSync(b.userDataDir, { recursive: true, force: true });
-    }
+    await closeBrowsers(browsers);
   }
 }
 
-const watchdog = setTimeout(() => {
-  process.stderr.write('e2e failed: hard timeout (browser hung)\n');
-  process.exit(1);
-}, timeoutMs + 60000);
-watchdog.unref();
+watchdog(timeoutMs + 60000);
 
 process.exitCode = await main();

@@ -42,6 +42,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,15 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 const TIMELINE_DATAGRAMS: u64 = 12;
 /// Magic at the start of every synthetic media pattern.
 const MAGIC: &[u8; 4] = b"GBT1";
+/// Magic of a pattern that carries its send time (see [`MediaClock`]).
+const MAGIC_STAMPED: &[u8; 4] = b"GBT2";
+/// Datagrams read from a socket in one go (after the one that woke the task).
+const UDP_BATCH: usize = 32;
+/// Largest video payload per RTP packet when frames are sized by
+/// [`MediaOptions::video_frame_bytes`].
+const MAX_VIDEO_PAYLOAD: usize = 1100;
+/// A sized key frame is this many times a delta frame.
+const KEYFRAME_FACTOR: usize = 4;
 /// VP8 frame dimensions announced in key frame headers.
 const VP8_WIDTH: u16 = 320;
 const VP8_HEIGHT: u16 = 240;
@@ -243,6 +253,23 @@ pub struct ClientState {
     pub timeline: Vec<(Duration, String)>,
     /// Datagrams received per connection.
     pub datagrams_in: BTreeMap<Pc, u64>,
+    /// Bytes of the datagrams (or ICE-TCP frames) received per connection.
+    pub datagram_bytes_in: BTreeMap<Pc, u64>,
+    /// Datagrams sent per connection.
+    pub datagrams_out: BTreeMap<Pc, u64>,
+    /// Bytes of the datagrams sent per connection.
+    pub datagram_bytes_out: BTreeMap<Pc, u64>,
+    /// RTP payload bytes sent per kind.
+    pub sent_bytes: BTreeMap<Kind, u64>,
+    /// With a [`MediaClock`]: the forwarding delay of every packet stamped in
+    /// the window and received, in microseconds (send stamp to the read of
+    /// the datagram that carried it).
+    pub delays_us: Vec<u32>,
+    /// With a [`MediaClock`]: media packets this client sent in the window.
+    pub window_sent: u64,
+    /// With a [`MediaClock`]: intact media packets stamped in the window
+    /// that this client received.
+    pub window_received: u64,
 }
 
 impl ClientState {
@@ -272,6 +299,90 @@ impl ClientState {
 pub struct JoinOptions {
     /// UDP (default), or ICE-TCP active to the server's passive candidate.
     pub transport: Transport,
+}
+
+/// A clock shared by the clients of one process, for measuring forwarding
+/// delays and loss over a window: senders stamp payloads with
+/// [`MediaClock::now_ns`]; packets stamped inside the measurement window
+/// ([`MediaClock::start_window`] .. [`MediaClock::end_window`]) are counted
+/// by their sender ([`ClientState::window_sent`]) and by every receiver
+/// ([`ClientState::window_received`]), which also records the delay (the
+/// stamp subtracted from the time it read the datagram) in
+/// [`ClientState::delays_us`]. Counting by stamp makes the window exact:
+/// no packet in flight at its edges is counted on one side only.
+#[derive(Debug)]
+pub struct MediaClock {
+    base: Instant,
+    /// Window start in ns (`u64::MAX`: not started).
+    window_start: AtomicU64,
+    /// Window end in ns (`u64::MAX`: open).
+    window_end: AtomicU64,
+}
+
+impl MediaClock {
+    /// A clock whose zero is now; no window yet.
+    pub fn new() -> Arc<MediaClock> {
+        Arc::new(MediaClock {
+            base: Instant::now(),
+            window_start: AtomicU64::new(u64::MAX),
+            window_end: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// Nanoseconds since the clock was made.
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// Opens the measurement window now.
+    pub fn start_window(&self) {
+        self.window_end.store(u64::MAX, Ordering::Relaxed);
+        self.window_start.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    /// Closes the measurement window now.
+    pub fn end_window(&self) {
+        self.window_end.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    /// Whether a packet stamped `ns` belongs to the window.
+    pub fn in_window(&self, ns: u64) -> bool {
+        ns >= self.window_start.load(Ordering::Relaxed)
+            && ns < self.window_end.load(Ordering::Relaxed)
+    }
+}
+
+/// What a client sends, and whether it measures delays (load benchmarks).
+/// The default is what the tests use.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// Publish an Opus and a VP8 track; false: join and only receive.
+    pub publish: bool,
+    /// Send audio packets (Opus-sized, every 20 ms).
+    pub audio: bool,
+    /// Send video frames (~30 per second).
+    pub video: bool,
+    /// Payload bytes of a delta video frame, split into packets of at most
+    /// 1100 bytes (key frames are 4 times larger). None: the tests' small
+    /// frames (one packet; key frames three).
+    pub video_frame_bytes: Option<usize>,
+    /// A key frame every this many video frames.
+    pub keyframe_every: u64,
+    /// Stamp payloads with the send time and record delays on receipt.
+    pub clock: Option<Arc<MediaClock>>,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        MediaOptions {
+            publish: true,
+            audio: true,
+            video: true,
+            video_frame_bytes: None,
+            keyframe_every: KEYFRAME_EVERY,
+            clock: None,
+        }
+    }
 }
 
 /// Commands from the handle to the client's task.
@@ -307,6 +418,17 @@ impl TestClient {
         token: &str,
         options: JoinOptions,
     ) -> anyhow::Result<TestClient> {
+        Self::join_media(ws_url, token, options, MediaOptions::default()).await
+    }
+
+    /// As [`TestClient::join_with`], choosing what the client sends. A client
+    /// that does not publish returns as soon as it has joined.
+    pub async fn join_media(
+        ws_url: &str,
+        token: &str,
+        options: JoinOptions,
+        media: MediaOptions,
+    ) -> anyhow::Result<TestClient> {
         let started = Instant::now();
         let state = Arc::new(Mutex::new(ClientState::default()));
         let (mut ws, participant_id) = handshake(ws_url, token, &state).await?;
@@ -329,10 +451,16 @@ impl TestClient {
             audio: SendState::default(),
             video: SendState::default(),
             sub_tracks: HashMap::new(),
+            media,
+            last_rx_ns: 0,
         };
         // The publish offer goes out before the task starts, so a failure here
         // is the caller's error.
-        driver.send_publish(&mut ws).await?;
+        if driver.media.publish {
+            driver.send_publish(&mut ws).await?;
+        } else if let Some(ready) = driver.ready.take() {
+            let _ = ready.send(Ok(()));
+        }
         let task = tokio::spawn(async move {
             if let Err(e) = driver.run(ws, cmd_rx).await {
                 let mut st = lock(&driver.state);
@@ -788,7 +916,10 @@ impl Peer {
 
     /// Sends everything the connection has queued.
     async fn flush(&mut self, state: &Mutex<ClientState>, started: Instant) {
+        let (mut count, mut bytes) = (0u64, 0u64);
         while let Some(out) = self.pc.poll_write() {
+            count += 1;
+            bytes += out.message.len() as u64;
             if self.sent_out < TIMELINE_DATAGRAMS {
                 self.sent_out += 1;
                 let what = classify(out.message.first().copied());
@@ -815,6 +946,11 @@ impl Peer {
                 }
                 Link::Tcp { stream: None, .. } => {}
             }
+        }
+        if count > 0 {
+            let mut st = lock(state);
+            *st.datagrams_out.entry(self.which).or_default() += count;
+            *st.datagram_bytes_out.entry(self.which).or_default() += bytes;
         }
     }
 }
@@ -890,6 +1026,10 @@ struct Driver {
     /// Subscriber tracks from the server's offers (msid): track id ->
     /// (participant id, kind).
     sub_tracks: HashMap<String, (String, Kind)>,
+    /// What to send, and the delay clock.
+    media: MediaOptions,
+    /// With a clock: when the latest datagram was read ([`MediaClock::now_ns`]).
+    last_rx_ns: u64,
 }
 
 enum Input {
@@ -1087,6 +1227,25 @@ impl Driver {
             Received::Datagram(n, from) => {
                 let data = BytesMut::from(&peer.buf[..n.min(peer.buf.len())]);
                 self.on_datagram(which, data, from, Transport::Udp);
+                // Take what else is already queued on the socket before the
+                // connections run (one wake-up for a burst: cheaper under load).
+                for _ in 0..UDP_BATCH {
+                    let peer = match which {
+                        Pc::Publisher => &mut self.publisher,
+                        Pc::Subscriber => match self.subscriber.as_mut() {
+                            Some(s) => s,
+                            None => return,
+                        },
+                    };
+                    let Link::Udp(socket) = &peer.link else {
+                        break;
+                    };
+                    let Ok((n, from)) = socket.try_recv_from(&mut peer.buf) else {
+                        break;
+                    };
+                    let data = BytesMut::from(&peer.buf[..n.min(peer.buf.len())]);
+                    self.on_datagram(which, data, from, Transport::Udp);
+                }
             }
             Received::Stream(n) => {
                 let Link::Tcp { stream, decoder } = &mut peer.link else {
@@ -1116,6 +1275,9 @@ impl Driver {
 
     fn on_datagram(&mut self, which: Pc, data: BytesMut, from: SocketAddr, transport: Transport) {
         let n = data.len();
+        if let Some(clock) = &self.media.clock {
+            self.last_rx_ns = clock.now_ns();
+        }
         let peer = match which {
             Pc::Publisher => &mut self.publisher,
             Pc::Subscriber => match self.subscriber.as_mut() {
@@ -1130,6 +1292,7 @@ impl Driver {
                 addr: from,
                 pc: which,
             });
+            *st.datagram_bytes_in.entry(which).or_default() += n as u64;
             let seen = st.datagrams_in.entry(which).or_default();
             *seen += 1;
             if *seen <= TIMELINE_DATAGRAMS {
@@ -1289,6 +1452,13 @@ impl Driver {
         match verdict {
             Some(Ok(v)) => {
                 m.intact += 1;
+                if let (Some(sent), Some(clock)) = (v.sent_ns, &self.media.clock) {
+                    if clock.in_window(sent) {
+                        let us = self.last_rx_ns.saturating_sub(sent) / 1000;
+                        st.delays_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        st.window_received += 1;
+                    }
+                }
                 if v.sender != owner {
                     m.misattributed += 1;
                 }
@@ -1316,38 +1486,60 @@ impl Driver {
     }
 
     fn send_audio(&mut self) {
+        if !self.media.audio {
+            return;
+        }
         let Some((sender, pt)) = self.sender_ready(Kind::Audio) else {
             return;
         };
+        let stamp = self.media.clock.as_ref().map(|c| c.now_ns());
         let a = &mut self.audio;
-        let payload = make_pattern(Kind::Audio, &self.participant_id, a.counter, 64);
+        let payload = make_pattern_at(Kind::Audio, &self.participant_id, a.counter, 64, stamp);
         let pkt = rtp_packet(pt, a.seq, a.timestamp, AUDIO_SSRC, false, payload);
         a.seq = a.seq.wrapping_add(1);
         a.timestamp = a.timestamp.wrapping_add(960);
         a.counter = a.counter.wrapping_add(1);
-        self.write(sender, Kind::Audio, pkt);
+        self.write(sender, Kind::Audio, pkt, stamp);
     }
 
     fn send_video(&mut self) {
+        if !self.media.video {
+            return;
+        }
         let Some((sender, pt)) = self.sender_ready(Kind::Video) else {
             return;
         };
+        let stamp = self.media.clock.as_ref().map(|c| c.now_ns());
         let v = &mut self.video;
-        let keyframe = v.frames.is_multiple_of(KEYFRAME_EVERY) || v.keyframe_asked;
+        let keyframe =
+            v.frames.is_multiple_of(self.media.keyframe_every.max(1)) || v.keyframe_asked;
         v.keyframe_asked = false;
         let picture_id = (v.frames & 0x7fff) as u16;
-        let count = if keyframe { KEYFRAME_PACKETS } else { 1 };
+        let (count, filler) = match self.media.video_frame_bytes {
+            None if keyframe => (KEYFRAME_PACKETS, 400),
+            None => (1, 160),
+            Some(bytes) => {
+                let bytes = if keyframe {
+                    bytes * KEYFRAME_FACTOR
+                } else {
+                    bytes
+                };
+                let count = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
+                (count, bytes / count)
+            }
+        };
         let mut packets = Vec::with_capacity(count);
         for i in 0..count {
             let mut payload = vp8_descriptor(i == 0, picture_id);
             if i == 0 {
                 payload.extend_from_slice(&vp8_frame_header(keyframe));
             }
-            payload.extend(make_pattern(
+            payload.extend(make_pattern_at(
                 Kind::Video,
                 &self.participant_id,
                 v.counter,
-                if keyframe { 400 } else { 160 },
+                filler,
+                stamp,
             ));
             packets.push(rtp_packet(
                 pt,
@@ -1363,18 +1555,35 @@ impl Driver {
         v.frames += 1;
         v.timestamp = v.timestamp.wrapping_add(3000);
         for p in packets {
-            self.write(sender, Kind::Video, p);
+            self.write(sender, Kind::Video, p, stamp);
         }
     }
 
-    fn write(&mut self, sender: RTCRtpSenderId, kind: Kind, pkt: rtc::rtp::Packet) {
+    fn write(
+        &mut self,
+        sender: RTCRtpSenderId,
+        kind: Kind,
+        pkt: rtc::rtp::Packet,
+        stamp: Option<u64>,
+    ) {
+        let len = pkt.payload.len() as u64;
+        let in_window = match (stamp, &self.media.clock) {
+            (Some(ns), Some(clock)) => clock.in_window(ns),
+            _ => false,
+        };
         let result = match self.publisher.pc.rtp_sender(sender) {
             Some(mut s) => s.write_rtp(Instant::now(), pkt).map_err(|e| e.to_string()),
             None => Err("no such sender".to_owned()),
         };
         let mut st = lock(&self.state);
         match result {
-            Ok(()) => *st.sent.entry(kind).or_default() += 1,
+            Ok(()) => {
+                *st.sent.entry(kind).or_default() += 1;
+                *st.sent_bytes.entry(kind).or_default() += len;
+                if in_window {
+                    st.window_sent += 1;
+                }
+            }
             Err(e) => {
                 // One error per kind is enough to diagnose.
                 let msg = format!("write_rtp {kind:?}: {e}");
@@ -1622,13 +1831,32 @@ fn filler_byte(counter: u32, i: usize) -> u8 {
 
 /// MAGIC | kind | len | sender | counter (BE) | filler | checksum (BE).
 pub fn make_pattern(kind: Kind, sender: &str, counter: u32, filler: usize) -> Vec<u8> {
+    make_pattern_at(kind, sender, counter, filler, None)
+}
+
+/// As [`make_pattern`]; with `sent_ns`, the pattern starts with
+/// [`MAGIC_STAMPED`] and carries the send time (BE) after the counter.
+pub fn make_pattern_at(
+    kind: Kind,
+    sender: &str,
+    counter: u32,
+    filler: usize,
+    sent_ns: Option<u64>,
+) -> Vec<u8> {
     let name = &sender.as_bytes()[..sender.len().min(255)];
-    let mut out = Vec::with_capacity(14 + name.len() + filler);
-    out.extend_from_slice(MAGIC);
+    let mut out = Vec::with_capacity(22 + name.len() + filler);
+    out.extend_from_slice(if sent_ns.is_some() {
+        MAGIC_STAMPED
+    } else {
+        MAGIC
+    });
     out.push(kind.tag());
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     out.extend_from_slice(&counter.to_be_bytes());
+    if let Some(ns) = sent_ns {
+        out.extend_from_slice(&ns.to_be_bytes());
+    }
     out.extend((0..filler).map(|i| filler_byte(counter, i)));
     let sum = checksum(&out);
     out.extend_from_slice(&sum.to_be_bytes());
@@ -1642,18 +1870,26 @@ pub struct Verified {
     pub counter: u32,
     /// Video: the packet starts a key frame.
     pub keyframe: bool,
+    /// The send time the payload carries ([`MediaClock::now_ns`]), if stamped.
+    pub sent_ns: Option<u64>,
 }
 
-fn check_pattern(kind: Kind, p: &[u8]) -> Result<(String, u32), &'static str> {
-    if p.len() < 4 + 2 + 4 + 4 || &p[..4] != MAGIC {
+fn check_pattern(kind: Kind, p: &[u8]) -> Result<(String, u32, Option<u64>), &'static str> {
+    if p.len() < 4 + 2 + 4 + 4 {
         return Err("no magic");
     }
+    let stamped = match &p[..4] {
+        m if m == MAGIC => false,
+        m if m == MAGIC_STAMPED => true,
+        _ => return Err("no magic"),
+    };
     if p[4] != kind.tag() {
         return Err("wrong kind");
     }
     let name_len = usize::from(p[5]);
     let body_end = p.len() - 4;
-    if 6 + name_len + 4 > body_end {
+    let stamp_len = if stamped { 8 } else { 0 };
+    if 6 + name_len + 4 + stamp_len > body_end {
         return Err("too short");
     }
     let sum = u32::from_be_bytes([
@@ -1668,14 +1904,19 @@ fn check_pattern(kind: Kind, p: &[u8]) -> Result<(String, u32), &'static str> {
     let sender = std::str::from_utf8(&p[6..6 + name_len]).map_err(|_| "bad name")?;
     let c = 6 + name_len;
     let counter = u32::from_be_bytes([p[c], p[c + 1], p[c + 2], p[c + 3]]);
-    if p[c + 4..body_end]
+    let sent_ns = stamped.then(|| {
+        let mut ns = [0u8; 8];
+        ns.copy_from_slice(&p[c + 4..c + 12]);
+        u64::from_be_bytes(ns)
+    });
+    if p[c + 4 + stamp_len..body_end]
         .iter()
         .enumerate()
         .any(|(i, b)| *b != filler_byte(counter, i))
     {
         return Err("bad filler");
     }
-    Ok((sender.to_owned(), counter))
+    Ok((sender.to_owned(), counter, sent_ns))
 }
 
 /// Checks a received payload of `kind`: the VP8 descriptor and frame header
@@ -1683,20 +1924,22 @@ fn check_pattern(kind: Kind, p: &[u8]) -> Result<(String, u32), &'static str> {
 pub fn verify_payload(kind: Kind, p: &[u8]) -> Result<Verified, &'static str> {
     match kind {
         Kind::Audio => {
-            let (sender, counter) = check_pattern(kind, p)?;
+            let (sender, counter, sent_ns) = check_pattern(kind, p)?;
             Ok(Verified {
                 sender,
                 counter,
                 keyframe: false,
+                sent_ns,
             })
         }
         Kind::Video => {
             let (rest, keyframe) = strip_vp8(p)?;
-            let (sender, counter) = check_pattern(kind, rest)?;
+            let (sender, counter, sent_ns) = check_pattern(kind, rest)?;
             Ok(Verified {
                 sender,
                 counter,
                 keyframe,
+                sent_ns,
             })
         }
     }
@@ -1782,9 +2025,18 @@ mod tests {
             Ok(Verified {
                 sender: "p-1".into(),
                 counter: 7,
-                keyframe: false
+                keyframe: false,
+                sent_ns: None
             })
         );
+        let stamped = make_pattern_at(Kind::Audio, "p-1", 8, 64, Some(123_456_789));
+        assert_eq!(
+            verify_payload(Kind::Audio, &stamped).map(|v| (v.counter, v.sent_ns)),
+            Ok((8, Some(123_456_789)))
+        );
+        let mut bad = stamped.clone();
+        bad[14] ^= 1;
+        assert!(verify_payload(Kind::Audio, &bad).is_err());
         let mut bad = p.clone();
         bad[20] ^= 1;
         assert!(verify_payload(Kind::Audio, &bad).is_err());
@@ -1807,7 +2059,8 @@ mod tests {
                 Ok(Verified {
                     sender: "p-2".into(),
                     counter: 9,
-                    keyframe: key
+                    keyframe: key,
+                    sent_ns: None
                 })
             );
         }

@@ -57,7 +57,15 @@ pub fn giaoban_bin() -> PathBuf {
 /// Removes `GIAOBAN_<SECTION>_*` variables of the caller's environment from a
 /// child command, so only the test's config file counts.
 fn clean_env(cmd: &mut Command) {
-    const SECTIONS: [&str; 6] = ["SERVER", "DATABASE", "MEDIA", "AUTH", "LIMITS", "LOG"];
+    const SECTIONS: [&str; 7] = [
+        "SERVER",
+        "DATABASE",
+        "MEDIA",
+        "AUTH",
+        "LIMITS",
+        "DOCUMENTS",
+        "LOG",
+    ];
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if SECTIONS
@@ -84,9 +92,23 @@ pub struct TestServer {
     pub config_path: PathBuf,
     /// Where the server's stderr (its log) goes.
     pub log_path: PathBuf,
+    /// The binary that runs (the server and its CLI).
+    bin: PathBuf,
     child: Child,
     /// Keeps the temp folder alive as long as the server.
     _dir: tempfile::TempDir,
+}
+
+/// How [`TestServer::start_with`] starts the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The binary (default: [`giaoban_bin`]).
+    pub bin: Option<PathBuf>,
+    /// `[log] level` (default: `info,signaling=debug,sfu=debug`).
+    pub log_level: Option<String>,
+    /// Appended to the config (extra sections such as `[limits]` or
+    /// `[database]`, not ones already present).
+    pub extra_toml: String,
 }
 
 impl TestServer {
@@ -98,6 +120,21 @@ impl TestServer {
     /// Starts a server; `extra_toml` is appended to the config (extra
     /// sections such as `[limits]` or `[database]`, not ones already present).
     pub async fn start_with_config(extra_toml: &str) -> anyhow::Result<TestServer> {
+        Self::start_with(ServerOptions {
+            extra_toml: extra_toml.to_owned(),
+            ..ServerOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a server as `options` say.
+    pub async fn start_with(options: ServerOptions) -> anyhow::Result<TestServer> {
+        let bin = options.bin.clone().unwrap_or_else(giaoban_bin);
+        let log_level = options
+            .log_level
+            .as_deref()
+            .unwrap_or("info,signaling=debug,sfu=debug");
+        let extra_toml = &options.extra_toml;
         let dir = tempfile::Builder::new()
             .prefix("giaoban-test-")
             .tempdir()
@@ -108,13 +145,14 @@ impl TestServer {
         let config = format!(
             "[server]\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = {data}\n\n\
              [media]\nport = 0\nbind_ip = \"127.0.0.1\"\ninclude_loopback = true\n\n\
-             [log]\nlevel = \"info,signaling=debug,sfu=debug\"\n\n{extra_toml}\n",
+             [log]\nlevel = {level}\n\n{extra_toml}\n",
             data = toml_string(&data_dir),
+            level = toml_quote(log_level),
         );
         std::fs::write(&config_path, config).context("write config")?;
         let log = std::fs::File::create(&log_path).context("create log file")?;
 
-        let mut cmd = Command::new(giaoban_bin());
+        let mut cmd = Command::new(&bin);
         cmd.arg("--config")
             .arg(&config_path)
             .arg("serve")
@@ -164,6 +202,7 @@ impl TestServer {
             data_dir,
             config_path,
             log_path,
+            bin,
             child,
             _dir: dir,
         })
@@ -177,6 +216,11 @@ impl TestServer {
     /// `ws://127.0.0.1:PORT/ws`
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.http_addr)
+    }
+
+    /// The server process's id (None once it has exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The server's log so far (its stderr).
@@ -201,13 +245,84 @@ impl TestServer {
 
     /// As [`TestServer::cli`], returning the whole process output.
     pub async fn cli_output(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
-        let mut cmd = Command::new(giaoban_bin());
+        self.cli_output_env(args, &[]).await
+    }
+
+    /// As [`TestServer::cli_output`], with extra environment variables.
+    pub async fn cli_output_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<std::process::Output> {
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("--config").arg(&self.config_path).args(args);
         clean_env(&mut cmd);
+        cmd.env_remove("GIAOBAN_NEW_PASSWORD");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         tokio::time::timeout(Duration::from_secs(30), cmd.output())
             .await
             .context("the CLI took over 30 s")?
             .context("run the CLI")
+    }
+
+    /// Creates a secretariat account with `giaoban user add` (password from
+    /// `GIAOBAN_NEW_PASSWORD`); returns its id.
+    pub async fn add_user(
+        &self,
+        username: &str,
+        role: &str,
+        password: &str,
+    ) -> anyhow::Result<String> {
+        let out = self
+            .cli_output_env(
+                &[
+                    "user",
+                    "add",
+                    "--username",
+                    username,
+                    "--display-name",
+                    username,
+                    "--role",
+                    role,
+                ],
+                &[("GIAOBAN_NEW_PASSWORD", password)],
+            )
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "giaoban user add failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Logs in through `POST /api/auth/login`; returns the staff token.
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<String> {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/auth/login", self.base_url()))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await?;
+        if status != 200 {
+            bail!("login {username} answered {status}: {v}");
+        }
+        Ok(v["token"]
+            .as_str()
+            .with_context(|| format!("no token in {v}"))?
+            .to_owned())
+    }
+
+    /// Creates an account with the CLI and logs it in; returns its token.
+    pub async fn staff_token(&self, username: &str, role: &str) -> anyhow::Result<String> {
+        let password = format!("{username}-mật-khẩu");
+        self.add_user(username, role, &password).await?;
+        self.login(username, &password).await
     }
 
     /// Creates a meeting with the CLI; returns its id.

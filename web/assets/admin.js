@@ -18,6 +18,7 @@ import {
   formatTime,
   openDocument,
   signatureBadge,
+  signatureOf,
   toDate,
 } from './documents.js';
 import { applyI18n, hasText, onLangChange, roleText, setupLangSwitch, t } from './i18n.js';
@@ -29,11 +30,15 @@ export const MEETING_STATUSES = ['draft', 'scheduled', 'in_progress', 'ended', '
 const MEETING_KINDS = ['regular', 'thematic', 'extraordinary'];
 const LEVELS = ['province', 'department', 'district', 'commune'];
 const PARTICIPANT_ROLES = ['chair', 'member', 'secretary', 'delegate', 'observer', 'bridge_operator'];
+/** The roles of an invitation (what the meeting page knows a guest as). */
+const INVITE_ROLES = ['chair', 'member', 'secretary', 'bridge', 'delegate', 'observer'];
+/** The invitation role for a participant's role. */
+const inviteRoleOf = (role) => (role === 'bridge_operator' ? 'bridge' : INVITE_ROLES.includes(role) ? role : 'delegate');
 const ACCESS = ['everyone', 'committee', 'named'];
-/** The status changes offered from each status (the server has the last word). */
+/** The status changes offered from each status (docs/api.md; the server has the last word). */
 const TRANSITIONS = {
-  draft: ['scheduled'],
-  scheduled: ['in_progress', 'draft'],
+  draft: ['scheduled', 'ended'],
+  scheduled: ['in_progress', 'draft', 'ended'],
   in_progress: ['ended'],
   ended: ['archived'],
   archived: [],
@@ -98,6 +103,10 @@ async function api(method, path, body) {
 /** The text of an API error, in the page's language. */
 export function apiErrorText(e) {
   const code = e && e.code ? e.code : 'unknown';
+  // The server's (English) detail helps with these: which field, which name.
+  if (hasText(`error.${code}`) && ['invalid_input', 'conflict'].includes(code) && e.message && e.message !== code) {
+    return `${t(`error.${code}`)} (${e.message})`;
+  }
   if (hasText(`error.${code}`)) return t(`error.${code}`);
   const msg = e && e.message && e.message !== code ? ` (${e.message})` : '';
   return `${t('error.unknown')}${msg}`;
@@ -220,11 +229,11 @@ function toLocalInput(v) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** An API time (RFC 3339, UTC) for a `datetime-local` value, or null. */
+/** An API time (Unix seconds) for a `datetime-local` value, or null. */
 function fromLocalInput(v) {
   if (!v) return null;
   const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return Number.isNaN(d.getTime()) ? null : Math.floor(d.getTime() / 1000);
 }
 
 function durationText(minutes) {
@@ -326,9 +335,15 @@ function showLogin(code) {
   $('login-username').focus();
 }
 
+/** Whether the account prepares meetings (an operator only reads). */
+function canPrepare() {
+  return !!state.user && (state.user.role === 'admin' || state.user.role === 'secretary');
+}
+
 function showApp() {
   $('login-screen').hidden = true;
   $('app-screen').hidden = false;
+  document.body.classList.toggle('read-only', !canPrepare());
   $('user-box').hidden = !state.user;
   if (state.user) {
     $('user-name').textContent = state.user.display_name || state.user.username || '';
@@ -378,7 +393,7 @@ async function meetingsView(view) {
     'div',
     { class: 'view-head' },
     el('h1', { text: t('meetings.title') }),
-    el('a', { class: 'btn btn-primary', href: '#/meetings/new', id: 'new-meeting' }, t('meetings.new')),
+    el('a', { class: 'btn btn-primary prepare-only', href: '#/meetings/new', id: 'new-meeting' }, t('meetings.new')),
   );
   const statusSelect = select('status', ['', ...MEETING_STATUSES], (s) => (s ? t(`mstatus.${s}`) : t('meetings.allStatuses')), listFilter.status, {
     id: 'meeting-filter-status',
@@ -457,7 +472,7 @@ function meetingForm(m, onSubmit, submitKey) {
     field('meeting.field.startsAt', el('input', { name: 'starts_at', type: 'datetime-local', required: true, value: toLocalInput(m.starts_at) })),
     field('meeting.field.endsAt', el('input', { name: 'ends_at', type: 'datetime-local', value: toLocalInput(m.ends_at) })),
     field('meeting.field.location', el('input', { name: 'location', maxlength: 300, value: m.location || '' })),
-    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t(submitKey))),
+    el('div', { class: 'form-actions prepare-only' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t(submitKey))),
   );
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -477,7 +492,7 @@ function meetingForm(m, onSubmit, submitKey) {
       return;
     }
     clearAlert(form);
-    const body = { title: d.title, kind: d.kind, starts_at: startsAt, ends_at: endsAt, location: d.location || null };
+    const body = { title: d.title, kind: d.kind, starts_at: startsAt, ends_at: endsAt, location: d.location || '' };
     const submit = form.querySelector('[type=submit]');
     submit.disabled = true;
     try {
@@ -523,7 +538,7 @@ async function meetingView(view, id, tab) {
     el('p', { class: 'breadcrumb' }, el('a', { href: '#/meetings' }, t('meetings.back'))),
     el(
       'div',
-      { class: 'view-head' },
+      { class: 'view-head meeting-head' },
       el('h1', { id: 'meeting-title', text: meeting.title }),
       statusBadge(meeting.status),
     ),
@@ -534,15 +549,32 @@ async function meetingView(view, id, tab) {
   if (tab === 'agenda') await agendaTab(body, meeting);
   else if (tab === 'participants') await participantsTab(body, meeting);
   else if (tab === 'invitations') await invitationsTab(body, meeting);
-  else infoTab(body, meeting);
+  else {
+    const participants = listOf(await api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`), 'participants');
+    infoTab(body, meeting, participants);
+  }
 }
 
-function infoTab(body, meeting) {
+function infoTab(body, meeting, participants) {
   const form = meetingForm(meeting, async (patch) => {
+    const chair = form.querySelector('[name=chair_participant_id]');
+    if (chair) patch.chair_participant_id = chair.value || null;
     await api('PATCH', `/api/meetings/${encodeURIComponent(meeting.id)}`, patch);
     toast(t('meeting.saved'));
     route();
   }, 'action.save');
+  // The chair is one of the meeting's participants (chairs first).
+  const chairs = [...participants].sort((a, b) => (b.role === 'chair') - (a.role === 'chair'));
+  form.querySelector('.form-actions').before(
+    field(
+      'meeting.field.chair',
+      select('chair_participant_id', ['', ...chairs.map((p) => p.id)], (id) => {
+        if (!id) return t(participants.length ? 'meeting.noChair' : 'meeting.noParticipants');
+        const p = participants.find((x) => x.id === id);
+        return `${p.name}${p.position ? ` – ${p.position}` : ''}`;
+      }, meeting.chair_participant_id || ''),
+    ),
+  );
   const statusBox = el(
     'section',
     { class: 'card status-box', 'aria-labelledby': 'status-heading' },
@@ -550,14 +582,18 @@ function infoTab(body, meeting) {
     el('p', {}, t('meeting.statusNow'), ' ', statusBadge(meeting.status)),
     el('ol', { class: 'lifecycle' }, MEETING_STATUSES.map((s) => el('li', { class: s === meeting.status ? 'current' : '', text: t(`mstatus.${s}`) }))),
   );
-  const actions = el('div', { class: 'form-actions' });
+  const actions = el('div', { class: 'form-actions prepare-only' });
   for (const next of TRANSITIONS[meeting.status] || []) {
+    // Ending a meeting that never started: it is called off.
+    const label = next === 'ended' && meeting.status !== 'in_progress' ? 'transition.calledOff' : `transition.${next}`;
     actions.append(
-      button(`transition.${next}`, async () => {
+      button(label, async () => {
+        const freezes = next === 'ended' || next === 'archived';
+        const question = t('transition.confirm', { title: meeting.title, from: t(`mstatus.${meeting.status}`), to: t(`mstatus.${next}`) });
         const ok = await confirmDialog(
-          t(`transition.${next}`),
-          t('transition.confirm', { title: meeting.title, from: t(`mstatus.${meeting.status}`), to: t(`mstatus.${next}`) }),
-          t(`transition.${next}`),
+          t(label),
+          freezes ? `${question} ${t('transition.freezes')}` : question,
+          t(label),
           next === 'ended' || next === 'archived',
         );
         if (!ok) return;
@@ -568,7 +604,7 @@ function infoTab(body, meeting) {
         } catch (e) {
           showAlert(statusBox, e);
         }
-      }, next === 'draft' ? 'btn btn-secondary' : 'btn btn-primary', { dataset: { transition: next } }),
+      }, next === 'draft' ? 'btn btn-secondary' : next === 'ended' && meeting.status !== 'in_progress' ? 'btn btn-danger-outline' : 'btn btn-primary', { dataset: { transition: next } }),
     );
   }
   if (!actions.childElementCount) actions.append(el('p', { class: 'muted', text: t('meeting.noTransition') }));
@@ -608,7 +644,9 @@ async function agendaTab(body, meeting) {
   const list = el('ol', { class: 'agenda-list', id: 'agenda-list' });
   items.forEach((item, index) => list.append(agendaItem(item, index, items, meeting, participants)));
   if (items.length === 0) body.append(el('p', { class: 'muted empty', text: t('agenda.empty') }));
-  body.append(list, agendaItemForm(meeting, null));
+  const add = agendaItemForm(meeting, null);
+  add.classList.add('prepare-only');
+  body.append(list, add);
 }
 
 function agendaItemForm(meeting, item) {
@@ -639,7 +677,7 @@ function agendaItemForm(meeting, item) {
       showAlert(form, t('form.badDuration'));
       return;
     }
-    const payload = { title: d.title, presenter: d.presenter || null, duration_minutes: Math.round(minutes) };
+    const payload = { title: d.title, presenter: d.presenter || '', duration_minutes: Math.round(minutes) };
     try {
       if (editing) await api('PATCH', `/api/agenda/${encodeURIComponent(item.id)}`, payload);
       else await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/agenda`, payload);
@@ -703,7 +741,7 @@ function agendaItem(item, index, items, meeting, participants) {
       { class: 'agenda-head' },
       el('span', { class: 'agenda-num', 'aria-hidden': 'true', text: String(index + 1) }),
       el('div', { class: 'agenda-main' }, el('h3', { class: 'agenda-title', text: item.title }), el('p', { class: 'muted agenda-meta', text: meta })),
-      el('div', { class: 'agenda-actions' }, moveUp, moveDown, edit, del),
+      el('div', { class: 'agenda-actions prepare-only' }, moveUp, moveDown, edit, del),
     ),
     editBox,
     documentsBlock(item, participants),
@@ -726,14 +764,14 @@ function docButtons(doc, v) {
     } catch (e) {
       showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
     }
-  }, 'btn btn-secondary btn-small', { 'aria-label': t('doc.openNamed', { name, version: v.version }) });
+  }, 'btn btn-secondary btn-small doc-open', { 'aria-label': t('doc.openNamed', { name, version: v.version }) });
   const dl = button('doc.download', async (ev) => {
     try {
       await downloadDocument(doc.id, v.version, state.token, name);
     } catch (e) {
       showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
     }
-  }, 'btn btn-secondary btn-small', { 'aria-label': t('doc.downloadNamed', { name, version: v.version }) });
+  }, 'btn btn-secondary btn-small doc-download', { 'aria-label': t('doc.downloadNamed', { name, version: v.version }) });
   return [open, dl];
 }
 
@@ -783,7 +821,7 @@ function documentCard(doc, participants) {
       el('div', { class: 'doc-actions' }, v ? docButtons(doc, v) : null),
     ),
   );
-  if (v) li.append(signatureBadge(v.signature));
+  if (v) li.append(signatureBadge(signatureOf(v)));
   const versions = Array.isArray(doc.versions) ? [...doc.versions].sort((a, b) => (b.version || 0) - (a.version || 0)) : [];
   const versionList = el(
     'ol',
@@ -800,7 +838,7 @@ function documentCard(doc, participants) {
           el('span', { class: 'version-actions' }, docButtons(doc, ver)),
         ),
         el('code', { class: 'sha small', title: 'SHA-256', text: ver.sha256 ? `SHA-256 ${ver.sha256}` : '' }),
-        signatureBadge(ver.signature),
+        signatureBadge(signatureOf(ver)),
       ),
     ),
   );
@@ -823,8 +861,13 @@ function progressBar() {
 }
 
 function uploadErrorText(e, file) {
-  if (e && (e.code === 'too_large' || e.code === 'document_too_large' || e.code === 'payload_too_large' || e.status === 413)) {
-    return t('error.document_too_large_named', { name: file ? file.name : '', size: file ? formatSize(file.size) : '' });
+  if (e && (e.code === 'upload_too_large' || e.status === 413)) {
+    const name = file ? file.name : '';
+    const size = file ? formatSize(file.size) : '';
+    // The server's message names its limit in bytes.
+    const m = /(\d+)\s*bytes/.exec(e.message || '');
+    if (m) return t('error.upload_too_large_limit', { name, size, limit: formatSize(Number(m[1])) });
+    return t('error.upload_too_large_named', { name, size });
   }
   return apiErrorText(e);
 }
@@ -921,7 +964,7 @@ function uploadForm(item, participants) {
   });
   return el(
     'details',
-    { class: 'doc-upload', dataset: { item: item.id } },
+    { class: 'doc-upload prepare-only', dataset: { item: item.id } },
     el('summary', { class: 'btn btn-secondary btn-small' }, t('upload.add')),
     form,
   );
@@ -932,7 +975,7 @@ function versionUploadForm(doc) {
   const fileInput = el('input', { type: 'file', name: 'file', accept: 'application/pdf,.pdf', required: true });
   const form = el(
     'form',
-    { class: 'upload-form version-upload', novalidate: true },
+    { class: 'upload-form version-upload prepare-only', novalidate: true },
     field('upload.newVersion', fileInput),
     el('div', { class: 'form-actions' }, progress.bar, progress.label, el('button', { type: 'submit', class: 'btn btn-secondary' }, t('upload.submitVersion'))),
   );
@@ -986,7 +1029,7 @@ async function participantsTab(body, meeting) {
               'tr',
               {},
               ['participant.name', 'participant.position', 'participant.role', 'participant.voting', 'participant.bridgePoint', 'table.actions'].map((k) =>
-                el('th', { scope: 'col', text: t(k) }),
+                el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) }),
               ),
             ),
           ),
@@ -1004,7 +1047,7 @@ async function participantsTab(body, meeting) {
                 el('td', { text: pointName(p.bridge_point_id) }),
                 el(
                   'td',
-                  { class: 'row-actions' },
+                  { class: 'row-actions prepare-only' },
                   button('action.edit', () => showForm(p), 'btn btn-secondary btn-small', { 'aria-label': t('participants.editNamed', { name: p.name }) }),
                   button('action.delete', async (ev) => {
                     const ok = await confirmDialog(t('participants.deleteTitle'), t('participants.deleteConfirm', { name: p.name }), t('action.delete'), true);
@@ -1034,7 +1077,7 @@ function participantForm(meeting, points, p) {
   const editing = !!p;
   const form = el(
     'form',
-    { class: 'card form-grid', id: 'participant-form', novalidate: true },
+    { class: 'card form-grid prepare-only', id: 'participant-form', novalidate: true },
     el('h3', { class: 'form-title', text: t(editing ? 'participants.edit' : 'participants.add') }),
     field('participant.name', el('input', { name: 'name', required: true, maxlength: 200, value: p ? p.name : '' })),
     field('participant.position', el('input', { name: 'position', maxlength: 200, value: p ? p.position || '' : '' })),
@@ -1057,7 +1100,7 @@ function participantForm(meeting, points, p) {
     }
     const payload = {
       name: d.name,
-      position: d.position || null,
+      position: d.position || '',
       role: d.role,
       voting: form.querySelector('[name=voting]').checked,
       bridge_point_id: d.bridge_point_id || null,
@@ -1077,7 +1120,8 @@ function participantForm(meeting, points, p) {
 // ---- invitations -------------------------------------------------------------------------
 
 function inviteStatus(inv) {
-  if (inv.revoked || inv.revoked_at || inv.status === 'revoked') return 'revoked';
+  if (['active', 'revoked', 'expired'].includes(inv.state)) return inv.state;
+  if (inv.revoked_at) return 'revoked';
   const exp = toDate(inv.expires_at);
   if (exp && exp.getTime() < Date.now()) return 'expired';
   return 'active';
@@ -1114,7 +1158,7 @@ async function invitationsTab(body, meeting) {
           el(
             'thead',
             {},
-            el('tr', {}, ['invite.name', 'participant.role', 'participant.bridgePoint', 'invite.expires', 'invite.status', 'table.actions'].map((k) => el('th', { scope: 'col', text: t(k) }))),
+            el('tr', {}, ['invite.name', 'participant.role', 'participant.bridgePoint', 'invite.expires', 'invite.status', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) }))),
           ),
           el(
             'tbody',
@@ -1132,7 +1176,7 @@ async function invitationsTab(body, meeting) {
                 el('td', {}, el('span', { class: `status-badge invite-${st}`, text: t(`invite.st.${st}`) })),
                 el(
                   'td',
-                  { class: 'row-actions' },
+                  { class: 'row-actions prepare-only' },
                   url && st === 'active' ? copyButton(url, inv.name) : null,
                   st === 'active'
                     ? button('invite.revoke', async () => {
@@ -1165,13 +1209,13 @@ function invitationForm(meeting, participants, points, created) {
     return `${p.name} (${roleText(p.role)})`;
   }, '');
   const nameInput = el('input', { name: 'name', required: true, maxlength: 200 });
-  const roleSelect = select('role', PARTICIPANT_ROLES, (r) => roleText(r), 'bridge_operator');
+  const roleSelect = select('role', INVITE_ROLES, (r) => roleText(r), 'bridge');
   const pointSelect = select('bridge_point_id', ['', ...points.map((b) => b.id)], (id) => (id ? (points.find((b) => b.id === id) || {}).name : t('participant.noBridgePoint')), '');
   participantSelect.addEventListener('change', () => {
     const p = participants.find((x) => x.id === participantSelect.value);
     if (!p) return;
     nameInput.value = p.name;
-    roleSelect.value = p.role;
+    roleSelect.value = inviteRoleOf(p.role);
     pointSelect.value = p.bridge_point_id || '';
   });
   pointSelect.addEventListener('change', () => {
@@ -1180,7 +1224,7 @@ function invitationForm(meeting, participants, points, created) {
   });
   const form = el(
     'form',
-    { class: 'card form-grid', id: 'invitation-form', novalidate: true },
+    { class: 'card form-grid prepare-only', id: 'invitation-form', novalidate: true },
     el('h3', { class: 'form-title', text: t('invite.add') }),
     field('invite.forParticipant', participantSelect),
     field('invite.name', nameInput),
@@ -1246,7 +1290,7 @@ async function bridgePointsView(view) {
         el(
           'table',
           { class: 'data-table', id: 'bridge-points-table' },
-          el('thead', {}, el('tr', {}, ['bridge.name', 'bridge.level', 'bridge.contact', 'table.actions'].map((k) => el('th', { scope: 'col', text: t(k) })))),
+          el('thead', {}, el('tr', {}, ['bridge.name', 'bridge.level', 'bridge.contact', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) })))),
           el(
             'tbody',
             {},
@@ -1254,10 +1298,10 @@ async function bridgePointsView(view) {
               el(
                 'tr',
                 { dataset: { id: b.id } },
-                el('td', { text: b.name }),
+                el('td', {}, b.name, b.active === false ? el('span', { class: 'status-badge invite-revoked inactive-badge', text: t('bridge.inactive') }) : null),
                 el('td', {}, el('span', { class: `level-badge level-${b.level}`, text: t(`level.${b.level}`) })),
                 el('td', { text: b.contact || '' }),
-                el('td', { class: 'row-actions' }, button('action.edit', () => showForm(b), 'btn btn-secondary btn-small', { 'aria-label': t('bridge.editNamed', { name: b.name }) })),
+                el('td', { class: 'row-actions prepare-only' }, button('action.edit', () => showForm(b), 'btn btn-secondary btn-small', { 'aria-label': t('bridge.editNamed', { name: b.name }) })),
               ),
             ),
           ),
@@ -1273,11 +1317,12 @@ function bridgePointForm(b) {
   const editing = !!b;
   const form = el(
     'form',
-    { class: 'card form-grid', id: 'bridge-point-form', novalidate: true },
+    { class: 'card form-grid prepare-only', id: 'bridge-point-form', novalidate: true },
     el('h3', { class: 'form-title', text: t(editing ? 'bridge.edit' : 'bridge.add') }),
     field('bridge.name', el('input', { name: 'name', required: true, maxlength: 200, value: b ? b.name : '' })),
     field('bridge.level', select('level', LEVELS, (l) => t(`level.${l}`), b ? b.level : 'district')),
     field('bridge.contact', el('input', { name: 'contact', maxlength: 300, value: b ? b.contact || '' : '' }), 'bridge.contactHint'),
+    editing ? el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'active', checked: b.active !== false }), ` ${t('bridge.activeLabel')}`) : null,
     el(
       'div',
       { class: 'form-actions' },
@@ -1292,7 +1337,8 @@ function bridgePointForm(b) {
       showAlert(form, t('form.nameRequired'));
       return;
     }
-    const payload = { name: d.name, level: d.level, contact: d.contact || null };
+    const payload = { name: d.name, level: d.level, contact: d.contact || '' };
+    if (editing) payload.active = form.querySelector('[name=active]').checked;
     try {
       if (editing) await api('PATCH', `/api/bridge-points/${encodeURIComponent(b.id)}`, payload);
       else await api('POST', '/api/bridge-points', payload);

@@ -6,6 +6,7 @@
 
 import { applyI18n, errorText, onLangChange, roleText, setupLangSwitch, t, getLang } from './i18n.js';
 import { GiaobanClient, fetchInvitation } from './protocol.js';
+import { AgendaPanel } from './agenda-panel.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +17,7 @@ const ICONS = {
   cam: '<rect x="2.5" y="6" width="13" height="12" rx="2"/><path d="M15.5 10.5l6-3.5v10l-6-3.5z"/>',
   camOff:
     '<path d="M9 6h4.5a2 2 0 0 1 2 2v3.5M15.5 15.5V16a2 2 0 0 1-2 2h-9a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2"/><path d="M15.5 10.5l6-3.5v10l-4-2.3"/><path d="M3 3l18 18"/>',
+  agenda: '<path d="M9 6h11M9 12h11M9 18h11"/><path d="M4 6h.01M4 12h.01M4 18h.01" stroke-width="3"/>',
   leave:
     '<path d="M1.5 15c5.8-5.8 15.2-5.8 21 0l-2.8 2.8-3.9-1.9v-3a11.5 11.5 0 0 0-7.6 0v3l-3.9 1.9z" fill="currentColor"/>',
 };
@@ -58,6 +60,8 @@ const state = {
   trackKinds: new Map(), // track_id → {kind, participantId}
   trackOwner: new Map(), // MediaStreamTrack → participant id
   banner: null,
+  agenda: null, // the AgendaPanel, once the invitation is known
+  agendaOpen: false, // the panel beside the tiles (meeting screen)
 };
 
 // ---- media ------------------------------------------------------------------
@@ -316,7 +320,44 @@ function showScreen(name) {
   $('end-screen').hidden = name !== 'end';
   document.body.classList.toggle('page-light', name !== 'meeting');
   document.body.classList.toggle('page-dark', name === 'meeting');
+  placeAgenda();
   if (name === 'meeting') layoutTiles();
+}
+
+/** The agenda panel: a card of the join screen, a side panel of the meeting. */
+function placeAgenda() {
+  const panel = $('agenda-panel');
+  if (!state.agenda) {
+    panel.hidden = true;
+    return;
+  }
+  const inMeeting = state.screen === 'meeting';
+  const home = inMeeting ? $('meeting-body') : $('join-screen');
+  if (panel.parentElement !== home) home.append(panel);
+  panel.classList.toggle('join-agenda', !inMeeting);
+  panel.classList.toggle('side-agenda', inMeeting);
+  panel.hidden = state.screen === 'end' || (inMeeting && !state.agendaOpen);
+  $('agenda-close').hidden = !inMeeting;
+  renderAgendaButton();
+}
+
+function renderAgendaButton() {
+  const btn = $('agenda-button');
+  btn.hidden = !state.agenda;
+  const label = t(state.agendaOpen ? 'agenda.panelHide' : 'agenda.panelShow');
+  btn.innerHTML = `${icon('agenda')}<span class="ctl-label"></span>`;
+  btn.querySelector('.ctl-label').textContent = t('agenda.panelShow');
+  btn.setAttribute('aria-label', label);
+  btn.title = label;
+  btn.setAttribute('aria-pressed', String(state.agendaOpen));
+}
+
+function toggleAgenda(open) {
+  state.agendaOpen = open === undefined ? !state.agendaOpen : open;
+  placeAgenda();
+  layoutTiles();
+  if (state.agendaOpen) $('agenda-heading').focus();
+  else $('agenda-button').focus();
 }
 
 function renderControls() {
@@ -328,6 +369,7 @@ function renderControls() {
   leave.querySelector('.ctl-label').textContent = label;
   leave.setAttribute('aria-label', label);
   leave.title = label;
+  renderAgendaButton();
 }
 
 function renderStatus() {
@@ -510,6 +552,11 @@ function layoutTiles() {
   container.style.setProperty('--cols', String(best.cols));
   container.style.setProperty('--tile-w', `${Math.floor(best.tw)}px`);
   container.style.setProperty('--tile-h', `${Math.floor(best.th)}px`);
+  // Ask the server for the simulcast layer that fits the tiles (in device pixels).
+  if (state.client) {
+    const px = best.th * (window.devicePixelRatio || 1);
+    state.client.setVideoQuality(px >= 480 ? 'high' : px >= 200 ? 'medium' : 'low');
+  }
 }
 
 // ---- client events --------------------------------------------------------------
@@ -528,6 +575,8 @@ function onJoined(d) {
   for (const tr of d.tracks) state.trackKinds.set(tr.track_id, { kind: tr.kind, participantId: tr.participant_id });
   renderCount();
   renderBanner();
+  // Changes pushed while the socket was down were missed: read it again.
+  if (state.agenda && state.agenda.items) state.agenda.reload();
 }
 
 function wireClient(client) {
@@ -566,6 +615,12 @@ function wireClient(client) {
     if (ev.detail.kind === 'video') tile.participant.video_muted = ev.detail.muted;
     renderTile(tile);
   });
+  client.addEventListener('active_speaker', (ev) => {
+    for (const [id, tile] of state.tiles) {
+      const pid = tile.isSelf && state.self ? state.self.id : id;
+      tile.el.classList.toggle('active-speaker', pid === ev.detail.participantId);
+    }
+  });
   client.addEventListener('remote_track', (ev) => {
     const { participantId, track } = ev.detail;
     if (!participantId) return;
@@ -581,6 +636,9 @@ function wireClient(client) {
   });
   client.addEventListener('server_error', (ev) => {
     if (!ev.detail.fatal) console.warn('giaoban: server error', ev.detail.code, ev.detail.message);
+  });
+  client.addEventListener('agenda_changed', () => {
+    if (state.agenda) state.agenda.reload(true);
   });
   client.addEventListener('rtt', (ev) => {
     state.rttMs = ev.detail.ms;
@@ -643,6 +701,7 @@ function rerenderAll() {
   if (state.meeting) renderCount();
   renderEnd();
   fillDeviceSelects();
+  if (state.agenda) state.agenda.render();
 }
 
 async function main() {
@@ -658,6 +717,8 @@ async function main() {
   $('join-button').addEventListener('click', () => join());
   $('rejoin-button').addEventListener('click', () => window.location.reload());
   $('retry-media').addEventListener('click', () => openMedia());
+  $('agenda-button').addEventListener('click', () => toggleAgenda());
+  $('agenda-close').addEventListener('click', () => toggleAgenda(false));
   $('camera-select').addEventListener('change', (ev) => {
     state.devices.video = ev.target.value;
     openMedia(['video']);
@@ -691,6 +752,10 @@ async function main() {
   }
   renderJoin();
   if (state.invitation) {
+    state.agenda = new AgendaPanel({ root: $('agenda-panel'), token: state.token, meetingId: state.invitation.meeting.id });
+    $('agenda-heading').tabIndex = -1;
+    placeAgenda();
+    state.agenda.reload();
     state.mediaReady = openMedia();
     await state.mediaReady;
   }
@@ -713,6 +778,14 @@ window.giaoban = {
   /** The participant id a subscriber MediaStreamTrack id belongs to. */
   participantOfTrack(trackId) {
     return state.client ? state.client.remoteTrackOwners.get(trackId) || null : null;
+  },
+  /** The agenda as the panel shows it: [{id, title, documents: [{id, title, signature, status}]}]. */
+  agenda() {
+    return state.agenda ? state.agenda.summary() : null;
+  },
+  /** Opens or closes the agenda panel of the meeting screen. */
+  toggleAgenda(open) {
+    toggleAgenda(open);
   },
   /** The participants shown in tiles: [{id, name, role, self}]. */
   tiles() {

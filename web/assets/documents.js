@@ -5,7 +5,7 @@
 import { apiBlob } from './api.js';
 import { getLang, t } from './i18n.js';
 
-const STATUSES = ['valid', 'invalid', 'untrusted', 'no_signature', 'not_checked'];
+const STATUSES = ['valid', 'invalid', 'untrusted', 'no_signature', 'unreadable', 'not_checked'];
 
 /** `el('tag', {class, text, ...attrs}, ...children)`: a small DOM builder. */
 export function el(tag, props, ...children) {
@@ -41,7 +41,10 @@ export function formatTime(v) {
   const d = toDate(v);
   if (!d) return '';
   try {
-    return d.toLocaleString(getLang() === 'vi' ? 'vi-VN' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+    const locale = getLang() === 'vi' ? 'vi-VN' : 'en-GB';
+    const date = d.toLocaleDateString(locale, { day: '2-digit', month: '2-digit', year: 'numeric' });
+    const time = d.toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit', hour12: false });
+    return `${date} ${time}`;
   } catch (_) {
     return d.toISOString();
   }
@@ -56,6 +59,12 @@ export function formatSize(bytes) {
   if (n < 1024 * 1024) return `${fmt(n / 1024)} KB`;
   if (n < 1024 * 1024 * 1024) return `${fmt(n / (1024 * 1024))} MB`;
   return `${fmt(n / (1024 * 1024 * 1024))} GB`;
+}
+
+/** The signature report of a document version (`signature`, or the stored `signature_report`). */
+export function signatureOf(version) {
+  if (!version) return null;
+  return version.signature || version.signature_report || null;
 }
 
 /** The file status of a version's signature report. */
@@ -90,7 +99,14 @@ export function signatureBadge(sig) {
   const signatures = sig && Array.isArray(sig.signatures) ? sig.signatures : [];
   const reasons = [];
   for (const s of signatures) for (const r of s.reasons || []) reasons.push(reasonText(r));
-  for (const r of (sig && sig.reasons) || []) if (r.code !== 'no_signature') reasons.push(reasonText(r));
+  for (const r of Array.isArray(sig && sig.reasons) ? sig.reasons : []) if (r.code !== 'no_signature') reasons.push(reasonText(r));
+  // A PDF the verifier could not read, or a file that is not a PDF.
+  if (sig && status === 'unreadable' && sig.message) {
+    // "malformed: …": our text for a known code, else the server's words.
+    const m = /^([a-z_]+):/.exec(String(sig.message));
+    reasons.push(m ? reasonText({ code: m[1], message: sig.message }) : String(sig.message));
+  }
+  if (sig && status === 'not_checked' && typeof sig.reason === 'string') reasons.push(reasonText({ code: sig.reason, message: sig.reason }));
 
   const badge = el('span', { class: 'sig-badge', text: t(`sig.${status}`) });
   const summary = el('summary', { class: 'sig-summary' }, badge);

@@ -15,12 +15,20 @@
 //   publish_failed     {code}       the server refused our media (we still receive)
 //   server_error       {code, message, fatal}
 //   rtt                {ms}
+//   agenda_changed     {meetingId}  the agenda or its documents changed: read them again
 //
 // Reconnection: when the WebSocket drops (or a peer connection fails, or
 // the server is silent for too long), both peer connections are closed and
 // a new socket joins again with the same token after 1, 2, 4, 8, 10, 10… s.
 
 export const PROTOCOL_VERSION = 1;
+
+/** The publisher's video layers, lowest first (RTP stream ids q, h, f). */
+export const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
 export const CLIENT_NAME = 'giaoban-web/0.1';
 
 const PING_INTERVAL_MS = 10000;
@@ -98,6 +106,9 @@ export class GiaobanClient extends EventTarget {
    */
   constructor({ token, url, localStream, muted }) {
     super();
+    // Remote video track id -> the quality last asked for it (null: none yet).
+    this._remoteVideo = new Map();
+    this._videoQuality = null;
     this.token = token;
     this.url = url || defaultWsUrl();
     this.localStream = localStream || null;
@@ -347,10 +358,23 @@ export class GiaobanClient extends EventTarget {
         this._emit('participant_left', { participantId: msg.participant_id, reason: msg.reason });
         break;
       case 'track_published':
-        if (msg.track) this._emit('track_published', { track: msg.track });
+        if (msg.track) {
+          this._noteRemoteTrack(msg.track);
+          this._emit('track_published', { track: msg.track });
+        }
         break;
       case 'track_unpublished':
+        this._remoteVideo.delete(msg.track_id);
         this._emit('track_unpublished', { trackId: msg.track_id, participantId: msg.participant_id });
+        break;
+      case 'agenda_changed':
+        this._emit('agenda_changed', { meetingId: msg.meeting_id });
+        break;
+      case 'layers_wanted':
+        this._applyLayers(Array.isArray(msg.layers) ? msg.layers : null);
+        break;
+      case 'active_speaker':
+        this._emit('active_speaker', { participantId: msg.participant_id });
         break;
       case 'mute_changed':
         this._emit('mute_changed', { participantId: msg.participant_id, kind: msg.kind, muted: !!msg.muted });
@@ -401,6 +425,8 @@ export class GiaobanClient extends EventTarget {
     this.self = joined.participant;
     this.meeting = joined.meeting;
     this.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
+    this._remoteVideo = new Map();
+    for (const t of joined.tracks || []) this._noteRemoteTrack(t);
     this._createSubscriber(gen);
     this._setState('connected');
     this._emit('joined', {
@@ -458,7 +484,11 @@ export class GiaobanClient extends EventTarget {
     this.publisher = pc;
     for (const track of tracks) {
       track.enabled = !this.muted[track.kind];
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      const init = { direction: 'sendonly', streams: [stream] };
+      // Simulcast: three layers, so the server can send each participant the
+      // one that fits its screen (tile size) and its link.
+      if (track.kind === 'video') init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+      pc.addTransceiver(track, init);
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -468,6 +498,55 @@ export class GiaobanClient extends EventTarget {
     const answer = await answerPromise;
     if (gen !== this._gen) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  }
+
+  /**
+   * What this page wants of the others' video: 'high', 'medium', 'low' or
+   * 'off' (the server picks the simulcast layer). The grid calls it when tile
+   * sizes change; new tracks get the current choice.
+   */
+  setVideoQuality(quality) {
+    if (this._videoQuality === quality) return;
+    this._videoQuality = quality;
+    for (const trackId of this._remoteVideo.keys()) this._sendQuality(trackId);
+  }
+
+  _noteRemoteTrack(track) {
+    if (track.kind !== 'video' || (this.self && track.participant_id === this.self.id)) return;
+    this._remoteVideo.set(track.track_id, null);
+    this._sendQuality(track.track_id);
+  }
+
+  _sendQuality(trackId) {
+    const q = this._videoQuality || 'high';
+    if (this._remoteVideo.get(trackId) === q) return;
+    // The server's default is 'high': nothing to say until that changes.
+    if (this._remoteVideo.get(trackId) === null && q === 'high') return;
+    this._remoteVideo.set(trackId, q);
+    this._sendRaw({ type: 'set_quality', track_id: trackId, quality: q });
+  }
+
+  /** Sends only the simulcast layers somebody receives (the server says which). */
+  async _applyLayers(layers) {
+    const pc = this.publisher;
+    if (!pc || !layers) return;
+    const sender = pc.getSenders().find((x) => x.track && x.track.kind === 'video');
+    if (!sender) return;
+    try {
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length < 2) return;
+      let changed = false;
+      for (const enc of params.encodings) {
+        const active = !enc.rid || layers.includes(enc.rid);
+        if (enc.active !== active) {
+          enc.active = active;
+          changed = true;
+        }
+      }
+      if (changed) await sender.setParameters(params);
+    } catch (e) {
+      console.warn('giaoban: could not change the simulcast layers', e);
+    }
   }
 
   _createSubscriber(gen) {

@@ -1,0 +1,503 @@
+//! The eCabinet's entities, their enumerations, and what creating or
+//! changing one needs (`New*`, `*Patch`). Plain data: the rules live in the
+//! store's methods.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{Error, Result};
+
+/// Declares a string-backed enum with `as_str`, `ALL`, `FromStr`, `Display`
+/// and snake_case serde.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in a stable order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => {
+                        let all: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        Err(Error::InvalidInput(format!(
+                            "unknown {} {other:?} (expected one of: {})",
+                            $what,
+                            all.join(", ")
+                        )))
+                    }
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a meeting is in its life: draft → scheduled → in_progress →
+    /// ended → archived (see [`MeetingStatus::can_move_to`]).
+    MeetingStatus, "meeting status" {
+        /// Being prepared by the secretariat; new meetings start here.
+        Draft => "draft",
+        /// Announced; its invitees can prepare.
+        Scheduled => "scheduled",
+        /// Running now.
+        InProgress => "in_progress",
+        /// Over (or closed without taking place): its record is frozen.
+        Ended => "ended",
+        /// Filed away: frozen, and out of the way of current work.
+        Archived => "archived",
+    }
+}
+
+impl MeetingStatus {
+    /// Whether a meeting may go from `self` to `to`.
+    ///
+    /// Forward along draft → scheduled → in_progress → ended → archived.
+    /// Also: scheduled → draft (the announcement is withdrawn to rework the
+    /// meeting before it starts; nothing happened yet, so nothing is lost),
+    /// and draft/scheduled → ended (the meeting is closed without taking
+    /// place; `giaoban meeting end` does this). Nothing leaves `archived`,
+    /// and a meeting that started never goes back to preparation.
+    pub fn can_move_to(self, to: MeetingStatus) -> bool {
+        use MeetingStatus::*;
+        matches!(
+            (self, to),
+            (Draft, Scheduled)
+                | (Scheduled, Draft)
+                | (Scheduled, InProgress)
+                | (InProgress, Ended)
+                | (Draft, Ended)
+                | (Scheduled, Ended)
+                | (Ended, Archived)
+        )
+    }
+
+    /// Ended and archived meetings are a record: no edits of the meeting, its
+    /// participants, agenda, documents or new invitations.
+    pub fn is_frozen(self) -> bool {
+        matches!(self, MeetingStatus::Ended | MeetingStatus::Archived)
+    }
+}
+
+text_enum! {
+    /// What kind of meeting.
+    MeetingKind, "meeting kind" {
+        /// The regular "giao ban" (weekly, monthly...).
+        Regular => "regular",
+        /// On one theme.
+        Thematic => "thematic",
+        /// Called at short notice.
+        Extraordinary => "extraordinary",
+    }
+}
+
+text_enum! {
+    /// The administrative level of a bridge point.
+    BridgeLevel, "bridge point level" {
+        Province => "province",
+        Department => "department",
+        District => "district",
+        Commune => "commune",
+    }
+}
+
+text_enum! {
+    /// The role of a participant in a meeting.
+    ParticipantRole, "participant role" {
+        /// Chairs the meeting.
+        Chair => "chair",
+        /// A member of the People's Committee.
+        Member => "member",
+        /// The secretariat.
+        Secretary => "secretary",
+        /// A delegate.
+        Delegate => "delegate",
+        /// Watches.
+        Observer => "observer",
+        /// Runs a bridge point's room and equipment.
+        BridgeOperator => "bridge_operator",
+    }
+}
+
+impl ParticipantRole {
+    /// Members of the committee (chair and members): they read documents whose
+    /// access is `committee`.
+    pub fn is_committee(self) -> bool {
+        matches!(self, ParticipantRole::Chair | ParticipantRole::Member)
+    }
+
+    /// Whether this role votes unless told otherwise.
+    pub fn votes_by_default(self) -> bool {
+        self.is_committee()
+    }
+}
+
+text_enum! {
+    /// Who may read a document.
+    DocumentAccess, "document access" {
+        /// Every participant of the meeting.
+        Everyone => "everyone",
+        /// The committee: participants with role chair or member.
+        Committee => "committee",
+        /// Only the participants listed on the document.
+        Named => "named",
+    }
+}
+
+text_enum! {
+    /// The role of a secretariat account.
+    StaffRole, "staff role" {
+        /// Everything, including the accounts.
+        Admin => "admin",
+        /// Prepares meetings: agenda, documents, participants, invitations,
+        /// bridge points.
+        Secretary => "secretary",
+        /// Runs meetings technically: reads meetings, bridge points,
+        /// participants and invitations.
+        Operator => "operator",
+    }
+}
+
+/// Deserializes a present field (even `null`) as `Some(..)`, so a patch can
+/// tell "leave it" (absent) from "clear it" (`null`).
+pub(crate) fn double_option<'de, T, D>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meeting {
+    /// UUID, also the SFU room name.
+    pub id: String,
+    pub title: String,
+    pub kind: MeetingKind,
+    pub status: MeetingStatus,
+    /// Planned start and end, Unix seconds.
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    /// Where the main room is ("Hội trường UBND tỉnh"); may be empty.
+    pub location: String,
+    /// The participant who chairs it (one of its participants).
+    pub chair_participant_id: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What creating a meeting needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMeeting {
+    pub title: String,
+    #[serde(default = "default_kind")]
+    pub kind: MeetingKind,
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    #[serde(default)]
+    pub ends_at: Option<i64>,
+    #[serde(default)]
+    pub location: String,
+}
+
+fn default_kind() -> MeetingKind {
+    MeetingKind::Regular
+}
+
+impl NewMeeting {
+    /// A regular meeting with only a title.
+    pub fn titled(title: &str) -> NewMeeting {
+        NewMeeting {
+            title: title.to_owned(),
+            kind: MeetingKind::Regular,
+            starts_at: None,
+            ends_at: None,
+            location: String::new(),
+        }
+    }
+}
+
+/// A change of a meeting's details: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub kind: Option<MeetingKind>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub starts_at: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub ends_at: Option<Option<i64>>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub chair_participant_id: Option<Option<String>>,
+}
+
+/// A bridge point ("điểm cầu"): a room that joins meetings, kept in a
+/// registry reused across meetings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgePoint {
+    pub id: String,
+    pub name: String,
+    pub level: BridgeLevel,
+    /// Who to call about it (name, phone); may be empty.
+    pub contact: String,
+    /// Inactive points stay in the registry but get no new invitations.
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What registering a bridge point needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBridgePoint {
+    pub name: String,
+    pub level: BridgeLevel,
+    #[serde(default)]
+    pub contact: String,
+}
+
+/// A change of a bridge point: absent fields stay.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgePointPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub level: Option<BridgeLevel>,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+/// A person taking part in a meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: String,
+    pub meeting_id: String,
+    /// The person's name.
+    pub name: String,
+    /// Position or title ("Phó Chủ tịch UBND tỉnh"); may be empty.
+    pub position: String,
+    pub role: ParticipantRole,
+    /// Whether they vote.
+    pub voting: bool,
+    /// The bridge point they attend from, if not the main room.
+    pub bridge_point_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What adding a participant needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewParticipant {
+    pub name: String,
+    #[serde(default)]
+    pub position: String,
+    pub role: ParticipantRole,
+    /// Default: true for chair and members, false otherwise.
+    #[serde(default)]
+    pub voting: Option<bool>,
+    #[serde(default)]
+    pub bridge_point_id: Option<String>,
+}
+
+/// A change of a participant: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub position: Option<String>,
+    #[serde(default)]
+    pub role: Option<ParticipantRole>,
+    #[serde(default)]
+    pub voting: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub bridge_point_id: Option<Option<String>>,
+}
+
+/// An item of a meeting's agenda.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgendaItem {
+    pub id: String,
+    pub meeting_id: String,
+    /// 1, 2, 3... in the meeting.
+    pub position: i64,
+    pub title: String,
+    /// Who presents it; may be empty.
+    pub presenter: String,
+    /// Planned duration in minutes.
+    pub duration_minutes: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What adding an agenda item needs (it goes last).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgendaItem {
+    pub title: String,
+    #[serde(default)]
+    pub presenter: String,
+    #[serde(default)]
+    pub duration_minutes: Option<i64>,
+}
+
+/// A change of an agenda item: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgendaItemPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub presenter: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub duration_minutes: Option<Option<i64>>,
+}
+
+/// A document of an agenda item, with every version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub id: String,
+    pub meeting_id: String,
+    pub agenda_item_id: String,
+    pub title: String,
+    pub access: DocumentAccess,
+    /// For `named` access: who may read it. Empty otherwise.
+    pub participant_ids: Vec<String>,
+    /// The newest version's number (1, 2...).
+    pub current_version: i64,
+    /// Oldest first.
+    pub versions: Vec<DocumentVersion>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Document {
+    /// The version numbered `n`, or the current one.
+    pub fn version(&self, n: Option<i64>) -> Option<&DocumentVersion> {
+        let n = n.unwrap_or(self.current_version);
+        self.versions.iter().find(|v| v.version == n)
+    }
+}
+
+/// One uploaded file of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentVersion {
+    pub version: i64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// Bytes.
+    pub size: i64,
+    /// The file's name as uploaded (for downloads).
+    pub filename: String,
+    pub content_type: String,
+    /// Who uploaded it (an actor, see the audit log).
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+    /// The signature verification report (JSON), or `{"status":"not_checked"}`.
+    pub signature_report: serde_json::Value,
+}
+
+/// What creating a document needs (besides its first file).
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub agenda_item_id: String,
+    pub title: String,
+    pub access: DocumentAccess,
+    /// For `named` access: participants of the same meeting.
+    pub participant_ids: Vec<String>,
+}
+
+/// The metadata of an uploaded file.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub content_type: String,
+    pub signature_report: serde_json::Value,
+}
+
+/// A secretariat account (the password hash never leaves the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: StaffRole,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What creating an account needs.
+#[derive(Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: StaffRole,
+    pub password: String,
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("display_name", &self.display_name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One row of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// UUIDv7.
+    pub id: String,
+    /// Position in the chain: 1, 2, 3...
+    pub seq: i64,
+    pub at: i64,
+    /// Who: `user:<id>`, `invitation:<id>`, `cli`...
+    pub actor: String,
+    /// What: `meeting.create`, `document.upload`...
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// More about it (JSON).
+    pub detail: serde_json::Value,
+    /// SHA-256 (hex) over the previous row's hash and this row's fields.
+    pub hash: String,
+}

@@ -1,0 +1,347 @@
+//! Secretariat accounts (passwords hashed with Argon2id) and the audit log.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use serde_json::json;
+
+use crate::{
+    new_id, now_unix, parse_stored, required_text, AuditEntry, Error, NewUser, Pool, Result, Store,
+    User,
+};
+
+const USER_COLUMNS: &str = "id, username, display_name, role, active, created_at, updated_at";
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted (hashing cost is bounded).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    role: String,
+    active: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+    fn try_from(r: UserRow) -> Result<User> {
+        Ok(User {
+            role: parse_stored(&r.role, "staff role")?,
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            active: r.active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: String,
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target_type: String,
+    target_id: String,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, seq, at, actor, action, target_type, target_id, detail, prev_hash, hash";
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> AuditEntry {
+        AuditEntry {
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            id: r.id,
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            hash: r.hash,
+        }
+    }
+}
+
+/// A username as stored: trimmed, lowercase, 1 to 64 of `a-z 0-9 . _ -`.
+pub fn normalize_username(username: &str) -> Result<String> {
+    let u = username.trim().to_lowercase();
+    let ok = !u.is_empty()
+        && u.len() <= 64
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !ok {
+        return Err(Error::InvalidInput(
+            "a username is 1 to 64 characters among a-z, 0-9, '.', '_' and '-'".into(),
+        ));
+    }
+    Ok(u)
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Password(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Password(e.to_string()))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Runs CPU-heavy hashing off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Password(e.to_string()))
+}
+
+impl Store {
+    /// Creates an account. The username is normalized
+    /// ([`normalize_username`]) and must be free.
+    pub async fn create_user(&self, actor: &str, new: NewUser) -> Result<User> {
+        let username = normalize_username(&new.username)?;
+        let display_name = required_text(&new.display_name, "display name", 200)?;
+        if new.password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(Error::InvalidInput(format!(
+                "the password must have at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        if new.password.len() > MAX_PASSWORD_BYTES {
+            return Err(Error::InvalidInput("the password is too long".into()));
+        }
+        let password = new.password;
+        let hash = blocking(move || hash_password(&password)).await??;
+        let now = now_unix();
+        let user = User {
+            id: new_id(),
+            username,
+            display_name,
+            role: new.role,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        in_tx!(self, tx => {
+            let taken: Option<String> =
+                sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                    .bind(&user.username)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if taken.is_some() {
+                return Err(Error::Conflict(format!(
+                    "the username {} is already taken",
+                    user.username
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, role, password_hash, active, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.display_name)
+            .bind(user.role.as_str())
+            .bind(&hash)
+            .bind(user.active)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            audit!(tx, actor, "user.create", "user", &user.id, json!({
+                "username": user.username, "display_name": user.display_name, "role": user.role,
+            }));
+        });
+        Ok(user)
+    }
+
+    /// The account for `username` and `password`, if they match an active
+    /// account. Takes about as long whether or not the username exists.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>> {
+        let Ok(username) = normalize_username(username) else {
+            return Ok(None);
+        };
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(&username)
+            .fetch_optional(p)
+            .await)?;
+        let hash: Option<String> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT password_hash FROM users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(p)
+            .await)?;
+        // Unknown user: verify against a throwaway hash anyway (same cost).
+        let known = hash.is_some();
+        let hash = match hash {
+            Some(h) => h,
+            None => DUMMY_HASH.to_owned(),
+        };
+        let password = password.to_owned();
+        let ok = blocking(move || verify_password(&password, &hash)).await?;
+        match row {
+            Some(r) if known && ok && r.active => Ok(Some(User::try_from(r)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The account with this id, if any.
+    pub async fn get_user(&self, id: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    /// Every account, by username.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        let rows: Vec<UserRow> = with_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    /// Activates or deactivates an account (a deactivated one cannot log in
+    /// and its tokens stop working).
+    pub async fn set_user_active(&self, actor: &str, id: &str, active: bool) -> Result<User> {
+        in_tx!(self, tx => {
+            let n = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
+                .bind(active)
+                .bind(now_unix())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(Error::NotFound { what: "user", id: id.to_owned() });
+            }
+            audit!(tx, actor, "user.active", "user", id, json!({"active": active}));
+        });
+        self.get_user(id).await?.ok_or_else(|| Error::NotFound {
+            what: "user",
+            id: id.to_owned(),
+        })
+    }
+
+    /// Every audit row about one target, oldest first.
+    pub async fn audit_of(&self, target_type: &str, target_id: &str) -> Result<Vec<AuditEntry>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE target_type = $1 AND target_id = $2 \
+             ORDER BY seq"
+        );
+        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(target_type)
+            .bind(target_id)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// The newest `limit` rows of the audit log, oldest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1");
+        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        let mut out: Vec<AuditEntry> = rows.into_iter().map(AuditEntry::from).collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Checks the whole audit chain: every row's hash, each row pointing at
+    /// its predecessor, no gap in the sequence, and the head matching the
+    /// last row. `Ok(None)`: intact; `Ok(Some(seq))`: the first row (by
+    /// sequence; 0 for the head) where it breaks.
+    pub async fn verify_audit_chain(&self) -> Result<Option<i64>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq");
+        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
+        let head: (i64, String) = with_pool!(self, p => sqlx::query_as(
+            "SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(p)
+            .await)?;
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut expected_seq = 1;
+        for r in &rows {
+            let fields = crate::AuditFields {
+                seq: r.seq,
+                at: r.at,
+                actor: r.actor.clone(),
+                action: r.action.clone(),
+                target_type: r.target_type.clone(),
+                target_id: r.target_id.clone(),
+                detail: r.detail.clone(),
+            };
+            if r.seq != expected_seq
+                || r.prev_hash != prev
+                || crate::audit_hash(&prev, &fields) != r.hash
+            {
+                return Ok(Some(r.seq));
+            }
+            prev = r.hash.clone();
+            expected_seq += 1;
+        }
+        if head.0 != expected_seq - 1 || head.1 != prev {
+            return Ok(Some(0));
+        }
+        Ok(None)
+    }
+}
+
+/// The `prev_hash` of the first audit row.
+const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An Argon2id hash of a random password nobody knows, for timing parity.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Vd4Gf9cJ1oX2b1mW3r7r8YkqH2m3o0Xy9Kx3v0mRZzE";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(normalize_username(" Thu.Ky_01 ").expect("ok"), "thu.ky_01");
+        assert!(normalize_username("").is_err());
+        assert!(normalize_username("a b").is_err());
+        assert!(normalize_username("người").is_err());
+        assert!(normalize_username(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn hashes_verify() {
+        let h = hash_password("mật khẩu dài").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("mật khẩu dài", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash parses"
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! The eCabinet REST API under `/api`, described by `signaling/openapi.json`
+//! (served at `/api/openapi.json`).
+//!
+//! Every handler starts from a [`Caller`] (who is asking: a secretariat
+//! account with a staff token, or an invitee with an invitation token) and
+//! checks what that caller may do before anything else; errors are
+//! [`ApiError`]s, JSON `{"code", "message"}` with a stable code.
+//!
+//! - `mod.rs`: state, errors, the caller extractor, the route table.
+//! - `handlers`: auth, meetings, bridge points, participants, invitations,
+//!   agenda, users.
+//! - `documents`: uploads (multipart, streamed to disk, signature check),
+//!   document metadata and downloads.
+
+mod documents;
+mod handlers;
+mod limiter;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use axum::Router;
+use cabinet::{Invitation, Meeting, StaffRole, User};
+use serde_json::json;
+
+use crate::auth::{self, TokenError};
+use crate::AppState;
+
+pub use limiter::LoginLimiter;
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// What the API needs besides the store and the keys.
+pub struct ApiState {
+    /// Base of invitation links (`public_url`, or the bound HTTP address).
+    pub public_url: String,
+    /// Default lifetime of an invitation, in hours.
+    pub invite_ttl_hours: u32,
+    /// Lifetime of a staff token, in seconds.
+    pub staff_token_ttl_seconds: i64,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Trust anchors for PDF signatures.
+    pub trust: Arc<cabinet::signature::TrustStore>,
+    /// Where document contents live.
+    pub blobs: cabinet::Blobs,
+    /// Failed logins per username and address.
+    pub login_limiter: LoginLimiter,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("public_url", &self.public_url)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An error answer: status, stable code, human message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "you are not allowed to do this",
+        )
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            axum::Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<cabinet::Error> for ApiError {
+    fn from(e: cabinet::Error) -> ApiError {
+        use cabinet::Error as E;
+        match e {
+            E::InvalidInput(m) => ApiError::bad_request("invalid_input", m),
+            E::MeetingNotFound(_) => ApiError::not_found("meeting_not_found", e.to_string()),
+            E::InvitationNotFound(_) => ApiError::not_found("invitation_not_found", e.to_string()),
+            E::NotFound { what, .. } => {
+                let code = match what {
+                    "bridge point" => "bridge_point_not_found",
+                    "participant" => "participant_not_found",
+                    "agenda item" => "agenda_item_not_found",
+                    "document" => "document_not_found",
+                    "user" => "user_not_found",
+                    _ => "not_found",
+                };
+                ApiError::not_found(code, e.to_string())
+            }
+            E::Frozen { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "meeting_frozen", e.to_string())
+            }
+            E::BadTransition { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            other => {
+                tracing::error!(error = %other, "storage error in the API");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A secretariat account (active, looked up on every request).
+    Staff(User),
+    /// The holder of an invitation to `meeting` (valid, not revoked, the
+    /// meeting not frozen).
+    Invitee {
+        invitation: Box<Invitation>,
+        meeting: Box<Meeting>,
+        /// The role of the participant the invitation is tied to, if any.
+        participant_role: Option<cabinet::ParticipantRole>,
+    },
+}
+
+/// Staff roles that may read meetings, bridge points, participants,
+/// invitations, agendas and documents.
+pub const READ: &[StaffRole] = &[StaffRole::Admin, StaffRole::Secretary, StaffRole::Operator];
+/// Staff roles that prepare meetings.
+pub const PREPARE: &[StaffRole] = &[StaffRole::Admin, StaffRole::Secretary];
+/// Staff roles that manage accounts.
+pub const ADMIN: &[StaffRole] = &[StaffRole::Admin];
+
+impl Caller {
+    /// The account, if the caller is staff with one of `roles`; else 403.
+    pub fn staff_in(&self, roles: &[StaffRole]) -> ApiResult<&User> {
+        match self {
+            Caller::Staff(u) if roles.contains(&u.role) => Ok(u),
+            _ => Err(ApiError::forbidden()),
+        }
+    }
+
+    /// Staff that may read, or the invitee of this meeting; else 403.
+    pub fn may_read_meeting(&self, meeting_id: &str) -> ApiResult<()> {
+        match self {
+            Caller::Staff(u) if READ.contains(&u.role) => Ok(()),
+            Caller::Invitee { meeting, .. } if meeting.id == meeting_id => Ok(()),
+            _ => Err(ApiError::forbidden()),
+        }
+    }
+
+    /// Whether the caller may read this document (and download it).
+    pub fn may_read_document(&self, doc: &cabinet::Document) -> bool {
+        match self {
+            Caller::Staff(u) => READ.contains(&u.role),
+            Caller::Invitee {
+                invitation,
+                meeting,
+                participant_role,
+            } => {
+                if meeting.id != doc.meeting_id {
+                    return false;
+                }
+                match doc.access {
+                    cabinet::DocumentAccess::Everyone => true,
+                    cabinet::DocumentAccess::Committee => {
+                        matches!(
+                            invitation.role,
+                            cabinet::Role::Chair | cabinet::Role::Member
+                        ) || participant_role.is_some_and(|r| r.is_committee())
+                    }
+                    cabinet::DocumentAccess::Named => invitation
+                        .participant_id
+                        .as_ref()
+                        .is_some_and(|p| doc.participant_ids.contains(p)),
+                }
+            }
+        }
+    }
+
+    /// The actor recorded in the audit log.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::Staff(u) => format!("user:{}", u.id),
+            Caller::Invitee { invitation, .. } => format!("invitation:{}", invitation.id),
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?
+        .trim();
+    (!t.is_empty()).then_some(t)
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Internal => ApiError::internal(),
+        TokenError::MeetingClosed => ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string()),
+        TokenError::MeetingNotFound => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+            "the token is not valid",
+        ),
+        other => ApiError::new(StatusCode::UNAUTHORIZED, other.code(), other.to_string()),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "log in first (Authorization: Bearer <token>)",
+            ));
+        };
+        match state.keys.decode_staff(token) {
+            Ok(claims) => {
+                let user = state.store.get_user(&claims.sub).await?;
+                return match user {
+                    Some(u) if u.active => Ok(Caller::Staff(u)),
+                    _ => Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "token_invalid",
+                        "the account does not exist or is disabled",
+                    )),
+                };
+            }
+            Err(TokenError::Expired) => return Err(token_error(TokenError::Expired)),
+            Err(_) => {}
+        }
+        let claims = state.keys.decode(token).map_err(token_error)?;
+        let (meeting, invitation) = auth::check_invitation(&state.store, &claims, None)
+            .await
+            .map_err(token_error)?;
+        let participant_role = match &invitation.participant_id {
+            Some(pid) => state.store.get_participant(pid).await?.map(|p| p.role),
+            None => None,
+        };
+        Ok(Caller::Invitee {
+            invitation: Box::new(invitation),
+            meeting: Box::new(meeting),
+            participant_role,
+        })
+    }
+}
+
+/// A JSON body whose rejection is an [`ApiError`] (`invalid_json`).
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::new(
+                if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                "invalid_json",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// The client's address, when the server runs with connect info.
+pub fn peer_ip(ext: &axum::http::Extensions) -> Option<IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Declares the API routes once: the router and the list of (method, path)
+/// that the OpenAPI test compares with `openapi.json`. Upload routes accept
+/// bodies up to the upload limit (plus room for the multipart framing); the
+/// others keep axum's default limit (2 MB).
+macro_rules! api_routes {
+    (
+        plain { $( $m:ident $p:literal => $h:expr ),+ $(,)? }
+        uploads { $( $um:ident $up:literal => $uh:expr ),+ $(,)? }
+    ) => {
+        /// Every (method, path) the API router serves.
+        pub const ROUTES: &[(&str, &str)] = &[
+            $((stringify!($m), $p),)+
+            $((stringify!($um), $up),)+
+        ];
+
+        fn table(upload_body_limit: usize) -> Router<AppState> {
+            let r = Router::new();
+            $( let r = r.route($p, $m($h)); )+
+            $( let r = r.route(
+                $up,
+                $um($uh).layer(axum::extract::DefaultBodyLimit::max(upload_body_limit)),
+            ); )+
+            r
+        }
+    };
+}
+
+api_routes! {
+    plain {
+        get "/api/openapi.json" => openapi,
+        get "/api/invitation" => crate::http::invitation,
+        post "/api/auth/login" => handlers::login,
+        get "/api/auth/me" => handlers::me,
+        get "/api/users" => handlers::list_users,
+        post "/api/users" => handlers::create_user,
+        get "/api/meetings" => handlers::list_meetings,
+        post "/api/meetings" => handlers::create_meeting,
+        get "/api/meetings/{id}" => handlers::get_meeting,
+        patch "/api/meetings/{id}" => handlers::update_meeting,
+        post "/api/meetings/{id}/status" => handlers::meeting_status,
+        get "/api/bridge-points" => handlers::list_bridge_points,
+        post "/api/bridge-points" => handlers::create_bridge_point,
+        patch "/api/bridge-points/{id}" => handlers::update_bridge_point,
+        get "/api/meetings/{id}/participants" => handlers::list_participants,
+        post "/api/meetings/{id}/participants" => handlers::create_participant,
+        patch "/api/participants/{id}" => handlers::update_participant,
+        delete "/api/participants/{id}" => handlers::delete_participant,
+        get "/api/meetings/{id}/invitations" => handlers::list_invitations,
+        post "/api/meetings/{id}/invitations" => handlers::create_invitation,
+        post "/api/invitations/{id}/revoke" => handlers::revoke_invitation,
+        get "/api/meetings/{id}/agenda" => handlers::list_agenda,
+        post "/api/meetings/{id}/agenda" => handlers::create_agenda_item,
+        put "/api/meetings/{id}/agenda/order" => handlers::reorder_agenda,
+        patch "/api/agenda/{item_id}" => handlers::update_agenda_item,
+        delete "/api/agenda/{item_id}" => handlers::delete_agenda_item,
+        get "/api/agenda/{item_id}/documents" => documents::list,
+        get "/api/documents/{id}" => documents::get,
+        get "/api/documents/{id}/content" => documents::content,
+    }
+    uploads {
+        post "/api/agenda/{item_id}/documents" => documents::create,
+        post "/api/documents/{id}/versions" => documents::add_version,
+    }
+}
+
+/// The API router.
+pub fn routes(max_upload_bytes: u64) -> Router<AppState> {
+    let limit = usize::try_from(max_upload_bytes.saturating_add(1024 * 1024)).unwrap_or(usize::MAX);
+    table(limit).route("/api/{*rest}", axum::routing::any(unknown))
+}
+
+async fn unknown() -> ApiError {
+    ApiError::not_found("not_found", "no such API endpoint")
+}
+
+async fn openapi() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route of the router is in the OpenAPI document, and every
+    /// operation of the document is a route.
+    #[test]
+    fn openapi_describes_every_route() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI_JSON).expect("valid JSON");
+        assert!(spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.")));
+        let paths = spec["paths"].as_object().expect("paths");
+        for (method, path) in ROUTES {
+            let op = &paths
+                .get(*path)
+                .unwrap_or_else(|| panic!("{path} is not in openapi.json"))[*method];
+            assert!(op.is_object(), "{method} {path} is not in openapi.json");
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+        }
+        let methods = ["get", "post", "put", "patch", "delete"];
+        for (path, item) in paths {
+            for (m, _) in item.as_object().expect("path item") {
+                if methods.contains(&m.as_str()) {
+                    assert!(
+                        ROUTES.contains(&(m.as_str(), path.as_str()))
+                            || (m == "get" && path == "/healthz"),
+                        "openapi.json has {m} {path}, the router does not"
+                    );
+                }
+            }
+        }
+        assert!(paths.contains_key("/healthz"));
+    }
+}

@@ -1,0 +1,180 @@
+// Shared helpers of the Chromium end-to-end scripts (two_pages.mjs,
+// media_checks.mjs): starting a browser with our flags and a fresh profile,
+// joining a meeting through the join page, reading WebRTC stats, cleaning up.
+//
+// The browser is the system's Chromium (CHROMIUM_PATH, default
+// /usr/bin/chromium); playwright-core never downloads one. E2E_VERBOSE=1
+// copies the pages' console to stderr; E2E_CHROMIUM_FLAGS adds flags
+// (space-separated) for experiments.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+/** Exactly the flags we run Chromium with (Playwright's defaults are off). */
+export const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+export const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const verbose = process.env.E2E_VERBOSE === '1';
+/** Extra Chromium flags for experiments (space-separated), after FLAGS. */
+const envFlags = (process.env.E2E_CHROMIUM_FLAGS || '').split(/\s+/).filter(Boolean);
+
+const started = Date.now();
+
+/** Milliseconds since the script started. */
+export function elapsed() {
+  return Date.now() - started;
+}
+
+/** A progress line on stderr. */
+export function log(...args) {
+  process.stderr.write(`[e2e +${elapsed()}ms] ${args.join(' ')}\n`);
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * One browser with its own fresh profile, one page.
+ * @param {number} index  0-based; pages are named 1, 2… in messages
+ * @param {object} [opts]
+ * @param {{width: number, height: number}} [opts.viewport]  default 1024x768
+ * @param {string[]} [opts.extraFlags]  appended to FLAGS
+ * @param {Function|string} [opts.initScript]  runs in the page before its own scripts
+ */
+export async function openBrowser(index, opts = {}) {
+  const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-e2e-${index}-`));
+  let browser;
+  try {
+    // Exactly our flags: Playwright's own defaults are switched off; it only
+    // needs the profile folder and its control pipe.
+    browser = await chromium.launch({
+      executablePath,
+      ignoreDefaultArgs: true,
+      args: [...FLAGS, ...envFlags, ...(opts.extraFlags || []), `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe'],
+      timeout: 20000,
+    });
+  } catch (e) {
+    rmSync(userDataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const context = await browser.newContext({ viewport: opts.viewport || { width: 1024, height: 768 } });
+  if (opts.initScript) await context.addInitScript(opts.initScript);
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on('console', (msg) => {
+    const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
+    consoleLines.push(line);
+    if (verbose) process.stderr.write(`${line}\n`);
+  });
+  page.on('pageerror', (err) => {
+    const line = `[page ${index + 1} exception] ${err.message}`;
+    consoleLines.push(line);
+    process.stderr.write(`${line}\n`);
+  });
+  return { index, browser, context, page, userDataDir, consoleLines };
+}
+
+/** Opens the invitation URL and clicks Join once the page allows it. */
+export async function joinMeeting(b, url) {
+  await b.page.goto(url, { waitUntil: 'load', timeout: 15000 });
+  const button = b.page.locator('#join-button');
+  try {
+    await button.waitFor({ state: 'visible', timeout: 10000 });
+    await b.page.waitForFunction(() => !document.getElementById('join-button').disabled, null, { timeout: 10000 });
+  } catch (e) {
+    const err = await b.page
+      .locator('#invite-error')
+      .textContent()
+      .catch(() => '');
+    throw new Error(`page ${b.index + 1}: the Join button never became usable${err ? ` (page says: ${err})` : ''}`);
+  }
+  // The preview has opened the fake camera and microphone before joining.
+  await b.page
+    .waitForFunction(() => !document.getElementById('preview-video').hidden, null, { timeout: 10000 })
+    .catch(() => log(`page ${b.index + 1}: no camera preview before joining`));
+  await button.click();
+}
+
+/** Our participant as the page's client knows it, or null before joining. */
+export async function selfOf(page) {
+  return page.evaluate(() => {
+    const c = window.giaoban.client;
+    return c && c.self ? { id: c.self.id, name: c.self.name, role: c.self.role } : null;
+  });
+}
+
+/**
+ * The subscriber connection's inbound RTP streams, each with the
+ * participant it comes from (`owner`); [] before there is a subscriber.
+ */
+export async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const g = window.giaoban;
+    const pc = g.subscriber;
+    const out = [];
+    if (!pc) return out;
+    const trackOfMid = new Map();
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid !== null) trackOfMid.set(tr.mid, tr.receiver.track.id);
+    }
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const trackId = s.trackIdentifier || trackOfMid.get(s.mid) || null;
+      out.push({
+        kind: s.kind,
+        owner: trackId ? g.participantOfTrack(trackId) : null,
+        ssrc: s.ssrc,
+        packetsReceived: s.packetsReceived || 0,
+        bytesReceived: s.bytesReceived || 0,
+        framesDecoded: s.framesDecoded || 0,
+        keyFramesDecoded: s.keyFramesDecoded || 0,
+        frameWidth: s.frameWidth || 0,
+        frameHeight: s.frameHeight || 0,
+        freezeCount: s.freezeCount || 0,
+        totalFreezesDuration: s.totalFreezesDuration || 0,
+        pliCount: s.pliCount || 0,
+      });
+    });
+    return out;
+  });
+}
+
+/** Prints the last console lines of every page on stderr. */
+export function dumpConsoles(browsers, n = 30) {
+  for (const b of browsers) {
+    for (const line of b.consoleLines.slice(-n)) process.stderr.write(`${line}\n`);
+  }
+}
+
+/** Closes the browsers and removes their profiles. */
+export async function closeBrowsers(browsers) {
+  for (const b of browsers) {
+    await b.browser.close().catch(() => {});
+    rmSync(b.userDataDir, { recursive: true, force: true });
+  }
+}
+
+/** Exits the process with a message if `main` hangs past `ms`. */
+export function watchdog(ms) {
+  const t = setTimeout(() => {
+    process.stderr.write('e2e failed: hard timeout (browser hung)\n');
+    process.exit(1);
+  }, ms);
+  t.unref();
+}

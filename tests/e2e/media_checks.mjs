@@ -1,0 +1,598 @@
+#!/usr/bin/env node
+// Media checks of the web client in real Chromium, two pages in one meeting:
+//
+//   node media_checks.mjs simulcast URL1 URL2
+//     Page 1 receives page 2's simulcast video at `high`, then asks for `low`
+//     (the client's setVideoQuality), then `high` again. From page 1's
+//     getStats: the decoded frame width drops and comes back, and frames keep
+//     being decoded across both switches (no stall over 2 s). Reports the
+//     widths, how long each switch took, and page 2's outbound layers per rid.
+//
+//   node media_checks.mjs tcp URL1 URL2
+//     Both pages decode each other's video, and every peer connection's
+//     selected candidate pair has a local candidate of protocol tcp. Meant to
+//     run where UDP is dropped (the Rust test runs it in a namespace with an
+//     nftables rule dropping all UDP output).
+//
+//   node media_checks.mjs speaker URL1 URL2
+//     At least one `active_speaker` message (Chromium's fake microphone beeps)
+//     names one of the two participants; a page told the other participant
+//     speaks marks that tile `active-speaker`.
+//
+// Prints a JSON summary as the last line on stdout and exits 0, or prints the
+// reason on stderr (and a summary with "ok": false) and exits 1. The
+// invitation URLs carry tokens: they are never printed.
+//
+// Environment: CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (the
+// wait for media after both joins, default 20000), E2E_VERBOSE=1 (browser
+// console on stderr), E2E_TOP_LAYER_WAIT_MS (simulcast: how long to wait for
+// all of the publisher's layers before switching, default 25000).
+
+import {
+  closeBrowsers,
+  dumpConsoles,
+  elapsed,
+  inboundStats,
+  joinMeeting,
+  log,
+  openBrowser,
+  selfOf,
+  sleep,
+  watchdog,
+} from './lib.mjs';
+
+const timeoutMs = Number(process.env.E2E_TIMEOUT_MS || 20000);
+/** A switch must show the new layer within this long. */
+const SWITCH_TIMEOUT_MS = 8000;
+/** Longest acceptable time without a newly decoded frame. */
+const MAX_STALL_MS = 2000;
+/** The first seconds of decoding, whose stalls are reported, not judged. */
+const STARTUP_MS = 2000;
+/** How long to stay on a layer once it shows (frames must keep coming). */
+const DWELL_MS = 2000;
+/**
+ * How long to stay on `low`: longer than the server's 3 s before it pauses
+ * the layers nobody receives (`layers_wanted`), so going back to `high`
+ * also checks that the publisher resumes its top layer.
+ */
+const LOW_DWELL_MS = Number(process.env.E2E_LOW_DWELL_MS || 4500);
+/** How long the top layer may take to show up before the first switch. */
+const TOP_LAYER_WAIT_MS = Number(process.env.E2E_TOP_LAYER_WAIT_MS || 25000);
+
+// Runs in every page before its scripts: records the signaling messages the
+// client sends and receives (the few fields the checks need, never a token).
+function recordSignaling() {
+  const Native = window.WebSocket;
+  const rec = { rx: [], tx: [] };
+  window.__e2eSignaling = rec;
+  const keep = (raw) => {
+    try {
+      const m = JSON.parse(raw);
+      return {
+        t: Math.round(performance.now()),
+        type: m.type,
+        id: m.id,
+        participant_id: m.participant_id,
+        track_id: m.track_id,
+        quality: m.quality,
+        layers: m.layers,
+        code: m.code,
+      };
+    } catch (_) {
+      return null;
+    }
+  };
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (ev) => {
+        if (typeof ev.data !== 'string') return;
+        const m = keep(ev.data);
+        if (m && m.type !== 'subscriber_offer' && m.type !== 'publish_answer') rec.rx.push(m);
+      });
+    }
+
+    send(data) {
+      if (typeof data === 'string') {
+        const m = keep(data);
+        if (m && m.type !== 'join' && m.type !== 'publish' && m.type !== 'subscriber_answer' && m.type !== 'candidate') {
+          rec.tx.push(m);
+        }
+      }
+      return super.send(data);
+    }
+  };
+}
+
+async function signaling(page) {
+  return page.evaluate(() => window.__e2eSignaling || { rx: [], tx: [] });
+}
+
+/** The page's own clock (performance.now()), to relate it to recorded messages. */
+async function pageNow(page) {
+  return page.evaluate(() => Math.round(performance.now()));
+}
+
+/** Page `b`'s inbound video from `ownerId` (or null). */
+async function videoFrom(b, ownerId) {
+  const inbound = await inboundStats(b.page);
+  return inbound.find((s) => s.kind === 'video' && s.owner === ownerId) || null;
+}
+
+/** The publisher's outbound video layers, per rid. */
+async function outboundLayers(page) {
+  return page.evaluate(async () => {
+    const pc = window.giaoban.publisher;
+    if (!pc) return [];
+    const out = [];
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+      out.push({
+        rid: s.rid || null,
+        ssrc: s.ssrc,
+        active: s.active,
+        frameWidth: s.frameWidth || 0,
+        frameHeight: s.frameHeight || 0,
+        framesEncoded: s.framesEncoded || 0,
+        framesSent: s.framesSent || 0,
+        bytesSent: s.bytesSent || 0,
+        targetBitrate: s.targetBitrate || 0,
+        qualityLimitationReason: s.qualityLimitationReason || null,
+        scalabilityMode: s.scalabilityMode || null,
+        encoderImplementation: s.encoderImplementation || null,
+        keyFramesEncoded: s.keyFramesEncoded || 0,
+        pliCount: s.pliCount || 0,
+      });
+    });
+    out.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
+    return out;
+  });
+}
+
+/** The publisher's send bandwidth estimate (bit/s) from its selected pair. */
+async function publisherEstimate(page) {
+  return page.evaluate(async () => {
+    const pc = window.giaoban.publisher;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let bps = null;
+    stats.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && typeof s.availableOutgoingBitrate === 'number') {
+        bps = s.availableOutgoingBitrate;
+      }
+    });
+    return bps;
+  });
+}
+
+/**
+ * What the server's answer to the publisher offers for congestion control:
+ * the distinct rtcp-fb kinds and the header extensions of its video section.
+ */
+async function publisherAnswerFeedback(page) {
+  return page.evaluate(() => {
+    const pc = window.giaoban.publisher;
+    const sdp = pc && pc.remoteDescription ? pc.remoteDescription.sdp : '';
+    const video = sdp.split(/\r?\nm=/).find((sec) => sec.startsWith('video')) || '';
+    const fb = new Set();
+    const ext = new Set();
+    for (const line of video.split(/\r?\n/)) {
+      let m = /^a=rtcp-fb:\S+ (.+)$/.exec(line);
+      if (m) fb.add(m[1].trim());
+      m = /^a=extmap:\S+ (\S+)/.exec(line);
+      if (m) ext.add(m[1]);
+    }
+    return { rtcp_fb: [...fb].sort(), extmap: [...ext].sort() };
+  });
+}
+
+/** The capture settings of the page's camera track. */
+async function cameraSettings(page) {
+  return page.evaluate(() => {
+    const c = window.giaoban.client;
+    const tr = c && c.localStream ? c.localStream.getVideoTracks()[0] : null;
+    if (!tr) return null;
+    const s = tr.getSettings();
+    return { width: s.width, height: s.height, frameRate: s.frameRate };
+  });
+}
+
+/**
+ * Every peer connection's selected candidate pair: local and remote
+ * candidate protocol, type, address and port.
+ */
+async function selectedPairs(page) {
+  return page.evaluate(async () => {
+    const g = window.giaoban;
+    const out = {};
+    for (const name of ['publisher', 'subscriber']) {
+      const pc = g[name];
+      if (!pc) {
+        out[name] = null;
+        continue;
+      }
+      const stats = await pc.getStats();
+      const byId = new Map();
+      stats.forEach((s) => byId.set(s.id, s));
+      let pair = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId) || pair;
+      });
+      if (!pair) {
+        stats.forEach((s) => {
+          if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+        });
+      }
+      if (!pair) {
+        out[name] = { connectionState: pc.connectionState, pair: null };
+        continue;
+      }
+      const cand = (c) =>
+        c
+          ? {
+              protocol: c.protocol,
+              candidateType: c.candidateType,
+              tcpType: c.tcpType || null,
+              address: c.address || c.ip || null,
+              port: c.port,
+            }
+          : null;
+      const localCandidates = [];
+      stats.forEach((s) => {
+        if (s.type === 'local-candidate') localCandidates.push(`${s.protocol}/${s.candidateType}${s.tcpType ? `/${s.tcpType}` : ''}`);
+      });
+      out[name] = {
+        connectionState: pc.connectionState,
+        pair: {
+          state: pair.state,
+          bytesSent: pair.bytesSent || 0,
+          bytesReceived: pair.bytesReceived || 0,
+          local: cand(byId.get(pair.localCandidateId)),
+          remote: cand(byId.get(pair.remoteCandidateId)),
+        },
+        localCandidates,
+      };
+    }
+    return out;
+  });
+}
+
+/** Opens both pages, joins, and waits until each decodes the other's video. */
+async function joinBoth(browsers, urls) {
+  await Promise.all(browsers.map((b, i) => joinMeeting(b, urls[i])));
+  log('both pages clicked Join');
+  const deadline = Date.now() + timeoutMs;
+  let why = '';
+  for (;;) {
+    const selves = await Promise.all(browsers.map((b) => selfOf(b.page)));
+    if (selves.every(Boolean)) {
+      const videos = await Promise.all(browsers.map((b, i) => videoFrom(b, selves[1 - i].id)));
+      if (videos.every((v) => v && v.framesDecoded > 0)) {
+        log('both pages decode the other one\'s video');
+        return { selves, videos };
+      }
+      why = videos
+        .map((v, i) => (v && v.framesDecoded > 0 ? null : `page ${i + 1}: no decoded video (${JSON.stringify(v)})`))
+        .filter(Boolean)
+        .join('; ');
+    } else {
+      why = selves.map((s, i) => (s ? null : `page ${i + 1} not joined`)).filter(Boolean).join('; ');
+    }
+    if (Date.now() > deadline) throw new Error(`timeout after ${timeoutMs} ms waiting for video: ${why}`);
+    await sleep(300);
+  }
+}
+
+// ---- simulcast ---------------------------------------------------------------
+
+/**
+ * Samples page 1's inbound video from `ownerId` until `until(sample)` holds or
+ * `ms` pass; every sample goes to `trace` (for the stall check).
+ */
+async function sampleUntil(b, ownerId, trace, ms, until) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await videoFrom(b, ownerId);
+    const s = {
+      t: Date.now(),
+      framesDecoded: v ? v.framesDecoded : 0,
+      frameWidth: v ? v.frameWidth : 0,
+      frameHeight: v ? v.frameHeight : 0,
+      keyFramesDecoded: v ? v.keyFramesDecoded : 0,
+      freezeCount: v ? v.freezeCount : 0,
+      totalFreezesDuration: v ? v.totalFreezesDuration : 0,
+    };
+    trace.push(s);
+    if (until && until(s)) return s;
+    if (Date.now() >= deadline) return until ? null : s;
+    await sleep(100);
+  }
+}
+
+/** The longest time in `trace` (samples from `from` to `to`) without a new decoded frame. */
+function longestStall(trace, from, to = Infinity) {
+  let worst = { ms: 0, at: null };
+  let lastChange = null;
+  let lastFrames = null;
+  for (const s of trace) {
+    if (s.t < from || s.t > to) continue;
+    if (lastChange === null || s.framesDecoded !== lastFrames) {
+      lastChange = s.t;
+      lastFrames = s.framesDecoded;
+      continue;
+    }
+    const ms = s.t - lastChange;
+    if (ms > worst.ms) worst = { ms, at: lastChange };
+  }
+  return worst;
+}
+
+async function checkSimulcast(browsers, urls, out) {
+  const { selves } = await joinBoth(browsers, urls);
+  const [rx, tx] = browsers;
+  const txId = selves[1].id;
+  out.participants = selves;
+  out.camera = await cameraSettings(tx.page);
+  out.publisher_answer = await publisherAnswerFeedback(tx.page);
+  const trace = [];
+  const t0 = Date.now();
+
+  // Page 1 gets `high` (the server's default; its 1920x1080 tiles ask for it
+  // too). Give the publisher a moment to bring up all its layers (the top one
+  // waits for Chromium's bandwidth estimate) and page 1 to show the best.
+  let layers = [];
+  let first = null;
+  {
+    const deadline = Date.now() + TOP_LAYER_WAIT_MS;
+    for (;;) {
+      layers = await outboundLayers(tx.page);
+      const sending = layers.filter((l) => l.bytesSent > 0);
+      const topWidth = Math.max(0, ...sending.map((l) => l.frameWidth));
+      first = await sampleUntil(rx, txId, trace, 0, null);
+      if (sending.length === layers.length && topWidth > 0 && first.frameWidth >= topWidth) break;
+      if (Date.now() > deadline) {
+        const silent = layers.filter((l) => !(l.bytesSent > 0)).map((l) => l.rid);
+        log(
+          `after ${TOP_LAYER_WAIT_MS} ms page 1 decodes ${first.frameWidth}px wide; top sent layer ${topWidth}px; ` +
+            `silent layers: ${silent.join(', ') || 'none'}: going on`,
+        );
+        break;
+      }
+      await sleep(300);
+    }
+  }
+  out.top_layer_wait_ms = Date.now() - t0;
+  out.layers_before = layers;
+  out.publisher_estimate_bps = { before: await publisherEstimate(tx.page) };
+  const highWidth = first.frameWidth;
+  out.widths = { high_before: highWidth };
+  log(`page 1 decodes ${first.frameWidth}x${first.frameHeight} at 'high'; publisher layers:`, JSON.stringify(layers));
+  await sampleUntil(rx, txId, trace, 1000, null);
+
+  const switchTo = async (quality, reached) => {
+    const start = Date.now();
+    await rx.page.evaluate((q) => window.giaoban.client.setVideoQuality(q), quality);
+    const s = await sampleUntil(rx, txId, trace, SWITCH_TIMEOUT_MS, reached);
+    return { quality, ms: s ? s.t - start : null, sample: s, start };
+  };
+
+  // high -> low
+  const down = await switchTo('low', (s) => s.frameWidth > 0 && s.frameWidth < highWidth);
+  out.switch_low = { ms: down.ms, width: down.sample ? down.sample.frameWidth : null };
+  if (!down.sample) {
+    out.layers_after = await outboundLayers(tx.page);
+    out.trace = trace.slice(-20);
+    const last = trace[trace.length - 1];
+    throw new Error(
+      `after setVideoQuality('low') the decoded width stayed ${last.frameWidth}px for ${SWITCH_TIMEOUT_MS} ms ` +
+        `(publisher layers: ${JSON.stringify(out.layers_after)})`,
+    );
+  }
+  log(`'low' shows after ${down.ms} ms: ${down.sample.frameWidth}x${down.sample.frameHeight}`);
+  await sampleUntil(rx, txId, trace, LOW_DWELL_MS, null);
+  const lowWidth = trace[trace.length - 1].frameWidth;
+  out.widths.low = lowWidth;
+  out.layers_at_low = await outboundLayers(tx.page);
+
+  // low -> high
+  const up = await switchTo('high', (s) => s.frameWidth >= highWidth);
+  out.switch_high = { ms: up.ms, width: up.sample ? up.sample.frameWidth : null };
+  if (!up.sample) {
+    out.layers_after = await outboundLayers(tx.page);
+    out.trace = trace.slice(-20);
+    const last = trace[trace.length - 1];
+    throw new Error(
+      `after setVideoQuality('high') the decoded width stayed ${last.frameWidth}px (was ${highWidth}px) for ` +
+        `${SWITCH_TIMEOUT_MS} ms (publisher layers: ${JSON.stringify(out.layers_after)})`,
+    );
+  }
+  log(`'high' shows again after ${up.ms} ms: ${up.sample.frameWidth}x${up.sample.frameHeight}`);
+  await sampleUntil(rx, txId, trace, DWELL_MS, null);
+  out.widths.high_after = trace[trace.length - 1].frameWidth;
+
+  out.layers_after = await outboundLayers(tx.page);
+  out.publisher_estimate_bps.after = await publisherEstimate(tx.page);
+  // Chromium drops the top layer while its bandwidth estimate is too low.
+  out.silent_layers = out.layers_after.filter((l) => !(l.bytesSent > 0)).map((l) => l.rid);
+  // Stalls (no new decoded frame, sampled every ~100 ms), in three windows:
+  // the first seconds of the call (start-up, reported only), the wait for the
+  // top layer (the server moves to it on its own when it appears), and the
+  // two switches with the dwell after each.
+  const windows = {
+    startup: [t0, t0 + STARTUP_MS],
+    before_switches: [t0 + STARTUP_MS, down.start],
+    switches: [down.start, Infinity],
+  };
+  // Every change of the decoded width, with when it showed.
+  out.width_changes = [];
+  for (const s of trace) {
+    const prev = out.width_changes[out.width_changes.length - 1];
+    if (!prev || prev.width !== s.frameWidth) out.width_changes.push({ at_ms: s.t - t0, width: s.frameWidth });
+  }
+  out.stalls = {};
+  for (const [name, [from, to]] of Object.entries(windows)) {
+    const st = longestStall(trace, from, to);
+    out.stalls[name] = { ms: st.ms, at_ms: st.at === null ? null : st.at - t0 };
+  }
+  out.switch_low.at_ms = down.start - t0;
+  out.switch_high.at_ms = up.start - t0;
+  const lastS = trace[trace.length - 1];
+  out.frames = { first: trace[0].framesDecoded, last: lastS.framesDecoded, samples: trace.length };
+  out.freezes = { count: lastS.freezeCount, total_s: lastS.totalFreezesDuration };
+  out.keyframes_decoded = lastS.keyFramesDecoded;
+  const sig = await signaling(rx.page);
+  out.set_quality_sent = sig.tx.filter((m) => m.type === 'set_quality').map((m) => m.quality);
+  out.set_quality_errors = sig.rx.filter((m) => m.type === 'error').map((m) => m.code);
+  // What the server asked page 2 to send, relative to the first switch.
+  const txSig = await signaling(tx.page);
+  const txNow = await pageNow(tx.page);
+  const nowMs = Date.now();
+  out.layers_wanted = txSig.rx
+    .filter((m) => m.type === 'layers_wanted' && m.track_id)
+    .map((m) => ({ at_ms: nowMs - (txNow - m.t) - t0, layers: m.layers }));
+  for (const name of ['before_switches', 'switches']) {
+    const st = out.stalls[name];
+    if (st.ms > MAX_STALL_MS) {
+      throw new Error(`no new frame for ${st.ms} ms (${name}, from ${st.at_ms} ms after the first sample)`);
+    }
+  }
+  if (out.widths.high_after < highWidth) throw new Error(`back at 'high' the width is ${out.widths.high_after}px`);
+  if (!(lastS.framesDecoded > trace[0].framesDecoded)) throw new Error('framesDecoded did not increase');
+}
+
+// ---- tcp -----------------------------------------------------------------------
+
+async function checkTcp(browsers, urls, out) {
+  const { selves, videos } = await joinBoth(browsers, urls);
+  out.participants = selves;
+  // A second look: the video keeps coming (not just one frame before a failure).
+  const t1 = Date.now();
+  await sleep(3000);
+  const again = await Promise.all(browsers.map((b, i) => videoFrom(b, selves[1 - i].id)));
+  const secs = (Date.now() - t1) / 1000;
+  out.video = again.map((v, i) => ({
+    before: videos[i].framesDecoded,
+    after: v ? v.framesDecoded : 0,
+    fps: v ? Math.round(((v.framesDecoded - videos[i].framesDecoded) / secs) * 10) / 10 : 0,
+    frameWidth: v ? v.frameWidth : 0,
+  }));
+  out.pairs = await Promise.all(browsers.map((b) => selectedPairs(b.page)));
+  for (let i = 0; i < 2; i++) {
+    if (!(out.video[i].after > out.video[i].before)) {
+      throw new Error(`page ${i + 1}: decoded frames stopped at ${out.video[i].after}`);
+    }
+    for (const name of ['publisher', 'subscriber']) {
+      const p = out.pairs[i][name];
+      if (!p || !p.pair || !p.pair.local) throw new Error(`page ${i + 1} ${name}: no selected candidate pair (${JSON.stringify(p)})`);
+      if (p.pair.local.protocol !== 'tcp') {
+        throw new Error(`page ${i + 1} ${name}: the selected local candidate is ${JSON.stringify(p.pair.local)}`);
+      }
+    }
+  }
+}
+
+// ---- speaker -------------------------------------------------------------------
+
+/** How long to wait, after the first `active_speaker`, for the other page's. */
+const SECOND_PAGE_WAIT_MS = 6000;
+
+async function speakerMessages(browsers) {
+  const sigs = await Promise.all(browsers.map((b) => signaling(b.page)));
+  const nows = await Promise.all(browsers.map((b) => pageNow(b.page)));
+  return sigs.map((s, i) => {
+    const joined = s.rx.find((m) => m.type === 'joined');
+    return {
+      joined_ago_ms: joined ? nows[i] - joined.t : null,
+      messages: s.rx
+        .filter((m) => m.type === 'active_speaker')
+        .map((m) => ({ participant_id: m.participant_id, ago_ms: nows[i] - m.t })),
+    };
+  });
+}
+
+async function checkSpeaker(browsers, urls, out) {
+  const joinedAt = Date.now();
+  const { selves } = await joinBoth(browsers, urls);
+  out.participants = selves;
+  const ids = new Set(selves.map((s) => s.id));
+  const deadline = joinedAt + timeoutMs;
+  let firstAt = null;
+  for (;;) {
+    const pages = await speakerMessages(browsers);
+    out.active_speaker = pages;
+    const told = pages.map((p) => p.messages.length > 0);
+    if (firstAt === null && told.some(Boolean)) {
+      firstAt = Date.now();
+      log('first active_speaker message');
+    }
+    // Both pages are in the meeting when it is announced: normally both hear
+    // of it; give the second a moment, but one is what the check needs.
+    if (told.every(Boolean) || (firstAt !== null && Date.now() - firstAt > SECOND_PAGE_WAIT_MS)) break;
+    if (Date.now() > deadline) {
+      throw new Error(`no active_speaker message in ${timeoutMs} ms after joining (${JSON.stringify(pages)})`);
+    }
+    await sleep(300);
+  }
+  out.pages_told = out.active_speaker.map((p) => p.messages.length > 0);
+  const all = out.active_speaker.flatMap((p) => p.messages);
+  const strangers = all.filter((m) => !ids.has(m.participant_id));
+  if (strangers.length > 0) throw new Error(`active_speaker named unknown participants: ${JSON.stringify(strangers)}`);
+  // The tiles: the latest speaker's tile is marked (a page's own tile is
+  // reported, not required: the client keys it 'self').
+  out.tiles = [];
+  for (let i = 0; i < 2; i++) {
+    const msgs = out.active_speaker[i].messages;
+    const last = msgs[msgs.length - 1];
+    const marked = await browsers[i].page.evaluate(() =>
+      [...document.querySelectorAll('.tile.active-speaker')].map((el) => el.dataset.participantId),
+    );
+    const speaker = last ? last.participant_id : null;
+    const isSelf = speaker === selves[i].id;
+    out.tiles.push({ page: i + 1, speaker, speaker_is_self: isSelf, marked });
+    if (speaker && !isSelf && !marked.includes(speaker)) {
+      throw new Error(`page ${i + 1}: the tile of the speaker ${speaker} is not marked active-speaker (marked: ${marked})`);
+    }
+  }
+}
+
+// ---- main ----------------------------------------------------------------------
+
+const CHECKS = { simulcast: checkSimulcast, tcp: checkTcp, speaker: checkSpeaker };
+
+async function main() {
+  const [check, ...urls] = process.argv.slice(2);
+  if (!CHECKS[check] || urls.length !== 2) {
+    process.stderr.write(`usage: node media_checks.mjs ${Object.keys(CHECKS).join('|')} URL1 URL2\n`);
+    return 2;
+  }
+  // Page 1's tiles are large in the simulcast check, so its own layout asks
+  // for `high` too.
+  const viewports = check === 'simulcast' ? [{ width: 1920, height: 1080 }, null] : [null, null];
+  const out = { ok: false, check, reason: null };
+  const browsers = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      browsers.push(await openBrowser(i, { viewport: viewports[i] || undefined, initScript: recordSignaling }));
+    }
+    log('browsers started');
+    await CHECKS[check](browsers, urls, out);
+    out.ok = true;
+    out.elapsed_ms = elapsed();
+    log(`${check}: passed`);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  } catch (e) {
+    out.reason = e && e.message ? e.message : String(e);
+    out.elapsed_ms = elapsed();
+    process.stderr.write(`e2e failed: ${out.reason}\n`);
+    dumpConsoles(browsers);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 1;
+  } finally {
+    await closeBrowsers(browsers);
+  }
+}
+
+watchdog(timeoutMs + 90000);
+process.exitCode = await main();

@@ -1,0 +1,357 @@
+//! Media behaviour of the web client in real Chromium, two pages in one
+//! meeting, driven by `tests/e2e/media_checks.mjs` (Node + playwright-core,
+//! the system's Chromium; see tests/tests/browser.rs for what that needs):
+//!
+//! - simulcast: page 1 receives page 2's video at `high` (waiting up to 25 s
+//!   for Chromium to start its top layer), asks for `low`, stays there long
+//!   enough for the server to pause the unused layers, then asks for `high`
+//!   again; the decoded width drops and comes back, and frames keep being
+//!   decoded (no stall over 2 s after start-up);
+//! - ICE-TCP: with all UDP dropped (an nftables rule in a network namespace
+//!   of its own: this test binary runs again inside `unshare -n` for that
+//!   test only, so needs `nft` (Debian `nftables`) and `unshare`), both pages
+//!   still decode each other's video, every selected candidate pair is TCP;
+//! - active speaker: an `active_speaker` message (Chromium's fake microphone
+//!   beeps) names one of the two, and the other page marks that tile.
+//!
+//! The checks run one at a time (each starts two browsers) and print their
+//! figures on stderr (`-- --nocapture` shows them).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// How long a script may wait for media once both pages joined.
+const MEDIA_TIMEOUT_MS: u64 = 20_000;
+/// A hard limit for one script (browser start, page loads, the check).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Set in the child test process that runs inside the UDP-less namespace.
+const UDP_BLOCKED_ENV: &str = "GIAOBAN_E2E_IN_UDP_BLOCKED_NETNS";
+
+/// One browser check at a time: two Chromiums each is enough for 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+fn chromium() -> Result<String> {
+    let chromium =
+        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    ensure!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
+    );
+    Ok(chromium)
+}
+
+/// Installs the pinned playwright-core with `npm ci` unless it is there.
+async fn ensure_node_modules(dir: &Path) -> Result<()> {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Ok(());
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .output()
+        .await
+        .context("running `npm ci` in tests/e2e (is npm installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "`npm ci` failed in {} (it needs the npm registry: run `npm ci --prefix tests/e2e` \
+             before entering a network namespace):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The JSON summary the script prints as its last line on stdout.
+fn parse_summary(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+}
+
+/// The last `n` lines of `s`.
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    let mut cur = v;
+    for key in path {
+        cur = &cur[*key];
+    }
+    cur
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    at(v, path).as_f64()
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    at(v, path).as_str().unwrap_or("")
+}
+
+/// Starts a server, invites two participants to one meeting and runs
+/// `node media_checks.mjs CHECK URL1 URL2`; returns the script's summary
+/// (whose `ok` is true) or an error with the script's and server's output.
+async fn run_check(check: &str) -> Result<Value> {
+    let chromium = chromium()?;
+    let dir = e2e_dir();
+    ensure_node_modules(&dir).await?;
+
+    let server = giaoban_tests::TestServer::start().await?;
+    let meeting = server.create_meeting("Giao ban kiểm tra media").await?;
+    let url1 = server
+        .invite(&meeting, "UBND huyện Krông Nô", "bridge")
+        .await?;
+    let url2 = server.invite(&meeting, "Sở Y tế", "member").await?;
+
+    let child = Command::new("node")
+        .arg("media_checks.mjs")
+        .arg(check)
+        .arg(&url1)
+        .arg(&url2)
+        .current_dir(&dir)
+        .env("CHROMIUM_PATH", &chromium)
+        .env("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .with_context(|| format!("the {check} script did not finish in {SCRIPT_TIMEOUT:?}"))??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- {check}: script stderr ---\n{stderr}");
+    let summary = parse_summary(&stdout);
+    if !out.status.success() || summary.as_ref().map(|s| &s["ok"]) != Some(&Value::Bool(true)) {
+        let reason = summary
+            .as_ref()
+            .map(|s| text(s, &["reason"]).to_string())
+            .unwrap_or_default();
+        bail!(
+            "the {check} check failed ({}): {reason}\n--- stdout ---\n{stdout}\n\
+             --- server log (tail) ---\n{}",
+            out.status,
+            tail(&server.log(), 60)
+        );
+    }
+    let summary =
+        summary.with_context(|| format!("no JSON summary on stdout:\n{stdout}\n{stderr}"))?;
+    eprintln!("--- {check}: summary ---\n{summary:#}");
+    Ok(summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_layer_switches_low_then_high_without_freezing() -> Result<()> {
+    let _one_at_a_time = SERIAL.lock().await;
+    let s = run_check("simulcast").await?;
+    let high = num(&s, &["widths", "high_before"]).context("no width at high")?;
+    let low = num(&s, &["widths", "low"]).context("no width at low")?;
+    let high_after = num(&s, &["widths", "high_after"]).context("no width back at high")?;
+    ensure!(high > 0.0, "nothing decoded at high: {s}");
+    ensure!(
+        low > 0.0 && low < high,
+        "the low layer ({low}px) is not smaller than the high one ({high}px): {s}"
+    );
+    ensure!(
+        high_after >= high,
+        "back at high the width is {high_after}px, was {high}px: {s}"
+    );
+    let to_low = num(&s, &["switch_low", "ms"]).context("no time for the switch to low")?;
+    let to_high = num(&s, &["switch_high", "ms"]).context("no time for the switch to high")?;
+    // Start-up stalls are reported only; from then on frames must keep coming.
+    let stall_before =
+        num(&s, &["stalls", "before_switches", "ms"]).context("no stall figure before switches")?;
+    let stall = num(&s, &["stalls", "switches", "ms"]).context("no stall figure")?;
+    ensure!(
+        stall_before <= 2000.0,
+        "video stalled for {stall_before} ms before the switches: {s}"
+    );
+    ensure!(
+        stall <= 2000.0,
+        "video stalled for {stall} ms across the switches: {s}"
+    );
+    let sent: Vec<&str> = at(&s, &["set_quality_sent"])
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ensure!(
+        sent == ["low", "high"],
+        "page 1 sent set_quality {sent:?} (expected low then high)"
+    );
+    ensure!(
+        at(&s, &["set_quality_errors"]).as_array().map(Vec::len) == Some(0),
+        "the server answered errors: {s}"
+    );
+    eprintln!(
+        "simulcast: {high}px -> low {low}px in {to_low} ms -> high {high_after}px in {to_high} ms; \
+         stalls {}; silent layers {}; top layer after {} ms; widths {}; layers_wanted {}; \
+         publisher answer {}",
+        s["stalls"],
+        s["silent_layers"],
+        s["top_layer_wait_ms"],
+        s["width_changes"],
+        s["layers_wanted"],
+        s["publisher_answer"]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_speaker_names_a_participant() -> Result<()> {
+    let _one_at_a_time = SERIAL.lock().await;
+    let s = run_check("speaker").await?;
+    let ids: Vec<&str> = at(&s, &["participants"])
+        .as_array()
+        .map(|a| a.iter().map(|p| text(p, &["id"])).collect())
+        .unwrap_or_default();
+    ensure!(ids.len() == 2, "participants: {s}");
+    let named: Vec<&str> = at(&s, &["active_speaker"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|page| page["messages"].as_array())
+        .flatten()
+        .map(|m| text(m, &["participant_id"]))
+        .collect();
+    ensure!(!named.is_empty(), "no active_speaker message: {s}");
+    ensure!(
+        named.iter().all(|id| ids.contains(id)),
+        "active_speaker named {named:?}, participants {ids:?}"
+    );
+    eprintln!(
+        "active speaker: {named:?} (participants {ids:?}); pages told {}; tiles {}",
+        s["pages_told"], s["tiles"]
+    );
+    Ok(())
+}
+
+/// The nftables rules of the namespace that runs the ICE-TCP check: drop
+/// every UDP datagram the namespace sends (loopback included).
+const NFT_DROP_UDP: &str = "nft add table inet giaoban_e2e && \
+     nft add chain inet giaoban_e2e out '{ type filter hook output priority 0; }' && \
+     nft add rule inet giaoban_e2e out meta l4proto udp drop";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_only_when_udp_is_dropped() -> Result<()> {
+    if std::env::var_os(UDP_BLOCKED_ENV).is_some() {
+        return ice_tcp_inside_udp_blocked_namespace().await;
+    }
+    let _one_at_a_time = SERIAL.lock().await;
+    // A network namespace of its own, so the rule cannot touch the other
+    // tests: this test binary runs again in it, for this test only.
+    let exe = std::env::current_exe().context("current_exe")?;
+    let script = format!(
+        "set -e; PATH=\"$PATH:/usr/sbin:/sbin\"; \
+         command -v nft >/dev/null || {{ echo 'nft not found: apt-get install nftables' >&2; exit 3; }}; \
+         ip link set lo up; {NFT_DROP_UDP}; \
+         exec \"$0\" ice_tcp_only_when_udp_is_dropped --exact --nocapture --test-threads=1"
+    );
+    let child = Command::new("unshare")
+        .arg("-n")
+        .arg("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(&exe)
+        .env(UDP_BLOCKED_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `unshare -n` (util-linux; needs root or a user namespace)")?;
+    let out = tokio::time::timeout(
+        SCRIPT_TIMEOUT + Duration::from_secs(30),
+        child.wait_with_output(),
+    )
+    .await
+    .context("the ICE-TCP check did not finish in time")??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("--- ICE-TCP check in its own namespace ---\n{stderr}\n{stdout}");
+    ensure!(
+        out.status.success(),
+        "the ICE-TCP check failed ({}); see its output above",
+        out.status
+    );
+    ensure!(
+        stdout.contains("1 passed"),
+        "the ICE-TCP check did not run: {stdout}"
+    );
+    Ok(())
+}
+
+/// Proves UDP is dropped here: a datagram to a local UDP socket never arrives.
+async fn udp_is_dropped() -> Result<bool> {
+    let rx = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let tx = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    // With the rule in place the send itself fails (EPERM) or the datagram
+    // vanishes.
+    if tx.send_to(b"ping", rx.local_addr()?).await.is_err() {
+        return Ok(true);
+    }
+    let mut buf = [0u8; 16];
+    let got = tokio::time::timeout(Duration::from_millis(300), rx.recv_from(&mut buf)).await;
+    Ok(got.is_err())
+}
+
+async fn ice_tcp_inside_udp_blocked_namespace() -> Result<()> {
+    ensure!(
+        udp_is_dropped().await?,
+        "UDP still flows in this namespace: the nftables rule is not in effect"
+    );
+    let s = run_check("tcp").await?;
+    for (i, page) in at(&s, &["pairs"])
+        .as_array()
+        .context("no pairs")?
+        .iter()
+        .enumerate()
+    {
+        for pc in ["publisher", "subscriber"] {
+            ensure!(
+                text(page, &[pc, "pair", "local", "protocol"]) == "tcp",
+                "page {}: {pc} selected {}",
+                i + 1,
+                page[pc]
+            );
+            ensure!(
+                text(page, &[pc, "pair", "remote", "protocol"]) == "tcp",
+                "page {}: {pc} remote candidate {}",
+                i + 1,
+                page[pc]
+            );
+        }
+    }
+    for (i, v) in at(&s, &["video"])
+        .as_array()
+        .context("no video")?
+        .iter()
+        .enumerate()
+    {
+        ensure!(
+            num(v, &["after"]).unwrap_or(0.0) > num(v, &["before"]).unwrap_or(0.0),
+            "page {}: video did not keep flowing: {v}",
+            i + 1
+        );
+    }
+    eprintln!("ICE-TCP: pairs {} video {}", s["pairs"], s["video"]);
+    Ok(())
+}
