@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 pub mod client;
+pub mod e2e;
 
 /// How long the server may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -13,11 +13,11 @@
 //!
 //! `E2E_SCREENSHOT=/path.png` keeps a screenshot of the first page (1024x768).
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, parse_summary, tail};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -25,50 +25,6 @@ use tokio::process::Command;
 const MEDIA_TIMEOUT_MS: u64 = 30_000;
 /// A hard limit for the whole script (browser start, page loads, media).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
-
-/// Installs the pinned playwright-core with `npm ci` unless it is there.
-async fn ensure_node_modules(dir: &Path) -> Result<()> {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return Ok(());
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .await
-        .context("running `npm ci` in tests/e2e (is npm installed?)")?;
-    if !out.status.success() {
-        bail!(
-            "`npm ci` failed in {} (it needs the npm registry: run `npm ci --prefix tests/e2e` \
-             before entering a network namespace):\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// The JSON summary the script prints as its last line on stdout.
-fn parse_summary(stdout: &str) -> Option<Value> {
-    stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .and_then(|l| serde_json::from_str(l).ok())
-}
-
-/// The last `n` lines of `s`.
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 fn num(v: &Value, path: &[&str]) -> f64 {
     let mut cur = v;
@@ -88,12 +44,7 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
-    let chromium =
-        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
-    );
+    let chromium = chromium()?;
     let dir = e2e_dir();
     ensure_node_modules(&dir).await?;
 

@@ -17,11 +17,12 @@
 //!
 //! `E2E_SCREENSHOT_DIR=/some/dir` keeps screenshots of the pages.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, parse_summary, tail};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
@@ -34,34 +35,6 @@ const USERNAME: &str = "thuky.e2e";
 const PASSWORD: &str = "Mật-khẩu thử nghiệm 2026!";
 /// The signer of `valid_rsa.pdf` (its certificate's common name).
 const SIGNER: &str = "Nguyễn Văn An";
-
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
-
-/// Installs the pinned playwright-core with `npm ci` unless it is there.
-async fn ensure_node_modules(dir: &Path) -> Result<()> {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return Ok(());
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .await
-        .context("running `npm ci` in tests/e2e (is npm installed?)")?;
-    ensure!(
-        out.status.success(),
-        "`npm ci` failed in {} (it needs the npm registry: run `npm ci --prefix tests/e2e` \
-         before entering a network namespace):\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
 
 /// Signed PDFs and their trust anchor, made by pyHanko into `dir`.
 async fn make_signed_pdfs(dir: &Path) -> Result<()> {
@@ -120,20 +93,6 @@ async fn add_secretary(server: &giaoban_tests::TestServer) -> Result<()> {
     Ok(())
 }
 
-/// The JSON summary the script prints as its last line on stdout.
-fn parse_summary(stdout: &str) -> Option<Value> {
-    stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .and_then(|l| serde_json::from_str(l).ok())
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
@@ -169,12 +128,7 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Result<()> {
-    let chromium =
-        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
-    );
+    let chromium = chromium()?;
     let dir = e2e_dir();
     ensure_node_modules(&dir).await?;
 

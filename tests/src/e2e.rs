@@ -1,0 +1,64 @@
+//! Shared pieces of the tests that drive real Chromium through the Node
+//! scripts in `tests/e2e`: where the scripts are, the browser, the pinned
+//! Node packages, and reading a script's output.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// The folder of the Node scripts (`tests/e2e`).
+pub fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+/// The Chromium to drive: `CHROMIUM_PATH`, else `/usr/bin/chromium`.
+pub fn chromium() -> Result<String> {
+    let chromium =
+        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    ensure!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
+    );
+    Ok(chromium)
+}
+
+/// Installs the pinned playwright-core with `npm ci` unless it is there.
+pub async fn ensure_node_modules(dir: &Path) -> Result<()> {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return Ok(());
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .output()
+        .await
+        .context("running `npm ci` in tests/e2e (is npm installed?)")?;
+    ensure!(
+        out.status.success(),
+        "`npm ci` failed in {} (it needs the npm registry: run `npm ci --prefix tests/e2e` \
+         before entering a network namespace):\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The JSON summary a script prints as its last JSON line on stdout.
+pub fn parse_summary(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
