@@ -770,6 +770,11 @@ impl Engine {
                 self.rooms.remove(&state.room);
             }
         }
+        if let Some(speaker) = self.speakers.get_mut(&state.room) {
+            if speaker.current.as_ref() == Some(participant) {
+                speaker.current = None;
+            }
+        }
         let track_ids: Vec<String> = state.tracks.iter().map(|t| t.id.clone()).collect();
         self.unsubscribe_everyone(&state.room, &track_ids);
         // Drop this participant's subscriber connection from others' track lists.
