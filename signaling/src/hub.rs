@@ -293,6 +293,20 @@ impl Hub {
         true
     }
 
+    /// (meeting id, invitation id) of every session in a meeting now.
+    pub fn live_invitations(&self) -> Vec<(String, String)> {
+        let inner = self.lock();
+        inner
+            .rooms
+            .iter()
+            .flat_map(|(mid, r)| {
+                r.members
+                    .values()
+                    .map(move |m| (mid.clone(), m.invitation_id.clone()))
+            })
+            .collect()
+    }
+
     /// Sends an event to everyone in a meeting (nobody there: nothing).
     pub fn broadcast(&self, meeting_id: &str, event: &Value) {
         let inner = self.lock();

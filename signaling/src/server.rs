@@ -157,6 +157,11 @@ pub async fn serve(
     };
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
+    let sweep = tokio::spawn(revocation_sweep(
+        store.clone(),
+        state.hub.clone(),
+        state.shutdown.clone(),
+    ));
 
     let line = ready_line(http_addr, sfu.udp_addr(), sfu.tcp_addr());
     {
@@ -205,8 +210,40 @@ pub async fn serve(
     while Arc::strong_count(&sessions) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    sweep.abort();
     sfu.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often live sessions are checked against revocations made outside this
+/// process (`giaoban invite revoke` on the command line, another node).
+const REVOCATION_SWEEP: Duration = Duration::from_secs(5);
+
+/// Ends the sessions of invitations revoked behind the server's back. The
+/// REST API's revoke ends its session at once; the command line writes only
+/// to the database, and this notices it within a few seconds.
+async fn revocation_sweep(
+    store: cabinet::Store,
+    hub: Arc<Hub>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REVOCATION_SWEEP) => {}
+            _ = shutdown.changed() => return,
+        }
+        for (meeting_id, invitation_id) in hub.live_invitations() {
+            match store.get_invitation(&invitation_id).await {
+                Ok(Some(inv)) if inv.is_revoked() => {
+                    if hub.kick_invitation(&meeting_id, &invitation_id) {
+                        tracing::info!(invitation = %invitation_id, meeting = %meeting_id, "revoked invitation's session ended");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("revocation check: {e}"),
+            }
+        }
+    }
 }

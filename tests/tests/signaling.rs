@@ -758,3 +758,38 @@ async fn idle_sockets_are_closed_after_40_seconds() -> anyhow::Result<()> {
     assert_alive(&mut busy).await?;
     Ok(())
 }
+
+/// `giaoban invite revoke` writes only to the database: the running server
+/// notices within seconds and ends that invitation's live session.
+#[tokio::test]
+async fn cli_revocation_ends_a_live_session() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let m = server.create_meeting("Thu hồi từ dòng lệnh").await?;
+    let ta = token_of(&server.invite(&m, "A", "chair").await?)?.to_owned();
+    let tb = token_of(&server.invite(&m, "B", "bridge").await?)?.to_owned();
+    let mut a = WsClient::connect(&server.ws_url()).await?;
+    a.hello_and_join(&ta).await?;
+    let mut b = WsClient::connect(&server.ws_url()).await?;
+    let jb = b.hello_and_join(&tb).await?;
+    a.recv_type("participant_joined").await?;
+    let inv = claims_of(&tb)?["sub"].as_str().context("sub")?.to_owned();
+    server.cli(&["invite", "revoke", &inv]).await?;
+    // The sweep runs every 5 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let err = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = b.recv_within(left).await?;
+        if msg["type"] == "error" {
+            break msg;
+        }
+    };
+    assert_eq!(err["code"], "token_revoked", "{err}");
+    assert_eq!(b.expect_close(Duration::from_secs(5)).await?, Some(1008));
+    let left = a.recv_type("participant_left").await?;
+    assert_eq!(left["reason"], "revoked");
+    assert_eq!(left["participant_id"], jb["participant"]["id"]);
+    // The other participant is unaffected.
+    let pong = a.request(json!({"type": "ping", "ts": 7})).await?;
+    assert_eq!(pong["type"], "pong", "{pong}");
+    Ok(())
+}
