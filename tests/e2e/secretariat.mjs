@@ -28,31 +28,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { FLAGS, executablePath, log, verbose, watchdog } from './lib.mjs';
 
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
-
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const waitMs = Number(process.env.E2E_TIMEOUT_MS || 15000);
-const verbose = process.env.E2E_VERBOSE === '1';
 const shotDir = process.env.E2E_SCREENSHOT_DIR || '';
-const started = Date.now();
 const summary = { ok: false, reason: null, steps: [] };
-
-function log(...args) {
-  process.stderr.write(`[e2e +${Date.now() - started}ms] ${args.join(' ')}\n`);
-}
 
 function step(name, detail) {
   summary.steps.push(name);
@@ -330,10 +310,6 @@ async function main() {
   }
 }
 
-const watchdog = setTimeout(() => {
-  process.stderr.write('e2e failed: hard timeout (browser hung)\n');
-  process.exit(1);
-}, waitMs * 20 + 60000);
-watchdog.unref();
+watchdog(waitMs * 20 + 60000);
 
 process.exitCode = await main();

@@ -62,3 +62,49 @@ pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// What a finished script left behind.
+pub struct ScriptRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The last JSON line of stdout, if any.
+    pub summary: Option<Value>,
+}
+
+/// Runs `node SCRIPT ARGS…` in `tests/e2e` with extra environment variables,
+/// waits at most `limit` (the process is killed past it) and collects its
+/// output.
+pub async fn run_script(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, String)],
+    limit: std::time::Duration,
+) -> Result<ScriptRun> {
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .args(args)
+        .current_dir(e2e_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .context("starting node (is Node.js installed?)")?;
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .with_context(|| format!("`node {script}` did not finish in {limit:?}"))??;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = parse_summary(&stdout);
+    Ok(ScriptRun {
+        status: out.status,
+        stdout,
+        stderr,
+        summary,
+    })
+}

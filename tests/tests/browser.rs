@@ -13,13 +13,11 @@
 //!
 //! `E2E_SCREENSHOT=/path.png` keeps a screenshot of the first page (1024x768).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, parse_summary, tail};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
 use serde_json::Value;
-use tokio::process::Command;
 
 /// How long the script may wait for media once both pages joined.
 const MEDIA_TIMEOUT_MS: u64 = 30_000;
@@ -56,26 +54,18 @@ async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
     let url1 = server.invite(&meeting, names[0], "bridge").await?;
     let url2 = server.invite(&meeting, names[1], "member").await?;
 
-    let child = Command::new("node")
-        .arg("two_pages.mjs")
-        .arg(&url1)
-        .arg(&url2)
-        .current_dir(&dir)
-        .env("CHROMIUM_PATH", &chromium)
-        .env("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting node (is Node.js installed?)")?;
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .context("the browser script did not finish in time")??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary = parse_summary(&stdout);
-    if !out.status.success() {
+    let run = run_script(
+        "two_pages.mjs",
+        &[url1.as_ref(), url2.as_ref()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string()),
+        ],
+        SCRIPT_TIMEOUT,
+    )
+    .await?;
+    let (stdout, stderr, summary) = (run.stdout, run.stderr, run.summary);
+    if !run.status.success() {
         let reason = summary
             .as_ref()
             .map(|s| text(s, &["reason"]).to_string())
@@ -83,7 +73,7 @@ async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
         bail!(
             "the browser test failed ({}): {reason}\n--- stderr ---\n{stderr}\n--- stdout ---\n{stdout}\n\
              --- server log (tail) ---\n{}",
-            out.status,
+            run.status,
             tail(&server.log(), 60)
         );
     }

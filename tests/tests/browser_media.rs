@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, parse_summary, tail};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -66,28 +66,20 @@ async fn run_check(check: &str) -> Result<Value> {
         .await?;
     let url2 = server.invite(&meeting, "Sở Y tế", "member").await?;
 
-    let child = Command::new("node")
-        .arg("media_checks.mjs")
-        .arg(check)
-        .arg(&url1)
-        .arg(&url2)
-        .current_dir(&dir)
-        .env("CHROMIUM_PATH", &chromium)
-        .env("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting node (is Node.js installed?)")?;
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .with_context(|| format!("the {check} script did not finish in {SCRIPT_TIMEOUT:?}"))??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = run_script(
+        "media_checks.mjs",
+        &[check.as_ref(), url1.as_ref(), url2.as_ref()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string()),
+        ],
+        SCRIPT_TIMEOUT,
+    )
+    .await?;
+    let (stdout, stderr) = (run.stdout, run.stderr);
     eprintln!("--- {check}: script stderr ---\n{stderr}");
-    let summary = parse_summary(&stdout);
-    if !out.status.success() || summary.as_ref().map(|s| &s["ok"]) != Some(&Value::Bool(true)) {
+    let summary = run.summary;
+    if !run.status.success() || summary.as_ref().map(|s| &s["ok"]) != Some(&Value::Bool(true)) {
         let reason = summary
             .as_ref()
             .map(|s| text(s, &["reason"]).to_string())
@@ -95,7 +87,7 @@ async fn run_check(check: &str) -> Result<Value> {
         bail!(
             "the {check} check failed ({}): {reason}\n--- stdout ---\n{stdout}\n\
              --- server log (tail) ---\n{}",
-            out.status,
+            run.status,
             tail(&server.log(), 60)
         );
     }

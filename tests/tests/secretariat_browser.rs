@@ -22,7 +22,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, parse_summary, tail};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
@@ -149,30 +149,20 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
     add_secretary(&server).await?;
     let base = server.base_url();
 
-    let mut cmd = Command::new("node");
-    cmd.arg("secretariat.mjs")
-        .arg(&base)
-        .arg(&signed)
-        .arg(&tampered)
-        .current_dir(&dir)
-        .env("CHROMIUM_PATH", &chromium)
-        .env("E2E_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string())
-        .env("E2E_USERNAME", USERNAME)
-        .env("E2E_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .context("starting node (is Node.js installed?)")?;
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .context("the browser script did not finish in time")??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary = parse_summary(&stdout);
-    if !out.status.success() {
+    let run = run_script(
+        "secretariat.mjs",
+        &[base.as_ref(), signed.as_os_str(), tampered.as_os_str()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string()),
+            ("E2E_USERNAME", USERNAME.to_owned()),
+            ("E2E_PASSWORD", PASSWORD.to_owned()),
+        ],
+        SCRIPT_TIMEOUT,
+    )
+    .await?;
+    let (stdout, stderr, summary) = (run.stdout, run.stderr, run.summary);
+    if !run.status.success() {
         let reason = summary
             .as_ref()
             .map(|s| text(s, "/reason").to_string())
@@ -180,7 +170,7 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
         bail!(
             "the browser test failed ({}): {reason}\n--- stderr ---\n{stderr}\n--- stdout ---\n{stdout}\n\
              --- server log (tail) ---\n{}",
-            out.status,
+            run.status,
             tail(&server.log(), 60)
         );
     }
