@@ -710,12 +710,7 @@ impl Peer {
                     if !self.senders.contains_key(&track) {
                         continue;
                     }
-                    let wants_keyframe = packets.iter().any(|p| {
-                        let any = p.as_any();
-                        any.downcast_ref::<PictureLossIndication>().is_some()
-                            || any.downcast_ref::<FullIntraRequest>().is_some()
-                    });
-                    if wants_keyframe {
+                    if asks_for_keyframe(&packets) {
                         self.pending.push_back(PeerEvent::KeyframeRequest { track });
                     }
                 }
@@ -723,6 +718,15 @@ impl Peer {
             }
         }
     }
+}
+
+/// Whether an RTCP compound packet asks for a keyframe (PLI or FIR).
+fn asks_for_keyframe(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
+    packets.iter().any(|p| {
+        let any = p.as_any();
+        any.downcast_ref::<PictureLossIndication>().is_some()
+            || any.downcast_ref::<FullIntraRequest>().is_some()
+    })
 }
 
 /// Marks inbound keyframe requests (PLI, FIR) for delivery to the application.
@@ -745,12 +749,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wants_keyframe = packets.iter().any(|p| {
-                let any = p.as_any();
-                any.downcast_ref::<PictureLossIndication>().is_some()
-                    || any.downcast_ref::<FullIntraRequest>().is_some()
-            });
-            if wants_keyframe && !msg.message.has(&Attribute::DeliverToApplication) {
+            if asks_for_keyframe(packets) && !msg.message.has(&Attribute::DeliverToApplication) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
