@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub mod client;
 pub mod e2e;
+pub mod procstat;
 
 /// How long the server may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
