@@ -6,8 +6,8 @@ use crate::blobs::{Blobs, StagedBlob};
 use crate::meetings::MAX_TEXT;
 use crate::{
     new_id, now_unix, optional_text, parse_stored, required_text, AgendaItem, AgendaItemPatch,
-    Document, DocumentAccess, DocumentVersion, Error, NewAgendaItem, NewDocument, Pool, Result,
-    Store, Upload,
+    Document, DocumentAccess, DocumentVersion, Error, IdempotencyKey, NewAgendaItem, NewDocument,
+    Pool, Result, Store, Upload,
 };
 
 const ITEM_COLUMNS: &str =
@@ -134,6 +134,21 @@ impl Store {
         meeting_id: &str,
         new: NewAgendaItem,
     ) -> Result<AgendaItem> {
+        self.add_agenda_item_idempotent(actor, meeting_id, new, None)
+            .await
+    }
+
+    /// [`Store::add_agenda_item`], storing the answer (201 and the item)
+    /// under `idem` in the same transaction. A concurrent request with the
+    /// same key that committed first makes this one fail with a unique
+    /// violation ([`Error::is_unique_violation`]) and create nothing.
+    pub async fn add_agenda_item_idempotent(
+        &self,
+        actor: &str,
+        meeting_id: &str,
+        new: NewAgendaItem,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<AgendaItem> {
         let title = required_text(&new.title, "agenda item title", MAX_TEXT)?;
         let presenter = optional_text(&new.presenter, "presenter", MAX_TEXT)?;
         check_duration(new.duration_minutes)?;
@@ -172,6 +187,7 @@ impl Store {
             audit!(tx, actor, "agenda.create", "agenda_item", &item.id, json!({
                 "meeting_id": meeting_id, "position": item.position, "title": item.title,
             }));
+            remember!(tx, actor, idem, 201u16, &item);
             item
         });
         Ok(item)
@@ -356,6 +372,22 @@ impl Store {
         content: StagedBlob,
         blobs: &Blobs,
     ) -> Result<Document> {
+        self.add_document_idempotent(actor, new, upload, content, blobs, None)
+            .await
+    }
+
+    /// [`Store::add_document`], storing the answer (201 and the document)
+    /// under `idem` in the transaction that writes the rows (see
+    /// [`Store::add_agenda_item_idempotent`]).
+    pub async fn add_document_idempotent(
+        &self,
+        actor: &str,
+        new: NewDocument,
+        upload: Upload,
+        content: StagedBlob,
+        blobs: &Blobs,
+        idem: Option<&IdempotencyKey>,
+    ) -> Result<Document> {
         let title = required_text(&new.title, "document title", MAX_TEXT)?;
         let item = self
             .get_agenda_item(&new.agenda_item_id)
@@ -377,7 +409,8 @@ impl Store {
         let now = now_unix();
         let filename = clean_filename(&upload.filename);
         let content_type = clean_content_type(&upload.content_type);
-        let report = upload.signature_report.to_string();
+        let report_value = upload.signature_report;
+        let report = report_value.to_string();
         // Checks that do not need the content come first, so a refused
         // upload stores nothing.
         in_tx!(self, tx => {
@@ -437,6 +470,31 @@ impl Store {
                 "access": new.access, "participant_ids": named, "version": 1,
                 "sha256": sha256, "size": size, "filename": filename,
             }));
+            if idem.is_some() {
+                // The answer as get_document will read it back.
+                let doc = Document {
+                    id: id.clone(),
+                    meeting_id: item.meeting_id.clone(),
+                    agenda_item_id: item.id.clone(),
+                    title: title.clone(),
+                    access: new.access,
+                    participant_ids: named.clone(),
+                    current_version: 1,
+                    versions: vec![DocumentVersion {
+                        version: 1,
+                        sha256: sha256.clone(),
+                        size,
+                        filename: filename.clone(),
+                        content_type: content_type.clone(),
+                        uploaded_by: actor.to_owned(),
+                        uploaded_at: now,
+                        signature_report: report_value.clone(),
+                    }],
+                    created_at: now,
+                    updated_at: now,
+                };
+                remember!(tx, actor, idem, 201u16, &doc);
+            }
         });
         self.get_document(&id).await?.ok_or(Error::NotFound {
             what: "document",
@@ -512,6 +570,18 @@ impl Store {
                 what: "document",
                 id: document_id.to_owned(),
             })
+    }
+
+    /// Every content hash a document version references (to clean the
+    /// content store of unreferenced files, see
+    /// [`Blobs::clean_leftovers`]).
+    pub async fn referenced_contents(&self) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<String> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT DISTINCT sha256 FROM document_versions",
+        )
+        .fetch_all(p)
+        .await)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The document with this id, with its versions and named readers.

@@ -119,6 +119,68 @@ impl Blobs {
     }
 }
 
+impl Blobs {
+    /// Removes what a crash can leave behind, at startup (while nothing is
+    /// being uploaded): temp files of unfinished uploads in `tmp/`, and
+    /// contents that no document version references (moved into place just
+    /// before a database write that never committed). Returns how many temp
+    /// files and how many unreferenced contents were removed.
+    pub async fn clean_leftovers(
+        &self,
+        referenced: &std::collections::HashSet<String>,
+    ) -> Result<(usize, usize)> {
+        let root = self.root.clone();
+        let referenced = referenced.clone();
+        tokio::task::spawn_blocking(move || clean_sync(&root, &referenced))
+            .await
+            .map_err(|e| Error::Corrupt(format!("cleaning task failed: {e}")))?
+    }
+}
+
+fn clean_sync(
+    root: &Path,
+    referenced: &std::collections::HashSet<String>,
+) -> Result<(usize, usize)> {
+    let mut temps = 0;
+    let mut orphans = 0;
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(io_err(root)(e)),
+    };
+    for dir in entries.flatten() {
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let path = dir.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let is_tmp = name == "tmp";
+        let is_prefix = name.len() == 2 && is_sha256_hex(&format!("{name}{}", "0".repeat(62)));
+        if !is_tmp && !is_prefix {
+            continue;
+        }
+        for f in std::fs::read_dir(&path).map_err(io_err(&path))?.flatten() {
+            let fname = f.file_name().to_string_lossy().into_owned();
+            let fpath = f.path();
+            let remove = if is_tmp {
+                fname.ends_with(".part")
+            } else {
+                let sha = format!("{name}{fname}");
+                is_sha256_hex(&sha) && !referenced.contains(&sha)
+            };
+            if remove && fpath.is_file() {
+                std::fs::remove_file(&fpath).map_err(io_err(&fpath))?;
+                if is_tmp {
+                    temps += 1;
+                } else {
+                    orphans += 1;
+                }
+            }
+        }
+    }
+    Ok((temps, orphans))
+}
+
 /// A temp file removed on drop unless taken.
 #[derive(Debug)]
 struct TempPath(Option<PathBuf>);
@@ -233,6 +295,22 @@ mod tests {
         let tmp = staged.path().expect("tmp").to_owned();
         drop(staged);
         assert!(!tmp.exists());
+
+        // What a crash leaves: a temp file and an unreferenced content.
+        let w = blobs.stage().await.expect("stage");
+        let leftover = w.tmp.0.clone().expect("tmp path");
+        std::mem::forget(w);
+        let mut w = blobs.stage().await.expect("stage");
+        w.write(b"orphan").await.expect("write");
+        let orphan = blobs
+            .commit(w.finish().await.expect("finish"))
+            .await
+            .expect("commit");
+        let keep: std::collections::HashSet<String> =
+            ["b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9".to_owned()].into();
+        assert_eq!(blobs.clean_leftovers(&keep).await.expect("clean"), (1, 1));
+        assert!(!leftover.exists() && !orphan.exists());
+        assert!(path.exists(), "referenced content kept");
 
         assert!(blobs.path_of("../etc/passwd").is_none());
         assert!(blobs.path_of(&"A".repeat(64)).is_none());

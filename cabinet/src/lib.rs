@@ -12,6 +12,8 @@
 //!   invitations ([`Invitation`], [`Role`]: who may join, as what, until when).
 //! - `registry`: the bridge point registry and a meeting's participants.
 //! - `agenda`: agenda items (ordered, reorderable) and documents with versions.
+//! - [`idempotency`]: answers stored under a client's idempotency key, in
+//!   the transaction of what the request created, for safe retries.
 //! - [`blobs`]: document contents, content-addressed by SHA-256 on disk.
 //! - `users`: secretariat accounts (argon2id) and the audit log (append-only,
 //!   hash-chained: [`Store::verify_audit_chain`]).
@@ -40,6 +42,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use blobs::{Blobs, StagedBlob};
+pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use model::*;
 
 /// The numbered migrations, embedded at compile time.
@@ -288,6 +291,35 @@ macro_rules! audit {
     }};
 }
 
+/// Stores the answer to a request with an idempotency key inside the
+/// transaction `$tx`, after dropping expired ones (see [`idempotency`]).
+/// `$idem` is an `Option<&IdempotencyKey>`; `None` stores nothing.
+macro_rules! remember {
+    ($tx:ident, $actor:expr, $idem:expr, $status:expr, $body:expr) => {{
+        if let Some(k) = $idem {
+            let now = $crate::now_unix();
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(now - $crate::idempotency::KEEP_SECONDS)
+                .execute(&mut *$tx)
+                .await?;
+            let body = serde_json::to_string(&$body)
+                .map_err(|e| $crate::Error::Corrupt(format!("answer to store: {e}")))?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (actor, idem_key, fingerprint, status, body, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind($actor)
+            .bind(&k.key)
+            .bind(&k.fingerprint)
+            .bind(i64::from($status))
+            .bind(body)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+
 /// The hashed fields of an audit row.
 #[doc(hidden)]
 pub struct AuditFields {
@@ -341,6 +373,7 @@ macro_rules! require_open_meeting {
 }
 
 mod agenda;
+pub mod idempotency;
 mod meetings;
 mod registry;
 mod users;

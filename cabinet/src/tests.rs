@@ -1386,7 +1386,7 @@ async fn pg_store_without_migrations() -> Option<((PgPool, String), PgSchema)> {
     };
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS audit_head, audit_log, audit_log_legacy, users, document_versions, document_access, documents, \
-         agenda_items, invitations, participants, bridge_points, meetings, _sqlx_migrations CASCADE",
+         agenda_items, invitations, participants, bridge_points, meetings, idempotency_keys, _sqlx_migrations CASCADE",
     )
     .execute(p)
     .await
@@ -1424,3 +1424,69 @@ on_both!(
     pg_concurrent_audit,
     concurrent_audit
 );
+
+// ---------------------------------------------------------------------------
+// Idempotency keys (migration 0004).
+
+async fn idempotency(store: &Store, _dir: &std::path::Path) {
+    let m = store.create_meeting("Giao ban").await.expect("meeting");
+    let key = IdempotencyKey::new("k-1", idempotency::fingerprint(&[b"a"])).expect("key");
+    let new = || NewAgendaItem {
+        title: "Mục 1".into(),
+        presenter: String::new(),
+        duration_minutes: None,
+    };
+    let none = store.idempotent_response("user:a", "k-1").await;
+    assert!(none.expect("lookup").is_none());
+    let item = store
+        .add_agenda_item_idempotent("user:a", &m.id, new(), Some(&key))
+        .await
+        .expect("add");
+    let stored = store
+        .idempotent_response("user:a", "k-1")
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(stored.status, 201);
+    assert_eq!(stored.fingerprint, key.fingerprint);
+    assert_eq!(stored.body, serde_json::to_value(&item).expect("json"));
+    // Each actor has its own keys.
+    let other = store.idempotent_response("user:b", "k-1").await;
+    assert!(other.expect("lookup").is_none());
+    // The same key again creates nothing: the write fails as a whole.
+    let e = store
+        .add_agenda_item_idempotent("user:a", &m.id, new(), Some(&key))
+        .await
+        .expect_err("second write with the key");
+    assert!(e.is_unique_violation(), "{e}");
+    assert_eq!(store.list_agenda(&m.id).await.expect("list").len(), 1);
+    // Racing writes with one key: exactly one commits.
+    let key2 = IdempotencyKey::new("k-2", idempotency::fingerprint(&[b"b"])).expect("key");
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (s, id, k) = (store.clone(), m.id.clone(), key2.clone());
+        tasks.push(tokio::spawn(async move {
+            s.add_agenda_item_idempotent("user:a", &id, new(), Some(&k))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(e.is_unique_violation(), "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(store.list_agenda(&m.id).await.expect("list").len(), 2);
+    assert!(IdempotencyKey::new("", String::new()).is_err());
+    assert!(IdempotencyKey::new("a b", String::new()).is_err());
+    assert!(IdempotencyKey::new(&"x".repeat(201), String::new()).is_err());
+    assert_ne!(
+        idempotency::fingerprint(&[b"ab", b"c"]),
+        idempotency::fingerprint(&[b"a", b"bc"])
+    );
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+}
+
+on_both!(sqlite_idempotency, pg_idempotency, idempotency);

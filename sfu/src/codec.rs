@@ -1,7 +1,9 @@
 //! What forwarding needs to know of payloads: whether a packet starts a
-//! keyframe (VP8, H264), and the VP8 payload descriptor fields a layer switch
-//! rewrites (picture id, TL0PICIDX). Everything here reads untrusted bytes:
-//! short or odd payloads answer "no" or are left as they are, never panic.
+//! keyframe (VP8, H264), the VP8 payload descriptor fields a layer switch
+//! rewrites (picture id, TL0PICIDX), the original sequence number inside an
+//! RTX retransmission (RFC 4588) and the blocks of an audio RED payload
+//! (RFC 2198). Everything here reads untrusted bytes: short or odd payloads
+//! answer "no" or are left as they are, never panic.
 
 /// Which video codec a track carries, for keyframe detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +141,110 @@ pub(crate) fn write_vp8_tl0(p: &mut [u8], at: usize, value: u8) {
     }
 }
 
+/// RFC 4588 §4: an RTX payload is the original sequence number (OSN, two
+/// bytes, network order) followed by the original payload. `None` for a
+/// payload too short to carry the OSN (a padding-only probe).
+pub(crate) fn rtx_unwrap(payload: &[u8]) -> Option<(u16, &[u8])> {
+    let osn = u16::from_be_bytes([*payload.first()?, *payload.get(1)?]);
+    Some((osn, &payload[2..]))
+}
+
+/// One block header of a RED payload (RFC 2198 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RedBlock {
+    /// Payload type of the block's data (Opus, normally).
+    pub pt: u8,
+    /// How much earlier than the packet's timestamp this block's data is
+    /// (0 for the primary block).
+    pub ts_offset: u16,
+    /// Byte range of the block's data within the RED payload.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Most redundant blocks one RED payload is read with (browsers send one or two).
+const RED_MAX_BLOCKS: usize = 8;
+
+/// Walks the block headers of a RED payload (RFC 2198): calls `f` with the
+/// offset of each header's first byte and the block it describes, redundant
+/// blocks first, the primary last. `None` when the payload is malformed
+/// (truncated header, lengths past the end, too many blocks).
+fn walk_red(p: &[u8], mut f: impl FnMut(usize, RedBlock)) -> Option<()> {
+    // Headers: F=1 -> 4 bytes (F|PT, 14-bit timestamp offset, 10-bit length);
+    // F=0 -> 1 byte (F|PT), the primary, last.
+    let mut headers = [(0usize, 0u8, 0u16, 0usize); RED_MAX_BLOCKS];
+    let mut n = 0;
+    let mut i = 0;
+    let primary_at = loop {
+        let b0 = *p.get(i)?;
+        if b0 & 0x80 == 0 {
+            break i;
+        }
+        let h = p.get(i..i + 4)?;
+        let ts_offset = (u16::from(h[1]) << 6) | (u16::from(h[2]) >> 2);
+        let len = (usize::from(h[2] & 0x03) << 8) | usize::from(h[3]);
+        *headers.get_mut(n)? = (i, b0 & 0x7f, ts_offset, len);
+        n += 1;
+        i += 4;
+    };
+    let mut data = primary_at + 1;
+    for &(at, pt, ts_offset, len) in &headers[..n] {
+        let end = data.checked_add(len).filter(|e| *e <= p.len())?;
+        f(
+            at,
+            RedBlock {
+                pt,
+                ts_offset,
+                start: data,
+                end,
+            },
+        );
+        data = end;
+    }
+    f(
+        primary_at,
+        RedBlock {
+            pt: p[primary_at] & 0x7f,
+            ts_offset: 0,
+            start: data,
+            end: p.len(),
+        },
+    );
+    Some(())
+}
+
+/// Every block of a RED payload, redundant ones first, the primary last.
+#[cfg(test)]
+pub(crate) fn parse_red(p: &[u8]) -> Option<Vec<RedBlock>> {
+    let mut blocks = Vec::new();
+    walk_red(p, |_, b| blocks.push(b))?;
+    Some(blocks)
+}
+
+/// The primary block of a RED payload: its payload type and data. This is
+/// what a subscriber that did not negotiate RED receives instead.
+pub(crate) fn red_primary(p: &[u8]) -> Option<(u8, &[u8])> {
+    let mut primary = None;
+    walk_red(p, |_, b| primary = Some(b))?;
+    let b = primary?;
+    Some((b.pt, p.get(b.start..b.end)?))
+}
+
+/// A copy of a RED payload whose blocks of payload type `from` say `to`
+/// instead (the subscriber's number for the same codec); `None` when the
+/// payload is malformed.
+pub(crate) fn red_map_pt(p: &[u8], from: u8, to: u8) -> Option<Vec<u8>> {
+    let mut out = p.to_vec();
+    walk_red(p, |at, b| {
+        if b.pt == from {
+            if let Some(h) = out.get_mut(at) {
+                *h = (*h & 0x80) | (to & 0x7f);
+            }
+        }
+    })?;
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +308,85 @@ mod tests {
         // FU-A start of an IDR.
         assert!(is_keyframe_start(VideoCodec::H264, &[0x7c, 0x85, 0x00]));
         assert!(!is_keyframe_start(VideoCodec::H264, &[0x7c, 0x05, 0x00]));
+    }
+    #[test]
+    fn rtx_payload_unwraps_to_osn_and_original() {
+        // An RTX payload for original sequence number 0xbeef.
+        let p = [0xbe, 0xef, 0x90, 0x80, 0x01];
+        assert_eq!(rtx_unwrap(&p), Some((0xbeef, &p[2..])));
+        assert_eq!(rtx_unwrap(&[0xbe, 0xef]), Some((0xbeef, &[][..])));
+        // Padding-only probes carry no OSN.
+        assert_eq!(rtx_unwrap(&[]), None);
+        assert_eq!(rtx_unwrap(&[0x01]), None);
+    }
+
+    /// A RED payload with one redundant block (PT 111, 960 ticks earlier,
+    /// 3 bytes) and a 2-byte primary (PT 111), as Chromium sends it.
+    fn red_sample() -> Vec<u8> {
+        let offset: u16 = 960;
+        let len: u16 = 3;
+        vec![
+            0x80 | 111,
+            (offset >> 6) as u8,
+            (((offset & 0x3f) << 2) as u8) | ((len >> 8) as u8),
+            len as u8,
+            111,
+            0xaa,
+            0xbb,
+            0xcc,
+            0x11,
+            0x22,
+        ]
+    }
+
+    #[test]
+    fn red_blocks_are_parsed() {
+        let p = red_sample();
+        let blocks = parse_red(&p).unwrap();
+        assert_eq!(
+            blocks,
+            vec![
+                RedBlock {
+                    pt: 111,
+                    ts_offset: 960,
+                    start: 5,
+                    end: 8
+                },
+                RedBlock {
+                    pt: 111,
+                    ts_offset: 0,
+                    start: 8,
+                    end: 10
+                },
+            ]
+        );
+        assert_eq!(red_primary(&p), Some((111, &[0x11, 0x22][..])));
+        // Only a primary (no redundancy yet, as at the start of a stream).
+        assert_eq!(red_primary(&[111, 1, 2, 3]), Some((111, &[1, 2, 3][..])));
+        // An empty primary (DTX comfort) is still a primary.
+        assert_eq!(red_primary(&[111]), Some((111, &[][..])));
+    }
+
+    #[test]
+    fn red_payload_types_are_mapped() {
+        let p = red_sample();
+        let q = red_map_pt(&p, 111, 109).unwrap();
+        assert_eq!(q[0], 0x80 | 109);
+        assert_eq!(q[4], 109);
+        assert_eq!(&q[1..4], &p[1..4]);
+        assert_eq!(&q[5..], &p[5..]);
+        // Another payload type is left alone.
+        assert_eq!(red_map_pt(&p, 96, 109).unwrap(), p);
+    }
+
+    #[test]
+    fn malformed_red_is_refused() {
+        let p = red_sample();
+        for bad in [&[][..], &p[..3], &p[..6], &[0x80 | 111, 0, 0, 200, 111, 1]] {
+            assert_eq!(red_primary(bad), None, "{bad:?}");
+            assert_eq!(red_map_pt(bad, 111, 109), None);
+        }
+        // Headers without end (every byte has F set).
+        assert_eq!(red_primary(&[0xff; 64]), None);
     }
 }

@@ -16,13 +16,22 @@ use crate::codec::VideoCodec;
 use crate::forward::{Forward, Layers, Verdict};
 use crate::net::{self, Inbound};
 use crate::peer::{Codec, Incoming, LocalCandidate, Peer, PeerEvent, Proto};
+use crate::ViewerEvent;
 use crate::{
     Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, Quality, RoomId, SfuConfig,
     SfuError, SfuEvent,
 };
 
-/// Least time between two keyframe requests sent to one publisher track.
-const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+mod allocation;
+mod viewers;
+pub use viewers::Viewer;
+
+/// Least time between two keyframe requests sent to one publisher track. A
+/// request that comes sooner is kept and sent when this has passed (unless a
+/// keyframe came meanwhile), and a subscriber still waiting for a keyframe
+/// asks again: a lost PLI or keyframe costs about this long, not a whole
+/// keyframe period of the encoder.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(300);
@@ -52,13 +61,50 @@ pub struct SfuStats {
     pub rtp_packets_in: u64,
     pub rtp_packets_forwarded: u64,
     pub keyframe_requests_sent: u64,
+    /// Bytes of the datagrams and frames counted in `udp_datagrams_in`
+    /// and `tcp_frames_in`.
+    pub bytes_in: u64,
+    /// Datagrams and ICE-TCP frames sent, and their bytes.
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// System calls that sent UDP datagrams (one `sendmmsg` sends many).
+    pub udp_send_calls: u64,
+    /// RTP payload bytes received from publishers and forwarded.
+    pub rtp_payload_bytes_in: u64,
+    pub rtp_payload_bytes_forwarded: u64,
+    /// Sequence numbers missing from publishers' streams when the next
+    /// packet arrived (before any retransmission repairs them).
+    pub rtp_packets_lost: u64,
+    /// Times a subscriber's stream moved from one simulcast layer to another.
+    pub layer_switches: u64,
+    /// NACK feedback received (generic NACKs) and the packets they ask for.
+    pub nacks_received: u64,
+    pub nack_packets_requested: u64,
 }
 
 enum Command {
     Join {
         room: RoomId,
         participant: ParticipantId,
+        /// Whether it gets a subscriber connection (a WHIP encoder does not).
+        receive: bool,
         events: mpsc::UnboundedSender<SfuEvent>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    /// A new player of a room's main view (see `viewers`).
+    View {
+        room: RoomId,
+        sdp: String,
+        events: mpsc::UnboundedSender<ViewerEvent>,
+        reply: oneshot::Sender<Result<(PeerKey, String), SfuError>>,
+    },
+    ViewerLeave {
+        viewer: PeerKey,
+    },
+    /// Marks a participant as the preferred main view (the chair).
+    Feature {
+        participant: ParticipantId,
+        featured: bool,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Publish {
@@ -81,6 +127,10 @@ enum Command {
         participant: ParticipantId,
         track: String,
         quality: Quality,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    RestartIce {
+        participant: ParticipantId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Leave {
@@ -146,8 +196,18 @@ impl Sfu {
             speakers: HashMap::new(),
             timers: BTreeSet::new(),
             touched: Vec::new(),
+            udp_out: Vec::new(),
+            last_seq: HashMap::new(),
             stats: SfuStats::default(),
             tasks,
+            viewers: HashMap::new(),
+            main_feeds: HashMap::new(),
+            alloc_config: allocation::AllocConfig {
+                last_n: config.last_n,
+                audio_loudest: config.audio_loudest,
+            },
+            room_alloc: HashMap::new(),
+            sub_alloc: HashMap::new(),
         };
         tokio::spawn(engine.run(cmd_rx, in_rx));
         Ok(sfu)
@@ -174,12 +234,56 @@ impl Sfu {
         room: RoomId,
         participant: ParticipantId,
     ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        self.join_with(room, participant, true).await
+    }
+
+    /// Adds a participant that only publishes (a WHIP encoder): it has no
+    /// subscriber connection and receives nothing.
+    pub async fn join_publisher(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        self.join_with(room, participant, false).await
+    }
+
+    /// A player of `room`'s main view (WHEP): applies its offer (to receive
+    /// audio and video) and returns the answer. The main view is the featured
+    /// participant ([`Participant::set_featured`]) while it publishes, else the
+    /// active speaker, else the first member publishing; it follows changes
+    /// on the same two tracks, without renegotiation.
+    pub async fn view(
+        &self,
+        room: RoomId,
+        offer_sdp: String,
+    ) -> Result<(Viewer, String, mpsc::UnboundedReceiver<ViewerEvent>), SfuError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(Command::View {
+                room,
+                sdp: offer_sdp,
+                events,
+                reply,
+            })
+            .map_err(|_| SfuError::Stopped)?;
+        let (key, answer) = wait.await.map_err(|_| SfuError::Stopped)??;
+        Ok((Viewer::new(key, self.commands.clone()), answer, rx))
+    }
+
+    async fn join_with(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        receive: bool,
+    ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
         let (events, rx) = mpsc::unbounded_channel();
         let (reply, wait) = oneshot::channel();
         self.commands
             .send(Command::Join {
                 room,
                 participant: participant.clone(),
+                receive,
                 events,
                 reply,
             })
@@ -284,6 +388,29 @@ impl Participant {
         .await
     }
 
+    /// Restarts ICE on the subscriber connection (the client's address
+    /// changed): a new subscriber offer with new ICE credentials follows, at
+    /// once or after the answer to an outstanding one. The publisher
+    /// connection restarts when the client offers new credentials itself
+    /// ([`Participant::publish`]). Nothing happens before the first offer.
+    pub async fn restart_ice(&self) -> Result<(), SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::RestartIce { participant, reply })
+            .await
+    }
+
+    /// Marks this participant as the room's preferred main view for players
+    /// ([`Sfu::view`]): the chair, or whoever has the floor.
+    pub async fn set_featured(&self, featured: bool) -> Result<(), SfuError> {
+        let participant = self.id.clone();
+        self.ask(|reply| Command::Feature {
+            participant,
+            featured,
+            reply,
+        })
+        .await
+    }
+
     /// Leaves the room and closes both connections.
     pub async fn leave(mut self) {
         self.left = true;
@@ -305,6 +432,10 @@ impl Drop for Participant {
 
 pub(crate) type PeerKey = u64;
 
+/// A key no peer has (keys start at 1): the subscriber of a participant
+/// that only publishes.
+const NO_PEER: PeerKey = 0;
+
 struct PeerSlot {
     peer: Peer,
     owner: ParticipantId,
@@ -313,6 +444,11 @@ struct PeerSlot {
     deadline: Option<Instant>,
     /// Remote addresses routed to this peer.
     addrs: Vec<(Proto, SocketAddr)>,
+    /// Our ICE ufrags registered in `Engine::by_ufrag`, oldest first: after
+    /// an ICE restart the old one stays until the new path carries media.
+    ufrags: Vec<String>,
+    /// Where the stack last sent media or DTLS (its selected pair).
+    path: Option<(Proto, SocketAddr)>,
     /// DTLS is up: media may be sent (before, the stack refuses it).
     connected: bool,
     /// A subscriber connection whose first offer is not answered yet: the
@@ -338,6 +474,11 @@ struct PubTrack {
     /// Subscriber connections this track is added to, and what each receives.
     subscribers: Vec<Forward>,
     last_keyframe_request: Option<Instant>,
+    /// A keyframe request came while throttled: send it once allowed.
+    keyframe_pending: bool,
+    /// When the first keyframe request not yet answered by a keyframe was
+    /// sent (for the time-to-keyframe log).
+    keyframe_asked_at: Option<Instant>,
     /// Simulcast layers last asked of the publisher (`None`: all it sends).
     asked_layers: Option<Vec<String>>,
     /// Since when fewer layers than asked would do (pausing waits a little,
@@ -364,6 +505,8 @@ struct ParticipantState {
     sub_offer_outstanding: bool,
     /// The subscriber connection's tracks changed since the last offer.
     sub_dirty: bool,
+    /// Preferred as the room's main view for players (the chair).
+    featured: bool,
 }
 
 struct Engine {
@@ -381,8 +524,23 @@ struct Engine {
     timers: BTreeSet<(Instant, PeerKey)>,
     /// Peers that may have datagrams or events to drain.
     touched: Vec<PeerKey>,
+    /// UDP datagrams produced while draining peers, by the announced
+    /// address to send them from; sent together at the end of `flush`.
+    udp_out: Vec<net::Outgoing>,
+    /// Last sequence number seen per publisher SSRC (loss counting).
+    last_seq: HashMap<u32, u16>,
     stats: SfuStats,
     tasks: Vec<JoinHandle<()>>,
+    /// Players of rooms' main views, by their connection's key.
+    viewers: HashMap<PeerKey, viewers::ViewerState>,
+    /// Which players receive a published track now (by room-wide track id).
+    main_feeds: HashMap<String, Vec<PeerKey>>,
+    /// Last-N and loudest-audio settings.
+    alloc_config: allocation::AllocConfig,
+    /// Per room: speaking history and audible times (allocation).
+    room_alloc: HashMap<RoomId, allocation::RoomAlloc>,
+    /// Per subscribing participant: its allocation state.
+    sub_alloc: HashMap<ParticipantId, allocation::SubAlloc>,
 }
 
 fn new_track_id() -> String {
@@ -397,6 +555,8 @@ impl Engine {
     ) {
         let mut speaker_tick = tokio::time::interval(SPEAKER_TICK);
         speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut alloc_tick = tokio::time::interval(allocation::ALLOC_TICK);
+        alloc_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.first().map(|(t, _)| *t);
             let sleep = async {
@@ -435,6 +595,7 @@ impl Engine {
                     self.speakers_tick();
                     self.layers_tick();
                 }
+                _ = alloc_tick.tick() => self.alloc_tick(),
                 _ = sleep => {
                     let now = Instant::now();
                     while let Some(&(t, key)) = self.timers.first() {
@@ -469,17 +630,23 @@ impl Engine {
         self.peers.clear();
         self.participants.clear();
         self.rooms.clear();
+        self.viewers.clear();
+        self.main_feeds.clear();
     }
 
     fn command(&mut self, cmd: Command) {
+        let Some(cmd) = self.viewer_command(cmd) else {
+            return;
+        };
         match cmd {
             Command::Join {
                 room,
                 participant,
+                receive,
                 events,
                 reply,
             } => {
-                let _ = reply.send(self.join(room, participant, events));
+                let _ = reply.send(self.join(room, participant, receive, events));
             }
             Command::Publish {
                 participant,
@@ -527,15 +694,22 @@ impl Engine {
             } => {
                 let _ = reply.send(self.set_quality(&participant, &track, quality));
             }
+            Command::RestartIce { participant, reply } => {
+                let _ = reply.send(self.restart_ice(&participant));
+            }
             Command::Leave { participant } => self.leave(&participant),
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
                 s.rooms = self.rooms.len();
                 s.participants = self.participants.len();
                 s.peers = self.peers.len();
+                s.layer_switches = crate::forward::layer_switches();
+                (s.nacks_received, s.nack_packets_requested) = crate::peer::nacks_received();
                 let _ = reply.send(s);
             }
             Command::Shutdown { .. } => {}
+            // Handled by `viewer_command`.
+            Command::View { .. } | Command::ViewerLeave { .. } | Command::Feature { .. } => {}
         }
     }
 
@@ -543,7 +717,7 @@ impl Engine {
         let peer = Peer::new(&self.candidates)?;
         let key = self.next_key;
         self.next_key += 1;
-        self.by_ufrag.insert(peer.ufrag().to_owned(), key);
+        // Its ufrag is known (and routed) once it has a local description.
         self.peers.insert(
             key,
             PeerSlot {
@@ -552,6 +726,8 @@ impl Engine {
                 kind,
                 deadline: None,
                 addrs: Vec::new(),
+                ufrags: Vec::new(),
+                path: None,
                 connected: false,
                 awaiting_answer: kind == PcKind::Subscriber,
                 early: Vec::new(),
@@ -567,7 +743,11 @@ impl Engine {
             while let Some(t) = slot.peer.poll_transmit() {
                 self.transmit(t.proto, t.local, t.remote, t.data);
             }
-            self.by_ufrag.remove(slot.peer.ufrag());
+            for u in &slot.ufrags {
+                if self.by_ufrag.get(u) == Some(&key) {
+                    self.by_ufrag.remove(u);
+                }
+            }
             for a in &slot.addrs {
                 if self.by_addr.get(a) == Some(&key) {
                     self.by_addr.remove(a);
@@ -583,18 +763,25 @@ impl Engine {
         &mut self,
         room: RoomId,
         participant: ParticipantId,
+        receive: bool,
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> Result<(), SfuError> {
         if self.participants.contains_key(&participant) {
             return Err(SfuError::AlreadyJoined(participant));
         }
         let publisher = self.add_peer(&participant, PcKind::Publisher)?;
-        let subscriber = match self.add_peer(&participant, PcKind::Subscriber) {
-            Ok(k) => k,
-            Err(e) => {
-                self.remove_peer(publisher);
-                return Err(e);
+        // A participant that only publishes has no subscriber connection:
+        // its key names no peer, so everything that would use it skips it.
+        let subscriber = if receive {
+            match self.add_peer(&participant, PcKind::Subscriber) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.remove_peer(publisher);
+                    return Err(e);
+                }
             }
+        } else {
+            NO_PEER
         };
         let mut state = ParticipantState {
             room: room.clone(),
@@ -604,6 +791,7 @@ impl Engine {
             tracks: Vec::new(),
             sub_offer_outstanding: false,
             sub_dirty: false,
+            featured: false,
         };
         // Subscribe the newcomer to every live track in the room.
         let members = self.rooms.entry(room).or_default();
@@ -702,19 +890,27 @@ impl Engine {
         }
         self.speakers
             .retain(|room, _| self.rooms.contains_key(room));
+        // Players follow the speaker (and anything else missed); cheap
+        // without players.
+        self.update_main_views();
     }
 
     /// Tells publishers which simulcast layers someone receives, so that they
     /// stop encoding and sending the others (and resume them when wanted).
     fn layers_tick(&mut self) {
         let now = Instant::now();
+        let feeds = &self.main_feeds;
         for p in self.participants.values_mut() {
             for t in p
                 .tracks
                 .iter_mut()
                 .filter(|t| t.kind == MediaKind::Video && t.layers.len() > 1)
             {
-                let wanted = t.layers.wanted(t.subscribers.iter().map(|f| f.quality));
+                // Players of the main view get the best layer.
+                let players = feeds.contains_key(&t.id).then_some(Quality::High);
+                let wanted = t
+                    .layers
+                    .wanted(t.subscribers.iter().map(|f| f.effective()).chain(players));
                 let asked = t.asked_layers.clone().unwrap_or_else(|| t.layers.all());
                 if wanted == asked {
                     t.fewer_since = None;
@@ -811,6 +1007,8 @@ impl Engine {
                 self.renegotiate(&m);
             }
         }
+        // A player's main view may have lost its source.
+        self.update_main_views();
     }
 
     fn publish(&mut self, participant: &ParticipantId, sdp: String) -> Result<String, SfuError> {
@@ -824,7 +1022,92 @@ impl Engine {
             .get_mut(&key)
             .ok_or(SfuError::UnknownParticipant)?;
         self.touched.push(key);
-        slot.peer.accept_offer(Instant::now(), sdp)
+        let answer = slot.peer.accept_offer(Instant::now(), sdp)?;
+        // An offer with new ICE credentials restarted ICE: ours changed too.
+        self.sync_ufrag(key);
+        Ok(answer)
+    }
+
+    /// Routes STUN for the peer's current ufrag (new after an ICE restart;
+    /// the old one stays until the new path works, see `note_path`).
+    fn sync_ufrag(&mut self, key: PeerKey) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(ufrag) = slot.peer.ufrag() else {
+            return;
+        };
+        if slot.ufrags.last() == Some(&ufrag) {
+            return;
+        }
+        if !slot.ufrags.is_empty() {
+            tracing::debug!(peer = key, owner = %slot.owner, pc = ?slot.kind, "ICE restart");
+            if slot.kind == PcKind::Subscriber {
+                // The client's checks with its new credentials can overtake
+                // its answer: keep them until it arrives.
+                slot.awaiting_answer = true;
+            }
+        }
+        slot.ufrags.push(ufrag.clone());
+        self.by_ufrag.insert(ufrag, key);
+    }
+
+    /// The stack sends media or DTLS on `path` now: when that is a new path
+    /// (ICE restart, or a new pair selected), the peer's other remote
+    /// addresses and old ufrags stop being routed to it.
+    fn note_path(&mut self, key: PeerKey, path: (Proto, SocketAddr)) {
+        let Some(slot) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let changed = slot.path.is_some_and(|p| p != path);
+        slot.path = Some(path);
+        let stale: Vec<(Proto, SocketAddr)> = if changed {
+            slot.addrs.iter().copied().filter(|a| *a != path).collect()
+        } else {
+            Vec::new()
+        };
+        slot.addrs.retain(|a| !stale.contains(a));
+        let old_ufrags: Vec<String> = slot
+            .ufrags
+            .drain(..slot.ufrags.len().saturating_sub(1))
+            .collect();
+        if changed || !old_ufrags.is_empty() {
+            tracing::debug!(peer = key, owner = %slot.owner, pc = ?slot.kind, remote = %path.1,
+                forgotten = stale.len(), "media path");
+        }
+        for a in stale {
+            if self.by_addr.get(&a) == Some(&key) {
+                self.by_addr.remove(&a);
+            }
+        }
+        for u in old_ufrags {
+            if self.by_ufrag.get(&u) == Some(&key) {
+                self.by_ufrag.remove(&u);
+            }
+        }
+    }
+
+    /// Restarts ICE on a participant's subscriber connection.
+    fn restart_ice(&mut self, participant: &ParticipantId) -> Result<(), SfuError> {
+        let key = self
+            .participants
+            .get(participant)
+            .map(|p| p.subscriber)
+            .ok_or(SfuError::UnknownParticipant)?;
+        let slot = self
+            .peers
+            .get_mut(&key)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if slot.ufrags.is_empty() {
+            // Never offered: the first offer has fresh credentials anyway.
+            return Ok(());
+        }
+        slot.peer.restart_ice();
+        if let Some(p) = self.participants.get_mut(participant) {
+            p.sub_dirty = true;
+        }
+        self.renegotiate(participant);
+        Ok(())
     }
 
     fn subscriber_answer(
@@ -880,7 +1163,9 @@ impl Engine {
                 p.sub_dirty = false;
                 p.sub_offer_outstanding = true;
                 let _ = p.events.send(SfuEvent::SubscriberOffer { sdp });
-                self.touched.push(p.subscriber);
+                let key = p.subscriber;
+                self.touched.push(key);
+                self.sync_ufrag(key);
             }
             Err(e) => tracing::warn!(participant = %participant, "subscriber offer: {e}"),
         }
@@ -912,9 +1197,12 @@ impl Engine {
         if t.last_keyframe_request
             .is_some_and(|last| now.duration_since(last) < KEYFRAME_INTERVAL)
         {
+            t.keyframe_pending = true;
             return;
         }
+        t.keyframe_pending = false;
         t.last_keyframe_request = Some(now);
+        t.keyframe_asked_at.get_or_insert(now);
         let recv_track = t.recv_track.clone();
         let key = p.publisher;
         if let Some(slot) = self.peers.get_mut(&key) {
@@ -938,6 +1226,7 @@ impl Engine {
                     Proto::Udp => self.stats.udp_datagrams_in += 1,
                     Proto::Tcp => self.stats.tcp_frames_in += 1,
                 }
+                self.stats.bytes_in += data.len() as u64;
                 let Some(key) = self.route(proto, remote, &data) else {
                     self.stats.datagrams_unrouted += 1;
                     return;
@@ -985,22 +1274,56 @@ impl Engine {
         self.by_addr.get(&(proto, remote)).copied()
     }
 
+    /// Queues a UDP datagram for `send_udp` or hands a frame to its TCP writer.
     fn transmit(&mut self, proto: Proto, local: SocketAddr, remote: SocketAddr, data: BytesMut) {
         match proto {
-            Proto::Udp => {
-                let sock = self.udp.get(&local).or_else(|| self.udp.values().next());
-                if let Some(sock) = sock {
-                    if let Err(e) = sock.try_send_to(&data, remote) {
-                        tracing::trace!("udp send to {remote}: {e}");
+            Proto::Udp => self.udp_out.push(net::Outgoing {
+                local,
+                remote,
+                data,
+            }),
+            Proto::Tcp => {
+                if let Some(w) = self.tcp.get(&remote) {
+                    let len = data.len() as u64;
+                    if w.send(data).is_ok() {
+                        self.stats.datagrams_out += 1;
+                        self.stats.bytes_out += len;
                     }
                 }
             }
-            Proto::Tcp => {
-                if let Some(w) = self.tcp.get(&remote) {
-                    let _ = w.send(data);
-                }
-            }
         }
+    }
+
+    /// Sends the queued UDP datagrams, in order, batched per socket.
+    fn send_udp(&mut self) {
+        if self.udp_out.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.udp_out);
+        // Grouped by socket; a stable sort keeps each destination's order.
+        if out.windows(2).any(|w| w[0].local != w[1].local) {
+            out.sort_by_key(|o| o.local);
+        }
+        let mut rest = &out[..];
+        while let Some(first) = rest.first() {
+            let n = rest.iter().take_while(|o| o.local == first.local).count();
+            let (group, tail) = rest.split_at(n);
+            rest = tail;
+            let Some(sock) = self
+                .udp
+                .get(&group[0].local)
+                .or_else(|| self.udp.values().next())
+            else {
+                continue;
+            };
+            let r = net::send_batch(sock, group);
+            self.stats.datagrams_out += r.datagrams as u64;
+            self.stats.bytes_out += r.bytes;
+            self.stats.udp_send_calls += r.calls;
+        }
+        // Keep the allocation for the next flush.
+        out.clear();
+        self.udp_out = out;
     }
 
     /// Drains every touched peer: datagrams out, events handled, timers set.
@@ -1017,6 +1340,17 @@ impl Engine {
             while let Some(t) = slot.peer.poll_transmit() {
                 out.push(t);
             }
+            // The last media/DTLS datagram tells the path the stack uses
+            // (STUN answers go to every checking address).
+            let sent_on = out
+                .iter()
+                .rev()
+                .find(|t| !crate::peer::is_stun(&t.data))
+                .map(|t| (t.proto, t.remote));
+            let new_path = sent_on.filter(|p| slot.path != Some(*p) || slot.ufrags.len() > 1);
+            // A peer whose first local description was made elsewhere than
+            // in `publish`/`renegotiate` gets its ufrag routed here.
+            let unrouted = slot.ufrags.is_empty();
             let deadline = slot.peer.poll_timeout();
             if slot.deadline != deadline {
                 if let Some(d) = slot.deadline {
@@ -1030,13 +1364,23 @@ impl Engine {
             for t in out {
                 self.transmit(t.proto, t.local, t.remote, t.data);
             }
+            if unrouted {
+                self.sync_ufrag(key);
+            }
+            if let Some(path) = new_path {
+                self.note_path(key, path);
+            }
             for ev in events {
                 self.peer_event(key, ev);
             }
         }
+        self.send_udp();
     }
 
     fn peer_event(&mut self, key: PeerKey, ev: PeerEvent) {
+        if self.viewer_peer_event(key, &ev) {
+            return;
+        }
         let Some((owner, kind)) = self.peers.get(&key).map(|s| (s.owner.clone(), s.kind)) else {
             return;
         };
@@ -1059,7 +1403,7 @@ impl Engine {
                 }
             }
             PeerEvent::Rtp(incoming) => {
-                self.stats.rtp_packets_in += 1;
+                self.count_rtp_in(&incoming.packet);
                 self.on_rtp(&owner, incoming);
             }
             PeerEvent::KeyframeRequest { track } => {
@@ -1090,6 +1434,36 @@ impl Engine {
         }
     }
 
+    /// Counts a publisher's packet, and the sequence numbers skipped
+    /// before it. A late packet (reordered or retransmitted) counts no
+    /// loss; a jump of more than `MAX_GAP` is a restarted stream, not loss.
+    fn count_rtp_in(&mut self, packet: &crate::peer::RtpPacket) {
+        const MAX_GAP: i16 = 1000;
+        /// Streams remembered at most (a bound, not a working limit).
+        const MAX_STREAMS: usize = 4096;
+        self.stats.rtp_packets_in += 1;
+        self.stats.rtp_payload_bytes_in += packet.payload.len() as u64;
+        let seq = packet.sequence_number;
+        let last = self.last_seq.get(&packet.ssrc).copied();
+        if last.is_none() && self.last_seq.len() >= MAX_STREAMS {
+            self.last_seq.clear();
+        }
+        match last {
+            None => {
+                self.last_seq.insert(packet.ssrc, seq);
+            }
+            Some(last) => {
+                let delta = seq.wrapping_sub(last) as i16;
+                if delta > 0 {
+                    if delta <= MAX_GAP {
+                        self.stats.rtp_packets_lost += (delta - 1) as u64;
+                    }
+                    self.last_seq.insert(packet.ssrc, seq);
+                }
+            }
+        }
+    }
+
     fn unpublish_all(&mut self, owner: &ParticipantId) {
         let Some(p) = self.participants.get_mut(owner) else {
             return;
@@ -1111,6 +1485,7 @@ impl Engine {
             codec,
             layer,
             audio_level,
+            red,
             packet,
         } = incoming;
         let Some(p) = self.participants.get_mut(owner) else {
@@ -1132,6 +1507,8 @@ impl Engine {
                     layers: Layers::default(),
                     subscribers: Vec::new(),
                     last_keyframe_request: None,
+                    keyframe_pending: false,
+                    keyframe_asked_at: None,
                     asked_layers: None,
                     fewer_since: None,
                     loudness: 0.0,
@@ -1143,6 +1520,7 @@ impl Engine {
                 });
                 let room = p.room.clone();
                 self.subscribe_room(owner, &room, &id, kind, &codec);
+                self.update_main_views();
                 match self
                     .participants
                     .get(owner)
@@ -1161,6 +1539,8 @@ impl Engine {
         };
         let now = Instant::now();
         track.layers.saw(&layer, now);
+        // Payload plus RTP, SRTP and UDP/IP headers: what a layer costs a subscriber.
+        track.layers.count(&layer, packet.payload.len() + 60, now);
         if let Some(level) = audio_level {
             let loud = f32::from(127 - level.min(127)) / 127.0;
             track.loudness = 0.85 * track.loudness + 0.15 * loud;
@@ -1168,6 +1548,25 @@ impl Engine {
         }
         let mut sent = 0;
         let mut want_keyframe = false;
+        if let Some(video) = track.video {
+            if crate::codec::is_keyframe_start(video, &packet.payload) {
+                if let Some(at) = track.keyframe_asked_at.take() {
+                    tracing::debug!(
+                        track = %track.id,
+                        layer = %layer,
+                        wait_ms = now.duration_since(at).as_millis() as u64,
+                        "keyframe after request"
+                    );
+                }
+                track.keyframe_pending = false;
+            } else if track.keyframe_pending
+                && track
+                    .last_keyframe_request
+                    .is_none_or(|last| now.duration_since(last) >= KEYFRAME_INTERVAL)
+            {
+                want_keyframe = true;
+            }
+        }
         for fwd in &mut track.subscribers {
             let Some(slot) = self.peers.get_mut(&fwd.sub).filter(|s| s.connected) else {
                 continue;
@@ -1187,14 +1586,33 @@ impl Engine {
                     continue;
                 }
             };
-            match slot.peer.send_rtp(now, &track.id, &out) {
+            // RED goes out as RED, or as its primary Opus where not accepted.
+            let result = if red {
+                slot.peer.send_red(now, &track.id, &out)
+            } else {
+                slot.peer.send_rtp(now, &track.id, &out)
+            };
+            match result {
                 Ok(()) => {
                     sent += 1;
+                    self.stats.rtp_payload_bytes_forwarded += out.payload.len() as u64;
                     self.touched.push(fwd.sub);
                 }
                 Err(e) => tracing::trace!("forward: {e}"),
             }
         }
+        let (to_viewers, viewer_wants_keyframe) = viewers::forward_to_viewers(
+            &self.main_feeds,
+            &mut self.viewers,
+            &mut self.peers,
+            &mut self.touched,
+            track,
+            &layer,
+            &packet,
+            now,
+        );
+        sent += to_viewers;
+        want_keyframe |= viewer_wants_keyframe;
         self.stats.rtp_packets_forwarded += sent;
         if want_keyframe {
             let id = track.id.clone();

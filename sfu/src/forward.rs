@@ -28,6 +28,29 @@ pub(crate) fn layer_rank(rid: &str) -> u8 {
 #[derive(Debug, Default)]
 pub(crate) struct Layers {
     seen: Vec<(String, Instant)>,
+    /// Measured bitrate per layer (for the bandwidth allocation).
+    rates: Vec<(String, Rate)>,
+}
+
+/// How often a layer's bitrate is re-measured.
+const RATE_WINDOW: Duration = Duration::from_millis(1000);
+
+/// What each layer costs when it was never measured (the web client's
+/// simulcast settings: q 150 kbit/s, h 500 kbit/s, f 1.5 Mbit/s).
+pub(crate) fn nominal_bps(rank: u8) -> u64 {
+    match rank {
+        0 => 150_000,
+        1 => 500_000,
+        _ => 1_500_000,
+    }
+}
+
+/// A layer's measured bitrate: bytes over windows, smoothed.
+#[derive(Debug, Default)]
+struct Rate {
+    window_start: Option<Instant>,
+    bytes: u64,
+    bps: Option<f64>,
 }
 
 impl Layers {
@@ -41,6 +64,53 @@ impl Layers {
             self.seen.sort_by_key(|l| layer_rank(&l.0));
             true
         }
+    }
+
+    /// Counts a packet of `rid` of `bytes` (on the wire) for its bitrate.
+    pub fn count(&mut self, rid: &str, bytes: usize, now: Instant) {
+        let pos = match self.rates.iter().position(|r| r.0 == rid) {
+            Some(p) => p,
+            None => {
+                self.rates.push((rid.to_owned(), Rate::default()));
+                self.rates.len() - 1
+            }
+        };
+        let r = &mut self.rates[pos].1;
+        let start = *r.window_start.get_or_insert(now);
+        r.bytes += bytes as u64;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_WINDOW {
+            let measured = r.bytes as f64 * 8.0 / elapsed.as_secs_f64();
+            r.bps = Some(match r.bps {
+                Some(old) => 0.6 * old + 0.4 * measured,
+                None => measured,
+            });
+            r.bytes = 0;
+            r.window_start = Some(now);
+        }
+    }
+
+    /// Every layer the track has had with its cost in bits per second
+    /// (measured, else nominal), lowest first: (rank, bps). A layer costs at
+    /// least 1.5 times the one below: a layer measured while it was starting
+    /// (or paused) must not look cheaper than a smaller one.
+    pub fn costs(&self) -> Vec<(u8, u64)> {
+        let mut floor = 0u64;
+        self.seen
+            .iter()
+            .map(|(rid, _)| {
+                let rank = layer_rank(rid);
+                let measured = self
+                    .rates
+                    .iter()
+                    .find(|r| r.0 == *rid)
+                    .and_then(|r| r.1.bps)
+                    .map(|b| b as u64);
+                let cost = measured.unwrap_or_else(|| nominal_bps(rank)).max(floor);
+                floor = cost + cost / 2;
+                (rank, cost)
+            })
+            .collect()
     }
 
     /// The layer to send a subscriber who wants `q`, among those alive now.
@@ -212,6 +282,15 @@ pub(crate) enum Verdict {
     NeedKeyframe,
 }
 
+/// Switches of a subscriber's stream from one simulcast layer to another
+/// (not its first start), process-wide, for the metrics.
+static LAYER_SWITCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Layer switches since the process started.
+pub(crate) fn layer_switches() -> u64 {
+    LAYER_SWITCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A track as one subscriber receives it.
 #[derive(Debug)]
 pub(crate) struct Forward {
@@ -219,6 +298,9 @@ pub(crate) struct Forward {
     pub sub: crate::engine::PeerKey,
     /// What the subscriber asked for.
     pub quality: Quality,
+    /// What the allocation allows (bandwidth, last-N, loudest audio);
+    /// the subscriber gets the lower of the two.
+    cap: Quality,
     /// The layer now forwarded (its rid), once a keyframe started it.
     current: Option<String>,
     rw: Rewriter,
@@ -229,6 +311,7 @@ impl Forward {
         Forward {
             sub,
             quality,
+            cap: Quality::High,
             current: None,
             rw: Rewriter::default(),
         }
@@ -245,7 +328,7 @@ impl Forward {
         clock: u32,
         now: Instant,
     ) -> Verdict {
-        let Some(target) = layers.choose(self.quality, now) else {
+        let Some(target) = layers.choose(self.effective(), now) else {
             return Verdict::Skip;
         };
         let vp8 = match codec {
@@ -267,13 +350,48 @@ impl Forward {
             // Keep sending the current layer meanwhile; ask for a keyframe.
             return Verdict::NeedKeyframe;
         }
+        if self.current.is_some() {
+            LAYER_SWITCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.current = Some(layer.to_owned());
         self.rw.switch(p, vp8.as_ref(), clock, now);
         Verdict::Send(self.rw.rewrite(p, vp8.as_ref(), now))
     }
 
-    /// The layer now forwarded.
+    /// The source changes to another track (a player's main view moving to
+    /// another speaker): the new track starts at its first packet a decoder
+    /// can start from, and the output keeps its SSRC and continues its
+    /// sequence numbers, timestamps and VP8 picture ids.
+    pub fn rebase(&mut self) {
+        self.current = None;
+    }
+
+    /// What the subscriber receives: its wish within the allocation's cap.
+    pub fn effective(&self) -> Quality {
+        self.quality.min(self.cap)
+    }
+
+    /// The allocation's cap.
     #[cfg(test)]
+    pub fn cap(&self) -> Quality {
+        self.cap
+    }
+
+    /// Sets the allocation's cap; returns whether it changed. A track that
+    /// goes off restarts, when it comes back, where a decoder can start (a
+    /// keyframe; any packet for audio) and continues the numbering.
+    pub fn set_cap(&mut self, cap: Quality) -> bool {
+        if cap == self.cap {
+            return false;
+        }
+        self.cap = cap;
+        if cap == Quality::Off {
+            self.current = None;
+        }
+        true
+    }
+
+    /// The layer now forwarded.
     pub fn current(&self) -> Option<&str> {
         self.current.as_deref()
     }
@@ -398,6 +516,7 @@ mod tests {
             Verdict::Skip
         ));
         // ...and its keyframe switches, continuing numbering.
+        let switches = layer_switches();
         let Verdict::Send(c) = f.on_packet(
             &layers,
             "f",
@@ -408,6 +527,7 @@ mod tests {
         ) else {
             panic!("switch not made")
         };
+        assert!(layer_switches() > switches, "switch not counted");
         assert_eq!(c.sequence_number, 102);
         assert!(c.timestamp.wrapping_sub(12000) > 0 && c.timestamp.wrapping_sub(12000) < 90000);
         let d = codec::parse_vp8(&c.payload).unwrap();
@@ -434,6 +554,118 @@ mod tests {
     }
 
     #[test]
+    fn a_cap_lowers_the_layer_and_off_restarts_continuously() {
+        let t0 = Instant::now();
+        let mut layers = Layers::default();
+        layers.saw("q", t0);
+        layers.saw("f", t0);
+        let codec = Some(VideoCodec::Vp8);
+        let mut f = Forward::new(1, Quality::High);
+        assert!(matches!(
+            f.on_packet(
+                &layers,
+                "f",
+                &vp8(10, 1000, 1, true, true),
+                codec,
+                90000,
+                t0
+            ),
+            Verdict::Send(_)
+        ));
+        // The allocation caps it to the low layer: the switch waits for a
+        // keyframe of "q", the wish stays what the display asked.
+        assert!(f.set_cap(Quality::Low));
+        assert!(!f.set_cap(Quality::Low));
+        assert_eq!(
+            (f.quality, f.cap(), f.effective()),
+            (Quality::High, Quality::Low, Quality::Low)
+        );
+        assert!(matches!(
+            f.on_packet(
+                &layers,
+                "q",
+                &vp8(500, 7000, 50, false, true),
+                codec,
+                90000,
+                t0
+            ),
+            Verdict::NeedKeyframe
+        ));
+        let Verdict::Send(a) = f.on_packet(
+            &layers,
+            "q",
+            &vp8(501, 7000, 51, true, true),
+            codec,
+            90000,
+            t0,
+        ) else {
+            panic!("no switch down")
+        };
+        assert_eq!(a.sequence_number, 11);
+        // Paused (last-N), then back: nothing meanwhile, then a keyframe
+        // continues the numbering.
+        f.set_cap(Quality::Off);
+        assert!(matches!(
+            f.on_packet(
+                &layers,
+                "q",
+                &vp8(502, 10000, 52, false, true),
+                codec,
+                90000,
+                t0
+            ),
+            Verdict::Skip
+        ));
+        f.set_cap(Quality::High);
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(matches!(
+            f.on_packet(
+                &layers,
+                "f",
+                &vp8(20, 4000, 9, false, true),
+                codec,
+                90000,
+                t1
+            ),
+            Verdict::NeedKeyframe
+        ));
+        let Verdict::Send(b) = f.on_packet(
+            &layers,
+            "f",
+            &vp8(21, 4000, 10, true, true),
+            codec,
+            90000,
+            t1,
+        ) else {
+            panic!("no resume")
+        };
+        assert_eq!(b.sequence_number, 12);
+        let dt = b.timestamp.wrapping_sub(a.timestamp);
+        assert!((40_000..50_000).contains(&dt), "timestamp advanced by {dt}");
+    }
+
+    #[test]
+    fn layer_costs_are_measured_or_nominal() {
+        let t0 = Instant::now();
+        let mut l = Layers::default();
+        l.saw("q", t0);
+        l.saw("h", t0);
+        assert_eq!(l.costs(), vec![(0, 150_000), (1, 500_000)]);
+        // 100 packets of 1250 bytes over a second: 1 Mbit/s.
+        for i in 0..=100u64 {
+            l.count("q", 1250, t0 + Duration::from_millis(i * 10));
+        }
+        assert_eq!(l.costs()[0].0, 0);
+        // "h" never measured: nominal 500k, but at least 1.5 x "q".
+        assert!(l.costs()[1].1 >= l.costs()[0].1 * 3 / 2, "{:?}", l.costs());
+        assert!(
+            (990_000..1_020_000).contains(&l.costs()[0].1),
+            "{:?}",
+            l.costs()
+        );
+    }
+
+    #[test]
     fn audio_passes_unchanged() {
         let t0 = Instant::now();
         let mut layers = Layers::default();
@@ -450,5 +682,56 @@ mod tests {
             panic!("audio not sent")
         };
         assert_eq!((out.sequence_number, out.timestamp), (7, 960));
+    }
+
+    #[test]
+    fn rebasing_to_another_track_continues_the_stream() {
+        let t0 = Instant::now();
+        let (mut one, mut two) = (Layers::default(), Layers::default());
+        one.saw("", t0);
+        two.saw("", t0);
+        let mut f = Forward::new(1, Quality::High);
+        let codec = Some(VideoCodec::Vp8);
+        let Verdict::Send(a) =
+            f.on_packet(&one, "", &vp8(10, 1000, 5, true, true), codec, 90000, t0)
+        else {
+            panic!("first keyframe not sent")
+        };
+        assert_eq!(a.sequence_number, 10);
+        // The main view moves to another publisher: its delta frames wait for
+        // a keyframe, which continues the numbering.
+        f.rebase();
+        let t1 = t0 + Duration::from_millis(40);
+        assert!(matches!(
+            f.on_packet(
+                &two,
+                "",
+                &vp8(900, 77_000, 300, false, true),
+                codec,
+                90000,
+                t1
+            ),
+            Verdict::NeedKeyframe
+        ));
+        let Verdict::Send(b) = f.on_packet(
+            &two,
+            "",
+            &vp8(901, 80_000, 301, true, true),
+            codec,
+            90000,
+            t1,
+        ) else {
+            panic!("rebase not made")
+        };
+        assert_eq!(b.sequence_number, 11);
+        let dt = b.timestamp.wrapping_sub(1000);
+        assert!(dt > 0 && dt < 90000, "timestamp jumped by {dt}");
+        assert_eq!(
+            codec::parse_vp8(&b.payload)
+                .unwrap()
+                .picture_id
+                .map(|p| p.2),
+            Some(6)
+        );
     }
 }

@@ -10,6 +10,10 @@
 //!   removes the participant from its room.
 //! - [`SfuEvent`]: what the engine tells the server about a participant
 //!   (a subscriber offer to relay, tracks going live or away, connection state).
+//! - [`Viewer`] ([`Sfu::view`]): a player of a room's main view (WHEP): the
+//!   client offers to receive, we answer with one audio and one video track
+//!   that follow the featured participant or the active speaker;
+//!   [`ViewerEvent`] says what happens to it.
 //! - `engine` (private): the one task that owns every peer connection, the
 //!   sockets' demultiplexing and the forwarding; nothing on the hot path locks.
 //! - `peer` (private): the only module that speaks to the WebRTC stack
@@ -21,9 +25,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+mod alloc;
+mod bwe;
 mod codec;
 mod engine;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod net;
 mod peer;
 
@@ -42,6 +50,12 @@ pub struct SfuConfig {
     pub nat_1to1_ip: Option<IpAddr>,
     /// Also announce 127.0.0.1 (tests and single-machine demos).
     pub include_loopback: bool,
+    /// Each subscriber receives video of at most this many publishers, the
+    /// most recent speakers first (0: all).
+    pub last_n: usize,
+    /// Each subscriber receives audio of at most this many publishers, the
+    /// loudest (0: all). Tracks without the audio-level extension always go.
+    pub audio_loudest: usize,
 }
 
 /// Identifies a room (a meeting's media).
@@ -67,7 +81,7 @@ impl MediaKind {
 
 /// What a subscriber wants of a video track: a simulcast layer (the best
 /// one the publisher sends at or below the wish), or nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Quality {
     Off,
     Low,
@@ -136,6 +150,19 @@ pub enum SfuEvent {
         track_id: String,
         layers: Vec<String>,
     },
+    /// The video tracks this participant does not receive now because of
+    /// last-N (the full list; empty: none). Sent when it changes.
+    VideoPaused { track_ids: Vec<String> },
+}
+
+/// What the engine tells the server about a player of a room's main view
+/// ([`Sfu::view`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewerEvent {
+    /// The player's connection changed state.
+    Connection(ConnectionState),
+    /// The participant shown changed (`None`: nobody publishes).
+    MainView { participant: Option<ParticipantId> },
 }
 
 /// Errors of the media plane.
@@ -159,4 +186,4 @@ pub enum SfuError {
     Stopped,
 }
 
-pub use engine::{Participant, Sfu, SfuStats};
+pub use engine::{Participant, Sfu, SfuStats, Viewer};

@@ -265,3 +265,119 @@ async fn tcp_connection(
     writer.abort();
     let _ = tx.send(Inbound::TcpClosed { remote }).await;
 }
+
+/// What the TCP reader does with bytes from a connection, on `data` arriving
+/// in uneven pieces (used by `crate::fuzzing`): frames out, and the same
+/// give-up rule on an oversized frame header.
+pub(crate) fn fuzz_tcp_frames(data: &[u8]) {
+    let mut decoder = TcpFrameDecoder::new();
+    let mut rest = data;
+    let mut step = 1;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at(step.min(rest.len()));
+        rest = tail;
+        step = step * 3 % 17 + 1;
+        decoder.extend_from_slice(piece);
+        while let Some(frame) = decoder.next_packet() {
+            let _ = BytesMut::from(&frame[..]);
+        }
+        if decoder.buffered_len() > 4 * MAX_DATAGRAM + 2 {
+            break;
+        }
+    }
+}
+
+/// A UDP datagram the engine has produced and not yet sent.
+pub(crate) struct Outgoing {
+    /// The announced address to send it from.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// What `send_batch` did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sent {
+    pub datagrams: usize,
+    pub bytes: u64,
+    /// System calls made.
+    pub calls: u64,
+}
+
+/// Most datagrams handed to one `sendmmsg` call.
+#[cfg(target_os = "linux")]
+const SEND_BATCH: usize = 64;
+
+/// Sends `out` on `sock` in order, many datagrams per system call
+/// (`sendmmsg`) where the platform has it. Never waits: a socket that is
+/// not writable now drops what it cannot take, as a lone `try_send_to`
+/// would (the peers' NACK and PLI repair it).
+pub(crate) fn send_batch(sock: &UdpSocket, out: &[Outgoing]) -> Sent {
+    let mut sent = Sent::default();
+    let mut rest = out;
+    while let Some(first) = rest.first() {
+        #[cfg(target_os = "linux")]
+        if rest.len() > 1 {
+            let chunk = &rest[..rest.len().min(SEND_BATCH)];
+            let r = sock.try_io(tokio::io::Interest::WRITABLE, || sendmmsg(sock, chunk));
+            sent.calls += 1;
+            match r {
+                Ok(n) if n > 0 => {
+                    let (done, tail) = rest.split_at(n.min(rest.len()));
+                    sent.datagrams += done.len();
+                    sent.bytes += done.iter().map(|o| o.data.len() as u64).sum::<u64>();
+                    rest = tail;
+                    continue;
+                }
+                Ok(_) => {}
+                // Not writable now: what is left would fail the same way.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tracing::trace!("udp send: {} datagrams dropped: {e}", rest.len());
+                    return sent;
+                }
+                // The first datagram failed (its address, its size): send
+                // it alone below, then batch the rest again.
+                Err(e) => tracing::trace!("udp sendmmsg: {e}"),
+            }
+        }
+        sent.calls += 1;
+        match sock.try_send_to(&first.data, first.remote) {
+            Ok(n) => {
+                sent.datagrams += 1;
+                sent.bytes += n as u64;
+            }
+            Err(e) => tracing::trace!("udp send to {}: {e}", first.remote),
+        }
+        rest = &rest[1..];
+    }
+    sent
+}
+
+/// One `sendmmsg` of `chunk`: how many datagrams the kernel took.
+#[cfg(target_os = "linux")]
+fn sendmmsg(sock: &UdpSocket, chunk: &[Outgoing]) -> io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|o| [IoSlice::new(&o.data)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = chunk
+        .iter()
+        .map(|o| Some(SockaddrStorage::from(o.remote)))
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+    let results = nix::sys::socket::sendmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        &slices,
+        &addrs,
+        [],
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    // The results iterate over the datagrams the kernel took (its return
+    // value); nix has no other way to read that number. Each item carries an
+    // address slot sendmmsg never writes, and `SockaddrStorage` is a union
+    // of plain C structs, for which any bytes are a valid value.
+    Ok(results.count())
+}

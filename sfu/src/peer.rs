@@ -8,10 +8,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    BandwidthEstimator, CongestionControlBuilder, PacketReport, TwccSenderBuilder,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -32,6 +36,7 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -43,6 +48,11 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use crate::{Candidate, ConnectionState, MediaKind, SfuError};
 
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+const RRID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+const MIME_TYPE_RTX: &str = "video/rtx";
+const MIME_TYPE_RED: &str = "audio/red";
 
 /// Transport of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,6 +110,9 @@ pub(crate) struct Incoming {
     pub layer: String,
     /// The audio level the publisher measured (RFC 6464, -dBov, 127 = silence).
     pub audio_level: Option<u8>,
+    /// The payload is RED (RFC 2198) around `codec` (Opus): forward it with
+    /// [`Peer::send_red`].
+    pub red: bool,
     pub packet: RtpPacket,
 }
 
@@ -121,8 +134,6 @@ pub(crate) enum PeerEvent {
 /// One WebRTC peer connection on the server side (ICE-lite, DTLS server).
 pub(crate) struct Peer {
     pc: RTCPeerConnection,
-    /// Our ICE username fragment: the engine routes STUN by it.
-    ufrag: String,
     /// Received tracks: track id -> (receiver, kind, ssrc of the media).
     receivers: Vec<(RecvTrack, RTCRtpReceiverId, MediaKind)>,
     /// Sent tracks by track id (looked up for every forwarded packet).
@@ -132,6 +143,16 @@ pub(crate) struct Peer {
     /// Events already translated, waiting for the engine.
     pending: std::collections::VecDeque<PeerEvent>,
     last_state: ConnectionState,
+    /// What the RTX unwrapper (an interceptor of this connection) needs of
+    /// the negotiation, and its counters.
+    repair: Arc<Mutex<RepairState>>,
+    /// Per sent track: the payload types the remote accepted for `audio/red`
+    /// and for the track's own codec, once looked up (see [`Peer::send_red`]).
+    red_senders: HashMap<SendTrack, (Option<u8>, Option<u8>)>,
+    /// The bandwidth estimate of what this connection sends (a subscriber
+    /// connection), fed by the remote's TWCC feedback or REMB through two
+    /// interceptors of this connection ([`BweFeed`], [`RembTap`]).
+    bwe: Arc<Mutex<crate::bwe::Estimator>>,
 }
 
 #[derive(Default)]
@@ -139,27 +160,30 @@ struct StreamMeta {
     codec: Option<Codec>,
     layer: String,
     level_ext: Option<u8>,
+    /// The payload type is `audio/red` around `codec`.
+    red: bool,
 }
 
 struct SenderSlot {
     id: RTCRtpSenderId,
     ssrc: u32,
-    codec: Codec,
-    /// The payload type the remote accepted for `codec`, once negotiated.
-    payload_type: Option<u8>,
-}
-
-fn random_string(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    /// The codec of what is sent; `None`: any codec the remote accepted on
+    /// this track, named per packet ([`Peer::send_rtp_as`], answer mode).
+    codec: Option<Codec>,
+    /// The payload type the remote accepted for a codec (by MIME type), the
+    /// last one looked up.
+    payload_type: Option<(String, u8)>,
 }
 
 fn media_engine() -> Result<MediaEngine, SfuError> {
     let mut engine = MediaEngine::default();
+    let rtx = |apt: u8| RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.into(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={apt}"),
+        rtcp_feedback: vec![],
+    };
     let video_fb = || {
         vec![
             RTCPFeedback {
@@ -211,6 +235,26 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
             },
             102,
         ),
+        // RFC 4588 retransmissions, one RTX format per video codec: lost
+        // packets are resent on a separate SSRC, so a receiver's statistics
+        // and a sender's bandwidth probes (padding on the RTX SSRC) stay apart
+        // from the media.
+        (RtpCodecKind::Video, rtx(96), 97),
+        (RtpCodecKind::Video, rtx(102), 103),
+        // RFC 2198 redundant audio around Opus, as browsers offer it. Passed
+        // through to subscribers that accept it, reduced to its primary Opus
+        // block for those that do not.
+        (
+            RtpCodecKind::Audio,
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_RED.into(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "111/111".into(),
+                rtcp_feedback: vec![],
+            },
+            63,
+        ),
     ];
     for (kind, codec, pt) in codecs {
         engine
@@ -253,11 +297,10 @@ fn stack_err(context: &str, e: impl std::fmt::Display) -> SfuError {
 impl Peer {
     /// A new server-side peer connection announcing `candidates`.
     pub fn new(candidates: &[LocalCandidate]) -> Result<Peer, SfuError> {
-        let ufrag = random_string(16);
-        let pwd = random_string(32);
+        // No fixed ICE credentials: the stack draws random ones, and draws
+        // new ones on an ICE restart (fixed ones would be reused by it).
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
-            .with_ice_credentials(ufrag.clone(), pwd)
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let mut engine = media_engine()?;
@@ -272,7 +315,12 @@ impl Peer {
                 None,
             )
             .map_err(|e| stack_err("media engine", e))?;
-        let registry = Registry::new().with(Slot::Custom(1), FeedbackTap::default());
+        let repair = Arc::new(Mutex::new(RepairState::default()));
+        let registry = Registry::new()
+            .with(Slot::Custom(1), FeedbackTap::default())
+            // After FEC recovery, before the NACK generator (7_000): a
+            // retransmission must count as the packet it repairs.
+            .with(Slot::from(6_500), RtxUnwrap::new(repair.clone()));
         let registry = configure_nack(registry, &mut engine);
         let registry = configure_rtcp_reports(registry);
         // Transport-wide congestion control feedback for what publishers send:
@@ -280,6 +328,30 @@ impl Peer {
         // only from receiver reports, so its top simulcast layer takes ~20 s.
         let registry = configure_twcc_receiver_only(registry, &mut engine)
             .map_err(|e| stack_err("media engine", e))?;
+        // What we send (subscriber connections) carries transport-wide
+        // sequence numbers; the stack joins the remote's TWCC feedback to the
+        // departures and hands the results to our estimator (bwe.rs). No
+        // pacer: the engine fits the estimate by choosing layers. REMB is
+        // offered too, as the fallback of a remote without TWCC.
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: "goog-remb".into(),
+                parameter: "".into(),
+            },
+            RtpCodecKind::Video,
+        );
+        let bwe = Arc::new(Mutex::new(crate::bwe::Estimator::new()));
+        let registry = registry
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(BweFeed(bwe.clone())).build(),
+            )
+            // Wire-side of the congestion control (1_000: the read walk goes
+            // from small slots to large), so that it notes which sequence
+            // numbers a TWCC message names before the stack turns that
+            // message into results.
+            .with(Slot::Custom(2), RembTap::new(bwe.clone()));
         let config = RTCConfigurationBuilder::new().build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
@@ -315,28 +387,58 @@ impl Peer {
         }
         Ok(Peer {
             pc,
-            ufrag,
             receivers: Vec::new(),
             stream_meta: HashMap::new(),
             senders: HashMap::new(),
             pending: Default::default(),
             last_state: ConnectionState::Connecting,
+            repair,
+            red_senders: HashMap::new(),
+            bwe,
         })
     }
 
-    /// Our ICE username fragment.
-    pub fn ufrag(&self) -> &str {
-        &self.ufrag
+    /// The bandwidth estimate of what this connection sends.
+    pub fn bandwidth(&self, now: Instant) -> crate::bwe::Estimate {
+        lock_bwe(&self.bwe).estimate(now)
+    }
+
+    /// A trial upgrade to `bps` in all went through: raise the estimate.
+    pub fn bandwidth_accept(&self, bps: u64) {
+        lock_bwe(&self.bwe).accept(bps);
+    }
+
+    /// Our current ICE username fragment (the engine routes STUN by it),
+    /// from our latest local description: None before the first one; an
+    /// ICE restart changes it.
+    pub fn ufrag(&self) -> Option<String> {
+        let sdp = self.pc.local_description()?.sdp;
+        sdp.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("a=ice-ufrag:")
+                .map(|u| u.trim().to_owned())
+        })
+    }
+
+    /// Asks for an ICE restart: our next offer carries new ICE credentials
+    /// (for the connection where we offer; where the remote offers, a
+    /// restart is its offer with new credentials, which
+    /// [`Peer::accept_offer`] follows with new ones of ours).
+    pub fn restart_ice(&mut self) {
+        self.pc.restart_ice();
     }
 
     /// Applies a remote offer and returns our answer.
     pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
+        let negotiated = RepairNegotiation::from_sdp(&sdp);
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         self.stream_meta.clear();
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        // The answer takes the offer's payload types and extension ids.
+        lock_repair(&self.repair).negotiated = negotiated;
         let answer = self
             .pc
             .create_answer(None)
@@ -371,6 +473,7 @@ impl Peer {
         for s in self.senders.values_mut() {
             s.payload_type = None;
         }
+        self.red_senders.clear();
         self.collect();
         Ok(())
     }
@@ -399,19 +502,35 @@ impl Peer {
         kind: MediaKind,
         codec: &Codec,
     ) -> Result<(), SfuError> {
+        self.add_sender(stream, track, kind, Some(codec))
+    }
+
+    /// Adds a sent track; without a codec it may carry any codec the remote
+    /// accepts for its `m=` section (the payload type is chosen per packet).
+    fn add_sender(
+        &mut self,
+        stream: &str,
+        track: &str,
+        kind: MediaKind,
+        codec: Option<&Codec>,
+    ) -> Result<(), SfuError> {
         let ssrc = loop {
             let s: u32 = rand::random();
             if s != 0 && !self.senders.values().any(|x| x.ssrc == s) {
                 break s;
             }
         };
-        let rtp_codec = RTCRtpCodec {
-            mime_type: codec.mime_type.clone(),
-            clock_rate: codec.clock_rate,
-            channels: codec.channels,
-            sdp_fmtp_line: codec.fmtp.clone(),
-            rtcp_feedback: vec![],
-        };
+        // An empty codec leaves the transceiver's codecs as negotiated, where
+        // a named one would narrow them to that codec alone.
+        let rtp_codec = codec
+            .map(|codec| RTCRtpCodec {
+                mime_type: codec.mime_type.clone(),
+                clock_rate: codec.clock_rate,
+                channels: codec.channels,
+                sdp_fmtp_line: codec.fmtp.clone(),
+                rtcp_feedback: vec![],
+            })
+            .unwrap_or_default();
         let t = MediaStreamTrack::new(
             stream.to_owned(),
             track.to_owned(),
@@ -439,11 +558,56 @@ impl Peer {
             SenderSlot {
                 id,
                 ssrc,
-                codec: codec.clone(),
+                codec: codec.cloned(),
                 payload_type: None,
             },
         );
         Ok(())
+    }
+
+    /// Answers an offer that only receives (a player, WHEP: the client
+    /// offers, we send). For each `(track, kind)` whose kind the offer has, a
+    /// sent track named `track` takes the offer's `m=` section of that kind;
+    /// it carries any codec negotiated there ([`Peer::send_rtp_as`]).
+    /// Returns the answer; the kinds the offer lacks get no track.
+    pub fn answer_sending(
+        &mut self,
+        now: Instant,
+        sdp: String,
+        stream: &str,
+        tracks: &[(&str, MediaKind)],
+    ) -> Result<String, SfuError> {
+        let has_kind = |kind: MediaKind| {
+            sdp.lines()
+                .any(|l| l.starts_with(&format!("m={} ", kind.as_str())))
+        };
+        let wanted: Vec<(&str, MediaKind)> = tracks
+            .iter()
+            .copied()
+            .filter(|(_, kind)| has_kind(*kind))
+            .collect();
+        if wanted.is_empty() {
+            return Err(SfuError::BadSdp(
+                "the offer has no audio or video section".into(),
+            ));
+        }
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        for (track, kind) in wanted {
+            self.add_sender(stream, track, kind, None)?;
+        }
+        let answer = self
+            .pc
+            .create_answer(None)
+            .map_err(|e| stack_err("create answer", e))?;
+        self.pc
+            .set_local_description(now, answer.clone())
+            .map_err(|e| stack_err("set local answer", e))?;
+        self.collect();
+        Ok(answer.sdp)
     }
 
     /// Removes a track we send. Returns whether it was there.
@@ -459,12 +623,27 @@ impl Peer {
 
     /// Sends a packet on one of our tracks, rewriting SSRC and payload type.
     pub fn send_rtp(&mut self, now: Instant, track: &str, p: &RtpPacket) -> Result<(), SfuError> {
+        self.send_rtp_as(now, track, None, p)
+    }
+
+    /// Sends a packet in codec `mime` (default: the track's own codec) on one
+    /// of our tracks, rewriting SSRC and payload type.
+    pub fn send_rtp_as(
+        &mut self,
+        now: Instant,
+        track: &str,
+        mime: Option<&str>,
+        p: &RtpPacket,
+    ) -> Result<(), SfuError> {
         let Some(slot) = self.senders.get_mut(track) else {
             return Err(SfuError::Negotiation("no such sent track".into()));
         };
-        let pt = match slot.payload_type {
-            Some(pt) => pt,
-            None => {
+        let Some(mime) = mime.or(slot.codec.as_ref().map(|c| c.mime_type.as_str())) else {
+            return Err(SfuError::Negotiation("no codec for the track".into()));
+        };
+        let pt = match &slot.payload_type {
+            Some((m, pt)) if m.eq_ignore_ascii_case(mime) => *pt,
+            _ => {
                 let mut sender = self
                     .pc
                     .rtp_sender(slot.id)
@@ -474,14 +653,10 @@ impl Peer {
                     .rtp_parameters
                     .codecs
                     .iter()
-                    .find(|c| {
-                        c.rtp_codec
-                            .mime_type
-                            .eq_ignore_ascii_case(&slot.codec.mime_type)
-                    })
+                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
                     .map(|c| c.payload_type)
                     .ok_or_else(|| SfuError::Negotiation("codec not negotiated".into()))?;
-                slot.payload_type = Some(pt);
+                slot.payload_type = Some((mime.to_owned(), pt));
                 pt
             }
         };
@@ -501,6 +676,62 @@ impl Peer {
         sender
             .write_rtp(now, packet)
             .map_err(|e| stack_err("write rtp", e))
+    }
+
+    /// Sends a RED payload (RFC 2198 around the track's codec, Opus) on one
+    /// of our tracks: as RED where the remote accepted `audio/red` (its
+    /// blocks renumbered to the remote's payload type for the codec), else
+    /// its primary block alone, as a plain packet of the track's codec.
+    pub fn send_red(&mut self, now: Instant, track: &str, p: &RtpPacket) -> Result<(), SfuError> {
+        let (red_pt, own_pt) = match self.red_senders.get(track) {
+            Some(known) => *known,
+            None => {
+                let Some(slot) = self.senders.get(track) else {
+                    return Err(SfuError::Negotiation("no such sent track".into()));
+                };
+                let own = slot.codec.as_ref().map(|c| c.mime_type.clone());
+                let mut sender = self
+                    .pc
+                    .rtp_sender(slot.id)
+                    .ok_or_else(|| SfuError::Negotiation("sender gone".into()))?;
+                let codecs = &sender.get_parameters().rtp_parameters.codecs;
+                let pt_of = |mime: &str| {
+                    codecs
+                        .iter()
+                        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                        .map(|c| c.payload_type)
+                };
+                let known = (pt_of(MIME_TYPE_RED), own.as_deref().and_then(pt_of));
+                self.red_senders.insert(track.to_owned(), known);
+                known
+            }
+        };
+        let Some((primary_pt, primary)) = crate::codec::red_primary(&p.payload) else {
+            return Err(SfuError::Negotiation("malformed RED payload".into()));
+        };
+        match (red_pt, own_pt) {
+            (Some(_), Some(own)) => {
+                let payload = if primary_pt == own {
+                    p.payload.clone()
+                } else {
+                    crate::codec::red_map_pt(&p.payload, primary_pt, own)
+                        .map(bytes::Bytes::from)
+                        .unwrap_or_else(|| p.payload.clone())
+                };
+                let out = RtpPacket {
+                    payload,
+                    ..p.clone()
+                };
+                self.send_rtp_as(now, track, Some(MIME_TYPE_RED), &out)
+            }
+            _ => {
+                let out = RtpPacket {
+                    payload: p.payload.slice_ref(primary),
+                    ..p.clone()
+                };
+                self.send_rtp_as(now, track, None, &out)
+            }
+        }
     }
 
     /// Asks the remote side for a keyframe on a received track.
@@ -658,20 +889,35 @@ impl Peer {
                                     .iter()
                                     .find(|h| h.uri == AUDIO_LEVEL_URI)
                                     .and_then(|h| u8::try_from(h.id).ok());
-                                let codec = params
-                                    .codecs
-                                    .iter()
-                                    .find(|c| c.payload_type == pt)
-                                    .map(|c| Codec {
-                                        mime_type: c.rtp_codec.mime_type.clone(),
-                                        clock_rate: c.rtp_codec.clock_rate,
-                                        channels: c.rtp_codec.channels,
-                                        fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
-                                    });
+                                let codec_of =
+                                    |pt: u8| {
+                                        params.codecs.iter().find(|c| c.payload_type == pt).map(
+                                            |c| Codec {
+                                                mime_type: c.rtp_codec.mime_type.clone(),
+                                                clock_rate: c.rtp_codec.clock_rate,
+                                                channels: c.rtp_codec.channels,
+                                                fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
+                                            },
+                                        )
+                                    };
+                                let mut codec = codec_of(pt);
+                                // RED (RFC 2198) is a wrapper: the track's codec is
+                                // the one its fmtp names ("111/111": Opus at 111).
+                                let red = codec.as_ref().is_some_and(|c| {
+                                    c.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)
+                                });
+                                if red {
+                                    codec = codec
+                                        .as_ref()
+                                        .and_then(|c| c.fmtp.split('/').next())
+                                        .and_then(|p| p.trim().parse::<u8>().ok())
+                                        .and_then(codec_of);
+                                }
                                 StreamMeta {
                                     codec,
                                     layer,
                                     level_ext,
+                                    red,
                                 }
                             }
                             None => StreamMeta::default(),
@@ -682,9 +928,9 @@ impl Peer {
                         }
                         self.stream_meta.insert(key, meta);
                     }
-                    let (codec, layer, level_ext) = match self.stream_meta.get(&key) {
-                        Some(m) => (m.codec.clone(), m.layer.clone(), m.level_ext),
-                        None => (None, String::new(), None),
+                    let (codec, layer, level_ext, red) = match self.stream_meta.get(&key) {
+                        Some(m) => (m.codec.clone(), m.layer.clone(), m.level_ext, m.red),
+                        None => (None, String::new(), None, false),
                     };
                     // RFC 6464: the level in -dBov, 0 (loudest) to 127 (silence).
                     let audio_level = level_ext
@@ -697,6 +943,7 @@ impl Peer {
                         codec,
                         layer,
                         audio_level,
+                        red,
                         packet: RtpPacket {
                             marker: packet.header.marker,
                             sequence_number: packet.header.sequence_number,
@@ -729,6 +976,33 @@ fn asks_for_keyframe(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
     })
 }
 
+/// Generic NACKs received (only subscriber connections are sent media, so
+/// only they send them), and the packets they ask for; process-wide totals
+/// for the metrics (the stack's NACK responder answers them).
+static NACKS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static NACK_PACKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_nacks(packets: &[Box<dyn rtc::rtcp::Packet>]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for p in packets {
+        if let Some(n) = p.as_any().downcast_ref::<TransportLayerNack>() {
+            let asked: u64 = n
+                .nacks
+                .iter()
+                .map(|pair| 1 + u64::from(pair.lost_packets.count_ones()))
+                .sum();
+            NACKS_RECEIVED.fetch_add(1, Relaxed);
+            NACK_PACKETS.fetch_add(asked, Relaxed);
+        }
+    }
+}
+
+/// (NACKs received, packets they asked for) since the process started.
+pub(crate) fn nacks_received() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (NACKS_RECEIVED.load(Relaxed), NACK_PACKETS.load(Relaxed))
+}
+
 /// Marks inbound keyframe requests (PLI, FIR) for delivery to the application.
 ///
 /// rtc 0.21.1 ends every interceptor chain with a pass-through that drops
@@ -749,6 +1023,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            count_nacks(packets);
             if asks_for_keyframe(packets) && !msg.message.has(&Attribute::DeliverToApplication) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
@@ -778,6 +1053,398 @@ impl Interceptor for FeedbackTap {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
+fn lock_bwe(m: &Mutex<crate::bwe::Estimator>) -> std::sync::MutexGuard<'_, crate::bwe::Estimator> {
+    // Only this connection's owner thread uses it; a poisoned lock still
+    // holds a usable estimator.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hands the stack's resolved TWCC reports to our estimator.
+struct BweFeed(Arc<Mutex<crate::bwe::Estimator>>);
+
+impl BandwidthEstimator for BweFeed {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        if reports.is_empty() {
+            return;
+        }
+        let results: Vec<crate::bwe::PacketResult> = reports
+            .iter()
+            .map(|r| crate::bwe::PacketResult {
+                departure: r.departure,
+                arrival: if r.arrived { r.arrival } else { None },
+                size: r.size,
+                twcc_seq: r.is_twcc.then_some(r.twcc_sequence_number),
+            })
+            .collect();
+        lock_bwe(&self.0).on_feedback(now, &results);
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        // Read by the stack to pace; there is no pacer in our chain.
+        lock_bwe(&self.0)
+            .estimate(Instant::now())
+            .bps
+            .map_or(0.0, |b| b as f64)
+    }
+}
+
+/// Passes the remote's REMB (its receive-side estimate) to our estimator,
+/// and tells it which transport-wide sequence numbers each TWCC message names.
+struct RembTap {
+    bwe: Arc<Mutex<crate::bwe::Estimator>>,
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl RembTap {
+    fn new(bwe: Arc<Mutex<crate::bwe::Estimator>>) -> RembTap {
+        RembTap {
+            bwe,
+            read: Default::default(),
+            write: Default::default(),
+        }
+    }
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RembTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate as Remb;
+            use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc as Twcc;
+            for p in packets {
+                if let Some(fb) = p.as_any().downcast_ref::<Twcc>() {
+                    lock_bwe(&self.bwe)
+                        .on_twcc_coverage(fb.base_sequence_number, fb.packet_status_count);
+                }
+                if let Some(remb) = p.as_any().downcast_ref::<Remb>() {
+                    if remb.bitrate.is_finite() && remb.bitrate > 0.0 {
+                        lock_bwe(&self.bwe).on_remb(msg.now, remb.bitrate as u64);
+                    }
+                }
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RembTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// What a publisher's offer says about retransmissions: which payload types
+/// are RTX and which payload type each repairs (`apt=`), and the ids of the
+/// header extensions that tie an RTX stream to its simulcast layer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct RepairNegotiation {
+    /// RTX payload type -> the payload type it repairs.
+    apt: HashMap<u8, u8>,
+    mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+    rrid_ext: Option<u8>,
+}
+
+impl RepairNegotiation {
+    /// Reads the offer's `a=rtpmap`, `a=fmtp` and `a=extmap` lines (an answer
+    /// keeps the offer's payload types and extension ids). Unknown or odd
+    /// lines are ignored.
+    fn from_sdp(sdp: &str) -> RepairNegotiation {
+        let mut n = RepairNegotiation::default();
+        let mut rtx_pts = Vec::new();
+        let mut apts = Vec::new();
+        for line in sdp.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+                let mut f = rest.split_whitespace();
+                if let (Some(pt), Some(enc)) = (f.next(), f.next()) {
+                    let is_rtx = enc
+                        .split('/')
+                        .next()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("rtx"));
+                    if let (true, Ok(pt)) = (is_rtx, pt.parse::<u8>()) {
+                        rtx_pts.push(pt);
+                    }
+                }
+            } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
+                let Some((pt, params)) = rest.split_once(' ') else {
+                    continue;
+                };
+                let apt = params
+                    .split(';')
+                    .filter_map(|kv| kv.trim().strip_prefix("apt="))
+                    .find_map(|v| v.trim().parse::<u8>().ok());
+                if let (Ok(pt), Some(apt)) = (pt.parse::<u8>(), apt) {
+                    apts.push((pt, apt));
+                }
+            } else if let Some(rest) = line.strip_prefix("a=extmap:") {
+                let mut f = rest.split_whitespace();
+                let (Some(id), Some(uri)) = (f.next(), f.next()) else {
+                    continue;
+                };
+                // "id" or "id/direction".
+                let Some(id) = id.split('/').next().and_then(|i| i.parse::<u8>().ok()) else {
+                    continue;
+                };
+                match uri {
+                    MID_URI => n.mid_ext = Some(id),
+                    RID_URI => n.rid_ext = Some(id),
+                    RRID_URI => n.rrid_ext = Some(id),
+                    _ => {}
+                }
+            }
+        }
+        for (pt, apt) in apts {
+            if rtx_pts.contains(&pt) {
+                n.apt.insert(pt, apt);
+            }
+        }
+        n
+    }
+}
+
+/// Shared between a [`Peer`] and its [`RtxUnwrap`] interceptor (which the
+/// stack owns once built): the peer writes what was negotiated.
+#[derive(Debug, Default)]
+struct RepairState {
+    negotiated: RepairNegotiation,
+}
+
+fn lock_repair(m: &Mutex<RepairState>) -> std::sync::MutexGuard<'_, RepairState> {
+    // Nothing panics while holding it; a poisoned lock still holds good data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Most streams the unwrapper remembers (a hostile publisher cycling SSRCs
+/// cannot grow its maps past this).
+const REPAIR_MAX_STREAMS: usize = 64;
+
+/// Turns a publisher's RFC 4588 retransmissions back into the packets they
+/// repair, before the NACK generator sees them.
+///
+/// rtc 0.21.1 unwraps RTX itself only for streams whose SSRCs the SDP
+/// declares (`a=ssrc-group:FID`), and only after the interceptors: its NACK
+/// generator never learns that a NACKed packet arrived and keeps asking for
+/// it. Browsers' simulcast layers declare no SSRC at all: their RTX streams
+/// are known by the `repaired-rtp-stream-id` header extension, which the
+/// stack does not handle, so it would drop every retransmission. Here an RTX
+/// packet becomes its original (SSRC of the stream it repairs, payload type
+/// from `apt=`, sequence number from the OSN) in both cases. Padding-only RTX
+/// packets (bandwidth probes) pass untouched: the transport-wide congestion
+/// control feedback must still count them, and the stack drops them after.
+struct RtxUnwrap {
+    shared: Arc<Mutex<RepairState>>,
+    /// RTX SSRC -> the SSRC it repairs.
+    rtx_of: HashMap<u32, u32>,
+    /// (mid, rid) of a simulcast layer -> its SSRC, from packets carrying both.
+    layers: HashMap<(Vec<u8>, Vec<u8>), u32>,
+    /// (mid, rid) an RTX SSRC named whose layer was not seen yet.
+    unresolved: HashMap<u32, (Vec<u8>, Vec<u8>)>,
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl RtxUnwrap {
+    fn new(shared: Arc<Mutex<RepairState>>) -> RtxUnwrap {
+        RtxUnwrap {
+            shared,
+            rtx_of: HashMap::new(),
+            layers: HashMap::new(),
+            unresolved: HashMap::new(),
+            read: Default::default(),
+            write: Default::default(),
+        }
+    }
+
+    /// Rewrites `p` in place when it is a retransmission that can be unwrapped.
+    fn on_rtp(&mut self, p: &mut rtc::rtp::packet::Packet) {
+        let n = lock_repair(&self.shared).negotiated.clone_ids();
+        let h = &p.header;
+        let mid = n
+            .mid_ext
+            .and_then(|id| h.get_extension(id))
+            .map(|v| v.to_vec());
+        // A layer's own packets: remember its SSRC by (mid, rid).
+        if let (Some(mid), Some(rid)) = (
+            mid.clone(),
+            n.rid_ext
+                .and_then(|id| h.get_extension(id))
+                .map(|v| v.to_vec()),
+        ) {
+            if !self.layers.contains_key(&(mid.clone(), rid.clone())) {
+                if self.layers.len() >= REPAIR_MAX_STREAMS {
+                    self.layers.clear();
+                }
+                let ssrc = h.ssrc;
+                self.layers.insert((mid.clone(), rid.clone()), ssrc);
+                let waiting: Vec<u32> = self
+                    .unresolved
+                    .iter()
+                    .filter(|(_, k)| **k == (mid.clone(), rid.clone()))
+                    .map(|(r, _)| *r)
+                    .collect();
+                for rtx in waiting {
+                    self.unresolved.remove(&rtx);
+                    self.remember(rtx, ssrc);
+                }
+            }
+        }
+        // An RTX stream names the layer it repairs with rrid.
+        if let (Some(mid), Some(rrid)) = (
+            mid,
+            n.rrid_ext
+                .and_then(|id| h.get_extension(id))
+                .map(|v| v.to_vec()),
+        ) {
+            if !self.rtx_of.contains_key(&h.ssrc) {
+                match self.layers.get(&(mid.clone(), rrid.clone())) {
+                    Some(&primary) => self.remember(h.ssrc, primary),
+                    None => {
+                        if self.unresolved.len() >= REPAIR_MAX_STREAMS {
+                            self.unresolved.clear();
+                        }
+                        self.unresolved.insert(h.ssrc, (mid, rrid));
+                    }
+                }
+            }
+        }
+        let Some(&primary) = self.rtx_of.get(&p.header.ssrc) else {
+            return;
+        };
+        let Some(apt) = lock_repair(&self.shared)
+            .negotiated
+            .apt
+            .get(&p.header.payload_type)
+            .copied()
+        else {
+            return;
+        };
+        let Some((osn, _)) = crate::codec::rtx_unwrap(&p.payload) else {
+            // Padding-only: a probe, not a retransmission.
+            return;
+        };
+        p.header.ssrc = primary;
+        p.header.payload_type = apt;
+        p.header.sequence_number = osn;
+        p.header.padding = false;
+        p.payload = p.payload.slice(2..);
+    }
+
+    fn remember(&mut self, rtx: u32, primary: u32) {
+        if rtx == primary {
+            return;
+        }
+        if self.rtx_of.len() >= REPAIR_MAX_STREAMS {
+            self.rtx_of.clear();
+        }
+        self.rtx_of.insert(rtx, primary);
+    }
+}
+
+impl RepairNegotiation {
+    /// The extension ids alone (cheap to copy out of the lock per packet).
+    fn clone_ids(&self) -> RepairIds {
+        RepairIds {
+            mid_ext: self.mid_ext,
+            rid_ext: self.rid_ext,
+            rrid_ext: self.rrid_ext,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RepairIds {
+    mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+    rrid_ext: Option<u8>,
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RtxUnwrap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &mut msg.message.packet {
+            self.on_rtp(p);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        // The NACK generator also watches an RTX stream's own numbering, and
+        // with the retransmissions unwrapped it sees only the probes' gaps:
+        // its NACKs for an RTX SSRC ask for nothing that exists. Drop them.
+        if let Packet::Rtcp(packets) = &mut msg.message.packet {
+            let before = packets.len();
+            packets.retain(|p| {
+                p.as_any()
+                    .downcast_ref::<TransportLayerNack>()
+                    .is_none_or(|n| !self.rtx_of.contains_key(&n.media_ssrc))
+            });
+            if before > 0 && packets.is_empty() {
+                return Ok(());
+            }
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtxUnwrap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        // A stream whose SDP declared its RTX SSRC (a=ssrc-group:FID).
+        if let Some(rtx) = info.ssrc_rtx {
+            self.remember(rtx, info.ssrc);
+            if let Some(pt) = info.payload_type_rtx {
+                lock_repair(&self.shared)
+                    .negotiated
+                    .apt
+                    .entry(pt)
+                    .or_insert(info.payload_type);
+            }
+        }
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.rtx_of
+            .retain(|rtx, primary| *rtx != info.ssrc && *primary != info.ssrc);
+        self.layers.retain(|_, ssrc| *ssrc != info.ssrc);
+    }
+}
+
 /// The USERNAME attribute of a STUN message, if `data` is one.
 pub(crate) fn stun_username(data: &[u8]) -> Option<&str> {
     // RFC 5389: 20-byte header, first two bits zero, magic cookie 0x2112A442.
@@ -803,6 +1470,9 @@ pub(crate) fn stun_username(data: &[u8]) -> Option<&str> {
 pub(crate) fn is_stun(data: &[u8]) -> bool {
     data.first().is_some_and(|b| *b < 4)
 }
+
+/// Fuzzing entry points (see `crate::fuzzing`).
+pub(crate) mod fuzzing;
 
 #[cfg(test)]
 mod tests {
@@ -856,6 +1526,199 @@ mod tests {
         assert!(sdp.contains("udp"), "{sdp}");
         assert!(sdp.contains("tcptype passive"), "{sdp}");
         assert!(sdp.contains("msid:p-1 t-1"), "{sdp}");
-        assert!(sdp.contains(p.ufrag()), "{sdp}");
+        let ufrag = p.ufrag().expect("a local description");
+        assert!(sdp.contains(&format!("a=ice-ufrag:{ufrag}")), "{sdp}");
+        // An ICE restart draws new credentials.
+        p.restart_ice();
+        let again = p.create_offer(Instant::now()).unwrap();
+        let new = p.ufrag().expect("a local description");
+        assert_ne!(new, ufrag);
+        assert!(again.contains(&format!("a=ice-ufrag:{new}")), "{again}");
+    }
+    /// Parts of a Chromium publish offer (simulcast camera with RTX).
+    const CHROMIUM_OFFER_PART: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+a=extmap:11/sendonly urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n\
+a=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:97 rtx/90000\r\n\
+a=fmtp:97 apt=96\r\n\
+a=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+a=rtpmap:103 rtx/90000\r\n\
+a=fmtp:103 rtx-time=3000;apt=102\r\n\
+a=rtpmap:63 red/48000/2\r\n\
+a=fmtp:63 111/111\r\n";
+
+    #[test]
+    fn repair_negotiation_is_read_from_the_offer() {
+        let n = RepairNegotiation::from_sdp(CHROMIUM_OFFER_PART);
+        assert_eq!(n.apt, HashMap::from([(97, 96), (103, 102)]));
+        assert_eq!(
+            (n.mid_ext, n.rid_ext, n.rrid_ext),
+            (Some(4), Some(10), Some(11))
+        );
+        assert_eq!(
+            RepairNegotiation::from_sdp("a=fmtp:97 apt=x\r\na=extmap:x urn\r\ngarbage"),
+            RepairNegotiation::default()
+        );
+    }
+
+    fn rtp(
+        ssrc: u32,
+        pt: u8,
+        seq: u16,
+        exts: &[(u8, &[u8])],
+        payload: &[u8],
+    ) -> rtc::rtp::packet::Packet {
+        let mut p = rtc::rtp::packet::Packet::default();
+        p.header.version = 2;
+        p.header.ssrc = ssrc;
+        p.header.payload_type = pt;
+        p.header.sequence_number = seq;
+        p.header.timestamp = 1234;
+        if !exts.is_empty() {
+            p.header.extension = true;
+            p.header.extension_profile = 0xBEDE;
+            for (id, v) in exts {
+                p.header
+                    .set_extension(*id, bytes::Bytes::copy_from_slice(v))
+                    .unwrap();
+            }
+        }
+        p.payload = bytes::Bytes::copy_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn simulcast_rtx_is_unwrapped_by_repaired_stream_id() {
+        let shared = Arc::new(Mutex::new(RepairState::default()));
+        lock_repair(&shared).negotiated = RepairNegotiation::from_sdp(CHROMIUM_OFFER_PART);
+        let mut u = RtxUnwrap::new(shared);
+        // Layer "h" arrives on SSRC 1000 (mid 0, rid h).
+        let mut media = rtp(1000, 96, 500, &[(4, b"0"), (10, b"h")], &[0x90, 1, 2]);
+        u.on_rtp(&mut media);
+        assert_eq!(media.header.ssrc, 1000);
+        // Its RTX stream on SSRC 2000 repairs sequence number 499.
+        let mut rtx = rtp(
+            2000,
+            97,
+            7,
+            &[(4, b"0"), (11, b"h")],
+            &[0x01, 0xf3, 0x90, 9],
+        );
+        u.on_rtp(&mut rtx);
+        assert_eq!(
+            (
+                rtx.header.ssrc,
+                rtx.header.payload_type,
+                rtx.header.sequence_number
+            ),
+            (1000, 96, 499)
+        );
+        assert_eq!(&rtx.payload[..], &[0x90, 9]);
+        assert_eq!(rtx.header.timestamp, 1234);
+        // Later retransmissions no longer carry mid/rrid (acknowledged SSRC).
+        let mut later = rtp(2000, 97, 8, &[], &[0x01, 0xf4, 0x90]);
+        u.on_rtp(&mut later);
+        assert_eq!(
+            (later.header.ssrc, later.header.sequence_number),
+            (1000, 500)
+        );
+        // A padding-only probe on the RTX SSRC passes untouched.
+        let mut probe = rtp(2000, 97, 9, &[], &[]);
+        u.on_rtp(&mut probe);
+        assert_eq!((probe.header.ssrc, probe.header.payload_type), (2000, 97));
+        // An RTX stream named before its layer was seen is resolved later.
+        let mut early = rtp(2001, 97, 1, &[(4, b"0"), (11, b"f")], &[0, 5, 0x90]);
+        u.on_rtp(&mut early);
+        assert_eq!(early.header.ssrc, 2001);
+        u.on_rtp(&mut rtp(1001, 96, 5, &[(4, b"0"), (10, b"f")], &[0x90]));
+        let mut again = rtp(2001, 97, 2, &[], &[0, 4, 0x90]);
+        u.on_rtp(&mut again);
+        assert_eq!((again.header.ssrc, again.header.sequence_number), (1001, 4));
+        // An unknown SSRC with the RTX payload type is left alone.
+        let mut stranger = rtp(3000, 97, 1, &[], &[0, 4, 0x90]);
+        u.on_rtp(&mut stranger);
+        assert_eq!(stranger.header.ssrc, 3000);
+    }
+
+    #[test]
+    fn declared_rtx_is_unwrapped_and_its_nacks_dropped() {
+        let shared = Arc::new(Mutex::new(RepairState::default()));
+        let mut u = RtxUnwrap::new(shared);
+        u.bind_remote_stream(&StreamInfo {
+            ssrc: 10,
+            ssrc_rtx: Some(11),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            ..Default::default()
+        });
+        let mut rtx = rtp(11, 97, 1, &[], &[0x12, 0x34, 0xaa]);
+        u.on_rtp(&mut rtx);
+        assert_eq!(
+            (
+                rtx.header.ssrc,
+                rtx.header.payload_type,
+                rtx.header.sequence_number
+            ),
+            (10, 96, 0x1234)
+        );
+        let nack = |ssrc: u32| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(TransportLayerNack {
+                sender_ssrc: 1,
+                media_ssrc: ssrc,
+                nacks: vec![],
+            })
+        };
+        let msg = |packets| TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: Packet::Rtcp(packets).into(),
+        };
+        // A NACK for the RTX SSRC goes nowhere; one for the media goes out.
+        u.handle_write(msg(vec![nack(11)])).unwrap();
+        assert!(u.poll_write().is_none());
+        u.handle_write(msg(vec![nack(10), nack(11)])).unwrap();
+        let Some(out) = u.poll_write() else {
+            panic!("media NACK dropped")
+        };
+        let Packet::Rtcp(left) = &out.message.packet else {
+            panic!("not RTCP")
+        };
+        assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn subscriber_offers_rtx_and_red() {
+        let mut p = Peer::new(&[LocalCandidate {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:40000".parse().unwrap(),
+        }])
+        .unwrap();
+        let vp8 = Codec {
+            mime_type: MIME_TYPE_VP8.into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        };
+        let opus = Codec {
+            mime_type: MIME_TYPE_OPUS.into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: "minptime=10;useinbandfec=1;usedtx=1".into(),
+        };
+        p.add_send_track("p-1", "t-v", MediaKind::Video, &vp8)
+            .unwrap();
+        p.add_send_track("p-1", "t-a", MediaKind::Audio, &opus)
+            .unwrap();
+        let sdp = p.create_offer(Instant::now()).unwrap();
+        assert!(sdp.contains("a=rtpmap:97 rtx/90000"), "{sdp}");
+        assert!(sdp.contains("a=fmtp:97 apt=96"), "{sdp}");
+        assert!(sdp.contains("a=ssrc-group:FID"), "{sdp}");
+        assert!(sdp.contains("a=rtpmap:63 red/48000/2"), "{sdp}");
+        assert!(sdp.contains("a=fmtp:63 111/111"), "{sdp}");
+        // Opus FEC stays on: a subscriber decodes what the publisher put in.
+        assert!(sdp.contains("useinbandfec=1"), "{sdp}");
     }
 }

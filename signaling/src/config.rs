@@ -39,6 +39,26 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub turn: TurnConfig,
+    pub signaling: SignalingConfig,
+}
+
+/// The WebSocket sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignalingConfig {
+    /// How long a participant whose WebSocket dropped (without `leave`) stays
+    /// in the meeting, its media flowing, waiting for the client to `resume`;
+    /// 0 removes it at once.
+    pub resume_grace_secs: u64,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        SignalingConfig {
+            resume_grace_secs: 30,
+        }
+    }
 }
 
 /// HTTP side and where the server keeps its files.
@@ -101,6 +121,12 @@ pub struct MediaConfig {
     pub nat_1to1_ip: Option<IpAddr>,
     /// Also announce 127.0.0.1 (tests, single-machine demos).
     pub include_loopback: bool,
+    /// Video of at most this many publishers per participant, the most
+    /// recent speakers first; 0: everybody's.
+    pub last_n: usize,
+    /// Audio of at most this many publishers per participant, the loudest;
+    /// 0: every open microphone.
+    pub audio_loudest: usize,
 }
 
 impl Default for MediaConfig {
@@ -111,6 +137,8 @@ impl Default for MediaConfig {
             announce_ips: Vec::new(),
             nat_1to1_ip: None,
             include_loopback: false,
+            last_n: 12,
+            audio_loudest: 3,
         }
     }
 }
@@ -229,8 +257,97 @@ impl Default for MetricsConfig {
     }
 }
 
+/// A TURN relay (coturn) for clients that cannot reach the media ports:
+/// the server hands each participant short-lived credentials of coturn's
+/// REST API scheme (`use-auth-secret`), computed from a secret it shares with
+/// coturn (see `crate::turn`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnConfig {
+    /// Hand TURN servers to clients at all.
+    pub enabled: bool,
+    /// The TURN URLs given to browsers (`turns:turn.example.vn:443?transport=tcp`,
+    /// `turn:turn.example.vn:3478?transport=udp`), as in `RTCIceServer.urls`.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`, inline. Prefer `secret_file`.
+    pub secret: Option<String>,
+    /// A file holding coturn's `static-auth-secret` (surrounding whitespace
+    /// ignored), read at start.
+    pub secret_file: Option<PathBuf>,
+    /// How long handed-out credentials let a client open new allocations, in
+    /// seconds; a session gets fresh ones every half of it.
+    pub credential_ttl_seconds: u64,
+    /// Tell clients to use only relayed candidates (`iceTransportPolicy:
+    /// "relay"`): for sites where only TCP 443 to the TURN server works.
+    pub force_relay: bool,
+}
+
+/// Shortest `turn.credential_ttl_seconds` accepted.
+pub const TURN_TTL_MIN_SECONDS: u64 = 60;
+/// Longest `turn.credential_ttl_seconds` accepted (7 days).
+pub const TURN_TTL_MAX_SECONDS: u64 = 7 * 24 * 3600;
+/// Shortest inline or file secret accepted, in bytes.
+pub const TURN_SECRET_MIN_BYTES: usize = 16;
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            enabled: false,
+            urls: Vec::new(),
+            secret: None,
+            secret_file: None,
+            credential_ttl_seconds: 12 * 3600,
+            force_relay: false,
+        }
+    }
+}
+
+// By hand, so the secret never reaches a log through `{:?}`.
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("enabled", &self.enabled)
+            .field("urls", &self.urls)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_file", &self.secret_file)
+            .field("credential_ttl_seconds", &self.credential_ttl_seconds)
+            .field("force_relay", &self.force_relay)
+            .finish()
+    }
+}
+
+/// Checks one TURN URL of `turn.urls` (RFC 7065 `turn:`/`turns:` URIs).
+fn check_turn_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("turn.urls: {url:?} {why}"));
+    let rest = if let Some(r) = url.strip_prefix("turns:") {
+        r
+    } else if let Some(r) = url.strip_prefix("turn:") {
+        r
+    } else {
+        return bad("must start with turn: or turns:");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains spaces");
+    }
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    if hostport.is_empty() || hostport.starts_with(':') || hostport.contains(['/', '@']) {
+        return bad("needs a host (turn:HOST[:PORT][?transport=udp|tcp])");
+    }
+    if let Some(q) = query {
+        if !matches!(q, "transport=udp" | "transport=tcp") {
+            return bad("may only end in ?transport=udp or ?transport=tcp");
+        }
+    }
+    Ok(())
+}
+
 const ENV_PREFIX: &str = "GIAOBAN_";
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 10] = [
+    "SIGNALING",
+    "TURN",
     "METRICS",
     "SERVER",
     "DATABASE",
@@ -357,6 +474,8 @@ impl Config {
             ("MEDIA", "include_loopback") => {
                 self.media.include_loopback = parse(value).map_err(bad)?
             }
+            ("MEDIA", "last_n") => self.media.last_n = parse(value).map_err(bad)?,
+            ("MEDIA", "audio_loudest") => self.media.audio_loudest = parse(value).map_err(bad)?,
             ("AUTH", "invite_ttl_hours") => {
                 self.auth.invite_ttl_hours = parse(value).map_err(bad)?
             }
@@ -388,6 +507,29 @@ impl Config {
                 }
             }
             ("LOG", "level") => self.log.level = value.trim().to_owned(),
+            ("SIGNALING", "resume_grace_secs") => {
+                self.signaling.resume_grace_secs = parse(value).map_err(bad)?
+            }
+            ("TURN", "enabled") => self.turn.enabled = parse(value).map_err(bad)?,
+            ("TURN", "urls") => {
+                self.turn.urls = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            ("TURN", "secret") => {
+                self.turn.secret = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
+            }
+            ("TURN", "secret_file") => {
+                self.turn.secret_file =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("TURN", "credential_ttl_seconds") => {
+                self.turn.credential_ttl_seconds = parse(value).map_err(bad)?
+            }
+            ("TURN", "force_relay") => self.turn.force_relay = parse(value).map_err(bad)?,
             _ => return Err(bad("no such configuration key".into())),
         }
         Ok(())
@@ -440,6 +582,45 @@ impl Config {
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level is empty");
+        }
+        if self.signaling.resume_grace_secs > 600 {
+            return invalid("signaling.resume_grace_secs must be at most 600");
+        }
+        self.validate_turn()
+    }
+
+    fn validate_turn(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        let t = &self.turn;
+        for url in &t.urls {
+            check_turn_url(url).map_err(ConfigError::Invalid)?;
+        }
+        if !(TURN_TTL_MIN_SECONDS..=TURN_TTL_MAX_SECONDS).contains(&t.credential_ttl_seconds) {
+            return Err(ConfigError::Invalid(format!(
+                "turn.credential_ttl_seconds must be between {TURN_TTL_MIN_SECONDS} and {TURN_TTL_MAX_SECONDS}"
+            )));
+        }
+        if let Some(s) = &t.secret {
+            if s.len() < TURN_SECRET_MIN_BYTES {
+                return Err(ConfigError::Invalid(format!(
+                    "turn.secret must be at least {TURN_SECRET_MIN_BYTES} bytes"
+                )));
+            }
+        }
+        if t.secret.is_some() && t.secret_file.is_some() {
+            return invalid("turn.secret and turn.secret_file: set one, not both");
+        }
+        if !t.enabled {
+            if t.force_relay {
+                return invalid("turn.force_relay needs turn.enabled = true");
+            }
+            return Ok(());
+        }
+        if t.urls.is_empty() {
+            return invalid("turn.enabled needs at least one URL in turn.urls");
+        }
+        if t.secret.is_none() && t.secret_file.is_none() {
+            return invalid("turn.enabled needs turn.secret_file (or turn.secret)");
         }
         Ok(())
     }
@@ -499,6 +680,7 @@ mod tests {
         assert_eq!(c.documents.max_upload_bytes, 50 * 1024 * 1024);
         assert_eq!(c.documents.trust_dir, None);
         assert_eq!(c.auth.staff_token_ttl_hours, 12);
+        assert_eq!(c.signaling.resume_grace_secs, 30);
         assert!(c.database_url().starts_with("sqlite://"));
         assert!(c.database_url().ends_with("giaoban.db?mode=rwc"));
         assert_eq!(c.public_base_url(), "http://localhost:8080");
@@ -530,6 +712,8 @@ mod tests {
                 ("GIAOBAN_MEDIA_PORT", "7000"),
                 ("GIAOBAN_MEDIA_ANNOUNCE_IPS", "10.0.0.1, 10.0.0.2"),
                 ("GIAOBAN_MEDIA_INCLUDE_LOOPBACK", "true"),
+                ("GIAOBAN_MEDIA_LAST_N", "0"),
+                ("GIAOBAN_MEDIA_AUDIO_LOUDEST", "5"),
                 ("GIAOBAN_DOCUMENTS_MAX_UPLOAD_BYTES", "1048576"),
                 ("GIAOBAN_DOCUMENTS_TRUST_DIR", "/etc/giaoban/ca"),
                 ("GIAOBAN_SERVER_PUBLIC_URL", "https://hop.example.vn/"),
@@ -542,6 +726,7 @@ mod tests {
         assert_eq!(c.media.port, 7000);
         assert_eq!(c.media.announce_ips.len(), 2);
         assert!(c.media.include_loopback);
+        assert_eq!((c.media.last_n, c.media.audio_loudest), (0, 5));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.public_base_url(), "https://hop.example.vn");
         assert_eq!(c.documents.max_upload_bytes, 1_048_576);
@@ -549,6 +734,76 @@ mod tests {
             c.documents.trust_dir.as_deref(),
             Some(Path::new("/etc/giaoban/ca"))
         );
+    }
+
+    #[test]
+    fn turn_section() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GIAOBAN_TURN_ENABLED", "true"),
+                (
+                    "GIAOBAN_TURN_URLS",
+                    "turns:turn.tinh.gov.vn:443?transport=tcp, turn:10.0.0.5:3478?transport=udp",
+                ),
+                ("GIAOBAN_TURN_SECRET_FILE", "/etc/giaoban/turn.secret"),
+                ("GIAOBAN_TURN_CREDENTIAL_TTL_SECONDS", "3600"),
+                ("GIAOBAN_TURN_FORCE_RELAY", "true"),
+            ]),
+        )
+        .expect("loads");
+        assert!(c.turn.enabled && c.turn.force_relay);
+        assert_eq!(c.turn.urls.len(), 2);
+        assert_eq!(c.turn.credential_ttl_seconds, 3600);
+        let toml = "[turn]\nenabled = true\nurls = [\"turn:10.0.0.5\"]\nsecret = \"0123456789abcdefXYZ\"\n";
+        let c = Config::from_toml(toml).expect("parses");
+        assert!(c.validate().is_ok());
+        assert!(!format!("{c:?}").contains("0123456789abcdefXYZ"));
+        let invalid = |pairs: &[(&str, &str)]| {
+            matches!(
+                Config::load_with_env(None, env(pairs)),
+                Err(ConfigError::Invalid(_))
+            )
+        };
+        let on = ("GIAOBAN_TURN_ENABLED", "true");
+        let url = (
+            "GIAOBAN_TURN_URLS",
+            "turns:turn.example.vn:443?transport=tcp",
+        );
+        let secret = ("GIAOBAN_TURN_SECRET", "0123456789abcdef");
+        assert!(!invalid(&[on, url, secret]));
+        assert!(invalid(&[on, secret]), "no URL");
+        assert!(invalid(&[on, url]), "no secret");
+        assert!(invalid(&[on, url, ("GIAOBAN_TURN_SECRET", "short")]));
+        assert!(invalid(&[
+            on,
+            url,
+            secret,
+            ("GIAOBAN_TURN_SECRET_FILE", "/etc/x")
+        ]));
+        assert!(
+            invalid(&[("GIAOBAN_TURN_FORCE_RELAY", "true")]),
+            "relay without TURN"
+        );
+        for bad in [
+            "stun:turn.example.vn",
+            "https://turn.example.vn",
+            "turn:",
+            "turn::3478",
+            "turn:user@host",
+            "turn:host?transport=sctp",
+            "turn:ho st",
+        ] {
+            assert!(invalid(&[on, secret, ("GIAOBAN_TURN_URLS", bad)]), "{bad}");
+        }
+        for ttl in ["59", "604801"] {
+            assert!(invalid(&[
+                on,
+                url,
+                secret,
+                ("GIAOBAN_TURN_CREDENTIAL_TTL_SECONDS", ttl)
+            ]));
+        }
     }
 
     #[test]
@@ -571,6 +826,13 @@ mod tests {
             Config::load_with_env(None, env(&[("GIAOBAN_LIMITS_WS_MESSAGES_PER_SECOND", "0")])),
             Err(ConfigError::Invalid(_))
         ));
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_SIGNALING_RESUME_GRACE_SECS", "601")])),
+            Err(ConfigError::Invalid(_))
+        ));
+        let c = Config::load_with_env(None, env(&[("GIAOBAN_SIGNALING_RESUME_GRACE_SECS", "5")]))
+            .expect("a short grace is valid");
+        assert_eq!(c.signaling.resume_grace_secs, 5);
         assert!(matches!(
             Config::load_with_env(Some(Path::new("/nonexistent/giaoban.toml")), env(&[])),
             Err(ConfigError::Read { .. })

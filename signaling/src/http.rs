@@ -27,6 +27,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin", get(|| async { asset("admin.html") }))
         .route("/assets/{*path}", get(asset_path))
         .merge(crate::api::routes(state.api.max_upload_bytes))
+        .merge(crate::whip::routes())
         .with_state(state)
 }
 

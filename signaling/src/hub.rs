@@ -130,6 +130,25 @@ pub struct Hub {
 struct HubInner {
     rooms: HashMap<String, Room>,
     next_seq: u64,
+    /// Resume tokens of live sessions: token -> where a resuming socket goes.
+    resumes: HashMap<String, Resumable>,
+}
+
+/// A session that a new WebSocket may take over with its resume token.
+struct Resumable {
+    meeting_id: String,
+    pid: String,
+    /// The session's task: it takes the new socket from here.
+    tx: tokio::sync::mpsc::UnboundedSender<crate::session::Attach>,
+}
+
+/// Why a resume token was not accepted (all answered `resume_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeRefused {
+    /// Unknown, already used, or its session has ended (grace over, left).
+    Unknown,
+    /// The token belongs to a session of another meeting than the one named.
+    WrongMeeting,
 }
 
 impl Hub {
@@ -167,6 +186,16 @@ impl Hub {
                 let _ = m.tx.send(HubMsg::Kick(KickReason::Replaced));
             }
         }
+        if let Some(old_id) = &old {
+            inner.resumes.retain(|_, r| &r.pid != old_id);
+        }
+        let Some(room) = inner.rooms.get_mut(meeting_id) else {
+            return JoinOutcome {
+                others: Vec::new(),
+                tracks: Vec::new(),
+                replaced: old,
+            };
+        };
         let mut members: Vec<&Member> = room.members.values().collect();
         members.sort_by_key(|m| m.seq);
         let others = members.iter().map(|m| m.info.clone()).collect();
@@ -196,9 +225,10 @@ impl Hub {
     }
 
     /// Removes a participant if it is still there (a replaced one is not).
-    /// Returns whether it was.
+    /// Returns whether it was. Its resume token stops working.
     pub fn leave(&self, meeting_id: &str, pid: &str, reason: &str) -> bool {
         let mut inner = self.lock();
+        inner.resumes.retain(|_, r| r.pid != pid);
         let Some(room) = inner.rooms.get_mut(meeting_id) else {
             return false;
         };
@@ -207,6 +237,66 @@ impl Hub {
             inner.rooms.remove(meeting_id);
         }
         removed
+    }
+
+    /// Makes `token` the one resume token of participant `pid` (an earlier
+    /// one stops working). A socket that presents it reaches the session
+    /// through `tx`.
+    pub fn set_resume_token(
+        &self,
+        meeting_id: &str,
+        pid: &str,
+        token: String,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::session::Attach>,
+    ) {
+        let mut inner = self.lock();
+        inner.resumes.retain(|_, r| r.pid != pid);
+        inner.resumes.insert(
+            token,
+            Resumable {
+                meeting_id: meeting_id.to_owned(),
+                pid: pid.to_owned(),
+                tx,
+            },
+        );
+    }
+
+    /// Takes a resume token (it works once): the session's channel, its
+    /// meeting and participant id. With `meeting_id`, the token must be of a
+    /// session in that meeting (otherwise it is left as it was).
+    pub fn take_resume(
+        &self,
+        token: &str,
+        meeting_id: Option<&str>,
+    ) -> Result<
+        (
+            String,
+            String,
+            tokio::sync::mpsc::UnboundedSender<crate::session::Attach>,
+        ),
+        ResumeRefused,
+    > {
+        let mut inner = self.lock();
+        let r = inner.resumes.get(token).ok_or(ResumeRefused::Unknown)?;
+        if meeting_id.is_some_and(|m| m != r.meeting_id) {
+            return Err(ResumeRefused::WrongMeeting);
+        }
+        let live = inner
+            .rooms
+            .get(&r.meeting_id)
+            .is_some_and(|room| room.members.contains_key(&r.pid));
+        let r = inner.resumes.remove(token).ok_or(ResumeRefused::Unknown)?;
+        if !live || r.tx.is_closed() {
+            return Err(ResumeRefused::Unknown);
+        }
+        Ok((r.meeting_id, r.pid, r.tx))
+    }
+
+    /// The participant as the others see it now (role, mute states).
+    pub fn participant(&self, meeting_id: &str, pid: &str) -> Option<ParticipantInfo> {
+        let inner = self.lock();
+        let m = inner.rooms.get(meeting_id)?.members.get(pid)?;
+        Some(m.info.clone())
     }
 
     /// A track of `pid` is live: everyone (the publisher too) is told.
@@ -290,6 +380,7 @@ impl Hub {
         if room.members.is_empty() {
             inner.rooms.remove(meeting_id);
         }
+        inner.resumes.retain(|_, r| r.pid != pid);
         true
     }
 

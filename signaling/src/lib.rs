@@ -14,6 +14,9 @@
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
 //! - [`metrics`]: Prometheus `/metrics` and the readiness check `/readyz`.
 //! - [`tls`]: built-in HTTPS/WSS (rustls) from a PEM certificate and key.
+//! - [`turn`]: short-lived TURN credentials for coturn (REST API scheme).
+//! - [`whip`]: WHIP ingest (RFC 9725) for encoders and WHEP egress of a
+//!   meeting's main view for players (`/whip/…`, `/whep/…`).
 //! - [`server`]: [`serve`]: binds the sockets, starts the SFU, runs until a
 //!   shutdown future resolves, then closes everything.
 //! - [`cli`]: the command line of the `giaoban` binary (`serve`, `meeting`,
@@ -23,12 +26,16 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod turn;
+pub mod whip;
 
 use std::sync::Arc;
 
@@ -55,4 +62,6 @@ pub struct AppState {
     pub sessions: Arc<()>,
     /// What the REST API needs (links, limits, trust anchors, contents).
     pub api: Arc<api::ApiState>,
+    /// TURN servers and their credentials for clients; None: TURN is off.
+    pub turn: Option<Arc<turn::TurnService>>,
 }

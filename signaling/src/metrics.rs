@@ -28,9 +28,11 @@ const SFU_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Request types of the signaling protocol, counted by type; anything else
 /// (unparseable or unknown) counts as `invalid`.
-const MESSAGE_TYPES: [&str; 10] = [
+const MESSAGE_TYPES: [&str; 12] = [
     "hello",
     "join",
+    "resume",
+    "ice_restart",
     "publish",
     "subscriber_answer",
     "candidate",
@@ -43,7 +45,7 @@ const MESSAGE_TYPES: [&str; 10] = [
 
 /// Error codes of the signaling protocol (docs/protocol.md); anything else
 /// counts as `other`.
-const ERROR_CODES: [&str; 22] = [
+const ERROR_CODES: [&str; 23] = [
     "bad_json",
     "unknown_type",
     "bad_request",
@@ -54,6 +56,7 @@ const ERROR_CODES: [&str; 22] = [
     "unsupported_version",
     "not_joined",
     "already_joined",
+    "resume_failed",
     "token_invalid",
     "token_expired",
     "token_wrong_meeting",
@@ -356,7 +359,7 @@ async fn render_sfu(out: &mut String, app: &AppState) {
     for (name, help, v) in gauges {
         single(out, name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 16] = [
         (
             "giaoban_sfu_udp_datagrams_in_total",
             "UDP datagrams received on the media port.",
@@ -386,6 +389,56 @@ async fn render_sfu(out: &mut String, app: &AppState) {
             "giaoban_sfu_keyframe_requests_sent_total",
             "Keyframe requests (PLI) sent to publishers.",
             s.keyframe_requests_sent,
+        ),
+        (
+            "giaoban_sfu_bytes_in_total",
+            "Bytes of the UDP datagrams and ICE-TCP frames received on the media port.",
+            s.bytes_in,
+        ),
+        (
+            "giaoban_sfu_datagrams_out_total",
+            "UDP datagrams and ICE-TCP frames sent from the media port.",
+            s.datagrams_out,
+        ),
+        (
+            "giaoban_sfu_bytes_out_total",
+            "Bytes of the UDP datagrams and ICE-TCP frames sent from the media port.",
+            s.bytes_out,
+        ),
+        (
+            "giaoban_sfu_udp_send_calls_total",
+            "System calls that sent UDP datagrams (one sendmmsg sends many).",
+            s.udp_send_calls,
+        ),
+        (
+            "giaoban_sfu_rtp_payload_bytes_in_total",
+            "RTP payload bytes received from publishers.",
+            s.rtp_payload_bytes_in,
+        ),
+        (
+            "giaoban_sfu_rtp_payload_bytes_forwarded_total",
+            "RTP payload bytes forwarded to subscribers.",
+            s.rtp_payload_bytes_forwarded,
+        ),
+        (
+            "giaoban_sfu_rtp_packets_lost_total",
+            "RTP sequence numbers missing from publishers' streams when the next packet arrived (before retransmission).",
+            s.rtp_packets_lost,
+        ),
+        (
+            "giaoban_sfu_layer_switches_total",
+            "Switches of a subscriber's video from one simulcast layer to another.",
+            s.layer_switches,
+        ),
+        (
+            "giaoban_sfu_nacks_received_total",
+            "Generic NACK feedback messages received from subscribers.",
+            s.nacks_received,
+        ),
+        (
+            "giaoban_sfu_nack_packets_requested_total",
+            "Packets subscribers asked to be retransmitted (NACKed sequence numbers).",
+            s.nack_packets_requested,
         ),
     ];
     for (name, help, v) in counters {

@@ -41,6 +41,8 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsError),
     #[error("invalid metrics configuration: {0}")]
     Metrics(String),
+    #[error(transparent)]
+    Turn(#[from] crate::turn::TurnError),
 }
 
 /// Creates the data folder (owner-only on Unix) if needed.
@@ -95,7 +97,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (store, keys) = open(&config).await?;
+    let turn = crate::turn::TurnService::from_config(&config.turn)?.map(Arc::new);
     tracing::info!(db = store.backend(), data_dir = %config.server.data_dir.display(), "storage ready");
+    // What a crash may have left in the content store: unfinished uploads
+    // and contents whose database write never committed.
+    let referenced = store.referenced_contents().await?;
+    match documents_store(&config).clean_leftovers(&referenced).await {
+        Ok((0, 0)) => {}
+        Ok((temps, orphans)) => {
+            tracing::info!(temps, orphans, "removed leftovers of interrupted uploads")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot clean the document store"),
+    }
     // HTTPS: a bad certificate or key stops the start with a clear error.
     let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
@@ -117,6 +130,8 @@ pub async fn serve(
         announce_ips: config.media.announce_ips.clone(),
         nat_1to1_ip: config.media.nat_1to1_ip,
         include_loopback: config.media.include_loopback,
+        last_n: config.media.last_n,
+        audio_loudest: config.media.audio_loudest,
     })
     .await?;
 
@@ -149,11 +164,13 @@ pub async fn serve(
         limits: SessionLimits {
             max_message_bytes: config.limits.ws_max_message_bytes,
             messages_per_second: config.limits.ws_messages_per_second,
+            resume_grace: std::time::Duration::from_secs(config.signaling.resume_grace_secs),
             ..SessionLimits::default()
         },
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
         api: Arc::new(api),
+        turn,
     };
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();

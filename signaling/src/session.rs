@@ -3,6 +3,7 @@
 //! handle and its hub channel; it never panics on input and its failure
 //! affects nobody else.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -13,7 +14,7 @@ use sfu::{Candidate, MediaKind, PcKind, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
 use crate::auth;
-use crate::hub::{HubMsg, KickReason, ParticipantInfo, TrackInfo};
+use crate::hub::{HubMsg, KickReason, ParticipantInfo, ResumeRefused, TrackInfo};
 use crate::AppState;
 
 /// The protocol version this server speaks.
@@ -26,6 +27,8 @@ mod close {
     pub const PROTOCOL_ERROR: u16 = 1002;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
+    /// Sent by a client that gives a socket up and will resume its session.
+    pub const RESUMING: u16 = 4000;
 }
 
 /// Limits of one session.
@@ -37,6 +40,9 @@ pub struct SessionLimits {
     pub messages_per_second: u32,
     /// A socket silent this long is closed.
     pub idle_timeout: Duration,
+    /// How long a joined participant whose socket dropped waits for `resume`
+    /// (zero: it leaves at once).
+    pub resume_grace: Duration,
 }
 
 impl Default for SessionLimits {
@@ -45,6 +51,7 @@ impl Default for SessionLimits {
             max_message_bytes: 262_144,
             messages_per_second: 50,
             idle_timeout: Duration::from_secs(40),
+            resume_grace: Duration::from_secs(30),
         }
     }
 }
@@ -102,6 +109,84 @@ pub fn new_participant_id() -> String {
     format!("p-{hex}")
 }
 
+/// Server messages kept for a resume: at most this many...
+const OUTBOX_MAX_MESSAGES: usize = 512;
+/// ...and at most this many bytes (the oldest go first).
+const OUTBOX_MAX_BYTES: usize = 512 * 1024;
+
+/// A new socket taking over a session with its resume token.
+pub struct Attach {
+    socket: WebSocket,
+    /// The `resume` request's id, for the answer.
+    id: Option<Value>,
+    /// How many messages of the session the client has received.
+    received: u64,
+}
+
+/// Every message sent to the client since `joined` is numbered (implicitly:
+/// the n-th message after `joined` is number n-1). The latest ones are kept,
+/// so that a resuming client gets again what it missed: those written to a
+/// socket that died before they arrived, and those sent while no socket was
+/// attached. Clients acknowledge what they received (`ping.received`), which
+/// lets the oldest go; the bounds drop the oldest anyway.
+#[derive(Default)]
+struct Outbox {
+    /// The number of the oldest message kept.
+    base: u64,
+    messages: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// Messages sent so far.
+    fn sent(&self) -> u64 {
+        self.base + self.messages.len() as u64
+    }
+
+    fn push(&mut self, text: &str) {
+        self.bytes += text.len();
+        self.messages.push_back(text.to_owned());
+        while self.messages.len() > OUTBOX_MAX_MESSAGES || self.bytes > OUTBOX_MAX_BYTES {
+            match self.messages.pop_front() {
+                Some(m) => {
+                    self.bytes -= m.len();
+                    self.base += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The client has received the first `received` messages.
+    fn ack(&mut self, received: u64) {
+        while self.base < received.min(self.sent()) {
+            match self.messages.pop_front() {
+                Some(m) => {
+                    self.bytes -= m.len();
+                    self.base += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The messages after the first `received`, if all of them are still kept.
+    fn since(&self, received: u64) -> Option<Vec<String>> {
+        if received < self.base || received > self.sent() {
+            return None;
+        }
+        let skip = usize::try_from(received - self.base).ok()?;
+        Some(self.messages.iter().skip(skip).cloned().collect())
+    }
+}
+
+/// A resume token: 32 random bytes, hex. Never logged.
+fn new_resume_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// The session's state once `join` succeeded.
 struct Joined {
     meeting_id: String,
@@ -111,11 +196,27 @@ struct Joined {
     media: Option<sfu::Participant>,
     sfu_rx: Option<mpsc::UnboundedReceiver<SfuEvent>>,
     hub_rx: mpsc::UnboundedReceiver<HubMsg>,
+    /// Messages sent since `joined`, for a resume.
+    outbox: Outbox,
+    /// Where a socket resuming this session arrives (the hub hands the
+    /// sender out against the resume token).
+    attach_tx: mpsc::UnboundedSender<Attach>,
+    attach_rx: mpsc::UnboundedReceiver<Attach>,
+    /// Pushes fresh TURN credentials while the session lives (TURN on only).
+    _turn_refresh: Option<crate::turn::RefreshTask>,
 }
 
 /// What the loop does after handling something.
 enum Flow {
     Continue,
+    /// Hand this socket over to the session that `tx` reaches (`resume`).
+    Resume {
+        tx: mpsc::UnboundedSender<Attach>,
+        id: Option<Value>,
+        received: u64,
+    },
+    /// The socket is gone: a joined participant waits for a resume.
+    Detach,
     /// Close the socket with this code; `reason` is what the others see.
     Close {
         code: u16,
@@ -156,37 +257,52 @@ impl From<SfuError> for Fail {
 
 struct Session {
     state: AppState,
-    socket: WebSocket,
+    /// The client's socket; None while a joined participant waits for a
+    /// resume (its messages are then only kept in the outbox).
+    socket: Option<WebSocket>,
     hello: bool,
     joined: Option<Joined>,
     rate: RateLimiter,
+    /// Counts the session in the open-sockets gauge while a socket is attached.
+    counted: Option<crate::metrics::WsSessionGuard>,
 }
 
-/// Runs a session until the socket closes, the client leaves, it is kicked
-/// or the server shuts down.
+/// Runs a session until the client leaves, its socket closes (and, once
+/// joined, no `resume` came within the grace), it is kicked or the server
+/// shuts down.
 pub async fn run(socket: WebSocket, state: AppState) {
     let _alive = state.sessions.clone();
-    let _counted = crate::metrics::WsSessionGuard::new();
     let mut shutdown = state.shutdown.clone();
     let limits = state.limits.clone();
     let mut s = Session {
         rate: RateLimiter::new(limits.messages_per_second),
         state,
-        socket,
+        socket: Some(socket),
         hello: false,
         joined: None,
+        counted: Some(crate::metrics::WsSessionGuard::new()),
     };
     let mut last_activity = Instant::now();
+    // Since when the joined participant has had no socket.
+    let mut detached_since: Option<Instant> = None;
     let mut left_reason = "disconnected";
     if *shutdown.borrow() {
         s.close(close::GOING_AWAY, "server shutting down").await;
         return;
     }
     loop {
-        let idle = tokio::time::sleep_until((last_activity + limits.idle_timeout).into());
-        let (hub_rx, sfu_rx) = match s.joined.as_mut() {
-            Some(j) => (Some(&mut j.hub_rx), j.sfu_rx.as_mut()),
-            None => (None, None),
+        let deadline = match detached_since {
+            Some(since) => since + limits.resume_grace,
+            None => last_activity + limits.idle_timeout,
+        };
+        let timer = tokio::time::sleep_until(deadline.into());
+        let (hub_rx, sfu_rx, attach_rx) = match s.joined.as_mut() {
+            Some(j) => (
+                Some(&mut j.hub_rx),
+                j.sfu_rx.as_mut(),
+                Some(&mut j.attach_rx),
+            ),
+            None => (None, None, None),
         };
         let hub_next = async {
             match hub_rx {
@@ -200,23 +316,36 @@ pub async fn run(socket: WebSocket, state: AppState) {
                 None => std::future::pending().await,
             }
         };
-        let socket = &mut s.socket;
+        let attach_next = async {
+            match attach_rx {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ws_next = async {
+            match s.socket.as_mut() {
+                Some(socket) => socket.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         enum Input {
             Ws(Option<Result<Message, axum::Error>>),
             Hub(Option<HubMsg>),
             Sfu(Option<Option<SfuEvent>>),
-            Idle,
+            Attach(Option<Box<Attach>>),
+            Timer,
             Shutdown,
         }
         let input = tokio::select! {
-            m = socket.recv() => Input::Ws(m),
+            m = ws_next => Input::Ws(m),
             m = hub_next => Input::Hub(m),
             e = sfu_next => Input::Sfu(e),
-            _ = idle => Input::Idle,
+            a = attach_next => Input::Attach(a.map(Box::new)),
+            _ = timer => Input::Timer,
             _ = shutdown.changed() => Input::Shutdown,
         };
         let flow = match input {
-            Input::Ws(None) => break,
+            Input::Ws(None) => Flow::Detach,
             Input::Ws(Some(Err(e))) => {
                 tracing::debug!(error = %e, "websocket read error");
                 // Most likely a frame over the hard size limit.
@@ -229,7 +358,7 @@ pub async fn run(socket: WebSocket, state: AppState) {
                         left_reason: "disconnected",
                     }
                 } else {
-                    break;
+                    Flow::Detach
                 }
             }
             Input::Ws(Some(Ok(msg))) => {
@@ -278,24 +407,79 @@ pub async fn run(socket: WebSocket, state: AppState) {
                 }
                 Flow::Continue
             }
-            Input::Idle => {
-                tracing::debug!("closing an idle websocket");
+            Input::Attach(Some(attach)) => {
+                if s.attach(*attach).await {
+                    detached_since = None;
+                    last_activity = Instant::now();
+                }
+                Flow::Continue
+            }
+            // The session holds a sender itself: never closed.
+            Input::Attach(None) => Flow::Continue,
+            Input::Timer if detached_since.is_some() => {
+                tracing::info!("no resume within the grace");
                 Flow::Close {
-                    code: close::POLICY,
-                    reason: "idle timeout",
+                    code: close::NORMAL,
+                    reason: "",
                     left_reason: "disconnected",
                 }
             }
+            Input::Timer => {
+                tracing::debug!("closing an idle websocket");
+                s.close(close::POLICY, "idle timeout").await;
+                Flow::Detach
+            }
         };
-        if let Flow::Close {
-            code,
-            reason,
-            left_reason: lr,
-        } = flow
-        {
-            left_reason = lr;
-            s.close(code, reason).await;
-            break;
+        match flow {
+            Flow::Continue => {}
+            Flow::Detach => {
+                // The socket is gone (or given up). A joined participant
+                // stays for the grace, its media flowing, waiting for resume.
+                s.socket = None;
+                s.counted = None;
+                if s.joined.is_none() || limits.resume_grace.is_zero() {
+                    break;
+                }
+                if detached_since.is_none() {
+                    if let Some(j) = &s.joined {
+                        tracing::info!(participant = %j.pid, meeting = %j.meeting_id,
+                            grace_secs = limits.resume_grace.as_secs(), "socket lost; waiting for resume");
+                    }
+                    detached_since = Some(Instant::now());
+                }
+            }
+            Flow::Resume { tx, id, received } => {
+                // This socket takes over another session; this one ends here
+                // (it never joined, so there is nothing to leave).
+                let Some(socket) = s.socket.take() else {
+                    break;
+                };
+                match tx.send(Attach {
+                    socket,
+                    id,
+                    received,
+                }) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(a)) => {
+                        s.socket = Some(a.socket);
+                        s.send_error(
+                            a.id.as_ref(),
+                            "resume_failed",
+                            "the session has ended; join again",
+                        )
+                        .await;
+                    }
+                }
+            }
+            Flow::Close {
+                code,
+                reason,
+                left_reason: lr,
+            } => {
+                left_reason = lr;
+                s.close(code, reason).await;
+                break;
+            }
         }
     }
     s.finish(left_reason).await;
@@ -321,6 +505,16 @@ struct HelloReq {
 #[derive(Deserialize)]
 struct JoinReq {
     token: String,
+    #[serde(default)]
+    meeting_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResumeReq {
+    resume_token: String,
+    /// Messages of the session the client has received (0 if it counts none).
+    #[serde(default)]
+    received: u64,
     #[serde(default)]
     meeting_id: Option<String>,
 }
@@ -365,9 +559,11 @@ fn body_as<T: serde::de::DeserializeOwned>(body: &Map<String, Value>) -> Result<
         .map_err(|e| Fail::new("bad_request", format!("invalid request: {e}")))
 }
 
-const KNOWN_TYPES: [&str; 9] = [
+const KNOWN_TYPES: [&str; 11] = [
     "hello",
     "join",
+    "resume",
+    "ice_restart",
     "publish",
     "subscriber_answer",
     "candidate",
@@ -378,8 +574,21 @@ const KNOWN_TYPES: [&str; 9] = [
 ];
 
 impl Session {
+    /// Sends a message of the session: once joined, it is numbered and kept
+    /// for a resume (and only kept while no socket is attached).
     async fn send_text(&mut self, text: String) -> bool {
-        self.socket.send(Message::text(text)).await.is_ok()
+        if let Some(j) = self.joined.as_mut() {
+            j.outbox.push(&text);
+        }
+        self.write(text).await
+    }
+
+    /// Writes to the socket, if there is one, without numbering.
+    async fn write(&mut self, text: String) -> bool {
+        match self.socket.as_mut() {
+            Some(socket) => socket.send(Message::text(text)).await.is_ok(),
+            None => false,
+        }
     }
 
     async fn send_json(&mut self, v: Value) {
@@ -397,31 +606,101 @@ impl Session {
 
     /// A reply of `type` with the request's `id` and these fields.
     async fn reply(&mut self, id: &Option<Value>, kind: &str, fields: Value) {
-        let mut v = json!({"type": kind});
-        if let Some(id) = id {
-            v["id"] = id.clone();
-        }
-        if let Value::Object(f) = fields {
-            if let Value::Object(o) = &mut v {
-                o.extend(f);
-            }
-        }
-        self.send_json(v).await;
+        self.send_json(envelope(id, kind, fields)).await;
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await;
+        if let Some(socket) = self.socket.as_mut() {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })))
+                .await;
+        }
+    }
+
+    /// A socket resumes this session: it replaces the current one (if the
+    /// server had not noticed that one die, it is closed), gets `resumed`,
+    /// then every message it missed. Returns whether the session has its
+    /// socket back.
+    async fn attach(&mut self, a: Attach) -> bool {
+        let Attach {
+            socket,
+            id,
+            received,
+        } = a;
+        let Some(j) = self.joined.as_mut() else {
+            return false;
+        };
+        let Some(missed) = j.outbox.since(received) else {
+            // The client claims more than was sent, or what it missed is no
+            // longer kept: it must join again (which replaces this session).
+            let mut socket = socket;
+            crate::metrics::ws_error("resume_failed");
+            let err = envelope(
+                &id,
+                "error",
+                json!({"code": "resume_failed", "message": "the missed messages are no longer kept; join again"}),
+            );
+            let _ = socket.send(Message::text(err.to_string())).await;
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: close::NORMAL,
+                    reason: Utf8Bytes::from_static("resume failed"),
+                })))
+                .await;
+            return false;
+        };
+        j.outbox.ack(received);
+        let token = new_resume_token();
+        self.state
+            .hub
+            .set_resume_token(&j.meeting_id, &j.pid, token.clone(), j.attach_tx.clone());
+        let (meeting_id, pid) = (j.meeting_id.clone(), j.pid.clone());
+        let info = self.state.hub.participant(&meeting_id, &pid);
+        if self.socket.is_some() {
+            tracing::info!(participant = %pid, "a resume replaces a socket that still looked open");
+            self.close(close::NORMAL, "resumed on another socket").await;
+        }
+        self.socket = Some(socket);
+        self.counted = Some(crate::metrics::WsSessionGuard::new());
+        self.hello = true;
+        self.rate = RateLimiter::new(self.state.limits.messages_per_second);
+        let resumed = envelope(
+            &id,
+            "resumed",
+            json!({
+                "participant": info.map(|i| i.to_json()),
+                "meeting": {"id": meeting_id},
+                "resume_token": token,
+                "replayed": missed.len(),
+            }),
+        );
+        self.write(resumed.to_string()).await;
+        let count = missed.len();
+        for m in missed {
+            self.write(m).await;
+        }
+        tracing::info!(participant = %pid, meeting = %meeting_id, replayed = count, "session resumed");
+        true
     }
 
     /// Leaves the hub and the media plane.
     async fn finish(&mut self, left_reason: &str) {
-        if let Some(j) = self.joined.take() {
+        if let Some(mut j) = self.joined.take() {
+            // Sockets that came to resume just as the session ended.
+            j.attach_rx.close();
+            while let Ok(mut a) = j.attach_rx.try_recv() {
+                crate::metrics::ws_error("resume_failed");
+                let err = envelope(
+                    &a.id,
+                    "error",
+                    json!({"code": "resume_failed", "message": "the session has ended; join again"}),
+                );
+                let _ = a.socket.send(Message::text(err.to_string())).await;
+                let _ = a.socket.send(Message::Close(None)).await;
+            }
             self.state.hub.leave(&j.meeting_id, &j.pid, left_reason);
             if let Some(media) = j.media {
                 media.leave().await;
@@ -447,6 +726,10 @@ impl Session {
             }
             // Control frames: tungstenite answers pings itself.
             Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            // "I will resume": the client gave this socket up (it looked
+            // dead to it), not the meeting; a joined participant waits for
+            // its resume as if the socket had dropped.
+            Message::Close(Some(frame)) if frame.code == close::RESUMING => return Flow::Detach,
             Message::Close(_) => {
                 return Flow::Close {
                     code: close::NORMAL,
@@ -567,6 +850,44 @@ impl Session {
                 })?;
                 Ok(Flow::Continue)
             }
+            "resume" => {
+                if self.joined.is_some() {
+                    return Err(stay(Fail::new(
+                        "already_joined",
+                        "this socket already joined",
+                    )));
+                }
+                let req: ResumeReq = body_as(&env.body).map_err(stay)?;
+                let (_, pid, tx) = self
+                    .state
+                    .hub
+                    .take_resume(&req.resume_token, req.meeting_id.as_deref())
+                    .map_err(|r| {
+                        stay(Fail::new(
+                            "resume_failed",
+                            match r {
+                                ResumeRefused::Unknown => {
+                                    "unknown, used or expired resume token; join again"
+                                }
+                                ResumeRefused::WrongMeeting => {
+                                    "the resume token is for another meeting; join again"
+                                }
+                            },
+                        ))
+                    })?;
+                tracing::debug!(participant = %pid, "a socket resumes a session");
+                Ok(Flow::Resume {
+                    tx,
+                    id,
+                    received: req.received,
+                })
+            }
+            "ice_restart" => {
+                let media = self.media().map_err(stay)?;
+                media.restart_ice().await.map_err(|e| stay(e.into()))?;
+                self.reply(&id, "ok", json!({})).await;
+                Ok(Flow::Continue)
+            }
             "publish" => {
                 let req: SdpReq = body_as(&env.body).map_err(stay)?;
                 let media = self.media().map_err(stay)?;
@@ -648,6 +969,13 @@ impl Session {
                 Ok(Flow::Continue)
             }
             "ping" => {
+                // What the client has received lets the outbox drop it.
+                if let (Some(j), Some(n)) = (
+                    self.joined.as_mut(),
+                    env.body.get("received").and_then(Value::as_u64),
+                ) {
+                    j.outbox.ack(n);
+                }
                 let ts = env.body.get("ts").cloned();
                 let fields = match ts {
                     Some(ts) => json!({"ts": ts}),
@@ -688,7 +1016,13 @@ impl Session {
         let pid = new_participant_id();
         let (media, sfu_rx) = match &self.state.sfu {
             Some(sfu) => match sfu.join(meeting.id.clone(), pid.clone()).await {
-                Ok((p, rx)) => (Some(p), Some(rx)),
+                Ok((p, rx)) => {
+                    // The chair is the main view of WHEP players (docs/whip-whep.md).
+                    if inv.role == cabinet::Role::Chair {
+                        let _ = p.set_featured(true).await;
+                    }
+                    (Some(p), Some(rx))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, participant = %pid, "the media plane refused a participant; joined without media");
                     (None, None)
@@ -704,33 +1038,51 @@ impl Session {
             video_muted: false,
         };
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+        let (attach_tx, attach_rx) = mpsc::unbounded_channel();
+        let resume_token = new_resume_token();
+        let turn_refresh =
+            self.state.turn.as_ref().map(|t| {
+                crate::turn::RefreshTask::spawn(t.clone(), pid.clone(), hub_tx.downgrade())
+            });
+        let ice = crate::turn::ice_fields(
+            self.state.turn.as_deref(),
+            &pid,
+            std::time::SystemTime::now(),
+        );
         let out = self
             .state
             .hub
             .join(&meeting.id, &inv.id, info.clone(), hub_tx);
         tracing::info!(participant = %pid, meeting = %meeting.id, invitation = %inv.id,
             replaced = ?out.replaced, "participant joined");
+        self.state
+            .hub
+            .set_resume_token(&meeting.id, &pid, resume_token.clone(), attach_tx.clone());
         self.joined = Some(Joined {
             meeting_id: meeting.id.clone(),
             pid,
             media,
             sfu_rx,
             hub_rx,
+            _turn_refresh: turn_refresh,
+            outbox: Outbox::default(),
+            attach_tx,
+            attach_rx,
         });
         let others: Vec<Value> = out.others.iter().map(|p| p.to_json()).collect();
         let tracks: Vec<Value> = out.tracks.iter().map(|t| t.to_json()).collect();
-        self.reply(
-            id,
-            "joined",
-            json!({
-                "participant": info.to_json(),
-                "meeting": {"id": meeting.id, "title": meeting.title},
-                "participants": others,
-                "tracks": tracks,
-                "ice_servers": [],
-            }),
-        )
-        .await;
+        let mut fields = json!({
+            "participant": info.to_json(),
+            "meeting": {"id": meeting.id, "title": meeting.title},
+            "participants": others,
+            "tracks": tracks,
+        });
+        if let (Value::Object(f), Value::Object(ice)) = (&mut fields, ice) {
+            f.extend(ice);
+        }
+        fields["resume_token"] = json!(resume_token);
+        // Not numbered: the session's messages are those after `joined`.
+        self.write(envelope(id, "joined", fields).to_string()).await;
         Ok(())
     }
 
@@ -777,8 +1129,28 @@ impl Session {
                 self.send_json(json!({"type": "active_speaker", "participant_id": participant}))
                     .await;
             }
+            SfuEvent::VideoPaused { track_ids } => {
+                self.send_json(
+                    json!({"type": "video_paused", "track_ids": track_ids, "reason": "last_n"}),
+                )
+                .await;
+            }
         }
     }
+}
+
+/// A message of `type` with the request's `id` (if any) and these fields.
+fn envelope(id: &Option<Value>, kind: &str, fields: Value) -> Value {
+    let mut v = json!({"type": kind});
+    if let Some(id) = id {
+        v["id"] = id.clone();
+    }
+    if let Value::Object(f) = fields {
+        if let Value::Object(o) = &mut v {
+            o.extend(f);
+        }
+    }
+    v
 }
 
 fn not_joined() -> Fail {
@@ -815,6 +1187,46 @@ fn parse_envelope(text: &str) -> Result<Envelope, (Option<Value>, Fail)> {
         _ => return Err((id, Fail::new("unknown_type", "type is missing or unknown"))),
     };
     Ok(Envelope { kind, id, body })
+}
+
+/// Parses and checks a client's text frame as the session does before it
+/// acts on it: the envelope, then the body of its `type` with the same
+/// checks. The type, or the error code the client would get. For the fuzz
+/// targets in `fuzz/` (see `crate::fuzzing`); the session does not call it.
+#[doc(hidden)]
+pub fn check_client_message(text: &str) -> Result<String, &'static str> {
+    let env = parse_envelope(text).map_err(|(_, f)| f.code)?;
+    let b = &env.body;
+    let code = |f: Fail| f.code;
+    match env.kind.as_str() {
+        "hello" => {
+            body_as::<HelloReq>(b).map_err(code)?;
+        }
+        "join" => {
+            body_as::<JoinReq>(b).map_err(code)?;
+        }
+        "publish" | "subscriber_answer" => {
+            body_as::<SdpReq>(b).map_err(code)?;
+        }
+        "candidate" => {
+            let req = body_as::<CandidateReq>(b).map_err(code)?;
+            if req.pc != "publisher" && req.pc != "subscriber" {
+                return Err("bad_request");
+            }
+        }
+        "set_quality" => {
+            let req = body_as::<SetQualityReq>(b).map_err(code)?;
+            sfu::Quality::parse(&req.quality).ok_or("bad_request")?;
+        }
+        "mute" => {
+            let req = body_as::<MuteReq>(b).map_err(code)?;
+            if req.kind != "audio" && req.kind != "video" {
+                return Err("bad_request");
+            }
+        }
+        _ => {}
+    }
+    Ok(env.kind)
 }
 
 #[cfg(test)]

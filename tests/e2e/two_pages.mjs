@@ -26,10 +26,22 @@ async function probe(page) {
     const out = { state: g.state, self: null, tiles: g.tiles(), inbound: [], publisher: null, subscriber: null };
     const c = g.client;
     if (c && c.self) out.self = { id: c.self.id, name: c.self.name, role: c.self.role };
-    if (g.publisher) out.publisher = g.publisher.connectionState;
+    // What the server accepted of the browser's offer, and what it offers:
+    // RTX for video, RED around Opus, Opus in-band FEC (media.md, loss repair).
+    const repair = (d) => (d && d.sdp ? {
+      rtx: /a=rtpmap:\d+ rtx\/90000/i.test(d.sdp),
+      red: /a=rtpmap:\d+ red\/48000\/2/i.test(d.sdp),
+      fec: /useinbandfec=1/.test(d.sdp),
+    } : null);
+    if (g.publisher) {
+      out.publisher = g.publisher.connectionState;
+      out.publishOffer = repair(g.publisher.localDescription);
+      out.publishAnswer = repair(g.publisher.remoteDescription);
+    }
     const pc = g.subscriber;
     if (!pc) return out;
     out.subscriber = pc.connectionState;
+    out.subscriberOffer = repair(pc.remoteDescription);
     const trackOfMid = new Map();
     for (const tr of pc.getTransceivers()) {
       if (tr.mid !== null) trackOfMid.set(tr.mid, tr.receiver.track.id);
@@ -89,6 +101,9 @@ function summary(ok, probes, results, reason) {
         other: probes[1 - i] ? probes[1 - i].self : null,
         publisher: p ? p.publisher : null,
         subscriber: p ? p.subscriber : null,
+        publish_offer: p ? p.publishOffer || null : null,
+        publish_answer: p ? p.publishAnswer || null : null,
+        subscriber_offer: p ? p.subscriberOffer || null : null,
         tiles: p ? p.tiles.map((t) => ({ id: t.id, name: t.name, role: t.role, self: t.self })) : [],
         other_tile_name: r && r.tile ? r.tile.shownName : null,
         video: r && r.video ? r.video : null,

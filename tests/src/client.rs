@@ -41,7 +41,7 @@
 //! (the media tests print it with `MEDIA_TIMELINE=1`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use rtc::ice::network_type::NetworkType;
 use rtc::ice::tcp_type::TcpType;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -81,12 +81,103 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::repair::{KeyframeTap, RepairOptions, RtxUnwrap};
+
+type Ws = Signal;
+
+/// How the client's signaling messages (the JSON of `docs/protocol.md`)
+/// travel. The peer-connection driver only sees messages, so another
+/// signaling API can drive the same client through an adapter that
+/// translates it (the Janus reference of the load benchmark,
+/// [`crate::janus`]).
+pub enum Signal {
+    /// A WebSocket to a giaoban server.
+    Ws(
+        Box<
+            tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
+        >,
+    ),
+    /// An in-process adapter: `tx` carries the client's messages to it,
+    /// `rx` the messages it answers with (each one JSON text). The adapter
+    /// dropping `tx`'s receiver or `rx`'s sender is the socket closing.
+    Channel {
+        tx: mpsc::UnboundedSender<String>,
+        rx: mpsc::UnboundedReceiver<String>,
+    },
+}
+
+type WsError = tokio_tungstenite::tungstenite::Error;
+
+impl futures_util::Stream for Signal {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Signal::Ws(ws) => ws.poll_next_unpin(cx),
+            Signal::Channel { rx, .. } => rx.poll_recv(cx).map(|m| m.map(|t| Ok(Message::text(t)))),
+        }
+    }
+}
+
+impl futures_util::Sink<Message> for Signal {
+    type Error = WsError;
+
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), WsError>> {
+        match self.get_mut() {
+            Signal::Ws(ws) => ws.poll_ready_unpin(cx),
+            Signal::Channel { .. } => std::task::Poll::Ready(Ok(())),
+        }
+    }
+
+    fn start_send(self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        match self.get_mut() {
+            Signal::Ws(ws) => ws.start_send_unpin(item),
+            Signal::Channel { tx, .. } => match item {
+                Message::Text(t) => tx
+                    .send(t.as_str().to_owned())
+                    .map_err(|_| WsError::ConnectionClosed),
+                // Only JSON text travels over an adapter.
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), WsError>> {
+        match self.get_mut() {
+            Signal::Ws(ws) => ws.poll_flush_unpin(cx),
+            Signal::Channel { .. } => std::task::Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), WsError>> {
+        match self.get_mut() {
+            Signal::Ws(ws) => ws.poll_close_unpin(cx),
+            Signal::Channel { .. } => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
 
 /// Fixed SSRC of every client's audio track (the SFU must rewrite or keep it
 /// per subscriber; clients all using the same SSRC is a good test of that).
 pub const AUDIO_SSRC: u32 = 0x0A0D_1001;
+/// The RFC 6464 audio-level header extension.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// Where the clients' UDP sockets bind unless told otherwise.
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 /// Fixed SSRC of every client's video track.
 pub const VIDEO_SSRC: u32 = 0x0B1D_E002;
 /// Audio packet interval (Opus, 20 ms frames).
@@ -248,6 +339,17 @@ pub struct ClientState {
     pub published_tracks: BTreeMap<String, (String, Kind)>,
     /// The socket has closed (after `leave`, or by the server).
     pub closed: bool,
+    /// The audio level (RFC 6464: 0 loudest .. 127 silence) this client
+    /// stamps on its audio packets from now on; `None`: no level extension
+    /// (see [`TestClient::set_audio_level`]).
+    pub audio_level_out: Option<u8>,
+    /// Loss dropped on purpose and its repair (see [`crate::repair`]).
+    pub repair: crate::repair::RepairStats,
+    /// The latest resume token (`joined`, then each `resumed`).
+    pub resume_token: Option<String>,
+    /// Messages of the session received since `joined` (what `resume`
+    /// and `ping` report as `received`).
+    pub received: u64,
     /// What happened when, from the start of `join`: server messages by
     /// type, connection states, first packets (for diagnosing delays).
     pub timeline: Vec<(Duration, String)>,
@@ -388,6 +490,21 @@ impl Default for MediaOptions {
 /// Commands from the handle to the client's task.
 enum Cmd {
     Leave(oneshot::Sender<anyhow::Result<()>>),
+    /// Drops the WebSocket abruptly (no close frame, no `leave`); the peer
+    /// connections go on.
+    DropWs(oneshot::Sender<()>),
+    /// A new WebSocket: `hello`, then `resume` with the latest token and the
+    /// count of messages received. Answers the `resumed` or `error` message.
+    Resume {
+        url: String,
+        meeting_id: Option<String>,
+        reply: oneshot::Sender<anyhow::Result<Value>>,
+    },
+    /// Moves both connections to new UDP sockets on `ip` (the old ones are
+    /// closed, as when a network goes away) and restarts ICE: the publisher
+    /// re-offers with new credentials, the server is asked (`ice_restart`)
+    /// for a subscriber offer with new ones.
+    MoveTo(IpAddr, oneshot::Sender<anyhow::Result<()>>),
 }
 
 /// A test participant. Dropping it stops its task abruptly (sockets closed,
@@ -429,12 +546,77 @@ impl TestClient {
         options: JoinOptions,
         media: MediaOptions,
     ) -> anyhow::Result<TestClient> {
+        Self::join_repair(ws_url, token, options, media, RepairOptions::default()).await
+    }
+
+    /// As [`TestClient::join_media`], dropping packets on purpose, offering
+    /// RTX or RED, answering key frame requests ([`RepairOptions`]).
+    pub async fn join_repair(
+        ws_url: &str,
+        token: &str,
+        options: JoinOptions,
+        media: MediaOptions,
+        repair: RepairOptions,
+    ) -> anyhow::Result<TestClient> {
         let started = Instant::now();
         let state = Arc::new(Mutex::new(ClientState::default()));
-        let (mut ws, participant_id) = handshake(ws_url, token, &state).await?;
+        let (ws, participant_id) = handshake(ws_url, token, &state).await?;
+        Self::start(
+            ws,
+            participant_id,
+            started,
+            state,
+            options,
+            media,
+            repair,
+            LOOPBACK,
+        )
+        .await
+    }
+
+    /// Runs a client over signaling that is already joined as
+    /// `participant_id` (no `hello`/`join` is sent): `signal` is usually an
+    /// adapter to another server's API (see [`Signal::Channel`]). As
+    /// [`TestClient::join_media`] otherwise: a publisher sends `publish` and
+    /// returns once it is answered. Both connections use UDP sockets on
+    /// `bind_ip` (another server may not answer 127.0.0.1: Janus does not).
+    pub async fn join_signal(
+        signal: Signal,
+        participant_id: &str,
+        bind_ip: IpAddr,
+        media: MediaOptions,
+    ) -> anyhow::Result<TestClient> {
+        let state = Arc::new(Mutex::new(ClientState::default()));
+        Self::start(
+            signal,
+            participant_id.to_owned(),
+            Instant::now(),
+            state,
+            JoinOptions::default(),
+            media,
+            RepairOptions::default(),
+            bind_ip,
+        )
+        .await
+    }
+
+    /// The joined client's task: publisher connection, publish offer, run.
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        mut ws: Ws,
+        participant_id: String,
+        started: Instant,
+        state: Arc<Mutex<ClientState>>,
+        options: JoinOptions,
+        media: MediaOptions,
+        repair: RepairOptions,
+        bind_ip: IpAddr,
+    ) -> anyhow::Result<TestClient> {
         lock(&state).participant_id = participant_id.clone();
 
-        let publisher = Peer::publisher(&participant_id, options.transport).await?;
+        let mut publisher =
+            Peer::publisher_on(&participant_id, options.transport, &repair, bind_ip).await?;
+        publisher.drop_every = repair.drop_out_every;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
 
@@ -453,6 +635,9 @@ impl TestClient {
             sub_tracks: HashMap::new(),
             media,
             last_rx_ns: 0,
+            repair,
+            last_audio: None,
+            bind_ip,
         };
         // The publish offer goes out before the task starts, so a failure here
         // is the caller's error.
@@ -587,6 +772,53 @@ impl TestClient {
         }
     }
 
+    /// Stamps this RFC 6464 audio level (0 loudest .. 127 silence) on the
+    /// client's audio packets from now on; `None`: no level at all.
+    pub fn set_audio_level(&self, level: Option<u8>) {
+        self.state().audio_level_out = level;
+    }
+
+    /// Drops the WebSocket abruptly (as a network change does); media goes on.
+    pub async fn drop_ws(&self) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Cmd::DropWs(tx))
+            .map_err(|_| anyhow!("client task already ended"))?;
+        rx.await.map_err(|_| anyhow!("client task ended"))
+    }
+
+    /// Resumes the session on a new WebSocket to `ws_url`; returns the
+    /// server's answer (`resumed`, or an `error`).
+    pub async fn resume(&self, ws_url: &str, meeting_id: Option<&str>) -> anyhow::Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Cmd::Resume {
+                url: ws_url.to_owned(),
+                meeting_id: meeting_id.map(str::to_owned),
+                reply: tx,
+            })
+            .map_err(|_| anyhow!("client task already ended"))?;
+        match tokio::time::timeout(STEP_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => bail!("client task ended during resume"),
+            Err(_) => bail!("no answer to resume within {STEP_TIMEOUT:?}"),
+        }
+    }
+
+    /// Moves the client's media to new UDP sockets on `ip` and restarts ICE
+    /// on both connections (returns once the requests are sent).
+    pub async fn move_to(&self, ip: IpAddr) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(Cmd::MoveTo(ip, tx))
+            .map_err(|_| anyhow!("client task already ended"))?;
+        match tokio::time::timeout(STEP_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => bail!("client task ended during the move"),
+            Err(_) => bail!("the move did not finish within {STEP_TIMEOUT:?}"),
+        }
+    }
+
     /// Stops the client abruptly: no `leave`, sockets dropped.
     pub fn vanish(self) {
         self.task.abort();
@@ -629,9 +861,10 @@ async fn handshake(
     token: &str,
     state: &Mutex<ClientState>,
 ) -> anyhow::Result<(Ws, String)> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url)
         .await
         .with_context(|| format!("connect {ws_url}"))?;
+    let mut ws = Signal::Ws(Box::new(ws));
     send_json(
         &mut ws,
         &json!({"type": "hello", "version": 1, "client": "giaoban-tests/rtc"}),
@@ -652,6 +885,10 @@ async fn handshake(
                     .ok_or_else(|| anyhow!("joined without participant.id: {msg}"))?
                     .to_owned();
                 let mut st = lock(state);
+                st.resume_token = msg
+                    .get("resume_token")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 if let Some(tracks) = msg.get("tracks").and_then(Value::as_array) {
                     for t in tracks {
                         note_track(&mut st, t);
@@ -716,24 +953,41 @@ struct Peer {
     /// Datagrams sent so far (the first few go into the timeline).
     sent_out: u64,
     buf: Vec<u8>,
+    /// After a move to a new socket: its host candidate, added to the
+    /// connection once its ICE restart has dropped the old ones.
+    moved_candidate: Option<rtc::peer_connection::transport::RTCIceCandidateInit>,
+    /// Drop every n-th video datagram on its first transmission (0: none):
+    /// outgoing on a publisher, incoming on a subscriber.
+    drop_every: u64,
+    /// Video datagrams counted for `drop_every`.
+    drop_count: u64,
 }
 
 impl Peer {
-    async fn bind(
+    /// A connection with its own link. `keyframe_tap`: hand the server's
+    /// PLI/FIR to the application ([`KeyframeTap`]); `ip`: where a UDP
+    /// socket binds (127.0.0.1 for giaoban).
+    async fn bind_on(
         which: Pc,
         media_engine: MediaEngine,
         transport: Transport,
+        keyframe_tap: bool,
+        ip: IpAddr,
     ) -> anyhow::Result<Peer> {
         let (link, local_addr, network, tcp_type, settings) = match transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind("127.0.0.1:0").await?;
+                let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
                 let local_addr = socket.local_addr()?;
                 (
                     Link::Udp(socket),
                     local_addr,
                     "udp",
                     TcpType::Unspecified,
-                    SettingEngineBuilder::new().build(),
+                    // An ICE restart after a move forgets the old socket's
+                    // candidate (see `Peer::rebind`).
+                    SettingEngineBuilder::new()
+                        .with_discard_local_candidates_during_ice_restart(true)
+                        .build(),
                 )
             }
             Transport::Tcp => (
@@ -751,7 +1005,15 @@ impl Peer {
             ),
         };
         let mut media_engine = media_engine;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let mut registry = Registry::new();
+        if keyframe_tap {
+            registry = registry.with(Slot::Custom(1), KeyframeTap::default());
+        }
+        if which == Pc::Subscriber {
+            // Before the NACK generator (7_000), as in the server.
+            registry = registry.with(Slot::from(6_500), RtxUnwrap::default());
+        }
+        let registry = register_default_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media_engine)
@@ -782,17 +1044,66 @@ impl Peer {
             early_dtls: Vec::new(),
             sent_out: 0,
             buf: vec![0; 2048],
+            moved_candidate: None,
+            drop_every: 0,
+            drop_count: 0,
         })
     }
 
     /// The publisher: Opus + VP8 registered, one sendonly track of each.
     async fn publisher(participant_id: &str, transport: Transport) -> anyhow::Result<Peer> {
+        Peer::publisher_with(participant_id, transport, &RepairOptions::default()).await
+    }
+
+    /// As [`Peer::publisher`], with RTX, RED, another Opus fmtp, or the key
+    /// frame tap as `repair` asks.
+    async fn publisher_with(
+        participant_id: &str,
+        transport: Transport,
+        repair: &RepairOptions,
+    ) -> anyhow::Result<Peer> {
+        Peer::publisher_on(participant_id, transport, repair, LOOPBACK).await
+    }
+
+    /// As [`Peer::publisher_with`], a UDP socket on `ip`.
+    async fn publisher_on(
+        participant_id: &str,
+        transport: Transport,
+        repair: &RepairOptions,
+        ip: IpAddr,
+    ) -> anyhow::Result<Peer> {
+        let mut opus = opus_codec();
+        if let Some(fmtp) = &repair.opus_fmtp {
+            opus.rtp_codec.sdp_fmtp_line = fmtp.clone();
+        }
         let mut me = MediaEngine::default();
-        me.register_codec(opus_codec(), RtpCodecKind::Audio)?;
+        if repair.publisher_red {
+            // RED first, as a browser offers it when its page prefers RED.
+            me.register_codec(red_codec(), RtpCodecKind::Audio)?;
+        }
+        me.register_codec(opus.clone(), RtpCodecKind::Audio)?;
         me.register_codec(vp8_codec(), RtpCodecKind::Video)?;
-        let mut peer = Peer::bind(Pc::Publisher, me, transport).await?;
+        // Offered always, stamped only once a level is set.
+        me.register_header_extension(
+            rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )?;
+        if repair.publisher_rtx {
+            me.register_codec(rtx_codec(97, 96), RtpCodecKind::Video)?;
+        }
+        let mut peer = Peer::bind_on(
+            Pc::Publisher,
+            me,
+            transport,
+            repair.answer_keyframe_requests,
+            ip,
+        )
+        .await?;
         for (kind, ssrc, codec) in [
-            (RtpCodecKind::Audio, AUDIO_SSRC, opus_codec()),
+            (RtpCodecKind::Audio, AUDIO_SSRC, opus),
             (RtpCodecKind::Video, VIDEO_SSRC, vp8_codec()),
         ] {
             let name = if kind == RtpCodecKind::Audio {
@@ -826,11 +1137,22 @@ impl Peer {
         Ok(peer)
     }
 
-    /// The subscriber: receives whatever the server offers of the default codecs.
-    async fn subscriber(transport: Transport) -> anyhow::Result<Peer> {
+    /// The subscriber: receives whatever the server offers of the default
+    /// codecs (and `audio/red` if `repair` says so); drops video on arrival
+    /// as `repair` says.
+    async fn subscriber_with(
+        transport: Transport,
+        repair: &RepairOptions,
+        ip: IpAddr,
+    ) -> anyhow::Result<Peer> {
         let mut me = MediaEngine::default();
         me.register_default_codecs()?;
-        Peer::bind(Pc::Subscriber, me, transport).await
+        if repair.subscriber_red {
+            me.register_codec(red_codec(), RtpCodecKind::Audio)?;
+        }
+        let mut peer = Peer::bind_on(Pc::Subscriber, me, transport, false, ip).await?;
+        peer.drop_every = repair.drop_in_every;
+        Ok(peer)
     }
 
     fn create_offer(&mut self) -> anyhow::Result<String> {
@@ -842,6 +1164,47 @@ impl Peer {
             .local_description()
             .map(|d| d.sdp)
             .unwrap_or(offer.sdp))
+    }
+
+    /// Moves a UDP connection to a new socket on `ip`: the old socket is
+    /// closed; the new host candidate is kept for after the ICE restart.
+    async fn rebind(&mut self, ip: IpAddr) -> anyhow::Result<()> {
+        let Link::Udp(_) = &self.link else {
+            bail!("only a UDP connection can move");
+        };
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .with_context(|| format!("bind {ip}"))?;
+        self.local_addr = socket.local_addr()?;
+        self.link = Link::Udp(socket);
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.local_addr.ip().to_string(),
+                port: self.local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            tcp_type: TcpType::Unspecified,
+        }
+        .new_candidate_host()?;
+        let init = RTCIceCandidate::from(&candidate).to_json()?;
+        self.candidate_line = init.candidate.clone();
+        self.moved_candidate = Some(init);
+        self.ice_connected = false;
+        self.early_dtls.clear();
+        Ok(())
+    }
+
+    /// Adds the moved socket's candidate (after the restart was applied).
+    fn add_moved_candidate(&mut self) -> anyhow::Result<bool> {
+        match self.moved_candidate.take() {
+            Some(init) => {
+                self.pc.add_local_candidate(init)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn local_ufrag(&self) -> Option<String> {
@@ -918,6 +1281,9 @@ impl Peer {
     async fn flush(&mut self, state: &Mutex<ClientState>, started: Instant) {
         let (mut count, mut bytes) = (0u64, 0u64);
         while let Some(out) = self.pc.poll_write() {
+            if self.which == Pc::Publisher && drop_on_departure(self, state, &out.message) {
+                continue;
+            }
             count += 1;
             bytes += out.message.len() as u64;
             if self.sent_out < TIMELINE_DATAGRAMS {
@@ -968,6 +1334,34 @@ fn opus_codec() -> RTCRtpCodecParameters {
     }
 }
 
+/// RED (RFC 2198) around Opus at 111, as browsers offer it.
+fn red_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: "audio/red".to_owned(),
+            clock_rate: 48000,
+            channels: 2,
+            sdp_fmtp_line: "111/111".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 63,
+    }
+}
+
+/// RTX (RFC 4588) for the video payload type `apt`.
+fn rtx_codec(pt: u8, apt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: "video/rtx".to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={apt}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
 fn vp8_codec() -> RTCRtpCodecParameters {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
@@ -998,6 +1392,8 @@ struct SendState {
     frames: u64,
     /// Video: a key frame was asked for (PLI/FIR).
     keyframe_asked: bool,
+    /// Audio: the negotiated id of the audio-level header extension.
+    level_ext: Option<u8>,
 }
 
 /// What a request sent with an `id` was.
@@ -1006,6 +1402,7 @@ enum Pending {
     Publish,
     SubscriberAnswer,
     Ping,
+    IceRestart,
 }
 
 /// The client's task: owns the sockets and the connections.
@@ -1030,6 +1427,13 @@ struct Driver {
     media: MediaOptions,
     /// With a clock: when the latest datagram was read ([`MediaClock::now_ns`]).
     last_rx_ns: u64,
+    /// Loss dropped on purpose, RTX, RED, key frame requests.
+    repair: RepairOptions,
+    /// The previous audio payload (the redundant block of the next RED packet).
+    /// The address both connections' UDP sockets bind (127.0.0.1 unless
+    /// [`TestClient::join_signal`] says otherwise).
+    bind_ip: IpAddr,
+    last_audio: Option<Vec<u8>>,
 }
 
 enum Input {
@@ -1063,6 +1467,76 @@ impl Driver {
         lock(&self.state).errors.push(e.to_string());
     }
 
+    /// A new socket: hello, then resume; returns it with the answer.
+    async fn resume(&mut self, url: &str, meeting_id: Option<&str>) -> anyhow::Result<(Ws, Value)> {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .with_context(|| format!("connect {url}"))?;
+        let mut ws = Signal::Ws(Box::new(ws));
+        send_json(
+            &mut ws,
+            &json!({"type": "hello", "version": 1, "client": "giaoban-tests/rtc"}),
+        )
+        .await?;
+        let hello = recv_json(&mut ws).await?;
+        if hello.get("type").and_then(Value::as_str) != Some("hello") {
+            bail!("expected hello, got {hello}");
+        }
+        let (token, received) = {
+            let st = lock(&self.state);
+            (st.resume_token.clone().unwrap_or_default(), st.received)
+        };
+        let mut req =
+            json!({"type": "resume", "id": 1, "resume_token": token, "received": received});
+        if let Some(m) = meeting_id {
+            req["meeting_id"] = json!(m);
+        }
+        send_json(&mut ws, &req).await?;
+        let answer = recv_json(&mut ws).await?;
+        let mut st = lock(&self.state);
+        st.timeline.push((
+            self.started.elapsed(),
+            format!("resume answered {}", answer["type"]),
+        ));
+        if answer.get("type").and_then(Value::as_str) == Some("resumed") {
+            st.resume_token = answer
+                .get("resume_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        drop(st);
+        Ok((ws, answer))
+    }
+
+    /// Moves both connections to new sockets on `ip` and restarts ICE.
+    async fn move_to(&mut self, ws: &mut Ws, ip: IpAddr) -> anyhow::Result<()> {
+        self.publisher.rebind(ip).await?;
+        if let Some(sub) = self.subscriber.as_mut() {
+            sub.rebind(ip).await?;
+        }
+        lock(&self.state)
+            .timeline
+            .push((self.started.elapsed(), format!("moved to {ip}")));
+        // Publisher: a new offer with new ICE credentials.
+        self.publisher.pc.restart_ice();
+        let sdp = self.publisher.create_offer()?;
+        self.publisher.add_moved_candidate()?;
+        let id = self.id(Pending::Publish);
+        send_json(ws, &json!({"type": "publish", "id": id, "sdp": sdp})).await?;
+        let cand = self.publisher.candidate_json();
+        send_json(
+            ws,
+            &json!({"type": "candidate", "pc": "publisher", "candidate": cand}),
+        )
+        .await?;
+        // Subscriber: the server offers new credentials.
+        if self.subscriber.is_some() {
+            let id = self.id(Pending::IceRestart);
+            send_json(ws, &json!({"type": "ice_restart", "id": id})).await?;
+        }
+        Ok(())
+    }
+
     async fn send_publish(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
         let sdp = self.publisher.create_offer()?;
         let id = self.id(Pending::Publish);
@@ -1077,9 +1551,11 @@ impl Driver {
 
     async fn run(
         &mut self,
-        mut ws: Ws,
+        ws: Ws,
         mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     ) -> anyhow::Result<()> {
+        // None between a dropped socket and a resume.
+        let mut ws = Some(ws);
         let mut audio_tick = tokio::time::interval(AUDIO_INTERVAL);
         audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut video_tick = tokio::time::interval(VIDEO_INTERVAL);
@@ -1099,8 +1575,14 @@ impl Driver {
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
             let publisher = &mut self.publisher;
             let subscriber = self.subscriber.as_mut();
+            let ws_next = async {
+                match ws.as_mut() {
+                    Some(w) => w.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             let input = tokio::select! {
-                m = ws.next() => Input::Ws(m),
+                m = ws_next => Input::Ws(m),
                 r = publisher.recv() => Input::Udp(Pc::Publisher, r),
                 (pc, r) = recv_opt(subscriber) => Input::Udp(pc, r),
                 c = cmd_rx.recv(), if leaving.is_none() => Input::Cmd(c),
@@ -1122,10 +1604,12 @@ impl Driver {
                     break;
                 }
                 Input::Ws(Some(Ok(Message::Text(t)))) => {
+                    lock(&self.state).received += 1;
+                    let Some(w) = ws.as_mut() else { continue };
                     match serde_json::from_str::<Value>(t.as_str()) {
                         Ok(v) => {
                             let bye = v.get("type").and_then(Value::as_str) == Some("bye");
-                            if let Err(e) = self.on_server(&mut ws, v).await {
+                            if let Err(e) = self.on_server(w, v).await {
                                 self.record_error(format!("{e:#}"));
                             }
                             if bye {
@@ -1147,17 +1631,58 @@ impl Driver {
                     tracing::debug!("{}: udp recv on {}: {e}", self.participant_id, pc.as_str());
                 }
                 Input::Cmd(Some(Cmd::Leave(reply))) => {
-                    send_json(&mut ws, &json!({"type": "leave"})).await?;
+                    let Some(w) = ws.as_mut() else {
+                        let _ = reply.send(Err(anyhow!("no WebSocket to leave on")));
+                        continue;
+                    };
+                    send_json(w, &json!({"type": "leave"})).await?;
                     leaving = Some(reply);
+                }
+                Input::Cmd(Some(Cmd::DropWs(reply))) => {
+                    // Dropped, not closed: the server sees the TCP connection
+                    // end without a close frame.
+                    drop(ws.take());
+                    lock(&self.state)
+                        .timeline
+                        .push((self.started.elapsed(), "websocket dropped".to_owned()));
+                    let _ = reply.send(());
+                }
+                Input::Cmd(Some(Cmd::Resume {
+                    url,
+                    meeting_id,
+                    reply,
+                })) => match self.resume(&url, meeting_id.as_deref()).await {
+                    Ok((w, answer)) => {
+                        if answer.get("type").and_then(Value::as_str) == Some("resumed") {
+                            ws = Some(w);
+                        }
+                        let _ = reply.send(Ok(answer));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Input::Cmd(Some(Cmd::MoveTo(ip, reply))) => {
+                    let r = match ws.as_mut() {
+                        Some(w) => self.move_to(w, ip).await,
+                        None => Err(anyhow!("no WebSocket to negotiate on")),
+                    };
+                    let _ = reply.send(r);
                 }
                 Input::Cmd(None) => break,
                 Input::Timer => {}
                 Input::Audio => self.send_audio(),
                 Input::Video => self.send_video(),
                 Input::Ping => {
+                    let Some(w) = ws.as_mut() else { continue };
                     let id = self.id(Pending::Ping);
                     let ts = self.started.elapsed().as_millis() as u64;
-                    send_json(&mut ws, &json!({"type": "ping", "id": id, "ts": ts})).await?;
+                    let received = lock(&self.state).received;
+                    send_json(
+                        w,
+                        &json!({"type": "ping", "id": id, "ts": ts, "received": received}),
+                    )
+                    .await?;
                 }
             }
         }
@@ -1325,6 +1850,9 @@ impl Driver {
                 ));
             }
         }
+        if which == Pc::Subscriber && drop_on_arrival(peer, &self.state, &msg.message) {
+            return;
+        }
         if let Err(e) = peer.pc.handle_read(msg) {
             tracing::debug!("{}: {} read: {e}", self.participant_id, which.as_str());
         }
@@ -1427,11 +1955,12 @@ impl Driver {
         }
     }
 
-    fn on_rtp(&mut self, track_id: &str, pkt: rtc::rtp::Packet) {
+    fn on_rtp(&mut self, track_id: &str, mut pkt: rtc::rtp::Packet) {
         let (owner, kind) = match self.sub_tracks.get(track_id) {
             Some((p, k)) => (p.clone(), Some(*k)),
             None => ("?".to_owned(), None),
         };
+        note_repair(&self.state, kind, &mut pkt);
         let verdict = kind.map(|k| verify_payload(k, &pkt.payload));
         let kind = kind.unwrap_or(Kind::Audio);
         let elapsed = self.started.elapsed();
@@ -1493,13 +2022,45 @@ impl Driver {
             return;
         };
         let stamp = self.media.clock.as_ref().map(|c| c.now_ns());
+        let mut payload = make_pattern_at(
+            Kind::Audio,
+            &self.participant_id,
+            self.audio.counter,
+            64,
+            stamp,
+        );
+        let mut pt = pt;
+        if self.repair.publisher_red {
+            if let Some(red_pt) = self.publisher_pt(sender, "audio/red") {
+                let red = crate::repair::red_payload(pt, self.last_audio.as_deref(), &payload);
+                self.last_audio = Some(std::mem::replace(&mut payload, red));
+                pt = red_pt;
+            }
+        }
+        let level = lock(&self.state).audio_level_out;
         let a = &mut self.audio;
-        let payload = make_pattern_at(Kind::Audio, &self.participant_id, a.counter, 64, stamp);
-        let pkt = rtp_packet(pt, a.seq, a.timestamp, AUDIO_SSRC, false, payload);
+        let mut pkt = rtp_packet(pt, a.seq, a.timestamp, AUDIO_SSRC, false, payload);
+        if let (Some(level), Some(id)) = (level, a.level_ext) {
+            // RFC 6464: V bit (voice) and the level in -dBov.
+            let _ = pkt
+                .header
+                .set_extension(id, Bytes::from(vec![0x80 | level.min(127)]));
+        }
         a.seq = a.seq.wrapping_add(1);
         a.timestamp = a.timestamp.wrapping_add(960);
         a.counter = a.counter.wrapping_add(1);
         self.write(sender, Kind::Audio, pkt, stamp);
+    }
+
+    /// The payload type the publisher connection negotiated for `mime`.
+    fn publisher_pt(&mut self, sender: RTCRtpSenderId, mime: &str) -> Option<u8> {
+        let mut s = self.publisher.pc.rtp_sender(sender)?;
+        s.get_parameters()
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+            .map(|c| c.payload_type)
     }
 
     fn send_video(&mut self) {
@@ -1616,6 +2177,13 @@ impl Driver {
                 .map(|c| c.payload_type);
             state.sender = Some(id);
             state.payload_type = pt;
+            state.level_ext = s
+                .get_parameters()
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .find(|h| h.uri == AUDIO_LEVEL_URI)
+                .and_then(|h| u8::try_from(h.id).ok());
             if pt.is_none() {
                 lock(&self.state)
                     .errors
@@ -1706,7 +2274,8 @@ impl Driver {
     async fn on_subscriber_offer(&mut self, ws: &mut Ws, sdp: String) -> anyhow::Result<()> {
         let first = self.subscriber.is_none();
         if first {
-            self.subscriber = Some(Peer::subscriber(self.transport).await?);
+            self.subscriber =
+                Some(Peer::subscriber_with(self.transport, &self.repair, self.bind_ip).await?);
         }
         let Some(sub) = self.subscriber.as_mut() else {
             bail!("no subscriber connection");
@@ -1715,10 +2284,14 @@ impl Driver {
         for (track_id, owner) in msid_tracks(&sdp) {
             self.sub_tracks.insert(track_id, owner);
         }
+        crate::repair::sdp_repair(&sdp, &mut lock(&self.state).repair);
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("bad offer: {e}"))?;
         sub.pc
             .set_remote_description(Instant::now(), offer)
             .map_err(|e| anyhow!("subscriber_offer not applied: {e}"))?;
+        // After a move: an offer with new credentials restarted ICE (and
+        // dropped the old socket's candidate); the new one goes in now.
+        let moved = sub.add_moved_candidate()?;
         let answer = sub
             .pc
             .create_answer(None)
@@ -1739,7 +2312,7 @@ impl Driver {
             &json!({"type": "subscriber_answer", "id": id, "sdp": answer_sdp}),
         )
         .await?;
-        if first {
+        if first || moved {
             send_json(
                 ws,
                 &json!({"type": "candidate", "pc": "subscriber", "candidate": cand}),
@@ -1748,6 +2321,102 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// Subscriber: whether to drop this arriving datagram on purpose (every
+/// `drop_every`-th video datagram, never a resent one), recording what
+/// arrives on RTX SSRCs and what is dropped.
+fn drop_on_arrival(peer: &mut Peer, state: &Mutex<ClientState>, data: &[u8]) -> bool {
+    let Some(h) = crate::repair::rtp_head(data) else {
+        return false;
+    };
+    let mut st = lock(state);
+    let r = &mut st.repair;
+    if r.offered_fid.values().any(|rtx| *rtx == h.ssrc) {
+        r.rtx_in += 1;
+        r.rtx_in_streams.insert((h.ssrc, h.pt));
+        return false;
+    }
+    if peer.drop_every == 0 || !r.video_pts.contains(&h.pt) {
+        return false;
+    }
+    if r.dropped_in.contains_key(&(h.ssrc, h.seq)) {
+        r.plain_resent_in += 1;
+        return false;
+    }
+    peer.drop_count += 1;
+    if !peer.drop_count.is_multiple_of(peer.drop_every) {
+        return false;
+    }
+    r.dropped_in.insert((h.ssrc, h.seq), Instant::now());
+    true
+}
+
+/// Publisher: whether to drop this departing datagram on purpose (every
+/// `drop_every`-th first transmission of video), recording resends.
+fn drop_on_departure(peer: &mut Peer, state: &Mutex<ClientState>, data: &[u8]) -> bool {
+    let Some(h) = crate::repair::rtp_head(data) else {
+        return false;
+    };
+    if h.ssrc != VIDEO_SSRC {
+        if h.ssrc != AUDIO_SSRC {
+            lock(state).repair.rtx_out += 1;
+        }
+        return false;
+    }
+    if peer.drop_every == 0 {
+        return false;
+    }
+    let mut st = lock(state);
+    if st.repair.dropped_out.contains_key(&h.seq) {
+        st.repair.plain_resent_out += 1;
+        return false;
+    }
+    peer.drop_count += 1;
+    if !peer.drop_count.is_multiple_of(peer.drop_every) {
+        return false;
+    }
+    st.repair.dropped_out.insert(h.seq, Instant::now());
+    true
+}
+
+/// Subscriber: notes a delivered packet that repairs one dropped on
+/// arrival; reduces a RED payload to its primary block (checking the
+/// redundant ones) so the rest of the client sees plain Opus.
+fn note_repair(state: &Mutex<ClientState>, kind: Option<Kind>, pkt: &mut rtc::rtp::Packet) {
+    let mut st = lock(state);
+    let r = &mut st.repair;
+    let key = (pkt.header.ssrc, pkt.header.sequence_number);
+    if let Some(at) = r.dropped_in.get(&key) {
+        if r.repaired_in.insert(key) {
+            r.repair_times.push(at.elapsed());
+        }
+    }
+    if kind != Some(Kind::Audio) {
+        return;
+    }
+    r.audio_pts.insert(pkt.header.payload_type);
+    if r.offered_red_pt != Some(pkt.header.payload_type) {
+        return;
+    }
+    r.red_in += 1;
+    let Some(blocks) = crate::repair::red_blocks(&pkt.payload) else {
+        r.red_bad += 1;
+        return;
+    };
+    let Some(((primary_pt, primary), redundant)) = blocks.split_last() else {
+        r.red_bad += 1;
+        return;
+    };
+    for (_, b) in redundant {
+        if verify_payload(Kind::Audio, b).is_ok() {
+            r.red_redundant_intact += 1;
+        } else {
+            r.red_bad += 1;
+        }
+    }
+    pkt.header.payload_type = *primary_pt;
+    pkt.payload = pkt.payload.slice_ref(primary);
 }
 
 /// The first `tcptype passive` TCP candidate of an SDP.

@@ -10,6 +10,11 @@
 //!   [`TestServer::start`] (waits for the ready line), killed on drop.
 //! - [`WsClient`]: one WebSocket speaking JSON text frames, with timeouts.
 //! - `client` (when present): a WebRTC test participant built on these.
+//! - [`impair`]: a UDP relay that adds loss, a rate cap and delay (the
+//!   kernel here has no `netem`), for the weak-link tests.
+//! - [`janus`]: Janus (VideoRoom) started with its own config, and an adapter
+//!   that drives the same test client through Janus's HTTP API (the load
+//!   benchmark's peer reference).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +30,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub mod client;
 pub mod e2e;
+pub mod impair;
+pub mod janus;
 pub mod procstat;
+pub mod repair;
 
 /// How long the server may take to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,7 +67,7 @@ pub fn giaoban_bin() -> PathBuf {
 /// Removes `GIAOBAN_<SECTION>_*` variables of the caller's environment from a
 /// child command, so only the test's config file counts.
 fn clean_env(cmd: &mut Command) {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "SERVER",
         "DATABASE",
         "MEDIA",
@@ -67,6 +75,7 @@ fn clean_env(cmd: &mut Command) {
         "LIMITS",
         "DOCUMENTS",
         "LOG",
+        "TURN",
     ];
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -101,6 +110,25 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// Splits the keys of section `[name]` out of a TOML text: (its keys, the rest).
+fn take_section(toml: &str, name: &str) -> (String, String) {
+    let header = format!("[{name}]");
+    let (mut inside, mut section, mut rest) = (false, String::new(), String::new());
+    for line in toml.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == header;
+            if inside {
+                continue;
+            }
+        }
+        let out = if inside { &mut section } else { &mut rest };
+        out.push_str(line);
+        out.push('\n');
+    }
+    (section, rest)
+}
+
 /// How [`TestServer::start_with`] starts the server.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
@@ -109,7 +137,8 @@ pub struct ServerOptions {
     /// `[log] level` (default: `info,signaling=debug,sfu=debug`).
     pub log_level: Option<String>,
     /// Appended to the config (extra sections such as `[limits]` or
-    /// `[database]`, not ones already present).
+    /// `[database]`); a `[media]` section's keys are merged into the test's
+    /// own `[media]`.
     pub extra_toml: String,
 }
 
@@ -136,7 +165,8 @@ impl TestServer {
             .log_level
             .as_deref()
             .unwrap_or("info,signaling=debug,sfu=debug");
-        let extra_toml = &options.extra_toml;
+        // A `[media]` section in the extra config is merged into the test's own.
+        let (media_extra, extra_toml) = take_section(&options.extra_toml, "media");
         let dir = tempfile::Builder::new()
             .prefix("giaoban-test-")
             .tempdir()
@@ -146,50 +176,13 @@ impl TestServer {
         let log_path = dir.path().join("server.log");
         let config = format!(
             "[server]\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = {data}\n\n\
-             [media]\nport = 0\nbind_ip = \"127.0.0.1\"\ninclude_loopback = true\n\n\
+             [media]\nport = 0\nbind_ip = \"127.0.0.1\"\ninclude_loopback = true\n{media_extra}\n\
              [log]\nlevel = {level}\n\n{extra_toml}\n",
             data = toml_string(&data_dir),
             level = toml_quote(log_level),
         );
         std::fs::write(&config_path, config).context("write config")?;
-        let log = std::fs::File::create(&log_path).context("create log file")?;
-
-        let mut cmd = Command::new(&bin);
-        cmd.arg("--config")
-            .arg(&config_path)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        clean_env(&mut cmd);
-        let mut child = cmd.spawn().context("spawn giaoban")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(START_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["event"] == "ready" {
-                        return Ok(v);
-                    }
-                }
-            }
-            Err(anyhow!("the server exited before it was ready"))
-        })
-        .await;
-        let ready = match ready {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                bail!("{e}; server log:\n{log}");
-            }
-            Err(_) => {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                bail!("the server printed no ready line in {START_TIMEOUT:?}; log:\n{log}");
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, ready) = spawn_server(&bin, &config_path, &log_path).await?;
         let addr = |k: &str| -> anyhow::Result<SocketAddr> {
             ready[k]
                 .as_str()
@@ -210,6 +203,93 @@ impl TestServer {
         })
     }
 
+    /// Kills the server with SIGKILL (no shutdown at all, as a crash or a
+    /// power cut would) and waits until it is gone.
+    pub async fn kill_hard(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill().context("SIGKILL the server")?;
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .context("the server did not die after SIGKILL")?
+            .context("wait for the server")?;
+        Ok(())
+    }
+
+    /// Starts the server again after [`TestServer::kill_hard`] or
+    /// [`TestServer::terminate`]: same config, data folder and database,
+    /// and the same HTTP address (so clients can reconnect to it).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let config = std::fs::read_to_string(&self.config_path).context("read config")?;
+        let config = config.replacen(
+            "http_addr = \"127.0.0.1:0\"",
+            &format!("http_addr = \"{}\"", self.http_addr),
+            1,
+        );
+        std::fs::write(&self.config_path, config).context("write config")?;
+        let (child, ready) = spawn_server(&self.bin, &self.config_path, &self.log_path).await?;
+        self.child = child;
+        if let Some(Ok(a)) = ready["media_udp"].as_str().map(str::parse) {
+            self.media_udp = a;
+        }
+        if let Some(Ok(a)) = ready["media_tcp"].as_str().map(str::parse) {
+            self.media_tcp = a;
+        }
+        Ok(())
+    }
+}
+
+/// Spawns `giaoban serve` (its log appended to `log_path`) and waits for
+/// its ready line.
+async fn spawn_server(
+    bin: &Path,
+    config_path: &Path,
+    log_path: &Path,
+) -> anyhow::Result<(Child, Value)> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .context("open log file")?;
+
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config")
+        .arg(config_path)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    clean_env(&mut cmd);
+    let mut child = cmd.spawn().context("spawn giaoban")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(START_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["event"] == "ready" {
+                    return Ok(v);
+                }
+            }
+        }
+        Err(anyhow!("the server exited before it was ready"))
+    })
+    .await;
+    let ready = match ready {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            bail!("{e}; server log:\n{log}");
+        }
+        Err(_) => {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            bail!("the server printed no ready line in {START_TIMEOUT:?}; log:\n{log}");
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, ready))
+}
+
+impl TestServer {
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.http_addr)
@@ -596,5 +676,16 @@ impl WsClient {
     /// Closes the socket politely.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+
+    /// Sends a close frame with `code` (4000: "I will resume") and drops
+    /// the socket.
+    pub async fn close_with(mut self, code: u16) {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "".into(),
+        };
+        let _ = self.ws.close(Some(frame)).await;
     }
 }

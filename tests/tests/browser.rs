@@ -143,6 +143,31 @@ async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
             "page {i}: publisher {}",
             page["publisher"]
         );
+        // Loss repair negotiated both ways with Chromium's own offer: RTX
+        // for its (simulcast) video and Opus FEC always, RED where Chromium
+        // offers it; the server offers all three; the media checked above
+        // flowed with them.
+        let (offer, answer) = (&page["publish_offer"], &page["publish_answer"]);
+        for feature in ["rtx", "fec"] {
+            ensure!(
+                offer[feature] == Value::Bool(true) && answer[feature] == Value::Bool(true),
+                "page {i}: {feature} not negotiated on the publisher: offer {offer}, answer {answer}"
+            );
+        }
+        ensure!(
+            answer["red"] == offer["red"],
+            "page {i}: RED offered {} but answered {}",
+            offer["red"],
+            answer["red"]
+        );
+        let sub = &page["subscriber_offer"];
+        for feature in ["rtx", "red", "fec"] {
+            ensure!(
+                sub[feature] == Value::Bool(true),
+                "page {i}: the subscriber offer lacks {feature}: {sub}"
+            );
+        }
+        println!("page {i}: publish offer {offer}, answer {answer}, subscriber offer {sub}");
     }
     Ok(())
 }

@@ -221,6 +221,111 @@ async fn metrics_format_and_counters_move() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The media plane's counters move under real media: a publisher that
+/// loses every 10th video packet on its first transmission (the server sees
+/// sequence gaps) and a subscriber that drops every 10th video datagram it
+/// receives (it NACKs them).
+#[tokio::test]
+async fn metrics_count_media_bytes_loss_and_nacks() -> anyhow::Result<()> {
+    use giaoban_tests::client::{JoinOptions, MediaOptions, TestClient};
+    use giaoban_tests::repair::RepairOptions;
+
+    let server = TestServer::start().await?;
+    let url = format!("{}/metrics", server.base_url());
+    let meeting = server.create_meeting("Đo lường media").await?;
+    let join = |name: &'static str, media: MediaOptions, repair: RepairOptions| {
+        let server = &server;
+        let meeting = &meeting;
+        async move {
+            let invite = server.invite(meeting, name, "bridge").await?;
+            let token = token_of(&invite)?;
+            TestClient::join_repair(
+                &server.ws_url(),
+                token,
+                JoinOptions::default(),
+                media,
+                repair,
+            )
+            .await
+            .with_context(|| format!("{name} joins"))
+        }
+    };
+    let publisher = join(
+        "Huyện phát",
+        MediaOptions::default(),
+        RepairOptions {
+            drop_out_every: 10,
+            ..RepairOptions::default()
+        },
+    )
+    .await?;
+    let subscriber = join(
+        "Tỉnh xem",
+        MediaOptions {
+            publish: false,
+            ..MediaOptions::default()
+        },
+        RepairOptions {
+            drop_in_every: 10,
+            ..RepairOptions::default()
+        },
+    )
+    .await?;
+    let from = publisher.participant_id().to_owned();
+    subscriber
+        .wait_until(Duration::from_secs(15), "video from the publisher", |st| {
+            st.received(&from, giaoban_tests::client::Kind::Video)
+                .intact
+                >= 60
+        })
+        .await?;
+    let counters = [
+        "giaoban_sfu_bytes_in_total",
+        "giaoban_sfu_bytes_out_total",
+        "giaoban_sfu_datagrams_out_total",
+        "giaoban_sfu_udp_send_calls_total",
+        "giaoban_sfu_rtp_payload_bytes_in_total",
+        "giaoban_sfu_rtp_payload_bytes_forwarded_total",
+        "giaoban_sfu_rtp_packets_lost_total",
+        "giaoban_sfu_nacks_received_total",
+        "giaoban_sfu_nack_packets_requested_total",
+    ];
+    let text = scrape_until(&url, "every media counter above zero", |t| {
+        counters
+            .iter()
+            .all(|c| sample(t, c).is_some_and(|v| v > 0.0))
+    })
+    .await?;
+    check_format(&text)?;
+    let v = |series: &str| sample(&text, series).unwrap_or(-1.0);
+    anyhow::ensure!(sample(&text, "giaoban_sfu_layer_switches_total").is_some());
+    // Payload is part of what arrived and left; every forwarded packet and
+    // more (RTCP, STUN, DTLS) left as a datagram, many per system call.
+    anyhow::ensure!(v("giaoban_sfu_rtp_payload_bytes_in_total") < v("giaoban_sfu_bytes_in_total"));
+    anyhow::ensure!(
+        v("giaoban_sfu_rtp_payload_bytes_forwarded_total") < v("giaoban_sfu_bytes_out_total")
+    );
+    anyhow::ensure!(
+        v("giaoban_sfu_datagrams_out_total") >= v("giaoban_sfu_rtp_packets_forwarded_total")
+    );
+    anyhow::ensure!(
+        v("giaoban_sfu_udp_send_calls_total") <= v("giaoban_sfu_datagrams_out_total"),
+        "more send calls than datagrams:\n{text}"
+    );
+    // About a tenth of the publisher's video is missing at first; less than
+    // everything it sent.
+    anyhow::ensure!(
+        v("giaoban_sfu_rtp_packets_lost_total") < v("giaoban_sfu_rtp_packets_in_total"),
+        "loss above packets in:\n{text}"
+    );
+    anyhow::ensure!(
+        v("giaoban_sfu_nack_packets_requested_total") >= v("giaoban_sfu_nacks_received_total")
+    );
+    subscriber.leave().await?;
+    publisher.leave().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn metrics_token_allow_and_disabled() -> anyhow::Result<()> {
     let server = TestServer::start_with_config("[metrics]\ntoken = \"scrape-secret-1\"\n").await?;

@@ -58,6 +58,7 @@ const state = {
   meeting: null,
   tiles: new Map(), // participant id (or 'self') → tile
   trackKinds: new Map(), // track_id → {kind, participantId}
+  pausedVideo: new Set(), // video track ids the server holds back (last-N)
   trackOwner: new Map(), // MediaStreamTrack → participant id
   banner: null,
   agenda: null, // the AgendaPanel, once the invitation is known
@@ -396,7 +397,7 @@ function createTile(id, isSelf) {
   el.dataset.participantId = id;
   el.innerHTML = `
     <video class="tile-video" autoplay playsinline muted></video>
-    <div class="placeholder"><span class="initials"></span></div>
+    <div class="placeholder"><span class="initials"></span><span class="placeholder-text tile-paused" hidden></span></div>
     <audio class="tile-audio" autoplay></audio>
     <div class="tile-label">
       <span class="role-badge tile-role"></span>
@@ -434,10 +435,24 @@ function renderTile(tile) {
   mic.title = t('meeting.micMuted');
   mic.setAttribute('aria-label', t('meeting.micMuted'));
   const vt = tile.videoTrack;
-  const showVideo = !!vt && vt.readyState === 'live' && !p.video_muted && (tile.isSelf || !vt.muted);
+  // Video the server holds back (last-N) shows the name, not a frozen frame.
+  const paused = !tile.isSelf && !p.video_muted && isVideoPaused(tile.id);
+  const pausedText = tile.el.querySelector('.tile-paused');
+  pausedText.hidden = !paused;
+  pausedText.textContent = paused ? t('meeting.videoPaused') : '';
+  tile.el.classList.toggle('video-paused', paused);
+  const showVideo = !!vt && vt.readyState === 'live' && !p.video_muted && !paused && (tile.isSelf || !vt.muted);
   tile.video.hidden = !showVideo;
   tile.placeholder.hidden = showVideo;
   tile.el.classList.toggle('no-video', !showVideo);
+}
+
+function isVideoPaused(participantId) {
+  for (const trackId of state.pausedVideo) {
+    const info = state.trackKinds.get(trackId);
+    if (info && info.participantId === participantId) return true;
+  }
+  return false;
 }
 
 function ensureTile(id, participant) {
@@ -567,6 +582,7 @@ function onJoined(d) {
   state.banner = null;
   for (const id of [...state.tiles.keys()]) if (id !== 'self') removeTile(id);
   state.trackKinds.clear();
+  state.pausedVideo.clear();
   state.trackOwner.clear();
   const selfTile = state.tiles.get('self') || createTile('self', true);
   selfTile.participant = { ...d.self, audio_muted: state.muted.audio, video_muted: state.muted.video };
@@ -586,11 +602,27 @@ function wireClient(client) {
     if (ev.detail.state !== 'connected') state.rttMs = null;
     renderStatus();
     for (const tile of state.tiles.values()) tile.el.classList.toggle('stale', ev.detail.state === 'reconnecting');
+    // A dropped socket that will resume keeps the grid and the media: only
+    // a small banner says so, until the session is back.
+    if (ev.detail.state === 'reconnecting' && ev.detail.resuming) {
+      state.banner = { key: 'meeting.reconnecting' };
+      renderBanner();
+    } else if (ev.detail.state === 'connected' && state.banner && state.banner.key === 'meeting.reconnecting') {
+      state.banner = null;
+      renderBanner();
+    }
     if (ev.detail.state === 'closed' && ev.detail.code) {
       showEnd({ kind: 'error', code: ev.detail.code });
     }
   });
   client.addEventListener('joined', (ev) => onJoined(ev.detail));
+  client.addEventListener('resumed', (ev) => {
+    // Same participant, same peer connections: the grid stays as it is; the
+    // server replays what was missed.
+    state.self = ev.detail.self || state.self;
+    if (state.banner && state.banner.key === 'meeting.reconnecting') state.banner = null;
+    renderBanner();
+  });
   client.addEventListener('participant_joined', (ev) => {
     ensureTile(ev.detail.participant.id, ev.detail.participant);
     renderCount();
@@ -614,6 +646,10 @@ function wireClient(client) {
     if (ev.detail.kind === 'audio') tile.participant.audio_muted = ev.detail.muted;
     if (ev.detail.kind === 'video') tile.participant.video_muted = ev.detail.muted;
     renderTile(tile);
+  });
+  client.addEventListener('video_paused', (ev) => {
+    state.pausedVideo = new Set(ev.detail.trackIds);
+    for (const tile of state.tiles.values()) renderTile(tile);
   });
   client.addEventListener('active_speaker', (ev) => {
     for (const [id, tile] of state.tiles) {
@@ -794,6 +830,7 @@ window.giaoban = {
       name: tile.participant.name,
       role: tile.participant.role,
       self: tile.isSelf,
+      videoPaused: tile.el.classList.contains('video-paused'),
     }));
   },
 };

@@ -53,6 +53,7 @@ const vi = {
   'meeting.cam.on': 'Bật camera',
   'meeting.leave': 'Rời cuộc họp',
   'meeting.micMuted': 'Micro đang tắt',
+  'meeting.videoPaused': 'Tạm ẩn hình (chỉ hiện hình những người phát biểu gần nhất)',
   'meeting.camMuted': 'Camera đang tắt',
   'meeting.left.title': 'Bạn đã rời cuộc họp',
   'meeting.left.rejoin': 'Tham gia lại',
@@ -60,6 +61,7 @@ const vi = {
   'meeting.noMedia': 'Không có camera',
   'meeting.rtt': 'Độ trễ {ms} ms',
   'meeting.mediaFailed': 'Kết nối âm thanh, hình ảnh bị gián đoạn, đang thiết lập lại…',
+  'meeting.reconnecting': 'Mất kết nối với máy chủ, đang kết nối lại… Âm thanh, hình ảnh vẫn tiếp tục.',
   'meeting.replaced': 'Bạn đã tham gia cuộc họp này từ một cửa sổ hoặc thiết bị khác.',
 
   'status.connecting': 'Đang kết nối…',
@@ -419,6 +421,7 @@ const en = {
   'meeting.cam.on': 'Turn camera on',
   'meeting.leave': 'Leave the meeting',
   'meeting.micMuted': 'Microphone muted',
+  'meeting.videoPaused': 'Video paused (only the most recent speakers are shown)',
   'meeting.camMuted': 'Camera off',
   'meeting.left.title': 'You left the meeting',
   'meeting.left.rejoin': 'Join again',
@@ -426,6 +429,7 @@ const en = {
   'meeting.noMedia': 'No camera',
   'meeting.rtt': 'Latency {ms} ms',
   'meeting.mediaFailed': 'The audio/video connection was interrupted, setting it up again…',
+  'meeting.reconnecting': 'Lost the connection to the server, reconnecting… Audio and video go on.',
   'meeting.replaced': 'You joined this meeting from another window or device.',
 
   'status.connecting': 'Connecting…',

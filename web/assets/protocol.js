@@ -3,8 +3,10 @@
 // the events of a `GiaobanClient` (an EventTarget; each event's data is in
 // `event.detail`):
 //
-//   state            {state: 'connecting'|'connected'|'reconnecting'|'closed', code?, attempt?, delayMs?}
-//   joined           {self, meeting, participants, tracks}   (again after every reconnection)
+//   state            {state: 'connecting'|'connected'|'reconnecting'|'closed', code?, attempt?, delayMs?, resuming?}
+//   joined           {self, meeting, participants, tracks}   (again after every fresh join)
+//   resumed          {self, replayed}  the session came back on a new socket: same
+//                                      participant, same peer connections, nothing to rebuild
 //   participant_joined {participant}
 //   participant_left   {participantId, reason}
 //   track_published    {track}
@@ -17,9 +19,18 @@
 //   rtt                {ms}
 //   agenda_changed     {meetingId}  the agenda or its documents changed: read them again
 //
-// Reconnection: when the WebSocket drops (or a peer connection fails, or
-// the server is silent for too long), both peer connections are closed and
-// a new socket joins again with the same token after 1, 2, 4, 8, 10, 10… s.
+// Reconnection: when the WebSocket drops (or the server is silent for too
+// long, or closes it as idle: 1008 without a fatal error), the peer
+// connections are kept and a new socket `resume`s the
+// session with its resume token after 0.3, 1, 2, 4, 8… s (the server keeps
+// the participant for its grace, 30 s by default); the messages missed are
+// replayed by the server and requests left unanswered are sent again. If
+// the resume is refused (`resume_failed`), both peer connections are closed
+// and the socket joins afresh with the invitation token.
+// A peer connection whose ICE disconnects or fails (a network change) is
+// restarted: the publisher re-offers with new ICE credentials, the server is
+// asked (`ice_restart`) for a subscriber offer with new ones. Only if that
+// does not bring it back does the client join afresh.
 
 export const PROTOCOL_VERSION = 1;
 
@@ -37,6 +48,14 @@ const PING_INTERVAL_MS = 10000;
 const SILENCE_LIMIT_MS = 30000;
 const BACKOFF_MAX_MS = 10000;
 const LEAVE_WAIT_MS = 1000;
+// ICE 'disconnected' this long (it may come back by itself) restarts ICE.
+const ICE_DISCONNECTED_RESTART_MS = 2000;
+// A connection still failed this long after its ICE restart: join afresh.
+const ICE_RESTART_GIVE_UP_MS = 15000;
+// After a network change, a ping unanswered this long means the socket is dead.
+const PROBE_TIMEOUT_MS = 3000;
+// WebSocket close code telling the server "I will resume" (not a goodbye).
+const CLOSE_RESUMING = 4000;
 // After this long joined, a dropped session reconnects after 1 s again.
 const HEALTHY_AFTER_MS = 30000;
 
@@ -116,7 +135,10 @@ export class GiaobanClient extends EventTarget {
     /** Our participant as the server knows it (changes on every join). */
     this.self = null;
     this.meeting = null;
+    /** TURN servers with credentials from `joined` / `ice_servers` (RTCIceServer[]). */
     this.iceServers = [];
+    /** 'relay' when the server says to use only TURN-relayed candidates, else 'all'. */
+    this.iceTransportPolicy = 'all';
     /** The publisher RTCPeerConnection (client → server), or null. */
     this.publisher = null;
     /** The subscriber RTCPeerConnection (server → client), or null. */
@@ -140,12 +162,27 @@ export class GiaobanClient extends EventTarget {
     this._subChain = Promise.resolve();
     this._candidateQueue = { publisher: [], subscriber: [] };
     this._candidateReady = { publisher: false, subscriber: false };
+    // Resume: the session generation (peer connections live across sockets
+    // and compare it), the token, and the messages received since `joined`.
+    this._session = 0;
+    this._resumeToken = null;
+    this._received = 0;
+    this._attachedGen = -1; // the socket the session is attached to
+    this._replayLeft = 0; // replayed messages still to come after `resumed`
+    this._restartTimers = { publisher: null, subscriber: null };
+    this._restartedAt = { publisher: 0, subscriber: 0 };
+    this._restartWanted = { publisher: false, subscriber: false };
+    this._onNetworkChange = () => this._networkChanged();
   }
 
   /** Connects and joins. */
   start() {
     this._left = false;
     this._fatal = null;
+    window.addEventListener('online', this._onNetworkChange);
+    if (navigator.connection && navigator.connection.addEventListener) {
+      navigator.connection.addEventListener('change', this._onNetworkChange);
+    }
     this._connect();
   }
 
@@ -154,6 +191,10 @@ export class GiaobanClient extends EventTarget {
     if (this._left) return;
     this._left = true;
     clearTimeout(this._reconnectTimer);
+    window.removeEventListener('online', this._onNetworkChange);
+    if (navigator.connection && navigator.connection.removeEventListener) {
+      navigator.connection.removeEventListener('change', this._onNetworkChange);
+    }
     const ws = this._ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
       const bye = new Promise((resolve) => {
@@ -218,7 +259,12 @@ export class GiaobanClient extends EventTarget {
       } catch (_) {
         return;
       }
-      if (msg && typeof msg === 'object') this._onMessage(msg, gen);
+      if (!msg || typeof msg !== 'object') return;
+      // Every message after `joined` counts (the server numbers them the same
+      // way); `joined` and `resumed` themselves arrive before this is set.
+      if (gen === this._attachedGen) this._received++;
+      this._onMessage(msg, gen);
+      if (gen === this._attachedGen && this._replayLeft > 0 && --this._replayLeft === 0) this._resendPending(gen);
     };
     ws.onclose = (ev) => {
       if (gen !== this._gen) return;
@@ -239,7 +285,7 @@ export class GiaobanClient extends EventTarget {
     }
     if (this.state !== 'connected') return;
     const ts = Date.now();
-    this._request({ type: 'ping', ts })
+    this._request({ type: 'ping', ts, received: this._received })
       .then(() => this._emit('rtt', { ms: Date.now() - ts }))
       .catch(() => {});
   }
@@ -251,7 +297,10 @@ export class GiaobanClient extends EventTarget {
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       try {
-        ws.close();
+        // With a session to resume, tell the server (if it hears us) that
+        // this is no goodbye.
+        if (this._canResume()) ws.close(CLOSE_RESUMING, 'resume');
+        else ws.close();
       } catch (_) {
         // ignore
       }
@@ -259,19 +308,43 @@ export class GiaobanClient extends EventTarget {
     this._onSocketGone(gen, null);
   }
 
+  /** Whether a lost socket can be replaced by a resume (peer connections kept). */
+  _canResume() {
+    return !!(this._resumeToken && this.self && !this._left && !this._fatal);
+  }
+
+  /** The browser says the network changed: restart ICE, and check the socket. */
+  _networkChanged() {
+    if (this._left || !this.self) return;
+    for (const name of ['publisher', 'subscriber']) this._restartIce(name);
+    if (this.state !== 'connected') return;
+    const gen = this._gen;
+    const probe = this._request({ type: 'ping', ts: Date.now(), received: this._received });
+    const timer = setTimeout(() => {
+      if (gen === this._gen && this._ws) this._dropSocket();
+    }, PROBE_TIMEOUT_MS);
+    probe.then(() => clearTimeout(timer)).catch(() => clearTimeout(timer));
+  }
+
   _onSocketGone(gen, closeEvent) {
     if (gen !== this._gen) return;
     this._gen++; // everything of the old socket is stale from now on
     this._ws = null;
-    this._teardown();
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    // A protocol close (1002) without an error frame: joining again will
+    // not help. A policy close (1008) is fatal only after an error frame
+    // with a fatal code (already noted in _fatal): without one it is the
+    // server's idle timeout (this page was silent, e.g. frozen in the
+    // background), and the session resumes like after any other drop.
+    if (!this._fatal && closeEvent && closeEvent.code === 1002) this._fatal = 'unsupported_version';
+    // A session that may resume keeps its peer connections (media flows on)
+    // and its unanswered requests (sent again after the resume).
+    const resuming = this._canResume();
+    if (!resuming) this._teardown();
     if (this._left) {
       this._setState('closed');
       return;
-    }
-    if (!this._fatal && closeEvent && (closeEvent.code === 1008 || closeEvent.code === 1002)) {
-      // Policy or protocol close without an error frame: joining again will
-      // not help.
-      this._fatal = closeEvent.code === 1002 ? 'unsupported_version' : 'token_invalid';
     }
     if (this._fatal) {
       this._setState('closed', { code: this._fatal });
@@ -280,9 +353,10 @@ export class GiaobanClient extends EventTarget {
     // A session that ran well for a while starts the backoff afresh.
     if (this._healthySince && Date.now() - this._healthySince > HEALTHY_AFTER_MS) this._attempt = 0;
     this._healthySince = 0;
-    const delayMs = Math.min(1000 * 2 ** this._attempt, BACKOFF_MAX_MS);
+    // A resume must land within the server's grace: try soon.
+    const delayMs = resuming && this._attempt === 0 ? 300 : Math.min(1000 * 2 ** this._attempt, BACKOFF_MAX_MS);
     this._attempt++;
-    this._setState('reconnecting', { attempt: this._attempt, delayMs });
+    this._setState('reconnecting', { attempt: this._attempt, delayMs, resuming });
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = setTimeout(() => {
       if (!this._left && !this._fatal) this._connect();
@@ -293,6 +367,15 @@ export class GiaobanClient extends EventTarget {
   _teardown() {
     clearInterval(this._pingTimer);
     this._pingTimer = null;
+    this._session++; // callbacks of the old peer connections are stale
+    this._attachedGen = -1;
+    this._replayLeft = 0;
+    for (const name of ['publisher', 'subscriber']) {
+      clearTimeout(this._restartTimers[name]);
+      this._restartTimers[name] = null;
+      this._restartedAt[name] = 0;
+      this._restartWanted[name] = false;
+    }
     for (const { reject } of this._pending.values()) reject(new ProtocolError('disconnected'));
     this._pending.clear();
     for (const pc of [this.publisher, this.subscriber]) {
@@ -320,7 +403,7 @@ export class GiaobanClient extends EventTarget {
   _request(msg) {
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject });
+      this._pending.set(id, { resolve, reject, msg: { ...msg, id }, gen: this._gen });
       if (!this._sendRaw({ ...msg, id })) {
         this._pending.delete(id);
         reject(new ProtocolError('disconnected'));
@@ -343,7 +426,8 @@ export class GiaobanClient extends EventTarget {
     switch (msg.type) {
       case 'hello':
         this.serverInfo = msg;
-        this._join(gen);
+        if (this._canResume()) this._resume(gen);
+        else this._join(gen);
         break;
       case 'participant_joined':
         if (msg.participant) this._emit('participant_joined', { participant: msg.participant });
@@ -373,14 +457,30 @@ export class GiaobanClient extends EventTarget {
       case 'layers_wanted':
         this._applyLayers(Array.isArray(msg.layers) ? msg.layers : null);
         break;
+      case 'ice_servers':
+        // Fresh TURN credentials: for allocations made from now on.
+        this._setIce(msg);
+        for (const pc of [this.publisher, this.subscriber]) {
+          if (!pc) continue;
+          try {
+            pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
+          } catch (e) {
+            this._reportError(e);
+          }
+        }
+        break;
       case 'active_speaker':
         this._emit('active_speaker', { participantId: msg.participant_id });
+        break;
+      case 'video_paused':
+        // The full list of video tracks the server holds back (last-N).
+        this._emit('video_paused', { trackIds: Array.isArray(msg.track_ids) ? msg.track_ids : [], reason: msg.reason });
         break;
       case 'mute_changed':
         this._emit('mute_changed', { participantId: msg.participant_id, kind: msg.kind, muted: !!msg.muted });
         break;
       case 'subscriber_offer':
-        this._onSubscriberOffer(msg.sdp, gen);
+        this._onSubscriberOffer(msg.sdp, this._session);
         break;
       case 'error':
         this._noteError(msg);
@@ -406,6 +506,118 @@ export class GiaobanClient extends EventTarget {
     this._emit('server_error', { code: 'internal', message: String(e), fatal: false });
   }
 
+  // ---- resuming ------------------------------------------------------------
+
+  /** On a new socket: takes the session over with the resume token. */
+  async _resume(gen) {
+    let resumed;
+    try {
+      resumed = await this._request({
+        type: 'resume',
+        resume_token: this._resumeToken,
+        received: this._received,
+        meeting_id: this.meeting ? this.meeting.id : undefined,
+      });
+    } catch (e) {
+      if (gen !== this._gen) return;
+      // Refused (grace over, replaced, nothing kept): start afresh. The
+      // server keeps the socket open after resume_failed, so join on it.
+      this._resumeToken = null;
+      this._teardown();
+      this._emit('server_error', { code: e.code || 'resume_failed', message: e.message, fatal: false });
+      if (this._ws && this._ws.readyState === WebSocket.OPEN) this._join(gen);
+      return;
+    }
+    if (gen !== this._gen) return;
+    this._attachedGen = gen;
+    this._resumeToken = resumed.resume_token || null;
+    if (resumed.participant) this.self = resumed.participant;
+    this._healthySince = Date.now();
+    this._setState('connected');
+    this._emit('resumed', { self: this.self, replayed: resumed.replayed || 0 });
+    this._replayLeft = resumed.replayed || 0;
+    if (this._replayLeft === 0) this._resendPending(gen);
+    // A mute toggled while the socket was down was not sent: send it now.
+    for (const kind of ['audio', 'video']) {
+      const known = this.self && this.self[`${kind}_muted`];
+      if (typeof known === 'boolean' && known !== this.muted[kind]) {
+        this._request({ type: 'mute', kind, muted: this.muted[kind] }).catch((e) => this._reportError(e));
+      }
+    }
+    for (const name of ['publisher', 'subscriber']) {
+      if (this._restartWanted[name]) this._restartIce(name);
+    }
+  }
+
+  /**
+   * After a resume and its replay: requests sent on an older socket that are
+   * still unanswered never reached the server (it answers every request in
+   * order, and the answers were replayed): send them again.
+   */
+  _resendPending(gen) {
+    for (const p of this._pending.values()) {
+      if (p.gen !== gen) {
+        p.gen = gen;
+        this._sendRaw(p.msg);
+      }
+    }
+  }
+
+  // ---- ICE restart -----------------------------------------------------------
+
+  /**
+   * Restarts ICE on one connection (its network path is gone): the publisher
+   * makes an offer with new credentials, the server is asked for one on the
+   * subscriber. Without a socket, it waits for the resume.
+   */
+  async _restartIce(name) {
+    const pc = name === 'publisher' ? this.publisher : this.subscriber;
+    if (!pc || pc.connectionState === 'closed') return;
+    clearTimeout(this._restartTimers[name]);
+    this._restartTimers[name] = null;
+    if (this.state !== 'connected') {
+      this._restartWanted[name] = true;
+      return;
+    }
+    this._restartWanted[name] = false;
+    this._restartedAt[name] = Date.now();
+    const sess = this._session;
+    try {
+      if (name === 'subscriber') {
+        await this._request({ type: 'ice_restart' });
+        return;
+      }
+      if (pc.signalingState !== 'stable') return; // a negotiation is under way
+      const offer = await pc.createOffer({ iceRestart: true });
+      await pc.setLocalDescription(offer);
+      if (sess !== this._session) return;
+      const answer = await this._request({ type: 'publish', sdp: pc.localDescription.sdp });
+      if (sess !== this._session) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    } catch (e) {
+      if (sess === this._session) this._reportError(e);
+    }
+  }
+
+  /** A connection's ICE state changed: restart it when it is lost. */
+  _onIceState(name, pc, sess) {
+    if (sess !== this._session) return;
+    const s = pc.iceConnectionState;
+    if (s === 'connected' || s === 'completed') {
+      clearTimeout(this._restartTimers[name]);
+      this._restartTimers[name] = null;
+      return;
+    }
+    if (s === 'failed') {
+      this._restartIce(name);
+    } else if (s === 'disconnected' && !this._restartTimers[name]) {
+      this._restartTimers[name] = setTimeout(() => {
+        this._restartTimers[name] = null;
+        if (sess === this._session && pc.iceConnectionState === 'disconnected') this._restartIce(name);
+      }, ICE_DISCONNECTED_RESTART_MS);
+    }
+  }
+
   // ---- joining -------------------------------------------------------------
 
   async _join(gen) {
@@ -422,12 +634,16 @@ export class GiaobanClient extends EventTarget {
     // The backoff restarts only once media connects (or the session lasts):
     // a join that works but whose media fails must not retry every second.
     this._healthySince = Date.now();
+    this._attachedGen = gen;
+    this._received = 0;
+    this._resumeToken = joined.resume_token || null;
+    const sess = this._session;
     this.self = joined.participant;
     this.meeting = joined.meeting;
-    this.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
+    this._setIce(joined);
     this._remoteVideo = new Map();
     for (const t of joined.tracks || []) this._noteRemoteTrack(t);
-    this._createSubscriber(gen);
+    this._createSubscriber(sess);
     this._setState('connected');
     this._emit('joined', {
       self: joined.participant,
@@ -439,28 +655,54 @@ export class GiaobanClient extends EventTarget {
       if (this.muted[kind]) this._request({ type: 'mute', kind, muted: true }).catch((e) => this._reportError(e));
     }
     try {
-      await this._publish(gen);
+      await this._publish(sess);
     } catch (e) {
-      if (gen === this._gen && e.code !== 'disconnected') {
+      if (sess === this._session && e.code !== 'disconnected') {
         this._emit('publish_failed', { code: e instanceof ProtocolError ? e.code : 'negotiation_failed' });
       }
     }
   }
 
+  /** Takes `ice_servers` and `ice_transport_policy` of a `joined` or `ice_servers` message. */
+  _setIce(msg) {
+    this.iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+    this.iceTransportPolicy = msg.ice_transport_policy === 'relay' ? 'relay' : 'all';
+  }
+
   _newPeerConnection(name, gen) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+    });
     pc.onicecandidate = (ev) => {
-      if (gen !== this._gen || !ev.candidate || !ev.candidate.candidate) return;
+      if (gen !== this._session || !ev.candidate || !ev.candidate.candidate) return;
       const c = ev.candidate.toJSON();
       if (this._candidateReady[name]) this._sendCandidate(name, c);
       else this._candidateQueue[name].push(c);
     };
+    pc.oniceconnectionstatechange = () => this._onIceState(name, pc, gen);
     pc.onconnectionstatechange = () => {
-      if (gen !== this._gen) return;
+      if (gen !== this._session) return;
       if (pc.connectionState === 'connected') this._attempt = 0;
       if (pc.connectionState === 'failed') {
-        this._emit('media_failed', { pc: name });
-        this._dropSocket();
+        // An ICE restart comes first (_onIceState); only if the connection
+        // is still failed well after it, join afresh.
+        const since = this._restartedAt[name];
+        if (since && Date.now() - since > ICE_RESTART_GIVE_UP_MS) {
+          this._emit('media_failed', { pc: name });
+          this._resumeToken = null;
+          this._dropSocket();
+        } else {
+          this._restartIce(name);
+          setTimeout(() => {
+            if (gen === this._session && pc.connectionState === 'failed') {
+              this._emit('media_failed', { pc: name });
+              this._resumeToken = null;
+              this._dropSocket();
+            }
+          }, ICE_RESTART_GIVE_UP_MS);
+        }
       }
     };
     return pc;
@@ -492,11 +734,11 @@ export class GiaobanClient extends EventTarget {
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    if (gen !== this._gen) return;
+    if (gen !== this._session) return;
     const answerPromise = this._request({ type: 'publish', sdp: pc.localDescription.sdp });
     this._flushCandidates('publisher');
     const answer = await answerPromise;
-    if (gen !== this._gen) return;
+    if (gen !== this._session) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
   }
 
@@ -552,7 +794,7 @@ export class GiaobanClient extends EventTarget {
   _createSubscriber(gen) {
     const pc = this._newPeerConnection('subscriber', gen);
     pc.ontrack = (ev) => {
-      if (gen !== this._gen) return;
+      if (gen !== this._session) return;
       const stream = ev.streams && ev.streams[0];
       const participantId = stream ? stream.id : null;
       if (participantId) this.remoteTrackOwners.set(ev.track.id, participantId);
@@ -565,18 +807,18 @@ export class GiaobanClient extends EventTarget {
     // The server sends one offer at a time, but the answers are asynchronous:
     // keep them in order anyway.
     this._subChain = this._subChain.then(async () => {
-      if (gen !== this._gen || !this.subscriber) return;
+      if (gen !== this._session || !this.subscriber) return;
       const pc = this.subscriber;
       try {
         await pc.setRemoteDescription({ type: 'offer', sdp });
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
-        if (gen !== this._gen) return;
+        if (gen !== this._session) return;
         const done = this._request({ type: 'subscriber_answer', sdp: pc.localDescription.sdp });
         this._flushCandidates('subscriber');
         await done;
       } catch (e) {
-        if (gen === this._gen) this._reportError(e);
+        if (gen === this._session) this._reportError(e);
       }
     });
   }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::handlers::agenda_changed;
-use super::{ApiError, ApiResult, Caller, PREPARE};
+use super::{replay, replay_after, ApiError, ApiResult, Caller, IdempotencyHeader, PREPARE};
 use crate::AppState;
 
 /// What a multipart upload carried.
@@ -47,8 +47,7 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// Reads the form: the `file` part goes to a temp file of the content
 /// store (nothing is kept if anything is refused), text parts to memory.
-async fn read_form(state: &AppState, mut mp: Multipart) -> ApiResult<Parsed> {
-    let max = state.api.max_upload_bytes;
+async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiResult<Parsed> {
     let mut out = Parsed {
         file: None,
         title: None,
@@ -71,7 +70,7 @@ async fn read_form(state: &AppState, mut mp: Multipart) -> ApiResult<Parsed> {
                     .content_type()
                     .unwrap_or("application/octet-stream")
                     .to_owned();
-                let mut w = state.api.blobs.stage().await?;
+                let mut w = blobs.stage().await?;
                 while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
                     if over {
                         // Keep reading (and dropping) so the client gets
@@ -119,6 +118,61 @@ async fn read_form(state: &AppState, mut mp: Multipart) -> ApiResult<Parsed> {
     Ok(out)
 }
 
+/// What the upload endpoints do with a request body before the database:
+/// the multipart form (the file streamed into `blobs`' temp folder, at most
+/// `max` bytes), the `access` and `participant_ids` fields, the file check,
+/// the "is it a PDF" test, and the download header made from the file
+/// name. The staged file is dropped (removed), never committed. For the
+/// fuzz targets in `fuzz/` (see `crate::fuzzing`).
+#[doc(hidden)]
+pub async fn check_upload(
+    blobs: &cabinet::Blobs,
+    max: u64,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<(), &'static str> {
+    use axum::extract::FromRequest;
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .map_err(|_| "bad_request")?;
+    let mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|_| "bad_multipart")?;
+    let form = read_form(blobs, max, mp).await.map_err(|e| e.code)?;
+    parse_access(form.access.as_deref()).map_err(|e| e.code)?;
+    parse_ids(form.participant_ids.as_deref()).map_err(|e| e.code)?;
+    let (staged, filename, ctype) = require_file(form.file).map_err(|e| e.code)?;
+    let _ = looks_pdf(&staged, &filename, &ctype).await;
+    let _ = content_disposition(&filename);
+    let _ = HeaderValue::from_str(&ctype);
+    Ok(())
+}
+
+/// Whether an upload is to be checked as a PDF: it starts with `%PDF-`, or
+/// says it is one by its content type or file name.
+async fn looks_pdf(staged: &StagedBlob, filename: &str, ctype: &str) -> bool {
+    let Some(path) = staged.path() else {
+        return false;
+    };
+    let head = {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 5];
+        match tokio::fs::File::open(path).await {
+            Ok(mut f) => f
+                .read_exact(&mut buf)
+                .await
+                .map(|_| buf)
+                .unwrap_or_default(),
+            Err(_) => [0u8; 5],
+        }
+    };
+    &head == b"%PDF-"
+        || ctype.eq_ignore_ascii_case("application/pdf")
+        || filename.to_ascii_lowercase().ends_with(".pdf")
+}
+
 /// The signature report of an uploaded file: the verifier's report for a
 /// PDF, `{"status": "unreadable", ...}` for a PDF it cannot read, and
 /// `{"status": "not_checked", "reason": "not_pdf"}` for other files.
@@ -131,22 +185,7 @@ async fn signature_report(
     let Some(path) = staged.path().map(|p| p.to_owned()) else {
         return json!({"status": "not_checked", "reason": "not_pdf"});
     };
-    let head = {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 5];
-        match tokio::fs::File::open(&path).await {
-            Ok(mut f) => f
-                .read_exact(&mut buf)
-                .await
-                .map(|_| buf)
-                .unwrap_or_default(),
-            Err(_) => [0u8; 5],
-        }
-    };
-    let looks_pdf = &head == b"%PDF-"
-        || ctype.eq_ignore_ascii_case("application/pdf")
-        || filename.to_ascii_lowercase().ends_with(".pdf");
-    if !looks_pdf {
+    if !looks_pdf(staged, filename, ctype).await {
         return json!({"status": "not_checked", "reason": "not_pdf"});
     }
     let trust = state.api.trust.clone();
@@ -210,6 +249,7 @@ pub async fn create(
     caller: Caller,
     State(state): State<AppState>,
     Path(item_id): Path<String>,
+    idem: IdempotencyHeader,
     mp: Multipart,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
@@ -223,7 +263,7 @@ pub async fn create(
                 format!("agenda item {item_id} not found"),
             )
         })?;
-    let form = read_form(&state, mp).await?;
+    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
     let access = parse_access(form.access.as_deref())?;
     let participant_ids = parse_ids(form.participant_ids.as_deref())?;
     let (staged, filename, ctype) = require_file(form.file)?;
@@ -231,11 +271,26 @@ pub async fn create(
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => filename.clone(),
     };
+    let actor = caller.actor();
+    let ids = participant_ids.join("\n");
+    let key = idem.with_request(&[
+        b"POST /api/agenda/{item_id}/documents",
+        item.id.as_bytes(),
+        staged.sha256.as_bytes(),
+        filename.as_bytes(),
+        ctype.as_bytes(),
+        title.as_bytes(),
+        access.as_str().as_bytes(),
+        ids.as_bytes(),
+    ]);
+    if let Some(r) = replay(&state, &actor, key.as_ref()).await? {
+        return Ok(r);
+    }
     let report = signature_report(&state, &staged, &filename, &ctype).await;
-    let doc = state
+    let added = state
         .store
-        .add_document(
-            &caller.actor(),
+        .add_document_idempotent(
+            &actor,
             NewDocument {
                 agenda_item_id: item.id.clone(),
                 title,
@@ -249,10 +304,16 @@ pub async fn create(
             },
             staged,
             &state.api.blobs,
+            key.as_ref(),
         )
-        .await?;
-    agenda_changed(&state, &item.meeting_id);
-    Ok((StatusCode::CREATED, Json(doc)).into_response())
+        .await;
+    match added {
+        Ok(doc) => {
+            agenda_changed(&state, &item.meeting_id);
+            Ok((StatusCode::CREATED, Json(doc)).into_response())
+        }
+        Err(e) => replay_after(&state, &actor, key.as_ref(), e).await,
+    }
 }
 
 pub async fn add_version(
@@ -268,7 +329,7 @@ pub async fn add_version(
             format!("document {id} not found"),
         ));
     }
-    let form = read_form(&state, mp).await?;
+    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
     let (staged, filename, ctype) = require_file(form.file)?;
     let report = signature_report(&state, &staged, &filename, &ctype).await;
     let doc = state

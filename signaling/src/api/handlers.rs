@@ -13,7 +13,10 @@ use cabinet::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{peer_ip, ApiError, ApiJson, ApiResult, Caller, ADMIN, PREPARE, READ};
+use super::{
+    peer_ip, replay, replay_after, ApiError, ApiJson, ApiResult, Caller, IdempotencyHeader, ADMIN,
+    PREPARE, READ,
+};
 use crate::AppState;
 
 fn created(v: impl serde::Serialize) -> Response {
@@ -424,15 +427,36 @@ pub async fn create_agenda_item(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    idem: IdempotencyHeader,
     ApiJson(req): ApiJson<NewAgendaItem>,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
-    let item = state
+    let actor = caller.actor();
+    let duration = req
+        .duration_minutes
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let key = idem.with_request(&[
+        b"POST /api/meetings/{id}/agenda",
+        id.as_bytes(),
+        req.title.as_bytes(),
+        req.presenter.as_bytes(),
+        duration.as_bytes(),
+    ]);
+    if let Some(r) = replay(&state, &actor, key.as_ref()).await? {
+        return Ok(r);
+    }
+    match state
         .store
-        .add_agenda_item(&caller.actor(), &id, req)
-        .await?;
-    agenda_changed(&state, &id);
-    Ok(created(item))
+        .add_agenda_item_idempotent(&actor, &id, req, key.as_ref())
+        .await
+    {
+        Ok(item) => {
+            agenda_changed(&state, &id);
+            Ok(created(item))
+        }
+        Err(e) => replay_after(&state, &actor, key.as_ref(), e).await,
+    }
 }
 
 #[derive(Deserialize)]

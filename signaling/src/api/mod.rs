@@ -31,6 +31,8 @@ use serde_json::json;
 use crate::auth::{self, TokenError};
 use crate::AppState;
 
+#[doc(hidden)]
+pub use documents::check_upload;
 pub use limiter::LoginLimiter;
 
 /// The OpenAPI 3 document of this API.
@@ -327,6 +329,90 @@ where
     }
 }
 
+/// The `Idempotency-Key` request header (optional), on the creating
+/// endpoints that honour it: the answer to the first request with a key is
+/// stored with what it created, in one transaction; a retry with the same
+/// key (same caller, same request) gets that answer again, with the header
+/// `Idempotent-Replayed: true`, and creates nothing.
+pub struct IdempotencyHeader(pub Option<String>);
+
+/// The header's name.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(IdempotencyHeader(None));
+        };
+        let bad = || {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters",
+                    cabinet::idempotency::MAX_KEY_LEN
+                ),
+            )
+        };
+        let key = v.to_str().map_err(|_| bad())?.trim();
+        cabinet::IdempotencyKey::new(key, String::new()).map_err(|_| bad())?;
+        Ok(IdempotencyHeader(Some(key.to_owned())))
+    }
+}
+
+impl IdempotencyHeader {
+    /// The key with the fingerprint of the request's parts, if there is one.
+    pub fn with_request(&self, parts: &[&[u8]]) -> Option<cabinet::IdempotencyKey> {
+        let key = self.0.as_deref()?;
+        cabinet::IdempotencyKey::new(key, cabinet::idempotency::fingerprint(parts)).ok()
+    }
+}
+
+/// The stored answer for `key`, as a response, if there is one: refused
+/// (422 `idempotency_key_reused`) when it answered another request.
+pub async fn replay(
+    state: &AppState,
+    actor: &str,
+    key: Option<&cabinet::IdempotencyKey>,
+) -> ApiResult<Option<Response>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let Some(stored) = state.store.idempotent_response(actor, &key.key).await? else {
+        return Ok(None);
+    };
+    if stored.fingerprint != key.fingerprint {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for another request",
+        ));
+    }
+    let status = StatusCode::from_u16(stored.status).map_err(|_| ApiError::internal())?;
+    let mut r = (status, axum::Json(stored.body)).into_response();
+    r.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Some(r))
+}
+
+/// After a creating write failed: when it lost a race with a request with
+/// the same key that committed first, that request's answer; otherwise the
+/// error.
+pub async fn replay_after(
+    state: &AppState,
+    actor: &str,
+    key: Option<&cabinet::IdempotencyKey>,
+    e: cabinet::Error,
+) -> ApiResult<Response> {
+    if key.is_some() && e.is_unique_violation() {
+        if let Some(r) = replay(state, actor, key).await? {
+            return Ok(r);
+        }
+    }
+    Err(e.into())
+}
+
 /// The client's address, when the server runs with connect info.
 pub fn peer_ip(ext: &axum::http::Extensions) -> Option<IpAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -432,7 +518,9 @@ mod tests {
             .as_str()
             .is_some_and(|v| v.starts_with("3.")));
         let paths = spec["paths"].as_object().expect("paths");
-        for (method, path) in ROUTES {
+        // The WHIP/WHEP routes (crate::whip) are described here too.
+        let all: Vec<(&str, &str)> = ROUTES.iter().chain(crate::whip::ROUTES).copied().collect();
+        for (method, path) in &all {
             let op = &paths
                 .get(*path)
                 .unwrap_or_else(|| panic!("{path} is not in openapi.json"))[*method];
@@ -451,7 +539,7 @@ mod tests {
             for (m, _) in item.as_object().expect("path item") {
                 if methods.contains(&m.as_str()) {
                     assert!(
-                        ROUTES.contains(&(m.as_str(), path.as_str()))
+                        all.contains(&(m.as_str(), path.as_str()))
                             || (m == "get" && path == "/healthz"),
                         "openapi.json has {m} {path}, the router does not"
                     );

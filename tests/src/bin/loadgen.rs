@@ -8,23 +8,36 @@
 //! markers) and receive whatever the server forwards, then measures a window
 //! after a warm-up and prints a table (and JSON with `--json`).
 //!
+//! With `--reference janus|bare|all` the same run then measures references
+//! under the same load: Janus VideoRoom (the same participant ids, media and
+//! subscriptions, through `giaoban_tests::janus`) and the bare forwarder
+//! (`bareforward` as a child process with giaoban's packet rate, payload
+//! size and fan-out); it prints them side by side with the ratios of CPU
+//! per forwarded packet. `scripts/bench` builds everything in release and
+//! runs this in the network namespace Janus needs.
+//!
 //! Run it in release: `cargo run --release -p giaoban-tests --bin loadgen -- --help`.
 //! What every figure means is in `docs/performance.md`.
 //!
 //! # Layout
 //! - [`Args`]: the command line; [`plan`] turns it into participants.
-//! - [`run`]: server, invitations, joins, warm-up, measurement window.
+//! - [`run`]: giaoban ([`run_giaoban`]: server, invitations, joins), then
+//!   the references ([`run_janus`], [`run_bare`]), then the comparison.
+//! - [`measure`]: for one system: every stream flowing, warm-up, the
+//!   measurement window, the report.
 //! - [`Snapshot`]: counters read at the start and end of the window (client
 //!   counters, the server's CPU time from `/proc/<pid>/stat`, the machine's
 //!   CPU from `/proc/stat`); [`Report`] is their difference, printed and
 //!   written as JSON.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{ArgAction, Parser, ValueEnum};
 use giaoban_tests::client::{JoinOptions, Kind, MediaClock, MediaOptions, Pc, TestClient};
+use giaoban_tests::janus::{self, Janus, JanusLink, JanusOptions};
 use giaoban_tests::procstat::{
     clock_ticks_per_second, loadavg, machine_cpu_ticks, machine_description, proc_cpu_ticks,
     proc_rss, time_string, udp_buffer_errors,
@@ -44,6 +57,29 @@ enum Scenario {
     /// One chair and 98 bridge points, all publishing and receiving,
     /// scaled by `--scale` (what the server supports today; see the output).
     Giaoban100,
+}
+
+/// Which references to measure after giaoban, with the same load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Reference {
+    /// giaoban only.
+    None,
+    /// The bare forwarder (`bareforward`): this machine's floor.
+    Bare,
+    /// Janus VideoRoom (`apt-get install janus`; needs the namespace of
+    /// `scripts/bench`).
+    Janus,
+    /// Both.
+    All,
+}
+
+impl Reference {
+    fn bare(self) -> bool {
+        matches!(self, Reference::Bare | Reference::All)
+    }
+    fn janus(self) -> bool {
+        matches!(self, Reference::Janus | Reference::All)
+    }
 }
 
 /// Load benchmark: real giaoban server, many webrtc-rs clients.
@@ -102,6 +138,23 @@ struct Args {
     /// A label stored in the JSON (e.g. "small").
     #[arg(long)]
     label: Option<String>,
+    /// References measured after giaoban with the same participants, media
+    /// and subscriptions; CPU per forwarded packet is reported as ratios.
+    #[arg(long, value_enum, default_value = "none")]
+    reference: Reference,
+    /// The Janus executable.
+    #[arg(long, default_value = "janus")]
+    janus_bin: PathBuf,
+    /// The only interface Janus gathers candidates on (`scripts/bench`
+    /// makes `v0`, a veth end with 10.77.0.1).
+    #[arg(long, default_value = "v0")]
+    janus_iface: String,
+    /// Janus's `debug_level` (3: warnings).
+    #[arg(long, default_value_t = 3)]
+    janus_log_level: u8,
+    /// The bare forwarder (default: `bareforward` next to this executable).
+    #[arg(long)]
+    bare_bin: Option<PathBuf>,
 }
 
 /// One participant to join.
@@ -252,8 +305,6 @@ streams; every participant here receives all N-1 videos and all N-1 audios";
 async fn run(args: Args) -> anyhow::Result<()> {
     let planned = plan(&args)?;
     let n = planned.len();
-    let tck = clock_ticks_per_second();
-    let started_at = std::time::SystemTime::now();
     println!(
         "loadgen: {} participants ({} publishing), scenario {:?}, {} s warm-up + {} s measured, {} client threads",
         n,
@@ -266,12 +317,92 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.scenario == Scenario::Giaoban100 {
         println!("giaoban100: {GIAOBAN100_GAPS}");
     }
-    let load_before = loadavg();
+    let (mut report, ids) = run_giaoban(&args, &planned).await?;
+    println!("\n== giaoban");
+    print_table(&report);
+    let mut refs = serde_json::Map::new();
+    if args.reference.janus() {
+        println!("== Janus (same participants, media and subscriptions)");
+        match run_janus(&args, &planned, &ids).await {
+            Ok(r) => {
+                print_table(&r);
+                refs.insert("janus".into(), r);
+            }
+            Err(e) => {
+                println!("Janus reference failed: {e:#}\n");
+                refs.insert("janus".into(), json!({"error": format!("{e:#}")}));
+            }
+        }
+    }
+    if args.reference.bare() {
+        println!("== bare forwarder (the same load)");
+        match run_bare(&args, &planned, &report).await {
+            Ok(r) => {
+                refs.insert("bare".into(), r);
+            }
+            Err(e) => {
+                println!("bare reference failed: {e:#}\n");
+                refs.insert("bare".into(), json!({"error": format!("{e:#}")}));
+            }
+        }
+    }
+    if !refs.is_empty() {
+        let ours = report["server_cpu_us_per_forwarded_packet"].as_f64();
+        let ratio = |r: &Value, key: &str| match (ours, r[key].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let ratios = json!({
+            "giaoban_over_bare": refs.get("bare").and_then(|b| ratio(b, "cpu_us_per_forwarded_packet")),
+            "giaoban_over_janus": refs.get("janus").and_then(|j| ratio(j, "server_cpu_us_per_forwarded_packet")),
+        });
+        report["references"] = Value::Object(refs);
+        report["ratios"] = ratios;
+        print_comparison(&report);
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).context("json")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
+        println!("JSON written to {}", path.display());
+    }
+    Ok(())
+}
 
+/// The clients' media options of one participant.
+fn media_of(args: &Args, p: &Planned, clock: &Arc<MediaClock>) -> MediaOptions {
+    MediaOptions {
+        publish: p.publish,
+        audio: args.audio,
+        video: args.video,
+        video_frame_bytes: Some((p.video_kbps as usize * 1000 / 8 / FPS as usize).max(64)),
+        keyframe_every: ((args.keyframe_interval * f64::from(FPS)).round() as u64).max(1),
+        clock: Some(clock.clone()),
+    }
+}
+
+/// The order of joins: the first publisher alone, then everybody else.
+fn join_order(planned: &[Planned]) -> anyhow::Result<(usize, Vec<usize>)> {
+    let first = planned
+        .iter()
+        .position(|p| p.publish)
+        .context("no publisher")?;
+    let mut order: Vec<usize> = vec![first];
+    order.extend((0..planned.len()).filter(|&i| i != first));
+    Ok((first, order))
+}
+
+/// giaoban: server, invitations, joins; then the measurement. Returns the
+/// report and the participants' ids (the references reuse them, so the
+/// payloads, which carry the sender's id, have the same sizes).
+async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value, Vec<String>)> {
+    let n = planned.len();
+    // Every participant receives every other publisher's media (the
+    // expected streams and the loss count assume it, and Janus does the
+    // same), so the server's last-N and loudest-audio selection are off.
     let server = TestServer::start_with(ServerOptions {
         bin: args.server_bin.clone(),
         log_level: Some(args.server_log.clone()),
-        extra_toml: String::new(),
+        extra_toml: "[media]\nlast_n = 0\naudio_loudest = 0\n".to_owned(),
     })
     .await
     .context("start the server")?;
@@ -300,31 +431,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss_before = proc_rss(&pid)?;
 
     let clock = MediaClock::new();
-    let media_of = |p: &Planned| MediaOptions {
-        publish: p.publish,
-        audio: args.audio,
-        video: args.video,
-        video_frame_bytes: Some((p.video_kbps as usize * 1000 / 8 / FPS as usize).max(64)),
-        keyframe_every: ((args.keyframe_interval * f64::from(FPS)).round() as u64).max(1),
-        clock: Some(clock.clone()),
-    };
     let ws_url = server.ws_url();
 
     // The first publisher joins alone and goes live, so every later
     // participant has media to receive from its first moment (join time).
     let join_started = Instant::now();
-    let first = planned
-        .iter()
-        .position(|p| p.publish)
-        .context("no publisher")?;
-    let mut order: Vec<usize> = vec![first];
-    order.extend((0..n).filter(|&i| i != first));
+    let (first, order) = join_order(planned)?;
     let mut slots: Vec<Option<TestClient>> = (0..n).map(|_| None).collect();
     let c0 = TestClient::join_media(
         &ws_url,
         &tokens[first],
         JoinOptions::default(),
-        media_of(&planned[first]),
+        media_of(args, &planned[first], &clock),
     )
     .await
     .context("the first publisher joins")?;
@@ -342,7 +460,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 &ws_url,
                 &tokens[i],
                 JoinOptions::default(),
-                media_of(&planned[i]),
+                media_of(args, &planned[i], &clock),
             )
         }))
         .await;
@@ -359,7 +477,231 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "all {n} joined in {:.1} s; waiting for every stream",
         join_started.elapsed().as_secs_f64()
     );
+    let report = measure(
+        args,
+        planned,
+        Measured {
+            system: "giaoban",
+            clients: &clients,
+            ids: &ids,
+            pid: &pid,
+            first,
+            clock: &clock,
+            rss_before,
+            join_started,
+            join_times: true,
+            bin: server_bin_name(args),
+        },
+    )
+    .await?;
+    drop(clients);
+    drop(server);
+    Ok((report, ids))
+}
 
+/// Janus: the same participants (ids, media) join its VideoRoom, every one
+/// subscribing to the same streams as with giaoban; then the measurement.
+async fn run_janus(args: &Args, planned: &[Planned], ids: &[String]) -> anyhow::Result<Value> {
+    let n = planned.len();
+    let janus = Janus::start(&JanusOptions {
+        bin: args.janus_bin.clone(),
+        iface: args.janus_iface.clone(),
+        publishers: n + 4,
+        debug_level: args.janus_log_level,
+    })
+    .await
+    .context("start Janus")?;
+    let pid = janus.pid().to_string();
+    println!(
+        "janus pid {pid}, API {}, media on {}",
+        janus.base, janus.address
+    );
+    let rss_before = proc_rss(&pid)?;
+    let clock = MediaClock::new();
+    let join_started = Instant::now();
+    let (first, order) = join_order(planned)?;
+    // Feed ids in the room: participant i publishes as feed i + 1.
+    let feed = |i: usize| i as u64 + 1;
+    let mut slots: Vec<Option<(TestClient, JanusLink)>> = (0..n).map(|_| None).collect();
+    for chunk in std::iter::once(&order[..1]).chain(order[1..].chunks(args.join_concurrency.max(1)))
+    {
+        let joins = futures_util::future::join_all(chunk.iter().map(|&i| {
+            janus::join(
+                &janus,
+                feed(i),
+                &ids[i],
+                media_of(args, &planned[i], &clock),
+            )
+        }))
+        .await;
+        for (&i, r) in chunk.iter().zip(joins) {
+            slots[i] = Some(r.with_context(|| format!("{} joins Janus", planned[i].name))?);
+        }
+    }
+    let (clients, links): (Vec<TestClient>, Vec<JanusLink>) = slots.into_iter().flatten().unzip();
+    // Janus offers a feed to subscribers once its publisher is connected.
+    for (i, c) in clients.iter().enumerate() {
+        if planned[i].publish {
+            c.wait_until(
+                Duration::from_secs(30),
+                "publisher connected to Janus",
+                |st| st.connected_after.contains_key(&Pc::Publisher),
+            )
+            .await
+            .map_err(|e| {
+                let timeline: Vec<String> = c
+                    .state()
+                    .timeline
+                    .iter()
+                    .map(|(t, what)| format!("  {:>8.1} ms {what}", t.as_secs_f64() * 1000.0))
+                    .collect();
+                anyhow::anyhow!(
+                    "{e}\nclient timeline:\n{}\njanus log:\n{}",
+                    timeline.join("\n"),
+                    janus.log_tail(20)
+                )
+            })?;
+        }
+    }
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(args.join_concurrency.max(1)) {
+        let subs = futures_util::future::join_all(chunk.iter().map(|&me| {
+            let feeds: Vec<(u64, String)> = (0..n)
+                .filter(|&j| j != me && planned[j].publish)
+                .map(|j| (feed(j), ids[j].clone()))
+                .collect();
+            links[me].subscribe(feeds)
+        }))
+        .await;
+        for (&i, r) in chunk.iter().zip(subs) {
+            r.with_context(|| format!("{} subscribes on Janus", planned[i].name))?;
+        }
+    }
+    println!(
+        "all {n} joined Janus and subscribed in {:.1} s; waiting for every stream",
+        join_started.elapsed().as_secs_f64()
+    );
+    let report = measure(
+        args,
+        planned,
+        Measured {
+            system: "janus",
+            clients: &clients,
+            ids,
+            pid: &pid,
+            first,
+            clock: &clock,
+            rss_before,
+            join_started,
+            // Subscriptions wait for every publisher: not comparable.
+            join_times: false,
+            bin: args.janus_bin.display().to_string(),
+        },
+    );
+    let report = report.await;
+    if report.is_err() {
+        println!("janus log:\n{}", janus.log_tail(30));
+    }
+    drop(links);
+    drop(clients);
+    drop(janus);
+    report
+}
+
+/// The bare forwarder with the load giaoban had: as many publishers, their
+/// average packet rate and payload size, every packet to every other
+/// participant.
+async fn run_bare(args: &Args, planned: &[Planned], ours: &Value) -> anyhow::Result<Value> {
+    let n = planned.len();
+    let publishers = planned.iter().filter(|p| p.publish).count();
+    let in_pps = ours["in"]["packets_per_s"].as_f64().unwrap_or(0.0);
+    let in_bytes = ours["in"]["payload_bytes_per_s"].as_f64().unwrap_or(0.0);
+    if in_pps <= 0.0 || publishers == 0 {
+        bail!("giaoban's run sent nothing: no load to reproduce");
+    }
+    let pps = in_pps / publishers as f64;
+    let size = (in_bytes / in_pps).round().max(16.0) as usize;
+    let bin = args.bare_bin.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("bareforward")))
+            .unwrap_or_else(|| PathBuf::from("bareforward"))
+    });
+    let out = tempfile::NamedTempFile::new()?;
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args([
+        "--publishers".to_owned(),
+        publishers.to_string(),
+        "--receivers".to_owned(),
+        n.to_string(),
+        "--fanout".to_owned(),
+        (n - 1).to_string(),
+        "--pps".to_owned(),
+        format!("{pps:.1}"),
+        "--size".to_owned(),
+        size.to_string(),
+        "--duration".to_owned(),
+        args.duration.to_string(),
+        "--warmup".to_owned(),
+        args.warmup.min(5).to_string(),
+        "--json".to_owned(),
+        out.path().display().to_string(),
+    ]);
+    println!(
+        "{} --publishers {publishers} --receivers {n} --fanout {} --pps {pps:.1} --size {size} --duration {}",
+        bin.display(),
+        n - 1,
+        args.duration
+    );
+    let status = cmd
+        .status()
+        .await
+        .with_context(|| format!("run {}", bin.display()))?;
+    if !status.success() {
+        bail!("{} failed: {status}", bin.display());
+    }
+    let text = std::fs::read_to_string(out.path())?;
+    let mut r: Value = serde_json::from_str(&text).context("bareforward's JSON")?;
+    r["bin"] = json!(bin.display().to_string());
+    Ok(r)
+}
+
+/// One system's clients, joined, ready to be measured.
+struct Measured<'a> {
+    system: &'static str,
+    clients: &'a [TestClient],
+    ids: &'a [String],
+    /// The measured process.
+    pid: &'a str,
+    /// The participant that joined first (left out of join times).
+    first: usize,
+    clock: &'a Arc<MediaClock>,
+    /// The process's RSS before the first join.
+    rss_before: u64,
+    join_started: Instant,
+    /// Whether join to first media means the same as for giaoban.
+    join_times: bool,
+    bin: String,
+}
+
+/// Waits for every stream, warms up, measures the window; the report.
+async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::Result<Value> {
+    let Measured {
+        system,
+        clients,
+        ids,
+        pid,
+        first,
+        clock,
+        rss_before,
+        join_started,
+        join_times,
+        bin,
+    } = m;
+    let n = planned.len();
+    let tck = clock_ticks_per_second();
+    let started_at = std::time::SystemTime::now();
+    let load_before = loadavg();
     // Every participant should receive every other publisher's media.
     let kinds: Vec<Kind> = [(args.audio, Kind::Audio), (args.video, Kind::Video)]
         .into_iter()
@@ -393,6 +735,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let total_streams: usize = (0..n).map(|i| expected_streams(i).len()).sum();
     if missing > 0 {
         println!("WARNING: {missing} of {total_streams} expected streams never arrived");
+        // Which: per receiver, the (sender, kind) it lacks.
+        for (i, c) in clients.iter().enumerate() {
+            let st = c.state();
+            let lacking: Vec<String> = expected_streams(i)
+                .into_iter()
+                .filter(|(p, k)| st.received(p, *k).packets == 0)
+                .map(|(p, k)| format!("{p} {k:?}"))
+                .collect();
+            if !lacking.is_empty() {
+                println!(
+                    "  {} ({}) lacks {}; connections {:?}",
+                    planned[i].name,
+                    ids[i],
+                    lacking.join(", "),
+                    st.connection_states
+                );
+            }
+        }
     } else {
         println!(
             "all {total_streams} streams flow after {:.1} s; warming up {} s",
@@ -402,20 +762,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let rss_after = proc_rss(&pid)?;
+    let rss_after = proc_rss(pid)?;
 
     // The measurement window.
     let t0 = Instant::now();
-    let s0 = snapshot(&clients, &pid)?;
+    let s0 = snapshot(clients, pid)?;
     clock.start_window();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     clock.end_window();
-    let s1 = snapshot(&clients, &pid)?;
+    let s1 = snapshot(clients, pid)?;
     let window = t0.elapsed().as_secs_f64();
     let load_after = loadavg();
     // Packets stamped in the window that are still on their way.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let s2 = snapshot(&clients, &pid)?;
+    let s2 = snapshot(clients, pid)?;
 
     // Expected receptions: each publisher's packets times its receivers.
     let receivers = n - 1;
@@ -426,7 +786,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let planned_in: f64 = planned
         .iter()
         .filter(|p| p.publish)
-        .map(|p| planned_pps(&args, p.video_kbps))
+        .map(|p| planned_pps(args, p.video_kbps))
         .sum();
     if (sent as f64 / window) < 0.95 * planned_in {
         println!(
@@ -446,7 +806,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (i, c) in clients.iter().enumerate() {
         let st = c.state();
         delays.extend_from_slice(&st.delays_us);
-        if i != first {
+        if i != first && join_times {
             if let Some(d) = st.media.values().filter_map(|m| m.first_after).min() {
                 join_ms.push(d.as_secs_f64() * 1000.0);
             }
@@ -468,6 +828,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let date = time_string(started_at);
     let report = json!({
+        "system": system,
         "label": args.label,
         "date_utc": date,
         "machine": machine_description(),
@@ -516,23 +877,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "client_errors": errors.len(),
-        "server_bin": server_bin_name(&args),
+        "server_bin": bin,
     });
-    print_table(&report);
     if !errors.is_empty() {
-        println!("client errors (first 5 of {}):", errors.len());
+        println!("{system}: client errors (first 5 of {}):", errors.len());
         for e in errors.iter().take(5) {
             println!("  {e}");
         }
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report).context("json")?;
-        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))?;
-        println!("JSON written to {}", path.display());
-    }
-    drop(clients);
-    drop(server);
-    Ok(())
+    Ok(report)
 }
 
 fn server_bin_name(args: &Args) -> String {
@@ -566,6 +919,7 @@ fn print_table(r: &Value) {
             .unwrap_or_else(|| "-".into())
     };
     let rows: Vec<(&str, String)> = vec![
+        ("system", f(&r["system"])),
         ("date", f(&r["date_utc"])),
         ("machine", f(&r["machine"])),
         ("scenario", f(&r["scenario"])),
@@ -676,6 +1030,107 @@ fn print_table(r: &Value) {
     for (k, v) in rows {
         println!("{k:<width$}  {v}");
     }
+    println!();
+}
+
+/// giaoban and its references side by side, and the ratios.
+fn print_comparison(r: &Value) {
+    let num = |v: &Value, digits: usize| -> String {
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .map(|x| format!("{x:.digits$}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let g = r;
+    let j = &r["references"]["janus"];
+    let b = &r["references"]["bare"];
+    let mbit = |v: &Value| {
+        v.as_f64()
+            .map(|x| format!("{:.1}", x * 8.0 / 1e6))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mb = |v: &Value| {
+        v.as_f64()
+            .map(|x| format!("{:.2}", x / 1e6))
+            .unwrap_or_else(|| "-".into())
+    };
+    let lost = |v: &Value| -> String {
+        match (v["packets_lost"].as_i64(), v["loss_ratio"].as_f64()) {
+            (Some(l), Some(q)) => format!("{l} ({:.3} %)", q * 100.0),
+            _ => "-".into(),
+        }
+    };
+    let delay = |p50: &Value, p99: &Value| format!("{} / {}", num(p50, 2), num(p99, 1));
+    let rows: Vec<(&str, String, String, String)> = vec![
+        (
+            "in: packets/s",
+            num(&g["in"]["packets_per_s"], 0),
+            num(&j["in"]["packets_per_s"], 0),
+            num(&b["in_pps"], 0),
+        ),
+        (
+            "out: packets/s (forwarded, received)",
+            num(&g["out"]["packets_per_s"], 0),
+            num(&j["out"]["packets_per_s"], 0),
+            format!("{}, {}", num(&b["out_pps"], 0), num(&b["received_pps"], 0)),
+        ),
+        (
+            "out: on the wire, Mbit/s",
+            mbit(&g["out"]["wire_bytes_per_s"]),
+            mbit(&j["out"]["wire_bytes_per_s"]),
+            "-".into(),
+        ),
+        (
+            "CPU, cores",
+            num(&g["server_cpu_cores"], 3),
+            num(&j["server_cpu_cores"], 3),
+            num(&b["forwarder_cpu_cores"], 3),
+        ),
+        (
+            "CPU per forwarded packet, µs",
+            num(&g["server_cpu_us_per_forwarded_packet"], 2),
+            num(&j["server_cpu_us_per_forwarded_packet"], 2),
+            num(&b["cpu_us_per_forwarded_packet"], 2),
+        ),
+        (
+            "delay p50 / p99, ms",
+            delay(
+                &g["forwarding_delay_ms"]["p50"],
+                &g["forwarding_delay_ms"]["p99"],
+            ),
+            delay(
+                &j["forwarding_delay_ms"]["p50"],
+                &j["forwarding_delay_ms"]["p99"],
+            ),
+            delay(&b["delay_p50_ms"], &b["delay_p99_ms"]),
+        ),
+        ("packets lost", lost(g), lost(j), "-".into()),
+        (
+            "RSS per participant, MB",
+            mb(&g["server_rss_per_participant_bytes"]),
+            mb(&j["server_rss_per_participant_bytes"]),
+            "-".into(),
+        ),
+        (
+            "others' CPU, cores",
+            num(&g["other_processes_cpu_cores"], 2),
+            num(&j["other_processes_cpu_cores"], 2),
+            "-".into(),
+        ),
+    ];
+    println!("== comparison (same load)");
+    println!(
+        "{:<38} {:>16} {:>16} {:>16}",
+        "", "giaoban", "janus", "bare forwarder"
+    );
+    for (k, a, bj, bb) in rows {
+        println!("{k:<38} {a:>16} {bj:>16} {bb:>16}");
+    }
+    println!(
+        "giaoban / bare: {}   giaoban / janus: {}  (CPU per forwarded packet)",
+        num(&r["ratios"]["giaoban_over_bare"], 2),
+        num(&r["ratios"]["giaoban_over_janus"], 2)
+    );
     println!();
 }
 
