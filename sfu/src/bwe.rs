@@ -196,12 +196,8 @@ impl Estimator {
         }
         self.last_twcc = Some(now);
         for p in packets {
-            if p.arrival.is_none()
-                && !self.coverage.is_empty()
-                && p.twcc_seq.is_some_and(|s| !self.covered(s))
-            {
-                // No feedback named it: its fate is unknown, not lost. (When
-                // no coverage was ever seen, a lost report is taken as is.)
+            if p.arrival.is_none() && p.twcc_seq.is_some_and(|s| !self.covered(s)) {
+                // No feedback named it: its fate is unknown, not lost.
                 continue;
             }
             self.loss_total += 1;
