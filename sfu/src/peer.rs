@@ -431,6 +431,10 @@ impl Peer {
     /// Applies a remote offer and returns our answer.
     pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
         let negotiated = RepairNegotiation::from_sdp(&sdp);
+        let sdp = match self.pc.remote_description() {
+            Some(previous) => keep_simulcast_bindings(&previous.sdp, &sdp),
+            None => sdp,
+        };
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         self.stream_meta.clear();
@@ -1223,6 +1227,98 @@ impl RepairNegotiation {
     }
 }
 
+/// The `a=mid` and the sorted `a=rid` ids of each media section of an SDP
+/// that is not receive-only or inactive (what the remote sends).
+fn sending_rid_sections(sdp: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let mut mid = None;
+        let mut rids = Vec::new();
+        let mut sends = true;
+        for line in section.lines().map(str::trim) {
+            if let Some(m) = line.strip_prefix("a=mid:") {
+                mid = Some(m.trim().to_owned());
+            } else if let Some(r) = line.strip_prefix("a=rid:") {
+                // "a=rid:<id> send [...]"
+                let mut f = r.split_whitespace();
+                if let (Some(id), Some("send")) = (f.next(), f.next()) {
+                    rids.push(id.to_owned());
+                }
+            } else if line == "a=recvonly" || line == "a=inactive" {
+                sends = false;
+            }
+        }
+        if let (Some(mid), true, false) = (mid, sends, rids.is_empty()) {
+            rids.sort();
+            out.push((mid, rids));
+        }
+    }
+    out
+}
+
+/// Works around rtc 0.21.1 forgetting simulcast layers on renegotiation.
+///
+/// Applying a remote offer replaces every receiving track that the offer
+/// describes; for a simulcast section (`a=rid`) the new track's layers have
+/// no SSRC yet, and the stack learns each layer's SSRC again only from the
+/// `mid`/`rid` RTP header extensions. Browsers send those only at the start
+/// of a stream (Chromium stops once the receiver acknowledged the SSRC), so
+/// after a re-offer (an ICE restart, a track added) every packet of an
+/// existing simulcast video was dropped inside the stack until the browser
+/// happened to restart that layer, seconds or never.
+///
+/// The stack leaves a receiver alone when the offer describes no track for
+/// its section: it derives a simulcast track only when the section names
+/// its stream (`a=msid`), and an SSRC track only from `a=ssrc` lines. So for
+/// each section that was already receiving the same `a=rid` layers in the
+/// previous remote offer, this drops those lines from what the stack is
+/// given; layers, codecs, extensions, direction and `a=simulcast` stay, so
+/// the answer is the same. New sections, changed layer sets and
+/// non-simulcast sections pass unchanged.
+fn keep_simulcast_bindings(previous: &str, offer: &str) -> String {
+    let before = sending_rid_sections(previous);
+    let now = sending_rid_sections(offer);
+    let keep: Vec<&str> = now
+        .iter()
+        .filter(|s| before.contains(s))
+        .map(|(mid, _)| mid.as_str())
+        .collect();
+    if keep.is_empty() {
+        return offer.to_owned();
+    }
+    let mut out = String::with_capacity(offer.len());
+    // Sections start at "m=" lines; the mid of a section is only known
+    // once its `a=mid` is read, so buffer one section at a time.
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        let kept = section.first().is_some_and(|l| l.starts_with("m="))
+            && section.iter().any(|l| {
+                l.trim()
+                    .strip_prefix("a=mid:")
+                    .is_some_and(|m| keep.contains(&m.trim()))
+            });
+        for line in section.drain(..) {
+            let t = line.trim_start();
+            if kept
+                && (t.starts_with("a=msid:")
+                    || t.starts_with("a=ssrc:")
+                    || t.starts_with("a=ssrc-group:"))
+            {
+                continue;
+            }
+            out.push_str(line);
+        }
+    };
+    for line in offer.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+        }
+        section.push(line);
+    }
+    flush(&mut section, &mut out);
+    out
+}
+
 /// Shared between a [`Peer`] and its [`RtxUnwrap`] interceptor (which the
 /// stack owns once built): the peer writes what was negotiated.
 #[derive(Debug, Default)]
@@ -1549,6 +1645,64 @@ a=rtpmap:103 rtx/90000\r\n\
 a=fmtp:103 rtx-time=3000;apt=102\r\n\
 a=rtpmap:63 red/48000/2\r\n\
 a=fmtp:63 111/111\r\n";
+
+    /// A Chromium-shaped publisher offer: Opus with a declared SSRC, VP8
+    /// simulcast q/h/f by rid.
+    fn simulcast_offer(ufrag: &str, rids: &[&str]) -> String {
+        let mut s = format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:{ufrag}\r\na=mid:0\r\n\
+             a=sendonly\r\na=msid:s a1\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=ssrc:1111 cname:x\r\na=ssrc:1111 msid:s a1\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=ice-ufrag:{ufrag}\r\na=mid:1\r\n\
+             a=sendonly\r\na=msid:s v1\r\na=rtpmap:96 VP8/90000\r\n\
+             a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+        );
+        for r in rids {
+            s.push_str(&format!("a=rid:{r} send\r\n"));
+        }
+        s.push_str(&format!("a=simulcast:send {}\r\n", rids.join(";")));
+        s
+    }
+
+    #[test]
+    fn a_reoffer_keeps_known_simulcast_layers_away_from_the_stack() {
+        let first = simulcast_offer("aaaa", &["q", "h", "f"]);
+        let again = simulcast_offer("bbbb", &["q", "h", "f"]);
+        let kept = keep_simulcast_bindings(&first, &again);
+        let (audio, video) = kept.split_once("m=video").expect("video section");
+        // The audio section (no rids) is untouched, SSRC lines and all.
+        assert!(audio.contains("a=ssrc:1111 msid:s a1\r\n"));
+        assert!(audio.contains("a=msid:s a1\r\n"));
+        // The simulcast section keeps everything but what would make the
+        // stack replace its receiver.
+        assert!(!video.contains("a=msid:"));
+        assert!(!video.contains("a=ssrc"));
+        for l in [
+            "a=rid:q send",
+            "a=rid:f send",
+            "a=simulcast:send q;h;f",
+            "a=ice-ufrag:bbbb",
+        ] {
+            assert!(video.contains(l), "{l} missing");
+        }
+        assert!(kept.ends_with("\r\n"));
+        assert_eq!(kept.len(), again.len() - "a=msid:s v1\r\n".len());
+    }
+
+    #[test]
+    fn a_first_or_changed_simulcast_section_is_left_to_the_stack() {
+        let first = simulcast_offer("aaaa", &["q", "h", "f"]);
+        // Another layer set is a new negotiation of that track.
+        let changed = simulcast_offer("aaaa", &["q", "h"]);
+        assert_eq!(keep_simulcast_bindings(&first, &changed), changed);
+        // No simulcast before (a plain offer): nothing to keep.
+        let plain = first.replace("a=rid:", "a=x-rid:");
+        assert_eq!(keep_simulcast_bindings(&plain, &first), first);
+        // A section that stopped sending is not a known sender any more.
+        let stopped = first.replace("a=mid:1\r\na=sendonly", "a=mid:1\r\na=inactive");
+        assert_eq!(keep_simulcast_bindings(&stopped, &first), first);
+    }
 
     #[test]
     fn repair_negotiation_is_read_from_the_offer() {

@@ -19,7 +19,7 @@
 //!   the client restarts ICE on both connections (a `publish` with new
 //!   credentials, `ice_restart`), and when the path is back media flows again
 //!   with new credentials on both sides; B notices nothing;
-//! - **offline** (ignored, see its comment): DevTools offline emulation for
+//! - **offline**: DevTools offline emulation for
 //!   6 s: the client gives its hung socket up with close code 4000, restarts
 //!   ICE and resumes.
 //!
@@ -260,14 +260,11 @@ async fn browser_joins_afresh_after_the_grace() -> Result<()> {
     Ok(())
 }
 
-/// Ignored for now: passes most runs, but failed in 2 of about 5 on a loaded
-/// machine with A's video never coming back, which matches the open media
-/// plane bug of the offline test below (after a publisher's ICE restart
-/// renegotiation, rtc 0.21.1 forgets the simulcast layers' SSRCs and waits
-/// for mid/rid header extensions Chromium no longer sends). Run it with
-/// `-- --ignored` when that is fixed.
+/// A's media path is cut while its WebSocket stays up: ICE restart on both
+/// connections, media back on new credentials. (It failed in 2 of about 5
+/// runs before the publisher's re-offer kept its simulcast layers: see
+/// `browser_resumes_after_going_offline`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky until the publisher ICE restart loses simulcast layers bug is fixed"]
 async fn browser_restarts_ice_when_its_media_path_is_cut() -> Result<()> {
     if std::env::var_os(IN_NETNS_ENV).is_none() {
         return in_own_namespace("browser_restarts_ice_when_its_media_path_is_cut").await;
@@ -302,16 +299,16 @@ async fn browser_restarts_ice_when_its_media_path_is_cut() -> Result<()> {
     Ok(())
 }
 
-/// Ignored: it fails. A goes offline (DevTools emulation) for 6 s; the
-/// client restarts ICE and gives its hung socket up with 4000, the restart
-/// requests reach the server only when the network is back, and the answers
-/// come back in the replay after the resume. A resumes as the same
-/// participant and receives B's video again, but B no longer receives A's
-/// video (the server's forwarding of A's simulcast track to B stays silent,
-/// although A's publisher connection is connected and sends every layer).
-/// Run it with `-- --ignored` once that is fixed in the media plane.
+/// A goes offline (DevTools emulation) for 6 s; the client restarts ICE
+/// and gives its hung socket up with 4000, the restart requests reach the
+/// server only when the network is back, and the answers come back in the
+/// replay after the resume. A resumes as the same participant and both
+/// directions of video come back. This failed until the server kept a
+/// publisher's simulcast layers across its re-offer (`sfu::peer`
+/// `keep_simulcast_bindings`): rtc 0.21.1 forgot each layer's SSRC on the
+/// renegotiation and waited for mid/rid header extensions Chromium no
+/// longer sends, so B never got A's video again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "B stops receiving A's video after a publisher ICE restart answered through a resume"]
 async fn browser_resumes_after_going_offline() -> Result<()> {
     if std::env::var_os(IN_NETNS_ENV).is_none() {
         return in_own_namespace("browser_resumes_after_going_offline").await;
