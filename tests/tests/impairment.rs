@@ -29,6 +29,8 @@
 //!   layer choice from its bandwidth estimate (`sfu/src/bwe.rs`,
 //!   `sfu/src/alloc.rs`); without it the server would keep forwarding the
 //!   top layer (~800 kbit/s from the fake camera) into the 300 kbit/s cap.
+//!   A last phase lifts the cap: the subscriber must climb back above the
+//!   capped layer within 25 s (the server's timed trial upgrades).
 
 use std::time::Duration;
 
@@ -388,6 +390,9 @@ async fn weak_links_bandwidth_caps() -> Result<()> {
         Phase::both("clean", Conditions::clean(), 2_000, 10_000),
         Phase::both("1 Mbit/s cap", Conditions::rate(1_000_000), 8_000, 20_000),
         Phase::both("300 kbit/s cap", Conditions::rate(300_000), 8_000, 20_000),
+        // The link recovers: the server finds out only by trying a higher
+        // layer (timed trial upgrades, docs/media.md), one layer at a time.
+        Phase::both("cap lifted", Conditions::clean(), 25_000, 10_000),
     ];
     let s = run_phases(&phases).await?;
     let clean = phase(&s, "clean")?;
@@ -432,5 +437,20 @@ async fn weak_links_bandwidth_caps() -> Result<()> {
         check_video_flows(p)?;
         check_audio_flows(p, 65.0)?;
     }
+
+    // Once the cap is gone the subscriber climbs back above the layer the
+    // 300 kbit/s cap held it to, by the server's trial upgrades.
+    let capped = num(phase(&s, "300 kbit/s cap")?, &["video", "width"]);
+    let lifted = phase(&s, "cap lifted")?;
+    let width = num(lifted, &["video", "width"]);
+    if capped < top_width {
+        ensure!(
+            width > capped,
+            "cap lifted: the subscriber still decodes {width}px wide after 25 s on a clean link \
+             (held to {capped}px under the cap, the top layer is {top_width}px): {lifted}"
+        );
+    }
+    eprintln!("cap lifted: {capped}px under the 300 kbit/s cap -> {width}px (top {top_width}px)");
+    check_video_flows(lifted)?;
     Ok(())
 }
