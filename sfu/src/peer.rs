@@ -39,7 +39,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters,
+    RTCRtpSendParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -153,6 +154,9 @@ pub(crate) struct Peer {
     /// connection), fed by the remote's TWCC feedback or REMB through two
     /// interceptors of this connection ([`BweFeed`], [`RembTap`]).
     bwe: Arc<Mutex<crate::bwe::Estimator>>,
+    /// Media payload type -> the RTX payload type that repairs it, in what
+    /// this connection sends (answer mode), for [`RtxRetag`].
+    rtx_send: Arc<Mutex<HashMap<u8, u8>>>,
 }
 
 #[derive(Default)]
@@ -321,6 +325,10 @@ impl Peer {
             // After FEC recovery, before the NACK generator (7_000): a
             // retransmission must count as the packet it repairs.
             .with(Slot::from(6_500), RtxUnwrap::new(repair.clone()));
+        let rtx_send = Arc::new(Mutex::new(HashMap::new()));
+        // Wire-side of the NACK responder (4_000; the write walk goes from
+        // large slots to small), so that it sees the responder's RTX packets.
+        let registry = registry.with(Slot::from(3_500), RtxRetag::new(rtx_send.clone()));
         let registry = configure_nack(registry, &mut engine);
         let registry = configure_rtcp_reports(registry);
         // Transport-wide congestion control feedback for what publishers send:
@@ -395,6 +403,7 @@ impl Peer {
             repair,
             red_senders: HashMap::new(),
             bwe,
+            rtx_send,
         })
     }
 
@@ -572,7 +581,9 @@ impl Peer {
     /// Answers an offer that only receives (a player, WHEP: the client
     /// offers, we send). For each `(track, kind)` whose kind the offer has, a
     /// sent track named `track` takes the offer's `m=` section of that kind;
-    /// it carries any codec negotiated there ([`Peer::send_rtp_as`]).
+    /// it carries any codec negotiated there ([`Peer::send_rtp_as`]). Each
+    /// sent stream gets RTCP sender reports and answers the player's NACKs
+    /// (over RTX where negotiated): see [`Peer::bind_answer_sender`].
     /// Returns the answer; the kinds the offer lacks get no track.
     pub fn answer_sending(
         &mut self,
@@ -600,9 +611,14 @@ impl Peer {
         self.pc
             .set_remote_description(now, offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        for (track, kind) in wanted {
-            self.add_sender(stream, track, kind, None)?;
+        let mut rtx_of = HashMap::new();
+        for (track, kind) in &wanted {
+            self.add_sender(stream, track, *kind, None)?;
+            rtx_of.extend(self.bind_answer_sender(stream, track, *kind)?);
         }
+        // Which RTX payload type repairs which codec, for [`RtxRetag`]
+        // (before the answer is applied: that binds the streams).
+        *lock_rtx_send(&self.rtx_send) = rtx_of;
         let answer = self
             .pc
             .create_answer(None)
@@ -612,6 +628,80 @@ impl Peer {
             .map_err(|e| stack_err("set local answer", e))?;
         self.collect();
         Ok(answer.sdp)
+    }
+
+    /// Makes the stack bind a sent track of an answer to its RTCP machinery.
+    ///
+    /// rtc 0.21.1 gives a sent stream sender reports and a NACK responder
+    /// only when the track's coding names a codec that matches a negotiated
+    /// one (it binds the stream to its interceptors when the answer is
+    /// applied); [`Peer::answer_sending`] adds its tracks without a codec so
+    /// that a track can carry every codec of its section. So, once the offer
+    /// is applied, this names the section's first negotiated codec and, for
+    /// video where the remote accepted RTX for it, an RTX SSRC (declared in
+    /// the answer as `a=ssrc-group:FID`). The negotiated codecs stay as they
+    /// were, and neither the reports (SSRC, clock rate: 90 kHz for every
+    /// video codec, 48 kHz for Opus and RED) nor plain retransmissions
+    /// depend on the named codec; RTX does (its payload type names the codec
+    /// it repairs), which [`RtxRetag`] corrects per packet. Returns the
+    /// track's negotiated RTX payload types by the payload type they repair.
+    fn bind_answer_sender(
+        &mut self,
+        stream: &str,
+        track: &str,
+        kind: MediaKind,
+    ) -> Result<HashMap<u8, u8>, SfuError> {
+        let Some(slot) = self.senders.get(track) else {
+            return Ok(HashMap::new());
+        };
+        let (id, ssrc) = (slot.id, slot.ssrc);
+        let rtx_ssrc = loop {
+            let s: u32 = rand::random();
+            if s != 0 && s != ssrc && !self.senders.values().any(|x| x.ssrc == s) {
+                break s;
+            }
+        };
+        let mut sender = self
+            .pc
+            .rtp_sender(id)
+            .ok_or_else(|| SfuError::Negotiation("sender gone".into()))?;
+        let params = sender.get_parameters().clone();
+        let codecs = &params.rtp_parameters.codecs;
+        let rtx_of = rtx_payload_types(codecs);
+        let Some(first) = codecs
+            .iter()
+            .find(|c| is_media_codec(&c.rtp_codec.mime_type))
+        else {
+            return Ok(rtx_of);
+        };
+        let rtx = kind == MediaKind::Video && rtx_of.contains_key(&first.payload_type);
+        let mut encodings = params.encodings.clone();
+        for e in &mut encodings {
+            e.codec = first.rtp_codec.clone();
+            e.rtp_coding_parameters.rtx = rtx.then_some(RTCRtpRtxParameters { ssrc: rtx_ssrc });
+        }
+        sender
+            .set_parameters(
+                RTCRtpSendParameters {
+                    encodings: encodings.clone(),
+                    ..params.clone()
+                },
+                None,
+            )
+            .map_err(|e| stack_err("sender parameters", e))?;
+        sender
+            .replace_track(MediaStreamTrack::new(
+                stream.to_owned(),
+                track.to_owned(),
+                track.to_owned(),
+                match kind {
+                    MediaKind::Audio => RtpCodecKind::Audio,
+                    MediaKind::Video => RtpCodecKind::Video,
+                },
+                encodings,
+            ))
+            .map_err(|e| stack_err("sender track", e))?;
+        Ok(rtx_of)
     }
 
     /// Removes a track we send. Returns whether it was there.
@@ -1541,6 +1631,180 @@ impl Interceptor for RtxUnwrap {
     }
 }
 
+/// Whether a codec carries media itself (not RTX, RED or FEC around another).
+fn is_media_codec(mime: &str) -> bool {
+    let sub = mime.rsplit('/').next().unwrap_or(mime);
+    !["rtx", "red", "ulpfec", "flexfec-03"]
+        .iter()
+        .any(|w| sub.eq_ignore_ascii_case(w))
+}
+
+/// Media payload type -> the RTX payload type that repairs it (`apt=`),
+/// among negotiated codecs.
+fn rtx_payload_types(codecs: &[RTCRtpCodecParameters]) -> HashMap<u8, u8> {
+    codecs
+        .iter()
+        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+        .filter_map(|c| {
+            let apt = c
+                .rtp_codec
+                .sdp_fmtp_line
+                .split(';')
+                .filter_map(|kv| kv.trim().strip_prefix("apt="))
+                .find_map(|v| v.trim().parse::<u8>().ok())?;
+            Some((apt, c.payload_type))
+        })
+        .collect()
+}
+
+fn lock_rtx_send(m: &Mutex<HashMap<u8, u8>>) -> std::sync::MutexGuard<'_, HashMap<u8, u8>> {
+    // Written once per answer, read per retransmission; a poisoned lock
+    // still holds a usable map.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many sent packets' payload types [`RtxRetag`] remembers per stream:
+/// the NACK responder's send buffer (1024 packets).
+const RETAG_HISTORY: usize = 1024;
+
+/// One sent stream with an RTX SSRC, as [`RtxRetag`] follows it.
+struct RetagStream {
+    /// The SSRC of the media it repairs.
+    primary: u32,
+    /// (sequence number, payload type) of recent media packets, by
+    /// sequence number modulo [`RETAG_HISTORY`].
+    sent: Vec<Option<(u16, u8)>>,
+}
+
+/// Keeps retransmissions right when a sent stream changes codec.
+///
+/// A WHEP player's video track carries whatever codec the main view's
+/// source sends (VP8 from a browser, H.264 from an encoder), but the stack's
+/// NACK responder wraps every retransmission in the one RTX payload type
+/// bound to the stream, whose `apt=` names one codec: an H.264 packet sent
+/// back as VP8's RTX would be handed to the player's VP8 depacketizer. This
+/// interceptor, between the responder and the wire, remembers the payload
+/// type of each media packet sent and rewrites each RTX packet to the RTX
+/// payload type of its original's codec, or, where that codec has no RTX
+/// negotiated, back into a plain retransmission (the original's SSRC,
+/// sequence number and payload type). Connections without an RTX SSRC
+/// (every one but a player's) pass through untouched.
+struct RtxRetag {
+    send_rtx: Arc<Mutex<HashMap<u8, u8>>>,
+    /// RTX SSRC -> its stream.
+    streams: HashMap<u32, RetagStream>,
+    /// Media SSRC -> its RTX SSRC.
+    rtx_of: HashMap<u32, u32>,
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl RtxRetag {
+    fn new(send_rtx: Arc<Mutex<HashMap<u8, u8>>>) -> RtxRetag {
+        RtxRetag {
+            send_rtx,
+            streams: HashMap::new(),
+            rtx_of: HashMap::new(),
+            read: Default::default(),
+            write: Default::default(),
+        }
+    }
+
+    /// Follows one packet on its way out; rewrites it if it is an RTX
+    /// packet whose payload type does not fit its original.
+    fn on_rtp(&mut self, p: &mut rtc::rtp::packet::Packet) {
+        if self.rtx_of.is_empty() {
+            return;
+        }
+        let ssrc = p.header.ssrc;
+        if let Some(s) = self.rtx_of.get(&ssrc).and_then(|r| self.streams.get_mut(r)) {
+            let seq = p.header.sequence_number;
+            s.sent[usize::from(seq) % RETAG_HISTORY] = Some((seq, p.header.payload_type));
+            return;
+        }
+        let Some(s) = self.streams.get(&ssrc) else {
+            return;
+        };
+        let Some((osn, _)) = crate::codec::rtx_unwrap(&p.payload) else {
+            // Padding only: no original to name.
+            return;
+        };
+        let Some(pt) = s.sent[usize::from(osn) % RETAG_HISTORY]
+            .filter(|(seq, _)| *seq == osn)
+            .map(|(_, pt)| pt)
+        else {
+            return;
+        };
+        match lock_rtx_send(&self.send_rtx).get(&pt) {
+            Some(&rtx_pt) => p.header.payload_type = rtx_pt,
+            None => {
+                p.header.ssrc = s.primary;
+                p.header.sequence_number = osn;
+                p.header.payload_type = pt;
+                p.payload = p.payload.slice(2..);
+            }
+        }
+    }
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RtxRetag {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &mut msg.message.packet {
+            self.on_rtp(p);
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtxRetag {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        // Only where the connection sends in answer mode (a player): the
+        // payload types are known before the answer is applied, which binds
+        // the streams. A subscriber's stream keeps one codec, and its RTX
+        // needs no care.
+        if lock_rtx_send(&self.send_rtx).is_empty() {
+            return;
+        }
+        if let Some(rtx) = info.ssrc_rtx {
+            self.rtx_of.insert(info.ssrc, rtx);
+            self.streams.insert(
+                rtx,
+                RetagStream {
+                    primary: info.ssrc,
+                    sent: vec![None; RETAG_HISTORY],
+                },
+            );
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        if let Some(rtx) = self.rtx_of.remove(&info.ssrc) {
+            self.streams.remove(&rtx);
+        }
+    }
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
 /// The USERNAME attribute of a STUN message, if `data` is one.
 pub(crate) fn stun_username(data: &[u8]) -> Option<&str> {
     // RFC 5389: 20-byte header, first two bits zero, magic cookie 0x2112A442.
@@ -1874,5 +2138,116 @@ a=fmtp:63 111/111\r\n";
         assert!(sdp.contains("a=fmtp:63 111/111"), "{sdp}");
         // Opus FEC stays on: a subscriber decodes what the publisher put in.
         assert!(sdp.contains("useinbandfec=1"), "{sdp}");
+    }
+
+    #[test]
+    fn sent_rtx_follows_the_codec_of_its_original() {
+        // Sent: VP8 at 96 (RTX 97), H.264 at 102 (RTX 103), H.264 at 104
+        // without RTX; the responder bound the stream as VP8 (RTX 97).
+        let send_rtx = Arc::new(Mutex::new(HashMap::from([(96, 97), (102, 103)])));
+        let mut r = RtxRetag::new(send_rtx);
+        // Nothing bound with an RTX SSRC: packets pass untouched.
+        let mut alone = rtp(2000, 97, 1, &[], &[0, 5, 1]);
+        r.on_rtp(&mut alone);
+        assert_eq!(alone.header.payload_type, 97);
+        r.bind_local_stream(&StreamInfo {
+            ssrc: 1000,
+            ssrc_rtx: Some(2000),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            ..Default::default()
+        });
+        for (seq, pt) in [(10, 96), (11, 102), (12, 104)] {
+            let mut media = rtp(1000, pt, seq, &[], &[0x90, 1]);
+            r.on_rtp(&mut media);
+            assert_eq!((media.header.ssrc, media.header.payload_type), (1000, pt));
+        }
+        // The responder's RTX packets, all as VP8's RTX.
+        let mut vp8 = rtp(2000, 97, 0, &[], &[0, 10, 0x90, 1]);
+        r.on_rtp(&mut vp8);
+        assert_eq!((vp8.header.ssrc, vp8.header.payload_type), (2000, 97));
+        let mut h264 = rtp(2000, 97, 1, &[], &[0, 11, 0x90, 1]);
+        r.on_rtp(&mut h264);
+        assert_eq!((h264.header.ssrc, h264.header.payload_type), (2000, 103));
+        assert_eq!(&h264.payload[..], &[0, 11, 0x90, 1]);
+        // A codec without RTX: back to a plain retransmission.
+        let mut plain = rtp(2000, 97, 2, &[], &[0, 12, 0x90, 1]);
+        r.on_rtp(&mut plain);
+        assert_eq!(
+            (
+                plain.header.ssrc,
+                plain.header.payload_type,
+                plain.header.sequence_number
+            ),
+            (1000, 104, 12)
+        );
+        assert_eq!(&plain.payload[..], &[0x90, 1]);
+        // An original out of the history (or never sent) and a padding-only
+        // probe are left as they are.
+        let mut unknown = rtp(2000, 97, 3, &[], &[0x04, 0x0a, 0x90]);
+        r.on_rtp(&mut unknown);
+        assert_eq!(
+            (unknown.header.ssrc, unknown.header.payload_type),
+            (2000, 97)
+        );
+        let mut probe = rtp(2000, 97, 4, &[], &[]);
+        r.on_rtp(&mut probe);
+        assert_eq!((probe.header.ssrc, probe.header.payload_type), (2000, 97));
+        // Unbound: nothing is followed any more.
+        r.unbind_local_stream(&StreamInfo {
+            ssrc: 1000,
+            ..Default::default()
+        });
+        let mut after = rtp(2000, 97, 5, &[], &[0, 11, 0x90]);
+        r.on_rtp(&mut after);
+        assert_eq!(after.header.payload_type, 97);
+        // A connection that does not send in answer mode (a subscriber's:
+        // one codec per stream) is not followed at all.
+        let mut sub = RtxRetag::new(Arc::new(Mutex::new(HashMap::new())));
+        sub.bind_local_stream(&StreamInfo {
+            ssrc: 1000,
+            ssrc_rtx: Some(2000),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            ..Default::default()
+        });
+        sub.on_rtp(&mut rtp(1000, 104, 12, &[], &[0x90, 1]));
+        let mut kept = rtp(2000, 97, 0, &[], &[0, 12, 0x90, 1]);
+        sub.on_rtp(&mut kept);
+        assert_eq!((kept.header.ssrc, kept.header.payload_type), (2000, 97));
+    }
+
+    #[test]
+    fn rtx_payload_types_are_read_from_negotiated_codecs() {
+        let codec = |mime: &str, fmtp: &str, pt: u8| RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: fmtp.into(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: pt,
+        };
+        let codecs = [
+            codec(MIME_TYPE_VP8, "", 96),
+            codec(MIME_TYPE_RTX, "apt=96", 97),
+            codec(MIME_TYPE_H264, "packetization-mode=1", 102),
+            codec(MIME_TYPE_RTX, "rtx-time=3000; apt=102", 103),
+            codec(MIME_TYPE_RTX, "apt=x", 105),
+        ];
+        assert_eq!(
+            rtx_payload_types(&codecs),
+            HashMap::from([(96, 97), (102, 103)])
+        );
+        assert!(is_media_codec(MIME_TYPE_VP8) && is_media_codec(MIME_TYPE_OPUS));
+        for m in [
+            MIME_TYPE_RTX,
+            MIME_TYPE_RED,
+            "video/ulpfec",
+            "video/flexfec-03",
+        ] {
+            assert!(!is_media_codec(m), "{m}");
+        }
     }
 }

@@ -3,7 +3,15 @@
 //!
 //! `tests/whip/whip_whep.py` publishes a synthetic camera and a tone with WHIP
 //! as the meeting's chair, trickles a candidate (PATCH), then plays the main
-//! view with WHEP and counts the frames and samples it decodes; a webrtc-rs
+//! view with WHEP and counts the frames and samples it decodes. A second
+//! aiortc publisher sends H.264 only (as an encoder would); when the chair
+//! leaves, the player's main view moves to it, and the same outgoing video
+//! track carries H.264. The player also checks our RTCP: sender reports for
+//! both tracks (NTP time, the RTP timestamp of the rewritten stream it
+//! receives, packet and octet counts, and aiortc's `remote-outbound-rtp`
+//! statistics built from them), and NACK repair: it drops every 25th video
+//! packet on arrival and must get each one back, over RTX (which the answer
+//! negotiates) naming the codec of the packet, VP8 or H.264. A webrtc-rs
 //! participant in the meeting must see the WHIP publisher join, receive its
 //! media, and see it leave when the script DELETEs its session. The HTTP
 //! errors (tokens, media types, sizes, unknown sessions) are checked directly.
@@ -85,6 +93,7 @@ async fn aiortc_publishes_with_whip_and_plays_the_main_view_with_whep() -> Resul
         .invite(&meeting, "Bàn trộn hội trường", "chair")
         .await?;
     let player_url = server.invite(&meeting, "Màn hình tỉnh", "observer").await?;
+    let camera_url = server.invite(&meeting, "Camera huyện", "bridge").await?;
     let bridge_url = server.invite(&meeting, "Xã Tân Phú", "bridge").await?;
 
     // A participant that only receives.
@@ -111,6 +120,12 @@ async fn aiortc_publishes_with_whip_and_plays_the_main_view_with_whep() -> Resul
         token_of(&player_url)?,
         "--play-seconds",
         "4",
+        "--drop-every",
+        "25",
+        "--h264-whip-token",
+        token_of(&camera_url)?,
+        "--switch-seconds",
+        "3",
     ])
     .await
     .with_context(|| format!("server log:\n{}", server.log()))?;
@@ -140,7 +155,32 @@ async fn aiortc_publishes_with_whip_and_plays_the_main_view_with_whep() -> Resul
         "frame size: {played}"
     );
     ensure!(samples >= 48_000, "too few audio samples decoded: {played}");
+    ensure!(
+        played["video_codecs"]["VP8"].as_u64().unwrap_or(0) > 0
+            && played["video_codecs"]["H264"].is_null(),
+        "the chair's video is VP8: {played}"
+    );
+    // The chair left: the main view moved to the H.264 camera, on the same
+    // outgoing tracks (a codec switch without renegotiation).
+    let switched = event(&events, "whep_switched")?;
+    println!("after the switch to the H.264 camera, in 3 s: {switched}");
+    ensure!(
+        switched["video_codecs"]["H264"].as_u64().unwrap_or(0) >= 30,
+        "too few H.264 packets after the switch: {switched}"
+    );
+    // Few when the machine is loaded (aiortc decodes H.264 in software
+    // beside two encoders): 13 to 90 seen.
+    ensure!(
+        switched["video_frames"].as_u64().unwrap_or(0) >= 5,
+        "too few video frames decoded after the switch: {switched}"
+    );
+    ensure!(
+        switched["audio_samples"].as_u64().unwrap_or(0) >= 48_000,
+        "too few audio samples after the switch: {switched}"
+    );
+    check_whep_rtcp(event(&events, "whep_rtcp")?)?;
     ensure!(event(&events, "whep_deleted")?["status"] == 200);
+    ensure!(event(&events, "whip_h264_deleted")?["status"] == 200);
 
     // The webrtc-rs participant saw the WHIP publisher as a participant,
     // received its media, and saw it leave on DELETE.
@@ -187,6 +227,79 @@ async fn aiortc_publishes_with_whip_and_plays_the_main_view_with_whep() -> Resul
             },
         )
         .await?;
+    Ok(())
+}
+
+/// What the aiortc player saw of our RTCP (the script's `whep_rtcp` event).
+fn check_whep_rtcp(rtcp: &Value) -> Result<()> {
+    println!("WHEP player's view of our RTCP: {rtcp}");
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    for kind in ["audio", "video"] {
+        let sr = &rtcp[kind];
+        // A report a second (the stack's interval) over 4 s of playing.
+        ensure!(
+            sr["reports"].as_u64().unwrap_or(0) >= 2,
+            "{kind}: too few sender reports: {rtcp}"
+        );
+        // The same machine's clock: the NTP time is now (give or take the
+        // player's own delay on a loaded machine).
+        ensure!(
+            num(&sr["ntp_vs_clock_ms"]) < 500.0,
+            "{kind}: NTP time off the clock: {rtcp}"
+        );
+        // The RTP timestamp is the one of the stream the player receives
+        // (rewritten by the SFU, across the switch of sources), at the
+        // report's NTP time: off by the delivery delay (and the player's
+        // own lag on a loaded machine: up to ~100 ms seen), where the
+        // publishers' own timestamps would be off by anything.
+        ensure!(
+            num(&sr["rtp_vs_arrivals_ms"]) < 500.0,
+            "{kind}: RTP timestamp off the received stream: {rtcp}"
+        );
+        // Counts of what was sent match what arrived by then (the player
+        // counts its deliberately dropped packets as arrived).
+        let last = &sr["last"];
+        let (sent, got) = (num(&last["packets"]), num(&last["received_packets"]));
+        ensure!(
+            sent > 0.0 && (sent - got).abs() <= 3.0 + got * 0.02,
+            "{kind}: packet count {sent} against {got} received: {rtcp}"
+        );
+        let (sent, got) = (num(&last["octets"]), num(&last["received_octets"]));
+        ensure!(
+            sent > 0.0 && (sent - got).abs() <= 3000.0 + got * 0.02,
+            "{kind}: octet count {sent} against {got} received: {rtcp}"
+        );
+        // aiortc's own statistics of the reports, for the stream it receives.
+        let remote = &rtcp["stats"][kind]["remote_outbound"];
+        ensure!(
+            remote["ssrc"].is_u64() && remote["ssrc"] == sr["ssrc"],
+            "{kind}: no remote-outbound-rtp stats of the received stream: {rtcp}"
+        );
+        ensure!(
+            num(&remote["packets_sent"]) > 0.0 && num(&remote["bytes_sent"]) > 0.0,
+            "{kind}: remote-outbound-rtp counts: {rtcp}"
+        );
+    }
+    // Every dropped video packet came back after the player's NACK.
+    let repair = &rtcp["repair"];
+    let dropped = repair["dropped"].as_u64().unwrap_or(0);
+    let repaired = repair["repaired"].as_u64().unwrap_or(0);
+    ensure!(dropped >= 3, "too few video packets dropped: {rtcp}");
+    // The last drop may be too close to the end to be NACKed in time.
+    ensure!(
+        repaired + 1 >= dropped,
+        "{repaired} of {dropped} dropped video packets repaired: {rtcp}"
+    );
+    // Over RTX (negotiated), each naming the codec of the packet it repairs:
+    // VP8 before the main view moved, H.264 after.
+    ensure!(
+        repair["rtx"].as_u64() == Some(repaired) && repair["rtx_codec_mismatch"] == 0,
+        "retransmissions not over RTX of the right codec: {rtcp}"
+    );
+    ensure!(
+        repair["dropped_codecs"] == serde_json::json!(["H264", "VP8"]),
+        "dropped packets of both codecs: {rtcp}"
+    );
     Ok(())
 }
 

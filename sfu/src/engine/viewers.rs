@@ -6,7 +6,10 @@
 //! speaker, else the first member publishing. When it changes, each player's
 //! two outgoing tracks move to the new source's tracks without renegotiation:
 //! the same SSRC, continuous sequence numbers and timestamps, starting at a
-//! keyframe asked of the new source ([`Forward::rebase`]).
+//! keyframe asked of the new source ([`Forward::rebase`]). The RTCP of those
+//! two streams (sender reports of the rewritten stream, NACKs answered over
+//! RTX in the codec of each packet) is the connection's own: see
+//! `Peer::answer_sending`.
 
 use std::collections::HashMap;
 use std::time::Instant;
