@@ -95,10 +95,20 @@ pub(crate) fn is_keyframe_start(codec: VideoCodec, payload: &[u8]) -> bool {
     }
 }
 
-/// Whether an H264 RTP payload (RFC 6184) carries an IDR slice or SPS.
+/// Whether an H264 RTP payload (RFC 6184) starts a frame a decoder can
+/// start from: it carries a sequence parameter set (SPS), which encoders
+/// send right before each IDR picture (browsers, and OBS/ffmpeg/GStreamer
+/// with their WebRTC defaults; GStreamer's rtph264pay needs
+/// `config-interval=-1`).
+///
+/// An IDR slice alone is not enough: an IDR picture may be sent as several
+/// slices, each a fragmentation unit with its start bit set, so starting at
+/// an IDR fragment can start in the middle of a picture, without its SPS
+/// and PPS. Chromium then decodes nothing until the next keyframe (a layer
+/// switch froze its video for 3-4 s).
 fn h264_has_idr(p: &[u8]) -> bool {
     let Some(&b0) = p.first() else { return false };
-    let is_key = |nal: u8| matches!(nal & 0x1f, 5 | 7);
+    let is_key = |nal: u8| nal & 0x1f == 7;
     match b0 & 0x1f {
         1..=23 => is_key(b0),
         // STAP-A: 16-bit size, then the NAL unit, repeated.
@@ -298,16 +308,26 @@ mod tests {
 
     #[test]
     fn h264_idr_detection() {
-        assert!(is_keyframe_start(VideoCodec::H264, &[0x65, 0x88]));
+        // A single SPS NAL unit starts a keyframe; an IDR slice alone may be
+        // any slice of its picture.
+        assert!(is_keyframe_start(VideoCodec::H264, &[0x67, 0x42, 0x00]));
+        assert!(!is_keyframe_start(VideoCodec::H264, &[0x65, 0x88]));
         assert!(!is_keyframe_start(VideoCodec::H264, &[0x41, 0x9a]));
         // STAP-A with SPS.
         assert!(is_keyframe_start(
             VideoCodec::H264,
             &[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce]
         ));
-        // FU-A start of an IDR.
-        assert!(is_keyframe_start(VideoCodec::H264, &[0x7c, 0x85, 0x00]));
+        // STAP-A with PPS and an IDR but no SPS.
+        assert!(!is_keyframe_start(
+            VideoCodec::H264,
+            &[0x18, 0x00, 0x02, 0x68, 0xce, 0x00, 0x02, 0x65, 0x88]
+        ));
+        // FU-A start of an IDR (perhaps its second slice): not a start.
+        assert!(!is_keyframe_start(VideoCodec::H264, &[0x7c, 0x85, 0x00]));
         assert!(!is_keyframe_start(VideoCodec::H264, &[0x7c, 0x05, 0x00]));
+        // FU-A start of an SPS (odd, but a start).
+        assert!(is_keyframe_start(VideoCodec::H264, &[0x7c, 0x87, 0x00]));
     }
     #[test]
     fn rtx_payload_unwraps_to_osn_and_original() {

@@ -77,6 +77,9 @@ pub struct SfuStats {
     pub rtp_packets_lost: u64,
     /// Times a subscriber's stream moved from one simulcast layer to another.
     pub layer_switches: u64,
+    /// Packets not forwarded to a subscriber because it already got them
+    /// (a publisher's retransmission of a late packet) or too late.
+    pub duplicates_dropped: u64,
     /// NACK feedback received (generic NACKs) and the packets they ask for.
     pub nacks_received: u64,
     pub nack_packets_requested: u64,
@@ -704,6 +707,7 @@ impl Engine {
                 s.participants = self.participants.len();
                 s.peers = self.peers.len();
                 s.layer_switches = crate::forward::layer_switches();
+                s.duplicates_dropped = crate::forward::duplicates_dropped();
                 (s.nacks_received, s.nack_packets_requested) = crate::peer::nacks_received();
                 let _ = reply.send(s);
             }

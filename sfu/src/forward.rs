@@ -181,6 +181,60 @@ struct Rewriter {
     last_pic: Option<u16>,
     last_tl0: Option<u8>,
     last_sent: Option<Instant>,
+    /// Output sequence numbers sent lately: bit `i` is `last_seq - i`.
+    sent: SentWindow,
+}
+
+/// How far behind the newest output sequence number a packet may still be
+/// sent (late, e.g. repaired); older ones are dropped.
+const SENT_WINDOW: u16 = 256;
+
+/// A bitmap of the last [`SENT_WINDOW`] output sequence numbers: which were
+/// sent. The same packet may reach the forwarder twice (a publisher's
+/// retransmission of a packet that was late, not lost, unwrapped from RTX
+/// into the original), and sending it twice under one sequence number makes
+/// the receiver's SRTP drop the copy as a replay, which its transport-wide
+/// feedback then reports as lost: false congestion (seen with Chromium on
+/// a loaded machine: 4 of 5 video packets "lost" for seconds).
+#[derive(Debug, Default, Clone, Copy)]
+struct SentWindow([u128; 2]);
+
+impl SentWindow {
+    /// The newest number moved `d` ahead and was sent.
+    fn advance(&mut self, d: u16) {
+        let [lo, hi] = &mut self.0;
+        match d {
+            0 => {}
+            1..=127 => {
+                *hi = (*hi << d) | (*lo >> (128 - d));
+                *lo <<= d;
+            }
+            128..=255 => {
+                *hi = *lo << (d - 128);
+                *lo = 0;
+            }
+            _ => *self = SentWindow::default(),
+        }
+        self.0[0] |= 1;
+    }
+
+    /// Whether `age` (behind the newest) was sent; marks it sent.
+    fn check_and_set(&mut self, age: u16) -> bool {
+        let (word, bit) = (usize::from(age / 128), age % 128);
+        let mask = 1u128 << bit;
+        let was = self.0[word] & mask != 0;
+        self.0[word] |= mask;
+        was
+    }
+}
+
+/// Packets not forwarded because that subscriber already got them or they
+/// came too late, process-wide, for the metrics.
+static DUPLICATES_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Duplicate or too-late packets dropped since the process started.
+pub(crate) fn duplicates_dropped() -> u64 {
+    DUPLICATES_DROPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn seq_newer(a: u16, b: u16) -> bool {
@@ -226,12 +280,25 @@ impl Rewriter {
         p: &RtpPacket,
         vp8: Option<&codec::Vp8Descriptor>,
         now: Instant,
-    ) -> RtpPacket {
+    ) -> Option<RtpPacket> {
         let seq = p.sequence_number.wrapping_add(self.seq_delta);
         let ts = p.timestamp.wrapping_add(self.ts_delta);
-        if seq_newer(seq, self.last_seq) || self.last_sent.is_none() {
+        if self.last_sent.is_none() {
+            self.sent = SentWindow::default();
+            self.sent.advance(0);
             self.last_seq = seq;
             self.last_ts = ts;
+        } else if seq_newer(seq, self.last_seq) {
+            self.sent.advance(seq.wrapping_sub(self.last_seq));
+            self.last_seq = seq;
+            self.last_ts = ts;
+        } else {
+            // Late: send it once, if the receiver can still use it.
+            let age = self.last_seq.wrapping_sub(seq);
+            if age >= SENT_WINDOW || self.sent.check_and_set(age) {
+                DUPLICATES_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
         }
         self.last_sent = Some(now);
         let mut payload = p.payload.clone();
@@ -262,13 +329,13 @@ impl Rewriter {
                 payload = Bytes::from(buf);
             }
         }
-        RtpPacket {
+        Some(RtpPacket {
             marker: p.marker,
             sequence_number: seq,
             timestamp: ts,
             ssrc: p.ssrc,
             payload,
-        }
+        })
     }
 }
 
@@ -336,7 +403,10 @@ impl Forward {
             _ => None,
         };
         if self.current.as_deref() == Some(layer) && (target == layer || codec.is_none()) {
-            return Verdict::Send(self.rw.rewrite(p, vp8.as_ref(), now));
+            return self
+                .rw
+                .rewrite(p, vp8.as_ref(), now)
+                .map_or(Verdict::Skip, Verdict::Send);
         }
         if target != layer {
             return Verdict::Skip;
@@ -355,7 +425,9 @@ impl Forward {
         }
         self.current = Some(layer.to_owned());
         self.rw.switch(p, vp8.as_ref(), clock, now);
-        Verdict::Send(self.rw.rewrite(p, vp8.as_ref(), now))
+        self.rw
+            .rewrite(p, vp8.as_ref(), now)
+            .map_or(Verdict::Skip, Verdict::Send)
     }
 
     /// The source changes to another track (a player's main view moving to
@@ -682,6 +754,67 @@ mod tests {
             panic!("audio not sent")
         };
         assert_eq!((out.sequence_number, out.timestamp), (7, 960));
+    }
+
+    #[test]
+    fn a_packet_is_forwarded_once_and_late_ones_within_the_window() {
+        let t0 = Instant::now();
+        let mut layers = Layers::default();
+        layers.saw("", t0);
+        let mut f = Forward::new(1, Quality::High);
+        let audio = |seq: u16| RtpPacket {
+            marker: false,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc: 3,
+            payload: Bytes::from_static(b"opus"),
+        };
+        let mut send = |seq: u16| match f.on_packet(&layers, "", &audio(seq), None, 48000, t0) {
+            Verdict::Send(out) => Some(out.sequence_number),
+            _ => None,
+        };
+        assert_eq!(send(10), Some(10));
+        assert_eq!(send(12), Some(12));
+        // The same packet again (a retransmission of one that was late, not
+        // lost): not twice under one sequence number.
+        assert_eq!(send(12), None);
+        // 11 never came: late, it still goes, once.
+        assert_eq!(send(11), Some(11));
+        assert_eq!(send(11), None);
+        assert_eq!(send(10), None);
+        // Far ahead (a jump beyond the window) and back within it.
+        assert_eq!(send(300), Some(300));
+        assert_eq!(send(299), Some(299));
+        assert_eq!(send(300), None);
+        // 45 = 300 - 255: the oldest still accepted; 44 is too late.
+        assert_eq!(send(45), Some(45));
+        assert_eq!(send(44), None);
+        // Across the wrap of the sequence numbers (half the space ahead
+        // at most is "newer").
+        assert_eq!(send(30_000), Some(30_000));
+        assert_eq!(send(60_000), Some(60_000));
+        assert_eq!(send(65_530), Some(65_530));
+        assert_eq!(send(3), Some(3));
+        assert_eq!(send(65_533), Some(65_533));
+        assert_eq!(send(65_533), None);
+        assert!(duplicates_dropped() >= 6);
+    }
+
+    #[test]
+    fn the_sent_window_shifts_across_its_two_words() {
+        let mut w = SentWindow::default();
+        w.advance(0);
+        w.advance(100); // the first is now 100 behind
+        assert!(w.check_and_set(100));
+        w.advance(100); // 200 behind: in the upper word
+        assert!(w.check_and_set(200));
+        assert!(!w.check_and_set(199));
+        w.advance(130); // 330 behind: gone; 199 -> 329 gone; 100 -> 230
+        assert!(w.check_and_set(230));
+        assert!(!w.check_and_set(231));
+        w.advance(300);
+        assert!(!w.check_and_set(1));
+        assert!(w.check_and_set(0));
     }
 
     #[test]

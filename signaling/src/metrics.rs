@@ -359,7 +359,7 @@ async fn render_sfu(out: &mut String, app: &AppState) {
     for (name, help, v) in gauges {
         single(out, name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "giaoban_sfu_udp_datagrams_in_total",
             "UDP datagrams received on the media port.",
@@ -429,6 +429,11 @@ async fn render_sfu(out: &mut String, app: &AppState) {
             "giaoban_sfu_layer_switches_total",
             "Switches of a subscriber's video from one simulcast layer to another.",
             s.layer_switches,
+        ),
+        (
+            "giaoban_sfu_rtp_duplicates_dropped_total",
+            "Packets not forwarded to a subscriber that already got them (a publisher's retransmission of a late packet) or that came too late.",
+            s.duplicates_dropped,
         ),
         (
             "giaoban_sfu_nacks_received_total",

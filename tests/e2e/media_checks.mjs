@@ -26,7 +26,10 @@
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium), E2E_TIMEOUT_MS (the
 // wait for media after both joins, default 20000), E2E_VERBOSE=1 (browser
 // console on stderr), E2E_TOP_LAYER_WAIT_MS (simulcast: how long to wait for
-// all of the publisher's layers before switching, default 25000).
+// all of the publisher's layers before switching, default 25000),
+// E2E_VIDEO_CODEC (simulcast: `H264` makes page 2 prefer H264, packetization
+// mode 1, for its camera, as a browser configured for it would; the summary
+// reports the codec each side uses).
 
 import {
   closeBrowsers,
@@ -286,6 +289,51 @@ async function joinBoth(browsers, urls) {
 
 // ---- simulcast ---------------------------------------------------------------
 
+const VIDEO_CODEC = process.env.E2E_VIDEO_CODEC || '';
+
+/**
+ * Page init script: every video transceiver the page adds prefers H264
+ * (packetization mode 1, constrained baseline first), the rest after it.
+ */
+function preferH264() {
+  const native = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (trackOrKind, init) {
+    const t = native.call(this, trackOrKind, init);
+    const kind = typeof trackOrKind === 'string' ? trackOrKind : trackOrKind.kind;
+    if (kind === 'video' && t.setCodecPreferences) {
+      const rank = (c) => {
+        if (c.mimeType !== 'video/H264') return 3;
+        const f = c.sdpFmtpLine || '';
+        if (!f.includes('packetization-mode=1')) return 2;
+        return f.includes('profile-level-id=42e01f') ? 0 : 1;
+      };
+      const codecs = RTCRtpSender.getCapabilities('video').codecs.slice();
+      codecs.sort((a, b) => rank(a) - rank(b));
+      t.setCodecPreferences(codecs);
+    }
+    return t;
+  };
+}
+
+/** The mime types of the codecs `pc`'s `direction` video RTP streams use. */
+async function videoCodecs(page, which, type) {
+  return page.evaluate(
+    async ({ which, type }) => {
+      const pc = window.giaoban[which];
+      if (!pc) return [];
+      const stats = await pc.getStats();
+      const out = new Set();
+      stats.forEach((s) => {
+        if (s.type === type && s.kind === 'video' && s.codecId && stats.get(s.codecId)) {
+          out.add(stats.get(s.codecId).mimeType);
+        }
+      });
+      return [...out];
+    },
+    { which, type },
+  );
+}
+
 /**
  * Samples page 1's inbound video from `ownerId` until `until(sample)` holds or
  * `ms` pass; every sample goes to `trace` (for the stall check).
@@ -412,6 +460,11 @@ async function checkSimulcast(browsers, urls, out) {
   out.widths.high_after = trace[trace.length - 1].frameWidth;
 
   out.layers_after = await outboundLayers(tx.page);
+  out.codecs = {
+    publisher: await videoCodecs(tx.page, 'publisher', 'outbound-rtp'),
+    subscriber: await videoCodecs(rx.page, 'subscriber', 'inbound-rtp'),
+  };
+  log('video codecs:', JSON.stringify(out.codecs));
   out.publisher_estimate_bps.after = await publisherEstimate(tx.page);
   // Chromium drops the top layer while its bandwidth estimate is too low.
   out.silent_layers = out.layers_after.filter((l) => !(l.bytesSent > 0)).map((l) => l.rid);
@@ -573,7 +626,12 @@ async function main() {
   const browsers = [];
   try {
     for (let i = 0; i < 2; i++) {
-      browsers.push(await openBrowser(i, { viewport: viewports[i] || undefined, initScript: recordSignaling }));
+      // Page 2 publishes in the simulcast check.
+      const initScript =
+        VIDEO_CODEC === 'H264' && i === 1
+          ? `(${recordSignaling})();\n(${preferH264})();`
+          : recordSignaling;
+      browsers.push(await openBrowser(i, { viewport: viewports[i] || undefined, initScript }));
     }
     log('browsers started');
     await CHECKS[check](browsers, urls, out);

@@ -6,7 +6,8 @@
 //!   for Chromium to start its top layer), asks for `low`, stays there long
 //!   enough for the server to pause the unused layers, then asks for `high`
 //!   again; the decoded width drops and comes back, and frames keep being
-//!   decoded (no stall over 2 s after start-up);
+//!   decoded (no stall over 2 s after start-up); the same again with a
+//!   publisher that prefers H264 (both pages must use H264 alone);
 //! - ICE-TCP: with all UDP dropped (an nftables rule in a network namespace
 //!   of its own: this test binary runs again inside `unshare -n` for that
 //!   test only, so needs `nft` (Debian `nftables`) and `unshare`), both pages
@@ -55,6 +56,11 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 /// `node media_checks.mjs CHECK URL1 URL2`; returns the script's summary
 /// (whose `ok` is true) or an error with the script's and server's output.
 async fn run_check(check: &str) -> Result<Value> {
+    run_check_with(check, &[]).await
+}
+
+/// [`run_check`] with more environment for the script.
+async fn run_check_with(check: &str, env: &[(&str, &str)]) -> Result<Value> {
     let chromium = chromium()?;
     let dir = e2e_dir();
     ensure_node_modules(&dir).await?;
@@ -66,13 +72,15 @@ async fn run_check(check: &str) -> Result<Value> {
         .await?;
     let url2 = server.invite(&meeting, "Sở Y tế", "member").await?;
 
+    let mut vars = vec![
+        ("CHROMIUM_PATH", chromium),
+        ("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let run = run_script(
         "media_checks.mjs",
         &[check.as_ref(), url1.as_ref(), url2.as_ref()],
-        &[
-            ("CHROMIUM_PATH", chromium),
-            ("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string()),
-        ],
+        &vars,
         SCRIPT_TIMEOUT,
     )
     .await?;
@@ -101,9 +109,33 @@ async fn run_check(check: &str) -> Result<Value> {
 async fn simulcast_layer_switches_low_then_high_without_freezing() -> Result<()> {
     let _one_at_a_time = SERIAL.lock().await;
     let s = run_check("simulcast").await?;
-    let high = num(&s, &["widths", "high_before"]).context("no width at high")?;
-    let low = num(&s, &["widths", "low"]).context("no width at low")?;
-    let high_after = num(&s, &["widths", "high_after"]).context("no width back at high")?;
+    check_simulcast(&s, "simulcast")
+}
+
+/// The same with a publisher that prefers H264 (packetization mode 1):
+/// the server forwards H264 simulcast with the same layer switches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_in_h264_switches_layers_without_freezing() -> Result<()> {
+    let _one_at_a_time = SERIAL.lock().await;
+    let s = run_check_with("simulcast", &[("E2E_VIDEO_CODEC", "H264")]).await?;
+    for side in ["publisher", "subscriber"] {
+        let codecs = at(&s, &["codecs", side])
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            codecs == [Value::from("video/H264")],
+            "the {side} page uses {codecs:?} for video, not H264 alone: {s}"
+        );
+    }
+    check_simulcast(&s, "H264 simulcast")
+}
+
+/// What both simulcast checks require of the script's summary `s`.
+fn check_simulcast(s: &Value, name: &str) -> Result<()> {
+    let high = num(s, &["widths", "high_before"]).context("no width at high")?;
+    let low = num(s, &["widths", "low"]).context("no width at low")?;
+    let high_after = num(s, &["widths", "high_after"]).context("no width back at high")?;
     ensure!(high > 0.0, "nothing decoded at high: {s}");
     ensure!(
         low > 0.0 && low < high,
@@ -113,12 +145,12 @@ async fn simulcast_layer_switches_low_then_high_without_freezing() -> Result<()>
         high_after >= high,
         "back at high the width is {high_after}px, was {high}px: {s}"
     );
-    let to_low = num(&s, &["switch_low", "ms"]).context("no time for the switch to low")?;
-    let to_high = num(&s, &["switch_high", "ms"]).context("no time for the switch to high")?;
+    let to_low = num(s, &["switch_low", "ms"]).context("no time for the switch to low")?;
+    let to_high = num(s, &["switch_high", "ms"]).context("no time for the switch to high")?;
     // Start-up stalls are reported only; from then on frames must keep coming.
     let stall_before =
-        num(&s, &["stalls", "before_switches", "ms"]).context("no stall figure before switches")?;
-    let stall = num(&s, &["stalls", "switches", "ms"]).context("no stall figure")?;
+        num(s, &["stalls", "before_switches", "ms"]).context("no stall figure before switches")?;
+    let stall = num(s, &["stalls", "switches", "ms"]).context("no stall figure")?;
     ensure!(
         stall_before <= 2000.0,
         "video stalled for {stall_before} ms before the switches: {s}"
@@ -127,7 +159,7 @@ async fn simulcast_layer_switches_low_then_high_without_freezing() -> Result<()>
         stall <= 2000.0,
         "video stalled for {stall} ms across the switches: {s}"
     );
-    let sent: Vec<&str> = at(&s, &["set_quality_sent"])
+    let sent: Vec<&str> = at(s, &["set_quality_sent"])
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -136,18 +168,19 @@ async fn simulcast_layer_switches_low_then_high_without_freezing() -> Result<()>
         "page 1 sent set_quality {sent:?} (expected low then high)"
     );
     ensure!(
-        at(&s, &["set_quality_errors"]).as_array().map(Vec::len) == Some(0),
+        at(s, &["set_quality_errors"]).as_array().map(Vec::len) == Some(0),
         "the server answered errors: {s}"
     );
     eprintln!(
-        "simulcast: {high}px -> low {low}px in {to_low} ms -> high {high_after}px in {to_high} ms; \
+        "{name}: {high}px -> low {low}px in {to_low} ms -> high {high_after}px in {to_high} ms; \
          stalls {}; silent layers {}; top layer after {} ms; widths {}; layers_wanted {}; \
-         publisher answer {}",
+         codecs {}; publisher answer {}",
         s["stalls"],
         s["silent_layers"],
         s["top_layer_wait_ms"],
         s["width_changes"],
         s["layers_wanted"],
+        s["codecs"],
         s["publisher_answer"]
     );
     Ok(())

@@ -299,6 +299,7 @@ async fn metrics_count_media_bytes_loss_and_nacks() -> anyhow::Result<()> {
     check_format(&text)?;
     let v = |series: &str| sample(&text, series).unwrap_or(-1.0);
     anyhow::ensure!(sample(&text, "giaoban_sfu_layer_switches_total").is_some());
+    anyhow::ensure!(sample(&text, "giaoban_sfu_rtp_duplicates_dropped_total").is_some());
     // Payload is part of what arrived and left; every forwarded packet and
     // more (RTCP, STUN, DTLS) left as a datagram, many per system call.
     anyhow::ensure!(v("giaoban_sfu_rtp_payload_bytes_in_total") < v("giaoban_sfu_bytes_in_total"));
