@@ -8,7 +8,9 @@
 //!   returns once the server answered the publish offer. From then on the
 //!   client's task answers every `subscriber_offer` (renegotiation included),
 //!   sends synthetic media once the publisher connection is connected, and
-//!   records what it receives.
+//!   records what it receives. With [`MediaOptions::simulcast`] the video
+//!   goes out as three rid layers, as Chromium sends it;
+//!   [`TestClient::set_quality`] (and [`TestClient::send`]) make requests.
 //! - [`ClientState`]: what the client recorded (server events, errors, media
 //!   received per publishing participant and kind, the remote addresses every
 //!   datagram came from). Read it with [`TestClient::state`] or wait on it with
@@ -206,9 +208,51 @@ const UDP_BATCH: usize = 32;
 const MAX_VIDEO_PAYLOAD: usize = 1100;
 /// A sized key frame is this many times a delta frame.
 const KEYFRAME_FACTOR: usize = 4;
-/// VP8 frame dimensions announced in key frame headers.
+/// VP8 frame dimensions announced in key frame headers (of the full layer
+/// with simulcast; `h` and `q` announce ½ and ¼ of them).
 const VP8_WIDTH: u16 = 320;
 const VP8_HEIGHT: u16 = 240;
+/// With [`MediaOptions::simulcast`]: the RTP stream ids of the video layers,
+/// lowest first, as the web client (and Chromium's offer) names them.
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
+/// With [`MediaOptions::simulcast`]: the SSRC of each layer of
+/// [`SIMULCAST_RIDS`] (not announced in the SDP, as Chromium does not).
+pub const SIMULCAST_SSRCS: [u32; 3] = [0x0B1D_E010, 0x0B1D_E011, 0x0B1D_E012];
+/// Simulcast: the packet counter embedded in a layer's payloads carries the
+/// layer (1 = `q`, 2 = `h`, 3 = `f`; 0 = no simulcast) in its top bits, so a
+/// receiver knows the layer of every packet ([`layer_of_counter`]).
+const LAYER_SHIFT: u32 = 28;
+/// Simulcast: the first packets of each layer carry the `mid` and
+/// `rtp-stream-id` header extensions (how the server learns the layer's
+/// SSRC). libwebrtc sends them until an RTCP receiver report acknowledges
+/// the SSRC; rtc 0.21.1 does not surface RTCP to a sender, so the client
+/// sends them on the first this many packets of each layer.
+const RID_PACKETS: u64 = 100;
+/// The RFC 8843 / RFC 8852 header extensions a simulcast publisher sends.
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+/// A gap in a received stream's packet counter counts as loss unless the
+/// later packet was sent this much later than the previous one (the server
+/// paused the stream: last-N, the loudest audio) or starts a key frame (the
+/// server restarted it).
+const PAUSE_NS: u64 = 500_000_000;
+/// How many missing counters a received stream remembers (for late packets).
+const MISSING_MAX: usize = 4096;
+
+/// The simulcast layer a payload's packet counter carries: 1 = `q`, 2 = `h`,
+/// 3 = `f`, 0 = a single-layer stream.
+pub fn layer_of_counter(counter: u32) -> u8 {
+    (counter >> LAYER_SHIFT) as u8
+}
+
+/// The key frame dimensions of a layer (0 or 3: full; 2: ½; 1: ¼).
+fn layer_dims(layer: u8) -> (u16, u16) {
+    match layer {
+        1 => (VP8_WIDTH / 4, VP8_HEIGHT / 4),
+        2 => (VP8_WIDTH / 2, VP8_HEIGHT / 2),
+        _ => (VP8_WIDTH, VP8_HEIGHT),
+    }
+}
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -295,6 +339,22 @@ pub struct MediaStats {
     pub min_counter: Option<u32>,
     /// Highest embedded packet counter seen.
     pub max_counter: Option<u32>,
+    /// Intact packets and payload bytes per simulcast layer of the sender
+    /// ([`layer_of_counter`]: 0 for a single-layer stream, 1 `q`, 2 `h`,
+    /// 3 `f`). With simulcast `min_counter`, `max_counter` and
+    /// [`MediaStats::lost`] mix the layers: use `gaps` instead.
+    pub layers: BTreeMap<u8, (u64, u64)>,
+    /// Packets missing between consecutive intact packets of the same
+    /// layer (a gap after a pause of the stream or at a restart on a key
+    /// frame is not counted, see `PAUSE_NS`), less those that arrived late.
+    pub gaps: i64,
+    /// The latest intact packet: (layer, counter, send stamp or 0).
+    pub last_seen: Option<(u8, u32, u64)>,
+    /// Counters counted in `gaps` and not arrived yet (at most
+    /// `MISSING_MAX`; older ones are forgotten, staying lost).
+    pub missing: BTreeSet<u32>,
+    /// Intact packets whose counter arrived before (or was never missed).
+    pub duplicates: u64,
 }
 
 impl MediaStats {
@@ -372,6 +432,16 @@ pub struct ClientState {
     /// With a [`MediaClock`]: intact media packets stamped in the window
     /// that this client received.
     pub window_received: u64,
+    /// With a [`MediaClock`]: the counter gaps (see [`MediaStats::gaps`])
+    /// ending at a packet stamped in the window, over every stream.
+    pub window_gaps: i64,
+    /// Key frames this client sent because the server asked (PLI/FIR,
+    /// with [`RepairOptions::answer_keyframe_requests`]) or because a
+    /// simulcast layer was resumed (`layers_wanted`).
+    pub keyframes_on_request: u64,
+    /// Simulcast: the layers (rids) the server wants, from its latest
+    /// `layers_wanted` (all three until it says otherwise).
+    pub layers_active: Vec<String>,
 }
 
 impl ClientState {
@@ -472,6 +542,16 @@ pub struct MediaOptions {
     pub keyframe_every: u64,
     /// Stamp payloads with the send time and record delays on receipt.
     pub clock: Option<Arc<MediaClock>>,
+    /// Publish the video as three simulcast layers, as Chromium does: one
+    /// encoding per RTP stream id of [`SIMULCAST_RIDS`] (`q`, `h`, `f`:
+    /// ¼, ½ and all of the frame bytes, key frames announcing ¼, ½ and the
+    /// full dimensions), each on its own SSRC ([`SIMULCAST_SSRCS`]) that
+    /// the SDP does not declare (`a=rid:… send`, `a=simulcast:send q;h;f`);
+    /// the first packets of each layer carry the `mid` and `rtp-stream-id`
+    /// header extensions. The client keeps only the layers the server's
+    /// `layers_wanted` names (the lowest always) and starts a resumed layer
+    /// with a key frame.
+    pub simulcast: bool,
 }
 
 impl Default for MediaOptions {
@@ -483,6 +563,7 @@ impl Default for MediaOptions {
             video_frame_bytes: None,
             keyframe_every: KEYFRAME_EVERY,
             clock: None,
+            simulcast: false,
         }
     }
 }
@@ -505,6 +586,9 @@ enum Cmd {
     /// re-offers with new credentials, the server is asked (`ice_restart`)
     /// for a subscriber offer with new ones.
     MoveTo(IpAddr, oneshot::Sender<anyhow::Result<()>>),
+    /// Sends a request (it gets the next `id`); an `error` answer goes to
+    /// [`ClientState::errors`].
+    Send(Value),
 }
 
 /// A test participant. Dropping it stops its task abruptly (sockets closed,
@@ -613,9 +697,18 @@ impl TestClient {
         bind_ip: IpAddr,
     ) -> anyhow::Result<TestClient> {
         lock(&state).participant_id = participant_id.clone();
+        if media.simulcast {
+            lock(&state).layers_active = SIMULCAST_RIDS.iter().map(|r| (*r).to_owned()).collect();
+        }
 
-        let mut publisher =
-            Peer::publisher_on(&participant_id, options.transport, &repair, bind_ip).await?;
+        let mut publisher = Peer::publisher_on(
+            &participant_id,
+            options.transport,
+            &repair,
+            bind_ip,
+            media.simulcast,
+        )
+        .await?;
         publisher.drop_every = repair.drop_out_every;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -632,6 +725,11 @@ impl TestClient {
             transport: options.transport,
             audio: SendState::default(),
             video: SendState::default(),
+            layers: if media.simulcast {
+                LayerSend::all()
+            } else {
+                Vec::new()
+            },
             sub_tracks: HashMap::new(),
             media,
             last_rx_ns: 0,
@@ -776,6 +874,21 @@ impl TestClient {
     /// client's audio packets from now on; `None`: no level at all.
     pub fn set_audio_level(&self, level: Option<u8>) {
         self.state().audio_level_out = level;
+    }
+
+    /// Sends a request of `docs/protocol.md` (an object with its `type`;
+    /// the client adds the `id`). Returns once it is queued; an `error`
+    /// answer goes to [`ClientState::errors`].
+    pub fn send(&self, request: Value) -> anyhow::Result<()> {
+        self.cmd_tx
+            .send(Cmd::Send(request))
+            .map_err(|_| anyhow!("client task already ended"))
+    }
+
+    /// Asks for a quality (`high`, `medium`, `low`, `off`) of another
+    /// participant's video track (`set_quality`).
+    pub fn set_quality(&self, track_id: &str, quality: &str) -> anyhow::Result<()> {
+        self.send(json!({"type": "set_quality", "track_id": track_id, "quality": quality}))
     }
 
     /// Drops the WebSocket abruptly (as a network change does); media goes on.
@@ -1062,15 +1175,17 @@ impl Peer {
         transport: Transport,
         repair: &RepairOptions,
     ) -> anyhow::Result<Peer> {
-        Peer::publisher_on(participant_id, transport, repair, LOOPBACK).await
+        Peer::publisher_on(participant_id, transport, repair, LOOPBACK, false).await
     }
 
-    /// As [`Peer::publisher_with`], a UDP socket on `ip`.
+    /// As [`Peer::publisher_with`], a UDP socket on `ip`; with `simulcast`
+    /// the video track has three encodings (see [`MediaOptions::simulcast`]).
     async fn publisher_on(
         participant_id: &str,
         transport: Transport,
         repair: &RepairOptions,
         ip: IpAddr,
+        simulcast: bool,
     ) -> anyhow::Result<Peer> {
         let mut opus = opus_codec();
         if let Some(fmtp) = &repair.opus_fmtp {
@@ -1094,6 +1209,11 @@ impl Peer {
         if repair.publisher_rtx {
             me.register_codec(rtx_codec(97, 96), RtpCodecKind::Video)?;
         }
+        if simulcast {
+            // What Chromium offers for a simulcast camera: mid, rid and
+            // repaired rid (the last unused here: no RTX with simulcast).
+            rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers(&mut me)?;
+        }
         let mut peer = Peer::bind_on(
             Pc::Publisher,
             me,
@@ -1111,11 +1231,22 @@ impl Peer {
             } else {
                 "video"
             };
-            let track = MediaStreamTrack::new(
-                participant_id.to_owned(),
-                format!("{participant_id}-{name}"),
-                format!("{name} of {participant_id}"),
-                kind,
+            let encodings = if simulcast && kind == RtpCodecKind::Video {
+                // One encoding per layer, lowest first (Chromium's order).
+                SIMULCAST_RIDS
+                    .iter()
+                    .zip(SIMULCAST_SSRCS)
+                    .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            rid: (*rid).to_owned(),
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        codec: codec.rtp_codec.clone(),
+                        ..Default::default()
+                    })
+                    .collect()
+            } else {
                 vec![RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc: Some(ssrc),
@@ -1123,7 +1254,14 @@ impl Peer {
                     },
                     codec: codec.rtp_codec.clone(),
                     ..Default::default()
-                }],
+                }]
+            };
+            let track = MediaStreamTrack::new(
+                participant_id.to_owned(),
+                format!("{participant_id}-{name}"),
+                format!("{name} of {participant_id}"),
+                kind,
+                encodings,
             );
             peer.pc.add_transceiver_from_track(
                 track,
@@ -1394,6 +1532,52 @@ struct SendState {
     keyframe_asked: bool,
     /// Audio: the negotiated id of the audio-level header extension.
     level_ext: Option<u8>,
+    /// Video with simulcast: the negotiated ids of the `mid` and
+    /// `rtp-stream-id` header extensions, and the section's mid.
+    mid_ext: Option<u8>,
+    rid_ext: Option<u8>,
+    mid: Option<String>,
+}
+
+/// Sending state of one simulcast layer.
+struct LayerSend {
+    /// Its RTP stream id and SSRC.
+    rid: &'static str,
+    ssrc: u32,
+    /// 1 = `q`, 2 = `h`, 3 = `f` (carried in the payload counter).
+    layer: u8,
+    seq: u16,
+    timestamp: u32,
+    /// Packet counter of this layer (without the layer bits).
+    counter: u32,
+    /// The server wants it (`layers_wanted`); the lowest always runs.
+    active: bool,
+    /// A key frame was asked for (PLI/FIR on its SSRC, or resumed).
+    keyframe_asked: bool,
+    /// Packets sent with the `mid`/`rtp-stream-id` extensions.
+    tagged: u64,
+}
+
+impl LayerSend {
+    fn all() -> Vec<LayerSend> {
+        SIMULCAST_RIDS
+            .iter()
+            .zip(SIMULCAST_SSRCS)
+            .enumerate()
+            .map(|(i, (rid, ssrc))| LayerSend {
+                rid,
+                ssrc,
+                layer: i as u8 + 1,
+                seq: (i as u16) << 12,
+                // Each layer has its own timestamp base, as in Chromium.
+                timestamp: (i as u32) << 28,
+                counter: 0,
+                active: true,
+                keyframe_asked: false,
+                tagged: 0,
+            })
+            .collect()
+    }
 }
 
 /// What a request sent with an `id` was.
@@ -1403,6 +1587,7 @@ enum Pending {
     SubscriberAnswer,
     Ping,
     IceRestart,
+    Request,
 }
 
 /// The client's task: owns the sockets and the connections.
@@ -1420,6 +1605,8 @@ struct Driver {
     ready: Option<oneshot::Sender<anyhow::Result<()>>>,
     audio: SendState,
     video: SendState,
+    /// With simulcast: the video layers (empty without).
+    layers: Vec<LayerSend>,
     /// Subscriber tracks from the server's offers (msid): track id ->
     /// (participant id, kind).
     sub_tracks: HashMap<String, (String, Kind)>,
@@ -1668,6 +1855,14 @@ impl Driver {
                         None => Err(anyhow!("no WebSocket to negotiate on")),
                     };
                     let _ = reply.send(r);
+                }
+                Input::Cmd(Some(Cmd::Send(mut request))) => {
+                    let Some(w) = ws.as_mut() else {
+                        self.record_error("no WebSocket to send a request on");
+                        continue;
+                    };
+                    request["id"] = json!(self.id(Pending::Request));
+                    send_json(w, &request).await?;
                 }
                 Input::Cmd(None) => break,
                 Input::Timer => {}
@@ -1940,14 +2135,32 @@ impl Driver {
             (Pc::Publisher, RTCMessage::RtcpPacket(_, packets)) => {
                 for p in packets {
                     let any = p.as_any();
-                    if any.downcast_ref::<PictureLossIndication>().is_some()
-                        || any.downcast_ref::<FullIntraRequest>().is_some()
+                    let ssrcs: Vec<u32> =
+                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                            vec![pli.media_ssrc]
+                        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                            fir.fir.iter().map(|e| e.ssrc).collect()
+                        } else {
+                            continue;
+                        };
                     {
-                        self.video.keyframe_asked = true;
+                        // Simulcast: a key frame of the layer asked for.
+                        let mut layer_asked = false;
+                        for l in self.layers.iter_mut() {
+                            if ssrcs.contains(&l.ssrc) {
+                                l.keyframe_asked = true;
+                                layer_asked = true;
+                            }
+                        }
+                        if !layer_asked {
+                            self.video.keyframe_asked = true;
+                        }
                         let mut st = lock(&self.state);
                         st.keyframe_requests += 1;
-                        st.timeline
-                            .push((self.started.elapsed(), "key frame requested".to_owned()));
+                        if st.keyframe_requests <= TIMELINE_DATAGRAMS {
+                            st.timeline
+                                .push((self.started.elapsed(), "key frame requested".to_owned()));
+                        }
                     }
                 }
             }
@@ -1981,11 +2194,53 @@ impl Driver {
         match verdict {
             Some(Ok(v)) => {
                 m.intact += 1;
+                let layer = layer_of_counter(v.counter);
+                let per_layer = m.layers.entry(layer).or_default();
+                per_layer.0 += 1;
+                per_layer.1 += pkt.payload.len() as u64;
+                // Loss: a gap in the counter between packets of one layer,
+                // unless the stream was paused or restarted at a key frame.
+                let sent = v.sent_ns.unwrap_or(0);
+                let mut late = false;
+                let gap: i64 = match m.last_seen {
+                    Some((l, c, at)) if l == layer => {
+                        if v.counter <= c {
+                            // Late: a repair of a gap counted before, or a
+                            // copy of a packet that came.
+                            late = true;
+                            if m.missing.remove(&v.counter) {
+                                -1
+                            } else {
+                                m.duplicates += 1;
+                                0
+                            }
+                        } else if v.counter == c.wrapping_add(1)
+                            || v.keyframe
+                            || sent.saturating_sub(at) > PAUSE_NS
+                        {
+                            0
+                        } else {
+                            for missed in (c + 1..v.counter).take(MISSING_MAX) {
+                                m.missing.insert(missed);
+                            }
+                            while m.missing.len() > MISSING_MAX {
+                                m.missing.pop_first();
+                            }
+                            i64::from(v.counter - c - 1)
+                        }
+                    }
+                    _ => 0,
+                };
+                m.gaps += gap;
+                if !late {
+                    m.last_seen = Some((layer, v.counter, sent));
+                }
                 if let (Some(sent), Some(clock)) = (v.sent_ns, &self.media.clock) {
                     if clock.in_window(sent) {
                         let us = self.last_rx_ns.saturating_sub(sent) / 1000;
                         st.delays_us.push(u32::try_from(us).unwrap_or(u32::MAX));
                         st.window_received += 1;
+                        st.window_gaps += gap;
                     }
                 }
                 if v.sender != owner {
@@ -2071,24 +2326,19 @@ impl Driver {
             return;
         };
         let stamp = self.media.clock.as_ref().map(|c| c.now_ns());
+        if !self.layers.is_empty() {
+            self.send_layers(sender, pt, stamp);
+            return;
+        }
         let v = &mut self.video;
-        let keyframe =
-            v.frames.is_multiple_of(self.media.keyframe_every.max(1)) || v.keyframe_asked;
+        let periodic = v.frames.is_multiple_of(self.media.keyframe_every.max(1));
+        let keyframe = periodic || v.keyframe_asked;
+        if v.keyframe_asked && !periodic {
+            lock(&self.state).keyframes_on_request += 1;
+        }
         v.keyframe_asked = false;
         let picture_id = (v.frames & 0x7fff) as u16;
-        let (count, filler) = match self.media.video_frame_bytes {
-            None if keyframe => (KEYFRAME_PACKETS, 400),
-            None => (1, 160),
-            Some(bytes) => {
-                let bytes = if keyframe {
-                    bytes * KEYFRAME_FACTOR
-                } else {
-                    bytes
-                };
-                let count = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
-                (count, bytes / count)
-            }
-        };
+        let (count, filler) = frame_split(self.media.video_frame_bytes, keyframe);
         let mut packets = Vec::with_capacity(count);
         for i in 0..count {
             let mut payload = vp8_descriptor(i == 0, picture_id);
@@ -2115,6 +2365,75 @@ impl Driver {
         }
         v.frames += 1;
         v.timestamp = v.timestamp.wrapping_add(3000);
+        for p in packets {
+            self.write(sender, Kind::Video, p, stamp);
+        }
+    }
+
+    /// One frame of every active simulcast layer (see
+    /// [`MediaOptions::simulcast`]).
+    fn send_layers(&mut self, sender: RTCRtpSenderId, pt: u8, stamp: Option<u64>) {
+        let periodic = self
+            .video
+            .frames
+            .is_multiple_of(self.media.keyframe_every.max(1));
+        let picture_id = (self.video.frames & 0x7fff) as u16;
+        let (mid_ext, rid_ext) = (self.video.mid_ext, self.video.rid_ext);
+        let mid = Bytes::from(self.video.mid.clone().unwrap_or_default().into_bytes());
+        let mut packets = Vec::new();
+        let mut on_request = 0;
+        for l in self.layers.iter_mut() {
+            if !l.active {
+                // The capture clock runs on while a layer is paused.
+                l.timestamp = l.timestamp.wrapping_add(3000);
+                continue;
+            }
+            let keyframe = periodic || l.keyframe_asked;
+            if l.keyframe_asked && !periodic {
+                on_request += 1;
+            }
+            l.keyframe_asked = false;
+            // q, h, f: ¼, ½ and all of the frame.
+            let bytes = self
+                .media
+                .video_frame_bytes
+                .map(|b| (b << (l.layer - 1)) / 4);
+            let (count, filler) = frame_split(bytes, keyframe);
+            for i in 0..count {
+                let mut payload = vp8_descriptor(i == 0, picture_id);
+                if i == 0 {
+                    payload
+                        .extend_from_slice(&vp8_frame_header_sized(keyframe, layer_dims(l.layer)));
+                }
+                let counter =
+                    (u32::from(l.layer) << LAYER_SHIFT) | (l.counter & ((1 << LAYER_SHIFT) - 1));
+                payload.extend(make_pattern_at(
+                    Kind::Video,
+                    &self.participant_id,
+                    counter,
+                    filler,
+                    stamp,
+                ));
+                let mut pkt = rtp_packet(pt, l.seq, l.timestamp, l.ssrc, i + 1 == count, payload);
+                if l.tagged < RID_PACKETS {
+                    if let (Some(m), Some(r)) = (mid_ext, rid_ext) {
+                        let _ = pkt.header.set_extension(m, mid.clone());
+                        let _ = pkt
+                            .header
+                            .set_extension(r, Bytes::from_static(l.rid.as_bytes()));
+                    }
+                    l.tagged += 1;
+                }
+                packets.push(pkt);
+                l.seq = l.seq.wrapping_add(1);
+                l.counter = l.counter.wrapping_add(1);
+            }
+            l.timestamp = l.timestamp.wrapping_add(3000);
+        }
+        self.video.frames += 1;
+        if on_request > 0 {
+            lock(&self.state).keyframes_on_request += on_request;
+        }
         for p in packets {
             self.write(sender, Kind::Video, p, stamp);
         }
@@ -2177,13 +2496,30 @@ impl Driver {
                 .map(|c| c.payload_type);
             state.sender = Some(id);
             state.payload_type = pt;
-            state.level_ext = s
-                .get_parameters()
-                .rtp_parameters
-                .header_extensions
-                .iter()
-                .find(|h| h.uri == AUDIO_LEVEL_URI)
-                .and_then(|h| u8::try_from(h.id).ok());
+            let params = s.get_parameters();
+            let ext = |uri: &str| {
+                params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .and_then(|h| u8::try_from(h.id).ok())
+            };
+            state.level_ext = ext(AUDIO_LEVEL_URI);
+            state.mid_ext = ext(MID_URI);
+            state.rid_ext = ext(RID_URI);
+            if kind == RtpCodecKind::Video && !self.layers.is_empty() {
+                state.mid = self
+                    .publisher
+                    .pc
+                    .local_description()
+                    .and_then(|d| section_mid(&d.sdp, "video"));
+                if state.mid_ext.is_none() || state.rid_ext.is_none() {
+                    lock(&self.state)
+                        .errors
+                        .push("simulcast: mid/rid extensions not negotiated".to_owned());
+                }
+            }
             if pt.is_none() {
                 lock(&self.state)
                     .errors
@@ -2247,6 +2583,28 @@ impl Driver {
                     });
                 }
                 r?;
+            }
+            "layers_wanted" if !self.layers.is_empty() => {
+                let wanted: Vec<&str> = v
+                    .get("layers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                for (i, l) in self.layers.iter_mut().enumerate() {
+                    // The lowest layer always runs.
+                    let on = i == 0 || wanted.contains(&l.rid);
+                    if on && !l.active {
+                        // A resumed encoding starts with a key frame.
+                        l.keyframe_asked = true;
+                    }
+                    l.active = on;
+                }
+                lock(&self.state).layers_active = self
+                    .layers
+                    .iter()
+                    .filter(|l| l.active)
+                    .map(|l| l.rid.to_owned())
+                    .collect();
             }
             "subscriber_offer" => {
                 let sdp = v
@@ -2359,7 +2717,8 @@ fn drop_on_departure(peer: &mut Peer, state: &Mutex<ClientState>, data: &[u8]) -
         return false;
     };
     if h.ssrc != VIDEO_SSRC {
-        if h.ssrc != AUDIO_SSRC {
+        // Simulcast layers are media too (and never dropped on purpose).
+        if h.ssrc != AUDIO_SSRC && !SIMULCAST_SSRCS.contains(&h.ssrc) {
             lock(state).repair.rtx_out += 1;
         }
         return false;
@@ -2442,6 +2801,20 @@ fn classify(first: Option<u8>) -> &'static str {
         Some(128..=191) => "RTP/RTCP",
         _ => "other",
     }
+}
+
+/// The `a=mid` of the first media section of `kind` (`audio`, `video`).
+fn section_mid(sdp: &str, kind: &str) -> Option<String> {
+    let mut in_kind = false;
+    for line in sdp.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("m=") {
+            in_kind = rest.split_whitespace().next() == Some(kind);
+        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_kind) {
+            return Some(mid.to_owned());
+        }
+    }
+    None
 }
 
 /// Tracks of an SDP by `a=msid:<stream> <track>` and the m-line's kind.
@@ -2602,8 +2975,13 @@ pub fn verify_payload(kind: Kind, p: &[u8]) -> Result<Verified, &'static str> {
             })
         }
         Kind::Video => {
-            let (rest, keyframe) = strip_vp8(p)?;
+            let (rest, dims) = strip_vp8(p)?;
             let (sender, counter, sent_ns) = check_pattern(kind, rest)?;
+            // A simulcast layer's key frames announce that layer's size.
+            if dims.is_some_and(|d| d != layer_dims(layer_of_counter(counter))) {
+                return Err("key frame dimensions of another layer");
+            }
+            let keyframe = dims.is_some();
             Ok(Verified {
                 sender,
                 counter,
@@ -2626,24 +3004,51 @@ fn vp8_descriptor(start: bool, picture_id: u16) -> Vec<u8> {
     ]
 }
 
+/// Packets and filler bytes per packet of a video frame: `bytes` of a
+/// delta frame (key frames [`KEYFRAME_FACTOR`] times more) in packets of at
+/// most [`MAX_VIDEO_PAYLOAD`]; `None`: the tests' small frames.
+fn frame_split(bytes: Option<usize>, keyframe: bool) -> (usize, usize) {
+    match bytes {
+        None if keyframe => (KEYFRAME_PACKETS, 400),
+        None => (1, 160),
+        Some(bytes) => {
+            let bytes = if keyframe {
+                bytes * KEYFRAME_FACTOR
+            } else {
+                bytes
+            };
+            let count = bytes.div_ceil(MAX_VIDEO_PAYLOAD).max(1);
+            (count, bytes / count)
+        }
+    }
+}
+
 /// VP8 frame header (RFC 6386 §9.1): the 3-byte frame tag (bit 0: 0 = key
 /// frame; show_frame set; a first-partition size), and for key frames the
 /// start code and the dimensions.
 fn vp8_frame_header(keyframe: bool) -> Vec<u8> {
+    vp8_frame_header_sized(keyframe, (VP8_WIDTH, VP8_HEIGHT))
+}
+
+/// As [`vp8_frame_header`], announcing `dims` (width, height) in key frames.
+fn vp8_frame_header_sized(keyframe: bool, dims: (u16, u16)) -> Vec<u8> {
     let first_part_size: u32 = 100;
     let tag: u32 = (if keyframe { 0 } else { 1 }) | (1 << 4) | (first_part_size << 5);
     let mut out = vec![tag as u8, (tag >> 8) as u8, (tag >> 16) as u8];
     if keyframe {
         out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        out.extend_from_slice(&VP8_WIDTH.to_le_bytes());
-        out.extend_from_slice(&VP8_HEIGHT.to_le_bytes());
+        out.extend_from_slice(&dims.0.to_le_bytes());
+        out.extend_from_slice(&dims.1.to_le_bytes());
     }
     out
 }
 
+/// Key frame dimensions: width, height.
+type Dims = (u16, u16);
+
 /// Skips the VP8 payload descriptor and, at the start of a frame, the frame
-/// header; returns the rest and whether it starts a key frame.
-fn strip_vp8(p: &[u8]) -> Result<(&[u8], bool), &'static str> {
+/// header; returns the rest and, if it starts a key frame, the dimensions.
+fn strip_vp8(p: &[u8]) -> Result<(&[u8], Option<Dims>), &'static str> {
     let get = |i: usize| p.get(i).copied().ok_or("vp8 descriptor truncated");
     let b0 = get(0)?;
     let mut i = 1;
@@ -2661,21 +3066,21 @@ fn strip_vp8(p: &[u8]) -> Result<(&[u8], bool), &'static str> {
         }
     }
     let start = b0 & 0x10 != 0 && b0 & 0x0f == 0;
-    let mut keyframe = false;
+    let mut keyframe = None;
     if start {
         let tag = get(i)?;
         get(i + 2)?;
         i += 3;
         if tag & 1 == 0 {
-            keyframe = true;
             if p.get(i..i + 3) != Some(&[0x9d, 0x01, 0x2a][..]) {
                 return Err("key frame without start code");
             }
             let w = u16::from_le_bytes([get(i + 3)?, get(i + 4)?]) & 0x3fff;
             let h = u16::from_le_bytes([get(i + 5)?, get(i + 6)?]) & 0x3fff;
-            if w != VP8_WIDTH || h != VP8_HEIGHT {
+            if ![1u8, 2, 3].iter().any(|l| layer_dims(*l) == (w, h)) {
                 return Err("key frame with wrong dimensions");
             }
+            keyframe = Some((w, h));
             i += 7;
         }
     }
@@ -2738,6 +3143,33 @@ mod tests {
             p.extend(vp8_frame_header(true));
             assert!(verify_payload(Kind::Video, &p[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn simulcast_layers_are_told_apart() {
+        // q's key frames announce a quarter of the size; the counter says q.
+        let q = (u32::from(1u8) << LAYER_SHIFT) | 5;
+        let mut p = vp8_descriptor(true, 7);
+        p.extend(vp8_frame_header_sized(true, layer_dims(1)));
+        p.extend(make_pattern(Kind::Video, "p-3", q, 40));
+        let v = verify_payload(Kind::Video, &p).map_err(|e| e.to_string());
+        assert_eq!(
+            v.map(|v| (layer_of_counter(v.counter), v.keyframe)),
+            Ok((1, true))
+        );
+        // A key frame of the full size on q's counter is not what q sends.
+        let mut p = vp8_descriptor(true, 7);
+        p.extend(vp8_frame_header(true));
+        p.extend(make_pattern(Kind::Video, "p-3", q, 40));
+        assert!(verify_payload(Kind::Video, &p).is_err());
+        assert_eq!(layer_of_counter(123), 0);
+        assert_eq!(
+            section_mid(
+                "m=audio 9 X 111\r\na=mid:0\r\nm=video 9 X 96\r\na=mid:1\r\n",
+                "video"
+            ),
+            Some("1".to_owned())
+        );
     }
 
     #[test]

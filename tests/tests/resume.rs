@@ -9,7 +9,10 @@
 //! - Bad, used, expired or other-meeting resume tokens get `resume_failed`
 //!   and the socket can still join.
 //! - A client whose address changes restarts ICE on both connections and its
-//!   media flows again (the gap is printed).
+//!   media flows again (the gap is printed); also when it publishes its
+//!   video in simulcast and sends the `mid`/`rid` header extensions only at
+//!   the start of each layer, as Chromium does (the server must keep the
+//!   layers it learnt across the publisher's re-offer).
 //!
 //! Run inside a private network namespace (the test runner does this):
 //! `GIAOBAN_TEST_QUICK=1 scripts/test -p giaoban-tests --test resume`.
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use base64::Engine as _;
-use giaoban_tests::client::{ClientState, Kind, TestClient};
+use giaoban_tests::client::{ClientState, JoinOptions, Kind, MediaOptions, TestClient};
 use giaoban_tests::{token_of, TestServer, WsClient};
 use serde_json::{json, Value};
 
@@ -436,9 +439,37 @@ async fn media_resumes_after_an_address_change_and_ice_restart() -> Result<()> {
     server_log_on_error(&server, r)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simulcast_video_resumes_after_the_publishers_ice_restart() -> Result<()> {
+    let server = TestServer::start().await?;
+    let r = address_change_with(&server, true).await;
+    server_log_on_error(&server, r)
+}
+
 async fn address_change(server: &TestServer) -> Result<()> {
+    address_change_with(server, false).await
+}
+
+/// `a` moves to another address and restarts ICE; with `simulcast` it
+/// publishes its video as three rid layers.
+async fn address_change_with(server: &TestServer, simulcast: bool) -> Result<()> {
     let meeting = server.create_meeting("Giao ban: đổi mạng").await?;
-    let a = join(server, &meeting, "UBND xã Ea Pô", "bridge").await?;
+    let a = if simulcast {
+        let url = server.invite(&meeting, "UBND xã Ea Pô", "bridge").await?;
+        TestClient::join_media(
+            &server.ws_url(),
+            token_of(&url)?,
+            JoinOptions::default(),
+            MediaOptions {
+                simulcast: true,
+                ..MediaOptions::default()
+            },
+        )
+        .await
+        .context("a joins with simulcast")?
+    } else {
+        join(server, &meeting, "UBND xã Ea Pô", "bridge").await?
+    };
     let b = join(server, &meeting, "UBND tỉnh", "chair").await?;
     let (aid, bid) = (a.participant_id().to_owned(), b.participant_id().to_owned());
     more_media(&a, &bid, (0, 0), 25, 15).await?;
@@ -468,7 +499,9 @@ async fn address_change(server: &TestServer) -> Result<()> {
             b.summary()
         );
     };
-    // And keeps flowing, from the new address only.
+    // And keeps flowing, from the new address only; video too (with
+    // simulcast, the layer b receives was learnt before the re-offer and its
+    // packets no longer carry mid/rid).
     let (a_from_b, b_from_a) = (counts(&a, &bid), counts(&b, &aid));
     more_media(&a, &bid, a_from_b, 50, 30).await?;
     more_media(&b, &aid, b_from_a, 50, 30).await?;
@@ -505,7 +538,8 @@ async fn address_change(server: &TestServer) -> Result<()> {
         ensure!(bad.is_empty(), "errors: {bad:?}");
     }
     eprintln!(
-        "ICE restart after an address change: media gap a -> b {} ms, b -> a {} ms",
+        "ICE restart after an address change (simulcast: {simulcast}): media gap a -> b {} ms, \
+         b -> a {} ms",
         up.as_millis(),
         down.as_millis()
     );

@@ -8,6 +8,20 @@
 //! markers) and receive whatever the server forwards, then measures a window
 //! after a warm-up and prints a table (and JSON with `--json`).
 //!
+//! `--scenario giaoban100` is issue 7's meeting: one chair and 98 bridge
+//! points (scaled by `--scale`). Every client publishes simulcast VP8 (rid
+//! `q`/`h`/`f` on their own SSRCs, as Chromium sends it, obeying the
+//! server's `layers_wanted` and answering its key frame requests) and Opus
+//! with RFC 6464 audio levels; a few bridge points take turns to speak
+//! ([`Scene`]); every client asks with `set_quality` for the chair's and the
+//! active speaker's video `high` and every other video `low`, and the server
+//! runs with `media.last_n = 10` and `media.audio_loudest = 3`. In the
+//! window the run checks, per subscriber, how many videos it received and at
+//! which layer, and how many audios ([`Scene::judge`]), and counts loss as
+//! gaps in each layer's packet counter. `--selective false` is the former
+//! all-to-all run (one layer, every participant receives every other, no
+//! selection), which the Janus reference can be compared with.
+//!
 //! With `--reference janus|bare|all` the same run then measures references
 //! under the same load: Janus VideoRoom (the same participant ids, media and
 //! subscriptions, through `giaoban_tests::janus`) and the bare forwarder
@@ -20,7 +34,8 @@
 //! What every figure means is in `docs/performance.md`.
 //!
 //! # Layout
-//! - [`Args`]: the command line; [`plan`] turns it into participants.
+//! - [`Args`]: the command line; [`plan`] turns it into participants;
+//!   [`Scene`]: the selective giaoban100's speakers, subscriptions and check.
 //! - [`run`]: giaoban ([`run_giaoban`]: server, invitations, joins), then
 //!   the references ([`run_janus`], [`run_bare`]), then the comparison.
 //! - [`measure`]: for one system: every stream flowing, warm-up, the
@@ -36,12 +51,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::{ArgAction, Parser, ValueEnum};
-use giaoban_tests::client::{JoinOptions, Kind, MediaClock, MediaOptions, Pc, TestClient};
+use giaoban_tests::client::{
+    ClientState, JoinOptions, Kind, MediaClock, MediaOptions, Pc, TestClient, SIMULCAST_RIDS,
+};
 use giaoban_tests::janus::{self, Janus, JanusLink, JanusOptions};
 use giaoban_tests::procstat::{
     clock_ticks_per_second, loadavg, machine_cpu_ticks, machine_description, proc_cpu_ticks,
     proc_rss, time_string, udp_buffer_errors,
 };
+use giaoban_tests::repair::RepairOptions;
 use giaoban_tests::{token_of, ServerOptions, TestServer};
 use serde_json::{json, Value};
 
@@ -54,8 +72,10 @@ const MESH_TIMEOUT: Duration = Duration::from_secs(90);
 enum Scenario {
     /// `--publishers` participants publish, `--subscribers` only receive.
     Custom,
-    /// One chair and 98 bridge points, all publishing and receiving,
-    /// scaled by `--scale` (what the server supports today; see the output).
+    /// One chair and 98 bridge points, all publishing (simulcast) and
+    /// receiving the chair's and the speaker's high layer, the other videos
+    /// of last-N at the low layer and the loudest audio; scaled by `--scale`.
+    /// With `--selective false`: the former all-to-all run.
     Giaoban100,
 }
 
@@ -84,7 +104,7 @@ impl Reference {
 
 /// Load benchmark: real giaoban server, many webrtc-rs clients.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "loadgen")]
+#[command(name = "loadgen", args_override_self = true)]
 struct Args {
     /// Scenario.
     #[arg(long, value_enum, default_value = "custom")]
@@ -110,6 +130,25 @@ struct Args {
     /// giaoban100: video bitrate of the chair, kbit/s.
     #[arg(long, default_value_t = 1000)]
     chair_video_kbps: u32,
+    /// giaoban100: publish simulcast and subscribe as the scenario says
+    /// (set_quality, last-N, loudest audio). false: the all-to-all run of
+    /// before (one layer, everybody receives everybody; what the Janus
+    /// reference can be compared with).
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    selective: bool,
+    /// giaoban100 (selective): the server's `media.last_n`.
+    #[arg(long, default_value_t = 10)]
+    last_n: usize,
+    /// giaoban100 (selective): the server's `media.audio_loudest`.
+    #[arg(long, default_value_t = 3)]
+    audio_loudest: usize,
+    /// giaoban100 (selective): bridge points that take turns to speak (the
+    /// speaker loud, the two before it quieter, everybody else silent).
+    #[arg(long, default_value_t = 4)]
+    talkers: usize,
+    /// giaoban100 (selective): seconds of each speaker's turn.
+    #[arg(long, default_value_t = 10)]
+    speaker_every: u64,
     /// Publishers send audio (Opus-sized packets every 20 ms).
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     audio: bool,
@@ -157,6 +196,350 @@ struct Args {
     bare_bin: Option<PathBuf>,
 }
 
+/// RFC 6464 levels (-dBov) the selective giaoban100's publishers send: the
+/// speaker of the turn, the two speakers before it (quieter, still above
+/// the server's audibility threshold of about -55 dBov), everybody else.
+const LEVEL_SPEAKER: u8 = 10;
+const LEVEL_QUIET: u8 = 40;
+const LEVEL_SILENT: u8 = 127;
+
+/// The selective giaoban100: who speaks when (each publisher's audio
+/// level, by turns of `--speaker-every` seconds among `--talkers` bridge
+/// points), and what each client asks for, as the web client would: the
+/// chair's video and the video of the latest `active_speaker` it was told
+/// of `high`, every other video `low` (`set_quality` whenever that changes
+/// or a new track appears). Also the check of what each client receives.
+struct Scene {
+    /// Plan indices of the talkers, in speaking order.
+    talkers: Vec<usize>,
+    /// Plan index of the chair.
+    chair: usize,
+    every: Duration,
+    /// When turn 0 began.
+    start: Instant,
+    last_n: usize,
+    audio_loudest: usize,
+    /// Display names by plan index (for the output).
+    names: Vec<String>,
+    state: std::sync::Mutex<SceneState>,
+}
+
+#[derive(Default)]
+struct SceneState {
+    /// The chair's participant id, once it joined.
+    chair_id: Option<String>,
+    /// Per plan index: events of the client already read, the latest
+    /// active speaker it was told of, and the quality asked per video
+    /// track id.
+    clients: Vec<ClientView>,
+    /// set_quality requests sent.
+    requests: u64,
+}
+
+#[derive(Default)]
+struct ClientView {
+    events_read: usize,
+    speaker: Option<String>,
+    asked: std::collections::HashMap<String, &'static str>,
+}
+
+/// Per client: (sender, kind) -> packets and payload bytes per layer (0 =
+/// single layer, 1 = q, 2 = h, 3 = f).
+type LayerCounts = Vec<std::collections::BTreeMap<(String, Kind), [(u64, u64); 4]>>;
+
+fn layer_counts(clients: &[TestClient]) -> LayerCounts {
+    clients
+        .iter()
+        .map(|c| {
+            c.state()
+                .media
+                .iter()
+                .map(|(key, m)| {
+                    let mut per = [(0, 0); 4];
+                    for (l, v) in &m.layers {
+                        if let Some(slot) = per.get_mut(usize::from(*l)) {
+                            *slot = *v;
+                        }
+                    }
+                    (key.clone(), per)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+impl Scene {
+    fn new(args: &Args, planned: &[Planned]) -> anyhow::Result<Scene> {
+        let chair = planned
+            .iter()
+            .position(|p| p.role == "chair")
+            .context("no chair")?;
+        let bridges: Vec<usize> = (0..planned.len()).filter(|&i| i != chair).collect();
+        let t = args.talkers.clamp(1, bridges.len().max(1));
+        // Spread over the joining order: early and late bridge points.
+        let talkers = (0..t)
+            .filter_map(|k| bridges.get(k * bridges.len() / t).copied())
+            .collect();
+        Ok(Scene {
+            talkers,
+            chair,
+            every: Duration::from_secs(args.speaker_every.max(1)),
+            start: Instant::now(),
+            last_n: args.last_n,
+            audio_loudest: args.audio_loudest,
+            names: planned.iter().map(|p| p.name.clone()).collect(),
+            state: std::sync::Mutex::new(SceneState::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SceneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn turn_at(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.start).as_secs_f64() / self.every.as_secs_f64()) as u64
+    }
+
+    fn turn_start(&self, turn: u64) -> Instant {
+        self.start + self.every.mul_f64(turn as f64)
+    }
+
+    /// The `back`-th speaker before the one of `turn` (0: that one).
+    fn talker(&self, turn: u64, back: u64) -> usize {
+        let t = self.talkers.len() as u64;
+        self.talkers[((turn + 3 * t - back % t) % t) as usize]
+    }
+
+    /// The level participant `i` sends in `turn`.
+    fn level(&self, turn: u64, i: usize) -> u8 {
+        let t = self.talkers.len() as u64;
+        if self.talker(turn, 0) == i {
+            LEVEL_SPEAKER
+        } else if (1..3.min(t)).any(|back| self.talker(turn, back) == i) {
+            LEVEL_QUIET
+        } else {
+            LEVEL_SILENT
+        }
+    }
+
+    /// Videos each participant receives: last-N of the N-1 others.
+    fn videos(&self, n: usize) -> usize {
+        if self.last_n == 0 {
+            n - 1
+        } else {
+            self.last_n.min(n - 1)
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
+    /// Applies the current turn's audio levels and every client's wishes.
+    fn tick<'a>(&self, clients: impl Iterator<Item = (usize, &'a TestClient)>) {
+        let turn = self.turn_at(Instant::now());
+        let mut st = self.lock();
+        for (i, c) in clients {
+            if i == self.chair && st.chair_id.is_none() {
+                st.chair_id = Some(c.participant_id().to_owned());
+            }
+            c.set_audio_level(Some(self.level(turn, i)));
+            if st.clients.len() <= i {
+                st.clients.resize_with(i + 1, ClientView::default);
+            }
+            let chair_id = st.chair_id.clone();
+            let view = &mut st.clients[i];
+            let me = c.participant_id();
+            let videos: Vec<(String, String)> = {
+                let cs = c.state();
+                for e in cs.events.iter().skip(view.events_read) {
+                    if e["type"] == "active_speaker" {
+                        view.speaker = e["participant_id"].as_str().map(str::to_owned);
+                    }
+                }
+                view.events_read = cs.events.len();
+                cs.published_tracks
+                    .iter()
+                    .filter(|(_, (p, k))| *k == Kind::Video && p != me)
+                    .map(|(t, (p, _))| (t.clone(), p.clone()))
+                    .collect()
+            };
+            let mut sent = 0;
+            for (track, owner) in videos {
+                let high =
+                    Some(&owner) == chair_id.as_ref() || Some(&owner) == view.speaker.as_ref();
+                let q = if high { "high" } else { "low" };
+                if view.asked.get(&track) != Some(&q) && c.set_quality(&track, q).is_ok() {
+                    view.asked.insert(track, q);
+                    sent += 1;
+                }
+            }
+            st.requests += sent;
+        }
+    }
+
+    /// For each speaker's turn inside [`from`, `until`]: what every client
+    /// received between 40 % and 80 % of the turn (after the switch has
+    /// settled), judged against the scenario.
+    async fn check_turns(
+        &self,
+        clients: &[TestClient],
+        ids: &[String],
+        from: Instant,
+        until: Instant,
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut turn = self.turn_at(from);
+        loop {
+            let a = self.turn_start(turn) + self.every.mul_f64(0.4);
+            let b = self.turn_start(turn) + self.every.mul_f64(0.8);
+            if b > until {
+                break;
+            }
+            if a >= from {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(a)).await;
+                let before = layer_counts(clients);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(b)).await;
+                let after = layer_counts(clients);
+                let secs = (b - a).as_secs_f64();
+                out.push(self.judge(turn, ids, &before, &after, secs));
+            }
+            turn += 1;
+        }
+        out
+    }
+
+    /// One turn's check: per subscriber, the videos it received (and the
+    /// layer of each), the audios; against what the scenario says.
+    fn judge(
+        &self,
+        turn: u64,
+        ids: &[String],
+        before: &LayerCounts,
+        after: &LayerCounts,
+        secs: f64,
+    ) -> Value {
+        let n = ids.len();
+        let speaker = self.talker(turn, 0);
+        let audible: Vec<usize> = (0..n)
+            .filter(|&j| self.level(turn, j) < LEVEL_SILENT)
+            .collect();
+        let mut shapes: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut mismatches: Vec<String> = Vec::new();
+        let mut ok = 0;
+        // Received payload bit rate per stream, per layer (kbit/s), and audio.
+        let mut layer_rates: [Vec<f64>; 4] = Default::default();
+        let mut audio_rates: Vec<f64> = Vec::new();
+        for i in 0..n {
+            let (Some(b), Some(a)) = (before.get(i), after.get(i)) else {
+                continue;
+            };
+            let diff = |key: &(String, Kind)| -> [(u64, u64); 4] {
+                let x = a.get(key).copied().unwrap_or_default();
+                let y = b.get(key).copied().unwrap_or_default();
+                [0, 1, 2, 3].map(|l| (x[l].0 - y[l].0, x[l].1 - y[l].1))
+            };
+            let mut video_layers: Vec<(usize, Vec<usize>)> = Vec::new();
+            let mut audios: Vec<usize> = Vec::new();
+            for (j, id) in ids.iter().enumerate() {
+                if j == i {
+                    continue;
+                }
+                let v = diff(&(id.clone(), Kind::Video));
+                let layers: Vec<usize> = (0..4).filter(|&l| v[l].0 > 0).collect();
+                for &l in &layers {
+                    layer_rates[l].push(v[l].1 as f64 * 8.0 / 1000.0 / secs);
+                }
+                if !layers.is_empty() {
+                    video_layers.push((j, layers));
+                }
+                let au = diff(&(id.clone(), Kind::Audio));
+                if au[0].0 > 0 {
+                    audios.push(j);
+                    audio_rates.push(au[0].1 as f64 * 8.0 / 1000.0 / secs);
+                }
+            }
+            let on = |l: usize| {
+                video_layers
+                    .iter()
+                    .filter(|(_, ls)| ls.as_slice() == [l])
+                    .count()
+            };
+            let mixed = video_layers.iter().filter(|(_, ls)| ls.len() > 1).count();
+            let shape = format!(
+                "{} videos ({} high, {} low{}), {} audios",
+                video_layers.len(),
+                on(3),
+                on(1),
+                match (on(2), mixed) {
+                    (0, 0) => String::new(),
+                    (m, x) => format!(", {m} medium, {x} switching"),
+                },
+                audios.len()
+            );
+            *shapes.entry(shape.clone()).or_default() += 1;
+            // What the scenario says for subscriber i.
+            let highs: Vec<usize> = [self.chair, speaker]
+                .into_iter()
+                .filter(|&j| j != i)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let want_videos = self.videos(n);
+            let audible_others: Vec<usize> = audible.iter().copied().filter(|&j| j != i).collect();
+            let want_audios = if self.audio_loudest == 0 {
+                n - 1
+            } else {
+                self.audio_loudest.min(audible_others.len())
+            };
+            let mut wrong = Vec::new();
+            if video_layers.len() != want_videos {
+                wrong.push(format!("{} videos, not {want_videos}", video_layers.len()));
+            }
+            for &h in &highs {
+                if !video_layers
+                    .iter()
+                    .any(|(j, ls)| *j == h && ls.as_slice() == [3])
+                {
+                    wrong.push(format!("{} not at the high layer", ids[h]));
+                }
+            }
+            if on(3) != highs.len() || on(1) + highs.len() != want_videos {
+                wrong.push(format!("layers {shape}"));
+            }
+            if audios.len() != want_audios {
+                wrong.push(format!("{} audios, not {want_audios}", audios.len()));
+            }
+            if self.audio_loudest > 0 && audios.iter().any(|j| !audible.contains(j)) {
+                wrong.push("a silent participant's audio".to_owned());
+            }
+            if wrong.is_empty() {
+                ok += 1;
+            } else if mismatches.len() < 8 {
+                mismatches.push(format!("{}: {}", ids[i], wrong.join("; ")));
+            }
+        }
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        json!({
+            "turn": turn,
+            "speaker": ids.get(speaker),
+            "speaker_name": self.names.get(speaker),
+            "seconds": secs,
+            "subscribers": n,
+            "as_the_scenario_says": ok,
+            "shapes": shapes,
+            "mismatches": mismatches,
+            "kbps_per_stream": {
+                "q": mean(&layer_rates[1]),
+                "h": mean(&layer_rates[2]),
+                "f": mean(&layer_rates[3]),
+                "single_layer": mean(&layer_rates[0]),
+                "audio": mean(&audio_rates),
+            },
+        })
+    }
+}
+
 /// One participant to join.
 struct Planned {
     name: String,
@@ -165,19 +548,53 @@ struct Planned {
     video_kbps: u32,
 }
 
-/// Media packets per second one publisher should send with these options.
+/// Media packets per second one publisher should send with these options
+/// (one video layer).
 fn planned_pps(args: &Args, video_kbps: u32) -> f64 {
     let audio = if args.audio { 50.0 } else { 0.0 };
     if !args.video {
         return audio;
     }
-    // As the client sizes frames: delta frames of `frame` bytes, key frames 4x,
-    // packets of at most 1100 bytes.
-    let frame = (video_kbps as usize * 1000 / 8 / FPS as usize).max(64);
+    audio + video_pps(args, frame_bytes(video_kbps))
+}
+
+/// Payload bytes of a delta frame at `video_kbps` (the full layer).
+fn frame_bytes(video_kbps: u32) -> usize {
+    (video_kbps as usize * 1000 / 8 / FPS as usize).max(64)
+}
+
+/// Packets per second of a video stream of `frame`-byte delta frames, as
+/// the client sizes them: key frames 4x (every `--keyframe-interval`; key
+/// frames asked for by the server come on top), packets of at most 1100
+/// bytes.
+fn video_pps(args: &Args, frame: usize) -> f64 {
     let every = ((args.keyframe_interval * f64::from(FPS)).round()).max(1.0);
     let delta = frame.div_ceil(1100) as f64;
     let key = (frame * 4).div_ceil(1100) as f64;
-    audio + f64::from(FPS) * (delta * (every - 1.0) + key) / every
+    f64::from(FPS) * (delta * (every - 1.0) + key) / every
+}
+
+/// As [`planned_pps`] for a simulcast publisher sending the layers
+/// `active` (rids; `q`, `h`, `f` carry ¼, ½ and all of the frame bytes).
+fn planned_pps_layers(args: &Args, video_kbps: u32, active: &[String]) -> f64 {
+    let audio = if args.audio { 50.0 } else { 0.0 };
+    if !args.video {
+        return audio;
+    }
+    let frame = frame_bytes(video_kbps);
+    let video: f64 = SIMULCAST_RIDS
+        .iter()
+        .enumerate()
+        .filter(|(_, rid)| active.iter().any(|a| a == *rid))
+        .map(|(i, _)| video_pps(args, (frame << i) / 4))
+        .sum();
+    audio + video
+}
+
+/// Whether the run is the selective giaoban100 (simulcast, set_quality,
+/// last-N, loudest audio).
+fn selective(args: &Args) -> bool {
+    args.scenario == Scenario::Giaoban100 && args.selective
 }
 
 fn plan(args: &Args) -> anyhow::Result<Vec<Planned>> {
@@ -259,6 +676,12 @@ struct Snapshot {
     self_ticks: u64,
     machine: (u64, u64),
     udp_errors: (u64, u64),
+    /// Counter gaps of packets stamped in the window (selective runs).
+    window_gaps: i64,
+    /// Key frame requests the publishers saw, and key frames they sent for
+    /// them (or for resumed layers), since they joined.
+    keyframe_requests: u64,
+    keyframes_on_request: u64,
 }
 
 fn snapshot(clients: &[TestClient], server_pid: &str) -> anyhow::Result<Snapshot> {
@@ -273,6 +696,9 @@ fn snapshot(clients: &[TestClient], server_pid: &str) -> anyhow::Result<Snapshot
         let st = c.state();
         s.window_sent.push(st.window_sent);
         s.window_received += st.window_received;
+        s.window_gaps += st.window_gaps;
+        s.keyframe_requests += st.keyframe_requests;
+        s.keyframes_on_request += st.keyframes_on_request;
         s.sent += st.sent.values().sum::<u64>();
         s.sent_bytes += st.sent_bytes.values().sum::<u64>();
         for m in st.media.values() {
@@ -296,11 +722,25 @@ fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     sorted.get(i.min(sorted.len() - 1)).copied()
 }
 
-/// What the giaoban100 scenario of issue 7 asks and the server cannot do yet.
-const GIAOBAN100_GAPS: &str = "not yet possible (the server forwards every track to every \
-other participant): simulcast layers (each client publishes one VP8 layer), the chair's and \
-the speaker's high layer with 8 thumbnails at the low layer (last-N), the 3 loudest audio \
-streams; every participant here receives all N-1 videos and all N-1 audios";
+/// What `--scenario giaoban100 --selective false` measures.
+const GIAOBAN100_ALL_TO_ALL: &str = "all-to-all (--selective false): every client publishes one \
+VP8 layer and receives all N-1 videos and all N-1 audios; the server's last-N and loudest-audio \
+selection are off (media.last_n = 0, media.audio_loudest = 0)";
+
+/// What the selective giaoban100 does, for the output and the JSON.
+fn giaoban100_description(args: &Args) -> String {
+    if !selective(args) {
+        return GIAOBAN100_ALL_TO_ALL.to_owned();
+    }
+    format!(
+        "every client publishes simulcast VP8 (q/h/f: 1/4, 1/2, all of its bit rate) and Opus with \
+         RFC 6464 levels; {} bridge points take turns of {} s to speak (the speaker at -{} dBov, \
+         the two before it at -{} dBov, everybody else silent, -127); every client asks \
+         (set_quality) for the chair's and the active speaker's video high, every other video \
+         low; the server runs with media.last_n = {} and media.audio_loudest = {}",
+        args.talkers, args.speaker_every, LEVEL_SPEAKER, LEVEL_QUIET, args.last_n, args.audio_loudest
+    )
+}
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let planned = plan(&args)?;
@@ -315,13 +755,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.threads
     );
     if args.scenario == Scenario::Giaoban100 {
-        println!("giaoban100: {GIAOBAN100_GAPS}");
+        println!("giaoban100: {}", giaoban100_description(&args));
+    }
+    // The Janus adapter subscribes everybody to everything, one layer.
+    let janus_skipped = selective(&args) && args.reference.janus();
+    if janus_skipped {
+        println!(
+            "Janus reference skipped: it is measured all-to-all only (--scenario custom, or \
+             giaoban100 with --selective false)"
+        );
     }
     let (mut report, ids) = run_giaoban(&args, &planned).await?;
     println!("\n== giaoban");
     print_table(&report);
+    print_checks(&report);
     let mut refs = serde_json::Map::new();
-    if args.reference.janus() {
+    if janus_skipped {
+        refs.insert(
+            "janus".into(),
+            json!({"skipped": "measured all-to-all only (--selective false)"}),
+        );
+    } else if args.reference.janus() {
         println!("== Janus (same participants, media and subscriptions)");
         match run_janus(&args, &planned, &ids).await {
             Ok(r) => {
@@ -374,9 +828,10 @@ fn media_of(args: &Args, p: &Planned, clock: &Arc<MediaClock>) -> MediaOptions {
         publish: p.publish,
         audio: args.audio,
         video: args.video,
-        video_frame_bytes: Some((p.video_kbps as usize * 1000 / 8 / FPS as usize).max(64)),
+        video_frame_bytes: Some(frame_bytes(p.video_kbps)),
         keyframe_every: ((args.keyframe_interval * f64::from(FPS)).round() as u64).max(1),
         clock: Some(clock.clone()),
+        simulcast: selective(args),
     }
 }
 
@@ -396,13 +851,19 @@ fn join_order(planned: &[Planned]) -> anyhow::Result<(usize, Vec<usize>)> {
 /// payloads, which carry the sender's id, have the same sizes).
 async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value, Vec<String>)> {
     let n = planned.len();
-    // Every participant receives every other publisher's media (the
-    // expected streams and the loss count assume it, and Janus does the
-    // same), so the server's last-N and loudest-audio selection are off.
+    // All-to-all runs: every participant receives every other publisher's
+    // media (the expected streams and the loss count assume it, and Janus
+    // does the same), so the server's last-N and loudest-audio selection
+    // are off. The selective giaoban100 sets them as the scenario says.
+    let (last_n, loudest) = if selective(args) {
+        (args.last_n, args.audio_loudest)
+    } else {
+        (0, 0)
+    };
     let server = TestServer::start_with(ServerOptions {
         bin: args.server_bin.clone(),
         log_level: Some(args.server_log.clone()),
-        extra_toml: "[media]\nlast_n = 0\naudio_loudest = 0\n".to_owned(),
+        extra_toml: format!("[media]\nlast_n = {last_n}\naudio_loudest = {loudest}\n"),
     })
     .await
     .context("start the server")?;
@@ -438,14 +899,29 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
     let join_started = Instant::now();
     let (first, order) = join_order(planned)?;
     let mut slots: Vec<Option<TestClient>> = (0..n).map(|_| None).collect();
-    let c0 = TestClient::join_media(
-        &ws_url,
-        &tokens[first],
-        JoinOptions::default(),
-        media_of(args, &planned[first], &clock),
-    )
-    .await
-    .context("the first publisher joins")?;
+    let scene = if selective(args) {
+        Some(Scene::new(args, planned)?)
+    } else {
+        None
+    };
+    // Selective: a simulcast publisher answers the server's key frame
+    // requests (PLI/FIR for one layer), as a browser does.
+    let join = |i: usize| {
+        TestClient::join_repair(
+            &ws_url,
+            &tokens[i],
+            JoinOptions::default(),
+            media_of(args, &planned[i], &clock),
+            RepairOptions {
+                answer_keyframe_requests: selective(args),
+                ..RepairOptions::default()
+            },
+        )
+    };
+    let c0 = join(first).await.context("the first publisher joins")?;
+    if let Some(scene) = &scene {
+        scene.tick(std::iter::once((first, &c0)));
+    }
     let own = c0.participant_id().to_owned();
     c0.wait_until(Duration::from_secs(15), "its own tracks live", |st| {
         st.has_event("track_published", |e| {
@@ -455,17 +931,19 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
     .await?;
     slots[first] = Some(c0);
     for chunk in order[1..].chunks(args.join_concurrency.max(1)) {
-        let joins = futures_util::future::join_all(chunk.iter().map(|&i| {
-            TestClient::join_media(
-                &ws_url,
-                &tokens[i],
-                JoinOptions::default(),
-                media_of(args, &planned[i], &clock),
-            )
-        }))
-        .await;
+        let joins = futures_util::future::join_all(chunk.iter().map(|&i| join(i))).await;
         for (&i, r) in chunk.iter().zip(joins) {
             slots[i] = Some(r.with_context(|| format!("{} joins", planned[i].name))?);
+        }
+        // Levels and set_quality as the clients arrive (a client asks for
+        // its layout as soon as it sees the tracks).
+        if let Some(scene) = &scene {
+            scene.tick(
+                slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| c.as_ref().map(|c| (i, c))),
+            );
         }
     }
     let clients: Vec<TestClient> = slots.into_iter().flatten().collect();
@@ -491,6 +969,7 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
             join_started,
             join_times: true,
             bin: server_bin_name(args),
+            scene: scene.as_ref(),
         },
     )
     .await?;
@@ -596,6 +1075,7 @@ async fn run_janus(args: &Args, planned: &[Planned], ids: &[String]) -> anyhow::
             // Subscriptions wait for every publisher: not comparable.
             join_times: false,
             bin: args.janus_bin.display().to_string(),
+            scene: None,
         },
     );
     let report = report.await;
@@ -621,6 +1101,14 @@ async fn run_bare(args: &Args, planned: &[Planned], ours: &Value) -> anyhow::Res
     }
     let pps = in_pps / publishers as f64;
     let size = (in_bytes / in_pps).round().max(16.0) as usize;
+    // All-to-all: every packet to every other participant. Selective: as
+    // many copies per packet as giaoban forwarded on average.
+    let fanout = if selective(args) {
+        let out_pps = ours["out"]["packets_per_s"].as_f64().unwrap_or(0.0);
+        ((out_pps / in_pps).round() as usize).clamp(1, n - 1)
+    } else {
+        n - 1
+    };
     let bin = args.bare_bin.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
@@ -635,7 +1123,7 @@ async fn run_bare(args: &Args, planned: &[Planned], ours: &Value) -> anyhow::Res
         "--receivers".to_owned(),
         n.to_string(),
         "--fanout".to_owned(),
-        (n - 1).to_string(),
+        fanout.to_string(),
         "--pps".to_owned(),
         format!("{pps:.1}"),
         "--size".to_owned(),
@@ -648,9 +1136,8 @@ async fn run_bare(args: &Args, planned: &[Planned], ours: &Value) -> anyhow::Res
         out.path().display().to_string(),
     ]);
     println!(
-        "{} --publishers {publishers} --receivers {n} --fanout {} --pps {pps:.1} --size {size} --duration {}",
+        "{} --publishers {publishers} --receivers {n} --fanout {fanout} --pps {pps:.1} --size {size} --duration {}",
         bin.display(),
-        n - 1,
         args.duration
     );
     let status = cmd
@@ -682,10 +1169,31 @@ struct Measured<'a> {
     /// Whether join to first media means the same as for giaoban.
     join_times: bool,
     bin: String,
+    /// The selective giaoban100's scene (speakers, set_quality), driven
+    /// during the measurement and checked in it.
+    scene: Option<&'a Scene>,
 }
 
-/// Waits for every stream, warms up, measures the window; the report.
+/// Waits for every stream, warms up, measures the window; the report. With
+/// a scene, it is driven (levels, set_quality) all along, every 200 ms.
 async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::Result<Value> {
+    let (scene, clients) = (m.scene, m.clients);
+    let drive = async {
+        match scene {
+            Some(scene) => loop {
+                scene.tick(clients.iter().enumerate());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = measure_run(args, planned, m) => r,
+        () = drive => unreachable!("the scene's loop does not end"),
+    }
+}
+
+async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::Result<Value> {
     let Measured {
         system,
         clients,
@@ -697,6 +1205,7 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
         join_started,
         join_times,
         bin,
+        scene,
     } = m;
     let n = planned.len();
     let tck = clock_ticks_per_second();
@@ -714,35 +1223,57 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
             .map(|(j, k)| (ids[j].clone(), k))
             .collect()
     };
+    // What a receiver still lacks. Selective: as many videos as last-N
+    // gives it and some audio (which ones is checked in the window).
+    let lacking = |i: usize, st: &ClientState| -> Vec<String> {
+        match scene {
+            None => expected_streams(i)
+                .into_iter()
+                .filter(|(p, k)| st.received(p, *k).packets == 0)
+                .map(|(p, k)| format!("{p} {k:?}"))
+                .collect(),
+            Some(scene) => {
+                let count = |kind: Kind| {
+                    st.media
+                        .iter()
+                        .filter(|((p, k), m)| *k == kind && m.packets > 0 && *p != ids[i])
+                        .count()
+                };
+                let want = scene.videos(n);
+                let mut out = Vec::new();
+                if args.video && count(Kind::Video) < want {
+                    out.push(format!("videos ({} of {want})", count(Kind::Video)));
+                }
+                if args.audio && count(Kind::Audio) == 0 {
+                    out.push("audio".to_owned());
+                }
+                out
+            }
+        }
+    };
     let mesh_deadline = Instant::now() + MESH_TIMEOUT;
     let missing = loop {
         let missing: usize = clients
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                let st = c.state();
-                expected_streams(i)
-                    .iter()
-                    .filter(|(p, k)| st.received(p, *k).packets == 0)
-                    .count()
-            })
+            .map(|(i, c)| lacking(i, &c.state()).len())
             .sum();
         if missing == 0 || Instant::now() >= mesh_deadline {
             break missing;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let total_streams: usize = (0..n).map(|i| expected_streams(i).len()).sum();
+    let total_streams: usize = match scene {
+        None => (0..n).map(|i| expected_streams(i).len()).sum(),
+        // The readiness conditions: last-N's videos, some audio.
+        Some(_) => n * (usize::from(args.video) + usize::from(args.audio)),
+    };
     if missing > 0 {
         println!("WARNING: {missing} of {total_streams} expected streams never arrived");
         // Which: per receiver, the (sender, kind) it lacks.
         for (i, c) in clients.iter().enumerate() {
             let st = c.state();
-            let lacking: Vec<String> = expected_streams(i)
-                .into_iter()
-                .filter(|(p, k)| st.received(p, *k).packets == 0)
-                .map(|(p, k)| format!("{p} {k:?}"))
-                .collect();
+            let lacking = lacking(i, &st);
             if !lacking.is_empty() {
                 println!(
                     "  {} ({}) lacks {}; connections {:?}",
@@ -751,6 +1282,10 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
                     lacking.join(", "),
                     st.connection_states
                 );
+                // The start of its timeline (first datagrams, states).
+                for (t, what) in st.timeline.iter().take(60) {
+                    println!("      {:>9.1} ms {what}", t.as_secs_f64() * 1000.0);
+                }
             }
         }
     } else {
@@ -768,7 +1303,19 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
     let t0 = Instant::now();
     let s0 = snapshot(clients, pid)?;
     clock.start_window();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    // Selective: what each subscriber receives, checked in the middle of
+    // every speaker's turn that lies in the window.
+    let window_end = t0 + Duration::from_secs(args.duration);
+    let checks = async {
+        match scene {
+            Some(scene) => scene.check_turns(clients, ids, t0, window_end).await,
+            None => Vec::new(),
+        }
+    };
+    let ((), checks) = tokio::join!(
+        tokio::time::sleep(Duration::from_secs(args.duration)),
+        checks
+    );
     clock.end_window();
     let s1 = snapshot(clients, pid)?;
     let window = t0.elapsed().as_secs_f64();
@@ -780,14 +1327,31 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
     // Expected receptions: each publisher's packets times its receivers.
     let receivers = n - 1;
     let sent = s1.sent - s0.sent;
-    let expected: u64 = s2.window_sent.iter().map(|s| s * receivers as u64).sum();
     let received = s1.received - s0.received;
-    let lost = expected as i64 - s2.window_received as i64;
-    let planned_in: f64 = planned
-        .iter()
-        .filter(|p| p.publish)
-        .map(|p| planned_pps(args, p.video_kbps))
-        .sum();
+    let (expected, lost) = if scene.is_some() {
+        // Selective: who receives what changes with the turns, so loss is
+        // counted per received stream: gaps in each layer's packet counter.
+        let lost = s2.window_gaps;
+        ((s2.window_received as i64 + lost).max(0) as u64, lost)
+    } else {
+        let expected: u64 = s2.window_sent.iter().map(|s| s * receivers as u64).sum();
+        (expected, expected as i64 - s2.window_received as i64)
+    };
+    let planned_in: f64 = if scene.is_some() {
+        // The layers the server left on (layers_wanted), at the window's end.
+        clients
+            .iter()
+            .zip(planned)
+            .filter(|(_, p)| p.publish)
+            .map(|(c, p)| planned_pps_layers(args, p.video_kbps, &c.state().layers_active))
+            .sum()
+    } else {
+        planned
+            .iter()
+            .filter(|p| p.publish)
+            .map(|p| planned_pps(args, p.video_kbps))
+            .sum()
+    };
     if (sent as f64 / window) < 0.95 * planned_in {
         println!(
             "WARNING: the clients sent {:.0} packets/s of the {planned_in:.0} planned: \
@@ -833,7 +1397,7 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
         "date_utc": date,
         "machine": machine_description(),
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
-        "scenario_gaps": (args.scenario == Scenario::Giaoban100).then_some(GIAOBAN100_GAPS),
+        "scenario_description": (args.scenario == Scenario::Giaoban100).then(|| giaoban100_description(args)),
         "participants": n,
         "publishers": planned.iter().filter(|p| p.publish).count(),
         "video_kbps": args.video_kbps,
@@ -879,6 +1443,22 @@ async fn measure(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyhow::R
         "client_errors": errors.len(),
         "server_bin": bin,
     });
+    // The selective giaoban100 (json! above is at its macro recursion limit).
+    let extra = json!({
+        "selective": scene.is_some(),
+        "last_n": scene.map(|s| s.last_n),
+        "audio_loudest": scene.map(|s| s.audio_loudest),
+        "talkers": scene.map(|s| s.talkers.len()),
+        "speaker_every_s": scene.map(|s| s.every.as_secs_f64()),
+        "selection_check": scene.map(|_| checks),
+        "set_quality_requests": scene.map(|s| s.requests()),
+        "keyframe_requests_seen": s1.keyframe_requests,
+        "keyframes_on_request": s1.keyframes_on_request,
+    });
+    let mut report = report;
+    if let (Some(r), Value::Object(extra)) = (report.as_object_mut(), extra) {
+        r.extend(extra);
+    }
     if !errors.is_empty() {
         println!("{system}: client errors (first 5 of {}):", errors.len());
         for e in errors.iter().take(5) {
@@ -1033,6 +1613,57 @@ fn print_table(r: &Value) {
     println!();
 }
 
+/// The selective giaoban100's check of what every subscriber received.
+fn print_checks(r: &Value) {
+    let Some(checks) = r["selection_check"].as_array() else {
+        return;
+    };
+    let kbps = |v: &Value| {
+        v.as_f64()
+            .map(|x| format!("{x:.0}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "What each subscriber received (between 40 and 80 % of each speaker's turn in the window; \
+         expected: last-N videos, the chair's and the speaker's at the high layer, the others low, \
+         the loudest audios):"
+    );
+    if checks.is_empty() {
+        println!("  no whole turn in the window (make --duration longer than --speaker-every)");
+    }
+    for c in checks {
+        println!(
+            "  turn {} (speaker {}, {}): {} of {} subscribers as the scenario says",
+            c["turn"],
+            c["speaker_name"].as_str().unwrap_or("-"),
+            c["speaker"].as_str().unwrap_or("-"),
+            c["as_the_scenario_says"],
+            c["subscribers"]
+        );
+        if let Some(shapes) = c["shapes"].as_object() {
+            for (shape, count) in shapes {
+                println!("    {count} × {shape}");
+            }
+        }
+        let k = &c["kbps_per_stream"];
+        println!(
+            "    payload per received stream: q {} / h {} / f {} kbit/s, audio {} kbit/s",
+            kbps(&k["q"]),
+            kbps(&k["h"]),
+            kbps(&k["f"]),
+            kbps(&k["audio"])
+        );
+        for m in c["mismatches"].as_array().into_iter().flatten() {
+            println!("    not as expected: {}", m.as_str().unwrap_or("-"));
+        }
+    }
+    println!(
+        "set_quality requests {}; key frame requests seen by publishers {}, key frames sent for them \
+         or for resumed layers {}\n",
+        r["set_quality_requests"], r["keyframe_requests_seen"], r["keyframes_on_request"]
+    );
+}
+
 /// giaoban and its references side by side, and the ratios.
 fn print_comparison(r: &Value) {
     let num = |v: &Value, digits: usize| -> String {
@@ -1155,5 +1786,34 @@ mod tests {
         assert!((planned_pps(&args, 300) - expected).abs() < 1e-9);
         let audio_only = Args::parse_from(["loadgen", "--video", "false"]);
         assert_eq!(planned_pps(&audio_only, 300), 50.0);
+        // Simulcast: q and h of 300 kbit/s are one packet a frame (312 and
+        // 625 bytes; key frames 2 and 3 packets).
+        let layers = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let q = 30.0 * (59.0 + 2.0) / 60.0;
+        let h = 30.0 * (59.0 + 3.0) / 60.0;
+        assert!((planned_pps_layers(&args, 300, &layers(&["q"])) - (50.0 + q)).abs() < 1e-9);
+        let all = planned_pps_layers(&args, 300, &layers(&["q", "h", "f"]));
+        assert!((all - (expected + q + h)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_turn_has_one_loud_speaker_and_two_quieter_ones() {
+        let args = Args::parse_from(["loadgen", "--scenario", "giaoban100", "--scale", "0.3"]);
+        let planned = plan(&args).unwrap();
+        let scene = Scene::new(&args, &planned).unwrap();
+        assert_eq!(scene.talkers.len(), 4);
+        assert!(!scene.talkers.contains(&scene.chair));
+        for turn in 0..8 {
+            let levels: Vec<u8> = (0..planned.len()).map(|i| scene.level(turn, i)).collect();
+            let count = |l: u8| levels.iter().filter(|x| **x == l).count();
+            assert_eq!(count(LEVEL_SPEAKER), 1);
+            assert_eq!(count(LEVEL_QUIET), 2);
+            assert_eq!(count(LEVEL_SILENT), planned.len() - 3);
+            // The speaker rotates; the previous one stays audible.
+            let speaker = scene.talker(turn, 0);
+            assert_eq!(scene.level(turn + 1, speaker), LEVEL_QUIET);
+            assert_ne!(scene.talker(turn + 1, 0), speaker);
+        }
+        assert_eq!(scene.videos(planned.len()), 10);
     }
 }
