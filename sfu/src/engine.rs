@@ -45,6 +45,9 @@ const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 /// How long a simulcast layer goes unwanted before its publisher is told to pause it.
 const PAUSE_AFTER: Duration = Duration::from_secs(3);
 
+/// How long after a participant left the engine gives freed memory back.
+const TRIM_DELAY: Duration = Duration::from_secs(2);
+
 /// Datagrams kept for a subscriber connection awaiting its first answer.
 const EARLY_DATAGRAMS: usize = 16;
 
@@ -211,6 +214,7 @@ impl Sfu {
             },
             room_alloc: HashMap::new(),
             sub_alloc: HashMap::new(),
+            trim_at: None,
         };
         tokio::spawn(engine.run(cmd_rx, in_rx));
         Ok(sfu)
@@ -513,6 +517,9 @@ struct ParticipantState {
 }
 
 struct Engine {
+    /// When to give freed heap memory back to the system, after
+    /// participants left ([`crate::memory::release_freed`]).
+    trim_at: Option<Instant>,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// TCP connections by remote address: their writer queues.
     tcp: HashMap<SocketAddr, mpsc::UnboundedSender<BytesMut>>,
@@ -596,6 +603,10 @@ impl Engine {
                 }
                 _ = speaker_tick.tick() => {
                     self.speakers_tick();
+                    if self.trim_at.is_some_and(|t| t <= Instant::now()) {
+                        self.trim_at = None;
+                        crate::memory::release_freed();
+                    }
                     self.layers_tick();
                 }
                 _ = alloc_tick.tick() => self.alloc_tick(),
@@ -985,6 +996,9 @@ impl Engine {
         }
         self.remove_peer(state.publisher);
         self.remove_peer(state.subscriber);
+        // Several may leave at once: one trim a little later for all.
+        self.trim_at
+            .get_or_insert_with(|| Instant::now() + TRIM_DELAY);
     }
 
     /// Removes tracks from every subscriber connection in the room.

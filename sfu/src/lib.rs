@@ -32,6 +32,7 @@ mod engine;
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+mod memory;
 mod net;
 mod peer;
 

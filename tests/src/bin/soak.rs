@@ -64,6 +64,12 @@ struct Args {
     /// Worker threads of the clients' runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// After the churn, everyone but the chair leaves politely and, this many
+    /// seconds later (more than the 30 s resume grace, so that vanished
+    /// participants are gone too), the server is sampled once more with the
+    /// chair alone: its state then is what the churn left behind. 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    quiet_end_seconds: f64,
     /// The giaoban binary (default: next to this executable).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -80,9 +86,13 @@ struct Sample {
     rss: u64,
     /// Server CPU ticks since it started.
     cpu_ticks: u64,
-    /// `giaoban_participants` and `giaoban_ws_sessions_open` from /metrics.
+    /// `giaoban_participants`, `giaoban_ws_sessions_open` and
+    /// `giaoban_sfu_peers` (peer connections in the media engine) from
+    /// /metrics: what the server holds, to tell growth of memory from
+    /// growth of state.
     participants: Option<f64>,
     ws_open: Option<f64>,
+    sfu_peers: Option<f64>,
     /// Churn steps done so far.
     steps: u64,
 }
@@ -132,6 +142,7 @@ async fn sample(
         cpu_ticks: proc_cpu_ticks(pid)?,
         participants: gauge(&metrics, "giaoban_participants"),
         ws_open: gauge(&metrics, "giaoban_ws_sessions_open"),
+        sfu_peers: gauge(&metrics, "giaoban_sfu_peers"),
         steps,
     })
 }
@@ -230,11 +241,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if step_start >= next_sample {
             let s = sample(&http, &server, &pid, t0.elapsed().as_secs_f64(), steps).await?;
             println!(
-                "  t={:>6.0}s rss {:>7.1} MB  participants {:>4}  ws open {:>4}  steps {}",
+                "  t={:>6.0}s rss {:>7.1} MB  participants {:>4}  ws open {:>4}  peers {:>4}  steps {}",
                 s.at_s,
                 s.rss as f64 / 1e6,
                 s.participants.map(|v| v.to_string()).unwrap_or("-".into()),
                 s.ws_open.map(|v| v.to_string()).unwrap_or("-".into()),
+                s.sfu_peers.map(|v| v.to_string()).unwrap_or("-".into()),
                 s.steps
             );
             samples.push(s);
@@ -299,6 +311,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let last = sample(&http, &server, &pid, t0.elapsed().as_secs_f64(), steps).await?;
     samples.push(last);
+    // The chair alone, once the others and their resume grace are gone (not
+    // judged: a look at what the churn left behind).
+    let quiet = if args.quiet_end_seconds > 0.0 {
+        let mut chair = Vec::new();
+        for m in members.drain(..) {
+            if m.token == 0 {
+                chair.push(m);
+            } else if m.client.leave().await.is_err() {
+                println!("  a polite leave got no bye");
+            }
+        }
+        members.extend(chair);
+        tokio::time::sleep(Duration::from_secs_f64(args.quiet_end_seconds)).await;
+        let q = sample(&http, &server, &pid, t0.elapsed().as_secs_f64(), steps).await?;
+        println!(
+            "  quiet: t={:.0}s rss {:.1} MB  participants {}  peers {}",
+            q.at_s,
+            q.rss as f64 / 1e6,
+            q.participants.map(|v| v.to_string()).unwrap_or("-".into()),
+            q.sfu_peers.map(|v| v.to_string()).unwrap_or("-".into()),
+        );
+        Some(q)
+    } else {
+        None
+    };
 
     // Judge every sample after the warm-up against the one that ended it.
     let warm_s = warmup.as_secs_f64();
@@ -346,9 +383,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "band_percent": args.band_percent,
         "within_band": within,
         "server_cpu_cores_after_warmup": if span > 0.0 { cpu_s / span } else { 0.0 },
+        "quiet_end": quiet.as_ref().map(|q| json!({
+            "at_s": q.at_s, "rss": q.rss, "participants": q.participants,
+            "sfu_peers": q.sfu_peers,
+        })),
         "samples": samples.iter().map(|s| json!({
             "at_s": s.at_s, "rss": s.rss, "participants": s.participants,
-            "ws_open": s.ws_open, "steps": s.steps,
+            "ws_open": s.ws_open, "sfu_peers": s.sfu_peers, "steps": s.steps,
         })).collect::<Vec<Value>>(),
     });
     println!();
