@@ -32,6 +32,71 @@ pub use viewers::Viewer;
 /// asks again: a lost PLI or keyframe costs about this long, not a whole
 /// keyframe period of the encoder.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
+/// Least time between two keyframe requests for one layer when the request
+/// comes from a subscriber's PLI or FIR (its decoder lost something NACK
+/// could not repair). Every subscriber of a layer that loses a packet asks,
+/// and a keyframe is several times a normal frame: on a starved server or a
+/// lossy uplink, answering each at the switch pace made keyframes cause the
+/// loss they were asked to repair. A subscriber that joins or switches
+/// layers is not held back by this.
+const REPAIR_KEYFRAME_INTERVAL: Duration = Duration::from_millis(1000);
+/// Layers whose keyframe requests a track remembers (a bound: simulcast has
+/// three).
+const MAX_KEYFRAME_LAYERS: usize = 8;
+
+/// Keyframe requests for one layer of a published track. Requests are per
+/// layer: a subscriber of the thumbnail that needs a keyframe does not make
+/// the encoder send large keyframes of the other layers.
+#[derive(Debug)]
+struct KeyframeAsk {
+    /// The layer (its rid; "" without simulcast).
+    layer: String,
+    /// When the last request for this layer was sent.
+    last: Option<Instant>,
+    /// A request held back by the throttle, to be sent from this time on
+    /// (unless a keyframe of the layer comes first).
+    due: Option<Instant>,
+    /// When the first request not yet answered by a keyframe was sent (for
+    /// the time-to-keyframe log).
+    asked_at: Option<Instant>,
+}
+
+impl KeyframeAsk {
+    fn new(layer: &str) -> KeyframeAsk {
+        KeyframeAsk {
+            layer: layer.to_owned(),
+            last: None,
+            due: None,
+            asked_at: None,
+        }
+    }
+
+    /// Whether a request may go now (at least `gap` after the last one);
+    /// if not, it is held until it may.
+    fn ask(&mut self, now: Instant, gap: Duration) -> bool {
+        if let Some(last) = self.last.filter(|l| now.duration_since(*l) < gap) {
+            let at = last + gap;
+            self.due = Some(self.due.map_or(at, |d| d.min(at)));
+            return false;
+        }
+        self.due = None;
+        self.last = Some(now);
+        self.asked_at.get_or_insert(now);
+        true
+    }
+
+    /// Whether a held request is due.
+    fn held_is_due(&self, now: Instant) -> bool {
+        self.due.is_some_and(|d| now >= d)
+    }
+
+    /// A keyframe of the layer came: nothing is held any more. Returns when
+    /// it was first asked for, if it was.
+    fn answered(&mut self) -> Option<Instant> {
+        self.due = None;
+        self.asked_at.take()
+    }
+}
 
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(300);
@@ -83,6 +148,9 @@ pub struct SfuStats {
     /// Packets not forwarded to a subscriber because it already got them
     /// (a publisher's retransmission of a late packet) or too late.
     pub duplicates_dropped: u64,
+    /// Datagrams dropped on arrival because the engine was behind (its
+    /// inbound queue full).
+    pub datagrams_dropped: u64,
     /// NACK feedback received (generic NACKs) and the packets they ask for.
     pub nacks_received: u64,
     pub nack_packets_requested: u64,
@@ -480,12 +548,8 @@ struct PubTrack {
     layers: Layers,
     /// Subscriber connections this track is added to, and what each receives.
     subscribers: Vec<Forward>,
-    last_keyframe_request: Option<Instant>,
-    /// A keyframe request came while throttled: send it once allowed.
-    keyframe_pending: bool,
-    /// When the first keyframe request not yet answered by a keyframe was
-    /// sent (for the time-to-keyframe log).
-    keyframe_asked_at: Option<Instant>,
+    /// Keyframe requests, per layer.
+    keyframes: Vec<KeyframeAsk>,
     /// Simulcast layers last asked of the publisher (`None`: all it sends).
     asked_layers: Option<Vec<String>>,
     /// Since when fewer layers than asked would do (pausing waits a little,
@@ -494,6 +558,23 @@ struct PubTrack {
     /// Smoothed loudness from the audio-level extension, 0 (silence) to 1.
     loudness: f32,
     last_level: Option<Instant>,
+}
+
+impl PubTrack {
+    /// The keyframe requests of `layer`.
+    fn keyframe_ask(&mut self, layer: &str) -> &mut KeyframeAsk {
+        let pos = match self.keyframes.iter().position(|k| k.layer == layer) {
+            Some(pos) => pos,
+            None => {
+                if self.keyframes.len() >= MAX_KEYFRAME_LAYERS {
+                    self.keyframes.clear();
+                }
+                self.keyframes.push(KeyframeAsk::new(layer));
+                self.keyframes.len() - 1
+            }
+        };
+        &mut self.keyframes[pos]
+    }
 }
 
 /// Who speaks in a room, as announced.
@@ -719,6 +800,7 @@ impl Engine {
                 s.peers = self.peers.len();
                 s.layer_switches = crate::forward::layer_switches();
                 s.duplicates_dropped = crate::forward::duplicates_dropped();
+                s.datagrams_dropped = crate::net::datagrams_dropped();
                 (s.nacks_received, s.nack_packets_requested) = crate::peer::nacks_received();
                 let _ = reply.send(s);
             }
@@ -1160,7 +1242,7 @@ impl Engine {
         }
         self.renegotiate(participant);
         if connected {
-            self.request_keyframes_for(key);
+            self.request_keyframes_for(key, false);
         }
         Ok(())
     }
@@ -1189,22 +1271,47 @@ impl Engine {
         }
     }
 
-    /// Asks the publishers of every video track a subscriber connection receives for a keyframe.
-    fn request_keyframes_for(&mut self, sub: PeerKey) {
+    /// Asks for a keyframe of the video tracks `sub` receives, of the layer
+    /// each sends it: of every one (`all`: the connection has just come up
+    /// or back, and what was forwarded while it was away is gone), or only
+    /// of those not started for it yet (after a renegotiation: a track
+    /// already flowing needs none).
+    fn request_keyframes_for(&mut self, sub: PeerKey, all: bool) {
+        let now = Instant::now();
         let mut wanted = Vec::new();
         for (pid, p) in &self.participants {
             for t in &p.tracks {
-                if t.kind == MediaKind::Video && t.subscribers.iter().any(|f| f.sub == sub) {
-                    wanted.push((pid.clone(), t.id.clone()));
+                if t.kind != MediaKind::Video {
+                    continue;
+                }
+                let Some(f) = t.subscribers.iter().find(|f| f.sub == sub) else {
+                    continue;
+                };
+                if f.current().is_some() && !all {
+                    continue;
+                }
+                let layer = f.current().or_else(|| t.layers.choose(f.effective(), now));
+                if let Some(layer) = layer {
+                    wanted.push((pid.clone(), t.id.clone(), layer.to_owned()));
                 }
             }
         }
-        for (pid, track) in wanted {
-            self.request_keyframe(&pid, &track);
+        for (pid, track, layer) in wanted {
+            self.request_keyframe(&pid, &track, Some(&layer), KEYFRAME_INTERVAL);
         }
     }
 
-    fn request_keyframe(&mut self, publisher: &ParticipantId, track: &str) {
+    /// Asks `publisher` for a keyframe of `track`: of `layer`, or of every
+    /// layer it has (`None`), each at most once per `gap` (a request that
+    /// comes sooner is held and sent when the gap has passed, unless a
+    /// keyframe of the layer came meanwhile).
+    fn request_keyframe(
+        &mut self,
+        publisher: &ParticipantId,
+        track: &str,
+        layer: Option<&str>,
+        gap: Duration,
+    ) {
         let now = Instant::now();
         let Some(p) = self.participants.get_mut(publisher) else {
             return;
@@ -1212,20 +1319,23 @@ impl Engine {
         let Some(t) = p.tracks.iter_mut().find(|t| t.id == track) else {
             return;
         };
-        if t.last_keyframe_request
-            .is_some_and(|last| now.duration_since(last) < KEYFRAME_INTERVAL)
-        {
-            t.keyframe_pending = true;
+        let layers = match layer {
+            Some(l) => vec![l.to_owned()],
+            None if t.layers.len() == 0 => vec![String::new()],
+            None => t.layers.all(),
+        };
+        let ask: Vec<String> = layers
+            .into_iter()
+            .filter(|l| t.keyframe_ask(l).ask(now, gap))
+            .collect();
+        if ask.is_empty() {
             return;
         }
-        t.keyframe_pending = false;
-        t.last_keyframe_request = Some(now);
-        t.keyframe_asked_at.get_or_insert(now);
         let recv_track = t.recv_track.clone();
         let key = p.publisher;
         if let Some(slot) = self.peers.get_mut(&key) {
-            match slot.peer.request_keyframe(now, &recv_track) {
-                Ok(()) => self.stats.keyframe_requests_sent += 1,
+            match slot.peer.request_keyframe(now, &recv_track, &ask) {
+                Ok(sent) => self.stats.keyframe_requests_sent += sent,
                 Err(e) => tracing::debug!("keyframe request: {e}"),
             }
             self.touched.push(key);
@@ -1412,7 +1522,7 @@ impl Engine {
                 }
                 match (kind, state) {
                     (PcKind::Subscriber, ConnectionState::Connected) => {
-                        self.request_keyframes_for(key)
+                        self.request_keyframes_for(key, true)
                     }
                     (PcKind::Publisher, ConnectionState::Failed | ConnectionState::Closed) => {
                         self.unpublish_all(&owner)
@@ -1425,13 +1535,24 @@ impl Engine {
                 self.on_rtp(&owner, incoming);
             }
             PeerEvent::KeyframeRequest { track } => {
-                let publisher = self
-                    .participants
-                    .iter()
-                    .find(|(_, p)| p.tracks.iter().any(|t| t.id == track))
-                    .map(|(id, _)| id.clone());
-                if let Some(publisher) = publisher {
-                    self.request_keyframe(&publisher, &track);
+                // A subscriber's decoder needs a keyframe of what it gets now.
+                let now = Instant::now();
+                let found = self.participants.iter().find_map(|(id, p)| {
+                    let t = p.tracks.iter().find(|t| t.id == track)?;
+                    let layer = t.subscribers.iter().find(|f| f.sub == key).and_then(|f| {
+                        f.current()
+                            .or_else(|| t.layers.choose(f.effective(), now))
+                            .map(str::to_owned)
+                    });
+                    Some((id.clone(), layer))
+                });
+                if let Some((publisher, layer)) = found {
+                    self.request_keyframe(
+                        &publisher,
+                        &track,
+                        layer.as_deref(),
+                        REPAIR_KEYFRAME_INTERVAL,
+                    );
                 }
             }
             PeerEvent::TrackClosed { track } => {
@@ -1524,9 +1645,7 @@ impl Engine {
                     codec: codec.clone(),
                     layers: Layers::default(),
                     subscribers: Vec::new(),
-                    last_keyframe_request: None,
-                    keyframe_pending: false,
-                    keyframe_asked_at: None,
+                    keyframes: Vec::new(),
                     asked_layers: None,
                     fewer_since: None,
                     loudness: 0.0,
@@ -1568,7 +1687,7 @@ impl Engine {
         let mut want_keyframe = false;
         if let Some(video) = track.video {
             if crate::codec::is_keyframe_start(video, &packet.payload) {
-                if let Some(at) = track.keyframe_asked_at.take() {
+                if let Some(at) = track.keyframe_ask(&layer).answered() {
                     tracing::debug!(
                         track = %track.id,
                         layer = %layer,
@@ -1576,11 +1695,10 @@ impl Engine {
                         "keyframe after request"
                     );
                 }
-                track.keyframe_pending = false;
-            } else if track.keyframe_pending
-                && track
-                    .last_keyframe_request
-                    .is_none_or(|last| now.duration_since(last) >= KEYFRAME_INTERVAL)
+            } else if track
+                .keyframes
+                .iter()
+                .any(|k| k.layer == layer && k.held_is_due(now))
             {
                 want_keyframe = true;
             }
@@ -1634,7 +1752,7 @@ impl Engine {
         self.stats.rtp_packets_forwarded += sent;
         if want_keyframe {
             let id = track.id.clone();
-            self.request_keyframe(owner, &id);
+            self.request_keyframe(owner, &id, Some(&layer), KEYFRAME_INTERVAL);
         }
     }
 
@@ -1674,5 +1792,40 @@ impl Engine {
         {
             t.subscribers.extend(subs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_requests_are_throttled_and_held_per_layer() {
+        let t0 = Instant::now();
+        let mut q = KeyframeAsk::new("q");
+        assert!(q.ask(t0, KEYFRAME_INTERVAL));
+        // Sooner than the gap: held, due when the gap has passed.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(!q.ask(t1, KEYFRAME_INTERVAL));
+        assert!(!q.held_is_due(t1));
+        assert!(q.held_is_due(t0 + KEYFRAME_INTERVAL));
+        // A repair request waits for its own, longer gap.
+        let t2 = t0 + Duration::from_millis(400);
+        assert!(!q.ask(t2, REPAIR_KEYFRAME_INTERVAL));
+        assert!(q.held_is_due(t0 + KEYFRAME_INTERVAL));
+        // The keyframe came: nothing is held, and the wait is reported.
+        assert_eq!(q.answered(), Some(t0));
+        assert!(!q.held_is_due(t0 + REPAIR_KEYFRAME_INTERVAL));
+        assert!(q.ask(t0 + REPAIR_KEYFRAME_INTERVAL, REPAIR_KEYFRAME_INTERVAL));
+    }
+
+    #[test]
+    fn a_repair_request_held_is_due_after_the_repair_gap() {
+        let t0 = Instant::now();
+        let mut f = KeyframeAsk::new("f");
+        assert!(f.ask(t0, REPAIR_KEYFRAME_INTERVAL));
+        assert!(!f.ask(t0 + Duration::from_millis(500), REPAIR_KEYFRAME_INTERVAL));
+        assert!(!f.held_is_due(t0 + Duration::from_millis(900)));
+        assert!(f.held_is_due(t0 + REPAIR_KEYFRAME_INTERVAL));
     }
 }

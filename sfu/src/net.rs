@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -126,6 +127,7 @@ async fn try_bind(ips: &[(IpAddr, IpAddr)], port: u16, tcp_port: u16) -> io::Res
     };
     for &(bind_ip, announce) in ips {
         let udp = UdpSocket::bind(SocketAddr::new(bind_ip, port)).await?;
+        enlarge_buffers(&udp);
         let bound = udp.local_addr()?;
         port = bound.port();
         let tport = if tcp_port == 0 { port } else { tcp_port };
@@ -141,6 +143,53 @@ async fn try_bind(ips: &[(IpAddr, IpAddr)], port: u16, tcp_port: u16) -> io::Res
         s.tcp_listeners.push((tcp, ta));
     }
     Ok(s)
+}
+
+/// What the media socket asks of the kernel for its receive and send
+/// buffers. The default (`net.core.rmem_default`, 208 KiB) holds about 60
+/// video datagrams, as the kernel counts them: 25 ms of what 100 bridge
+/// points send. When the engine is not scheduled for longer than that (a
+/// busy or shared CPU), everything after is dropped, publishers are NACKed,
+/// their retransmissions add to the load, and the meeting degrades for
+/// everyone. 4 MiB holds about half a second.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Datagrams dropped because the engine's queue was full.
+static QUEUE_DROPS: AtomicU64 = AtomicU64::new(0);
+
+/// Datagrams dropped since the process started because the engine was
+/// behind (its inbound queue full).
+pub(crate) fn datagrams_dropped() -> u64 {
+    QUEUE_DROPS.load(Ordering::Relaxed)
+}
+
+/// Asks for [`SOCKET_BUFFER`] bytes of receive and send buffer. The kernel
+/// caps the request at `net.core.rmem_max` / `wmem_max` (docs/operations.md
+/// says how to raise them) unless the process may force it (root,
+/// CAP_NET_ADMIN). What was granted is logged; a failure only leaves the
+/// default.
+fn enlarge_buffers(udp: &UdpSocket) {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    // Linux reports twice what was set (its bookkeeping overhead).
+    if setsockopt(udp, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(udp, sockopt::RcvBuf, &SOCKET_BUFFER);
+    }
+    if setsockopt(udp, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = setsockopt(udp, sockopt::SndBuf, &SOCKET_BUFFER);
+    }
+    let rcv = getsockopt(udp, sockopt::RcvBuf).unwrap_or(0) / 2;
+    let snd = getsockopt(udp, sockopt::SndBuf).unwrap_or(0) / 2;
+    if rcv < SOCKET_BUFFER || snd < SOCKET_BUFFER {
+        tracing::warn!(
+            receive = rcv,
+            send = snd,
+            wanted = SOCKET_BUFFER,
+            "media socket buffers smaller than wanted: raise net.core.rmem_max and \
+             net.core.wmem_max (docs/operations.md)"
+        );
+    } else {
+        tracing::debug!(receive = rcv, send = snd, "media socket buffers");
+    }
 }
 
 impl Sockets {
@@ -181,6 +230,7 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<In
                 match tx.try_send(msg) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
+                        QUEUE_DROPS.fetch_add(1, Ordering::Relaxed);
                         tracing::trace!("engine queue full: datagram dropped");
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return,

@@ -56,6 +56,8 @@ const MIME_TYPE_RTX: &str = "video/rtx";
 const MIME_TYPE_RED: &str = "audio/red";
 /// Packets kept per sent stream to answer NACKs (a power of two).
 const NACK_HISTORY: u16 = 256;
+/// Times a missing received packet is NACKed at most (every 100 ms).
+const NACKS_PER_PACKET: u16 = 3;
 
 /// Transport of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,7 +351,19 @@ impl Peer {
                 Slot::NackResponder,
                 NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
             )
-            .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+            // The stack NACKs a missing packet every 100 ms until it leaves
+            // the receive log (512 packets: many seconds of a thumbnail).
+            // When the server itself drops datagrams (a starved CPU, a full
+            // socket buffer), that asked publishers for many times their
+            // media rate in retransmissions, which starved it more. A packet
+            // is asked for at most `NACKS_PER_PACKET` times (300 ms); later,
+            // a keyframe is the cheaper repair.
+            .with(
+                Slot::NackGenerator,
+                NackGeneratorBuilder::new()
+                    .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                    .build(),
+            );
         let registry = configure_rtcp_reports(registry);
         // Transport-wide congestion control feedback for what publishers send:
         // without it a browser's send estimate starts at 300 kbit/s and climbs
@@ -848,17 +862,40 @@ impl Peer {
         }
     }
 
-    /// Asks the remote side for a keyframe on a received track.
-    pub fn request_keyframe(&mut self, now: Instant, track: &str) -> Result<(), SfuError> {
+    /// Asks the publisher of receiving `track` for a keyframe of each of
+    /// `layers` (rids; "" is the stream of a track without simulcast) with
+    /// a PLI on that layer's SSRC; where none of them is known, of every
+    /// stream of the track. Returns how many PLIs were written.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        track: &str,
+        layers: &[String],
+    ) -> Result<u64, SfuError> {
         let Some(&(_, receiver_id, _)) = self.receivers.iter().find(|r| r.0 == track) else {
-            return Ok(());
+            return Ok(0);
         };
         let mut receiver = self
             .pc
             .rtp_receiver(receiver_id)
             .ok_or_else(|| SfuError::Negotiation("receiver gone".into()))?;
-        let ssrcs: Vec<u32> = receiver.track().ssrcs().collect();
-        for media_ssrc in ssrcs {
+        let all: Vec<(u32, String)> = receiver
+            .track()
+            .ssrcs()
+            .map(|ssrc| {
+                let rid = receiver.track().rid(ssrc).cloned().unwrap_or_default();
+                (ssrc, rid)
+            })
+            .collect();
+        let mut chosen: Vec<u32> = all
+            .iter()
+            .filter(|(_, rid)| layers.contains(rid))
+            .map(|(ssrc, _)| *ssrc)
+            .collect();
+        if chosen.is_empty() {
+            chosen = all.iter().map(|(ssrc, _)| *ssrc).collect();
+        }
+        for &media_ssrc in &chosen {
             receiver
                 .write_rtcp(
                     now,
@@ -869,7 +906,7 @@ impl Peer {
                 )
                 .map_err(|e| stack_err("write rtcp", e))?;
         }
-        Ok(())
+        Ok(chosen.len() as u64)
     }
 
     /// Feeds a datagram that arrived for this peer.

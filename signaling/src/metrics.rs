@@ -359,7 +359,7 @@ async fn render_sfu(out: &mut String, app: &AppState) {
     for (name, help, v) in gauges {
         single(out, name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 18] = [
         (
             "giaoban_sfu_udp_datagrams_in_total",
             "UDP datagrams received on the media port.",
@@ -387,7 +387,7 @@ async fn render_sfu(out: &mut String, app: &AppState) {
         ),
         (
             "giaoban_sfu_keyframe_requests_sent_total",
-            "Keyframe requests (PLI) sent to publishers.",
+            "Keyframe requests (PLI) sent to publishers, one per simulcast layer asked.",
             s.keyframe_requests_sent,
         ),
         (
@@ -434,6 +434,11 @@ async fn render_sfu(out: &mut String, app: &AppState) {
             "giaoban_sfu_rtp_duplicates_dropped_total",
             "Packets not forwarded to a subscriber that already got them (a publisher's retransmission of a late packet) or that came too late.",
             s.duplicates_dropped,
+        ),
+        (
+            "giaoban_sfu_datagrams_dropped_total",
+            "Datagrams dropped on arrival because the media engine was behind (its queue full).",
+            s.datagrams_dropped,
         ),
         (
             "giaoban_sfu_nacks_received_total",

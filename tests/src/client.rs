@@ -55,7 +55,9 @@ use rtc::ice::network_type::NetworkType;
 use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
@@ -1126,7 +1128,7 @@ impl Peer {
             // Before the NACK generator (7_000), as in the server.
             registry = registry.with(Slot::from(6_500), RtxUnwrap::default());
         }
-        let registry = register_default_interceptors(registry, &mut media_engine)?;
+        let registry = browser_like_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media_engine)
@@ -2679,6 +2681,41 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// The stack's default interceptors (NACK, simulcast header extensions,
+/// TWCC feedback, RTCP reports), except that a missing packet is NACKed at
+/// most 10 times, as a browser does (libwebrtc's `kMaxNackRetries`); the
+/// stack's default NACKs it every 100 ms for as long as it stays missing,
+/// which no real client does and which, on a starved machine, made the load
+/// generator itself multiply the server's retransmissions.
+fn browser_like_interceptors(
+    registry: Registry,
+    media_engine: &mut MediaEngine,
+) -> anyhow::Result<Registry> {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+    use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    for parameter in ["", "pli"] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".into(),
+                parameter: parameter.into(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(10)
+                .build(),
+        );
+    configure_simulcast_extension_headers(media_engine)?;
+    let registry = configure_twcc_receiver_only(registry, media_engine)?;
+    Ok(configure_rtcp_reports(registry))
 }
 
 /// Subscriber: whether to drop this arriving datagram on purpose (every

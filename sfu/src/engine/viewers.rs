@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::{Command, Engine, PeerKey, PeerSlot, PubTrack};
+use super::{
+    Command, Engine, PeerKey, PeerSlot, PubTrack, KEYFRAME_INTERVAL, REPAIR_KEYFRAME_INTERVAL,
+};
 use crate::forward::{Forward, Verdict};
 use crate::peer::RtpPacket;
 use crate::{
@@ -187,22 +189,25 @@ impl Engine {
                     slot.connected = *state == ConnectionState::Connected;
                 }
                 if *state == ConnectionState::Connected {
-                    self.viewer_keyframe(key);
+                    self.viewer_keyframe(key, KEYFRAME_INTERVAL);
                 }
             }
-            crate::peer::PeerEvent::KeyframeRequest { .. } => self.viewer_keyframe(key),
+            crate::peer::PeerEvent::KeyframeRequest { .. } => {
+                self.viewer_keyframe(key, REPAIR_KEYFRAME_INTERVAL)
+            }
             _ => {}
         }
         true
     }
 
     /// Asks the source of a player's video for a keyframe.
-    fn viewer_keyframe(&mut self, key: PeerKey) {
+    fn viewer_keyframe(&mut self, key: PeerKey, gap: std::time::Duration) {
         let Some(v) = self.viewers.get(&key) else {
             return;
         };
+        let layer = v.video.current().map(str::to_owned);
         if let (Some(source), Some(track)) = (v.source.clone(), v.video_track.clone()) {
-            self.request_keyframe(&source, &track);
+            self.request_keyframe(&source, &track, layer.as_deref(), gap);
         }
     }
 
@@ -282,7 +287,7 @@ impl Engine {
         }
         self.main_feeds = feeds;
         for (source, track) in keyframes {
-            self.request_keyframe(&source, &track);
+            self.request_keyframe(&source, &track, None, KEYFRAME_INTERVAL);
         }
     }
 }
