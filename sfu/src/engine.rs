@@ -1676,6 +1676,7 @@ impl Engine {
         };
         let now = Instant::now();
         track.layers.saw(&layer, now);
+        track.layers.note_seq(&layer, packet.sequence_number);
         // Payload plus RTP, SRTP and UDP/IP headers: what a layer costs a subscriber.
         track.layers.count(&layer, packet.payload.len() + 60, now);
         if let Some(level) = audio_level {
@@ -1686,7 +1687,10 @@ impl Engine {
         let mut sent = 0;
         let mut want_keyframe = false;
         if let Some(video) = track.video {
-            if crate::codec::is_keyframe_start(video, &packet.payload) {
+            // A late copy of an old keyframe answers no request.
+            if crate::codec::is_keyframe_start(video, &packet.payload)
+                && !track.layers.last_was_late(&layer)
+            {
                 if let Some(at) = track.keyframe_ask(&layer).answered() {
                     tracing::debug!(
                         track = %track.id,

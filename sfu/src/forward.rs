@@ -28,6 +28,10 @@ pub(crate) fn layer_rank(rid: &str) -> u8 {
 #[derive(Debug, Default)]
 pub(crate) struct Layers {
     seen: Vec<(String, Instant)>,
+    /// Per layer: the newest sequence number seen, and whether the last
+    /// packet noted was older than it (a retransmission or a reordered
+    /// packet).
+    order: Vec<(String, u16, bool)>,
     /// Measured bitrate per layer (for the bandwidth allocation).
     rates: Vec<(String, Rate)>,
 }
@@ -64,6 +68,30 @@ impl Layers {
             self.seen.sort_by_key(|l| layer_rank(&l.0));
             true
         }
+    }
+
+    /// Notes the sequence number of a packet of `rid` (after [`Layers::saw`]).
+    pub fn note_seq(&mut self, rid: &str, seq: u16) {
+        match self.order.iter_mut().find(|o| o.0 == rid) {
+            Some(o) => {
+                let late = !seq_newer(seq, o.1);
+                if !late {
+                    o.1 = seq;
+                }
+                o.2 = late;
+            }
+            None => self.order.push((rid.to_owned(), seq, false)),
+        }
+    }
+
+    /// Whether the last packet noted of `rid` came after a newer one: a
+    /// publisher's retransmission (of a packet the server asked again, or
+    /// one a receiver of ours asked again) or a reordered packet. Such a
+    /// packet may start a keyframe, but an old one: a layer switch there
+    /// would continue with a gap as large as its age, which the receiver
+    /// can only fill with the next keyframe.
+    pub fn last_was_late(&self, rid: &str) -> bool {
+        self.order.iter().any(|o| o.0 == rid && o.2)
     }
 
     /// Counts a packet of `rid` of `bytes` (on the wire) for its bitrate.
@@ -237,7 +265,8 @@ pub(crate) fn duplicates_dropped() -> u64 {
     DUPLICATES_DROPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn seq_newer(a: u16, b: u16) -> bool {
+/// Whether RTP sequence number `a` comes after `b` (modulo 2^16).
+pub(crate) fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
@@ -411,7 +440,11 @@ impl Forward {
         if target != layer {
             return Verdict::Skip;
         }
-        // The wanted layer: switch to it where a decoder can start.
+        // The wanted layer: switch to it where a decoder can start, in the
+        // stream as it goes on (not at a late copy of an older keyframe).
+        if layers.last_was_late(layer) {
+            return Verdict::Skip;
+        }
         let can_start = match codec {
             None => true,
             Some(c) => codec::is_keyframe_start(c, &p.payload),
@@ -529,6 +562,56 @@ mod tests {
         l.saw("q", later);
         assert_eq!(l.wanted([Quality::High].into_iter()), vec!["q", "f"]);
         assert_eq!(l.all(), vec!["q", "h", "f"]);
+    }
+
+    #[test]
+    fn a_late_copy_of_an_old_keyframe_does_not_start_a_switch() {
+        let t0 = Instant::now();
+        let mut layers = Layers::default();
+        let codec = Some(VideoCodec::Vp8);
+        let mut f = Forward::new(1, Quality::High);
+        let feed = |f: &mut Forward, layers: &mut Layers, rid: &str, p: RtpPacket| {
+            layers.saw(rid, t0);
+            layers.note_seq(rid, p.sequence_number);
+            f.on_packet(layers, rid, &p, codec, 90000, t0)
+        };
+        // The low layer runs (its keyframe at 150, then deltas up to 200);
+        // the subscriber gets the high one.
+        layers.saw("f", t0);
+        for seq in 150..=200 {
+            let key = seq == 150;
+            let _ = feed(&mut f, &mut layers, "q", vp8(seq, 0, seq, key, true));
+        }
+        assert!(matches!(
+            feed(&mut f, &mut layers, "f", vp8(5000, 0, 1, true, true)),
+            Verdict::Send(_)
+        ));
+        let Verdict::Send(last) = feed(&mut f, &mut layers, "f", vp8(5001, 0, 2, false, true))
+        else {
+            panic!("the high layer's delta was not sent")
+        };
+        f.quality = Quality::Low;
+        assert!(matches!(
+            feed(&mut f, &mut layers, "q", vp8(201, 0, 201, false, true)),
+            Verdict::NeedKeyframe
+        ));
+        // The publisher sends its old keyframe packet again (a browser pads
+        // its bandwidth probes with retransmissions): switching there would
+        // continue 52 packets past the new keyframe (202 - 150), a gap the
+        // receiver could only fill with the keyframe after.
+        assert!(layers.order.iter().all(|o| !o.2));
+        assert!(matches!(
+            feed(&mut f, &mut layers, "q", vp8(150, 0, 150, true, true)),
+            Verdict::Skip
+        ));
+        assert!(layers.last_was_late("q"));
+        assert_eq!(f.current(), Some("f"));
+        // The new keyframe, in order, switches without a gap.
+        let Verdict::Send(p) = feed(&mut f, &mut layers, "q", vp8(202, 0, 202, true, true)) else {
+            panic!("the keyframe in order did not switch")
+        };
+        assert_eq!(p.sequence_number, last.sequence_number.wrapping_add(1));
+        assert_eq!(f.current(), Some("q"));
     }
 
     #[test]

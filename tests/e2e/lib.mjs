@@ -149,6 +149,11 @@ export async function inboundStats(page) {
         freezeCount: s.freezeCount || 0,
         totalFreezesDuration: s.totalFreezesDuration || 0,
         pliCount: s.pliCount || 0,
+        nackCount: s.nackCount || 0,
+        firCount: s.firCount || 0,
+        packetsLost: s.packetsLost || 0,
+        framesReceived: s.framesReceived || 0,
+        framesDropped: s.framesDropped || 0,
       });
     });
     return out;

@@ -350,6 +350,14 @@ async function sampleUntil(b, ownerId, trace, ms, until) {
       keyFramesDecoded: v ? v.keyFramesDecoded : 0,
       freezeCount: v ? v.freezeCount : 0,
       totalFreezesDuration: v ? v.totalFreezesDuration : 0,
+      // What came in, to tell a stall of the forwarding from one of decoding.
+      packetsReceived: v ? v.packetsReceived : 0,
+      framesReceived: v ? v.framesReceived : 0,
+      framesDropped: v ? v.framesDropped : 0,
+      packetsLost: v ? v.packetsLost : 0,
+      nackCount: v ? v.nackCount : 0,
+      pliCount: v ? v.pliCount : 0,
+      firCount: v ? v.firCount : 0,
     };
     trace.push(s);
     if (until && until(s)) return s;
@@ -507,6 +515,11 @@ async function checkSimulcast(browsers, urls, out) {
   for (const name of ['before_switches', 'switches']) {
     const st = out.stalls[name];
     if (st.ms > MAX_STALL_MS) {
+      // The samples around the stall, relative to the first one.
+      const at = t0 + st.at_ms;
+      out.stall_trace = trace
+        .filter((x) => x.t >= at - 600 && x.t <= at + st.ms + 600)
+        .map((x) => ({ ...x, t: x.t - t0 }));
       throw new Error(`no new frame for ${st.ms} ms (${name}, from ${st.at_ms} ms after the first sample)`);
     }
   }
