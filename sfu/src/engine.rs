@@ -98,6 +98,9 @@ impl KeyframeAsk {
     }
 }
 
+/// Least time between two offers on one subscriber connection.
+const OFFER_SPACING: Duration = Duration::from_millis(150);
+
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(300);
 /// Least smoothed loudness (0..1, from -dBov) to count as speaking (about -55 dBov).
@@ -593,6 +596,8 @@ struct ParticipantState {
     sub_offer_outstanding: bool,
     /// The subscriber connection's tracks changed since the last offer.
     sub_dirty: bool,
+    /// When the last subscriber offer was sent.
+    last_sub_offer: Option<Instant>,
     /// Preferred as the room's main view for players (the chair).
     featured: bool,
 }
@@ -690,7 +695,10 @@ impl Engine {
                     }
                     self.layers_tick();
                 }
-                _ = alloc_tick.tick() => self.alloc_tick(),
+                _ = alloc_tick.tick() => {
+                    self.alloc_tick();
+                    self.renegotiate_waiting();
+                }
                 _ = sleep => {
                     let now = Instant::now();
                     while let Some(&(t, key)) = self.timers.first() {
@@ -888,6 +896,7 @@ impl Engine {
             tracks: Vec::new(),
             sub_offer_outstanding: false,
             sub_dirty: false,
+            last_sub_offer: None,
             featured: false,
         };
         // Subscribe the newcomer to every live track in the room.
@@ -1124,17 +1133,25 @@ impl Engine {
         self.touched.push(key);
         let answer = slot.peer.accept_offer(Instant::now(), sdp)?;
         // An offer with new ICE credentials restarted ICE: ours changed too.
-        self.sync_ufrag(key);
+        self.note_ufrag(key, crate::peer::ufrag_in(&answer));
         Ok(answer)
     }
 
     /// Routes STUN for the peer's current ufrag (new after an ICE restart;
     /// the old one stays until the new path works, see `note_path`).
     fn sync_ufrag(&mut self, key: PeerKey) {
-        let Some(slot) = self.peers.get_mut(&key) else {
+        let ufrag = self.peers.get(&key).and_then(|s| s.peer.ufrag());
+        self.note_ufrag(key, ufrag);
+    }
+
+    /// As [`Engine::sync_ufrag`], with the ufrag of the local description
+    /// just made (writing the description out again costs more than the
+    /// rest of a renegotiation's bookkeeping).
+    fn note_ufrag(&mut self, key: PeerKey, ufrag: Option<String>) {
+        let Some(ufrag) = ufrag else {
             return;
         };
-        let Some(ufrag) = slot.peer.ufrag() else {
+        let Some(slot) = self.peers.get_mut(&key) else {
             return;
         };
         if slot.ufrags.last() == Some(&ufrag) {
@@ -1255,6 +1272,16 @@ impl Engine {
         if p.sub_offer_outstanding || !p.sub_dirty {
             return;
         }
+        // Spaced: while people join, tracks appear one after another, and
+        // each offer carries every track of the connection (its cost grows
+        // with the meeting). Changes within the spacing go in one offer,
+        // sent by `renegotiate_waiting`.
+        let now = Instant::now();
+        if p.last_sub_offer
+            .is_some_and(|t| now.duration_since(t) < OFFER_SPACING)
+        {
+            return;
+        }
         let Some(slot) = self.peers.get_mut(&p.subscriber) else {
             return;
         };
@@ -1262,12 +1289,27 @@ impl Engine {
             Ok(sdp) => {
                 p.sub_dirty = false;
                 p.sub_offer_outstanding = true;
+                p.last_sub_offer = Some(now);
+                let ufrag = crate::peer::ufrag_in(&sdp);
                 let _ = p.events.send(SfuEvent::SubscriberOffer { sdp });
                 let key = p.subscriber;
                 self.touched.push(key);
-                self.sync_ufrag(key);
+                self.note_ufrag(key, ufrag);
             }
             Err(e) => tracing::warn!(participant = %participant, "subscriber offer: {e}"),
+        }
+    }
+
+    /// Sends the subscriber offers that waited for their spacing.
+    fn renegotiate_waiting(&mut self) {
+        let waiting: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.sub_dirty && !p.sub_offer_outstanding)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            self.renegotiate(&id);
         }
     }
 

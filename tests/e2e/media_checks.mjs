@@ -19,6 +19,15 @@
 //     names one of the two participants; a page told the other participant
 //     speaks marks that tile `active-speaker`.
 //
+//   node media_checks.mjs rejoin URL1 URL2
+//     Page 2 leaves (the Leave button) and, after the server's SSRC rest
+//     (E2E_SSRC_REST_MS, default 12000), joins again. Page 1's subscriber
+//     connection stays up throughout: it must decode page 2's new video, and
+//     receive page 2's new audio on the SSRC its old audio had (the server
+//     reuses the SSRCs of removed audio tracks so that a long-lived
+//     connection's per-SSRC state stays bounded). Reports the SSRCs, frames
+//     decoded and audio packets received.
+//
 // Prints a JSON summary as the last line on stdout and exits 0, or prints the
 // reason on stderr (and a summary with "ok": false) and exits 1. The
 // invitation URLs carry tokens: they are never printed.
@@ -622,9 +631,99 @@ async function checkSpeaker(browsers, urls, out) {
   }
 }
 
+// ---- rejoin ------------------------------------------------------------------
+
+/** Rest before the server gives a removed track's SSRC to a new one (10 s), and a margin. */
+const SSRC_REST_MS = Number(process.env.E2E_SSRC_REST_MS || 12000);
+
+/** Page `b`'s inbound audio from `ownerId` (or null). */
+async function audioFrom(b, ownerId) {
+  const inbound = await inboundStats(b.page);
+  return inbound.find((s) => s.kind === 'audio' && s.owner === ownerId) || null;
+}
+
+async function checkRejoin(browsers, urls, out) {
+  const { selves, videos } = await joinBoth(browsers, urls);
+  const [b1, b2] = browsers;
+  const firstSsrc = videos[0].ssrc;
+  out.first_video_ssrc = firstSsrc;
+  let firstAudio = null;
+  for (const until = Date.now() + timeoutMs; !(firstAudio && firstAudio.packetsReceived > 0); await sleep(300)) {
+    if (Date.now() > until) throw new Error('page 1 receives no audio from page 2');
+    firstAudio = await audioFrom(b1, selves[1].id);
+  }
+  out.first_audio_ssrc = firstAudio.ssrc;
+  await b2.page.locator('#leave-button').click();
+  log('page 2 left');
+  // Page 1 is told: page 2's video is no longer among its inbound streams
+  // with an owner (the transceiver went inactive).
+  const goneBy = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await videoFrom(b1, selves[1].id);
+    const frames = v ? v.framesDecoded : 0;
+    await sleep(1000);
+    const again = await videoFrom(b1, selves[1].id);
+    if (!again || again.framesDecoded === frames) break;
+    if (Date.now() > goneBy) throw new Error('page 1 still decodes page 2\'s video after it left');
+  }
+  log('page 1 no longer receives page 2');
+  await sleep(SSRC_REST_MS);
+  // A fresh load (the invitation URL again would only change the fragment).
+  await b2.page.goto('about:blank');
+  await joinMeeting(b2, urls[1]);
+  // Chromium keeps the receiver (and its track id) of a transceiver the
+  // server reuses, and an SSRC's stats go on counting: page 2's new video
+  // is the inbound video of its (new) participant id whose decoded frames
+  // grow after the rejoin.
+  const deadline = Date.now() + timeoutMs;
+  let self2 = null;
+  let prev = null;
+  let v = null;
+  for (;;) {
+    self2 = await selfOf(b2.page);
+    v = self2 ? await videoFrom(b1, self2.id) : null;
+    if (v && prev && v.ssrc === prev.ssrc && v.framesDecoded >= prev.framesDecoded + 10) break;
+    if (v && (!prev || v.ssrc !== prev.ssrc)) prev = v;
+    if (Date.now() > deadline) {
+      const all = await inboundStats(b1.page);
+      throw new Error(
+        `timeout after ${timeoutMs} ms: page 1 does not decode page 2's new video (${JSON.stringify(v)}); ` +
+          `page 2 is ${JSON.stringify(self2)}, was ${selves[1].id}; page 1 receives ${JSON.stringify(all)}`,
+      );
+    }
+    await sleep(300);
+  }
+  out.second_video_ssrc = v.ssrc;
+  out.second_frames_decoded = v.framesDecoded;
+  out.second_frame_width = v.frameWidth;
+  log(`page 1 decodes page 2's new video: ssrc ${v.ssrc} (was ${firstSsrc}), ${v.framesDecoded} frames`);
+  const a = await audioFrom(b1, self2.id);
+  // And keeps decoding it, and receiving the audio.
+  await sleep(2000);
+  const later = await videoFrom(b1, self2.id);
+  if (!later || later.framesDecoded <= v.framesDecoded) {
+    throw new Error(`page 1 stopped decoding page 2's new video (${JSON.stringify(later)})`);
+  }
+  const aLater = await audioFrom(b1, self2.id);
+  out.second_audio_ssrc = aLater ? aLater.ssrc : null;
+  out.second_audio_packets = aLater ? aLater.packetsReceived : 0;
+  if (!a || !aLater || aLater.ssrc !== a.ssrc || aLater.packetsReceived <= a.packetsReceived + 20) {
+    const all = (await inboundStats(b1.page)).filter((x) => x.kind === 'audio');
+    throw new Error(
+      `page 1 does not receive page 2's new audio: ${JSON.stringify(a)} then ${JSON.stringify(aLater)}; ` +
+        `page 1's inbound audio: ${JSON.stringify(all)}`,
+    );
+  }
+  log(`page 1 receives page 2's new audio: ssrc ${aLater.ssrc} (was ${firstAudio.ssrc}), ${aLater.packetsReceived} packets`);
+  if (aLater.ssrc !== firstAudio.ssrc) {
+    throw new Error(`page 2's new audio came on SSRC ${aLater.ssrc}, not on the freed ${firstAudio.ssrc}: the server did not reuse it`);
+  }
+  out.later_frames_decoded = later.framesDecoded;
+}
+
 // ---- main ----------------------------------------------------------------------
 
-const CHECKS = { simulcast: checkSimulcast, tcp: checkTcp, speaker: checkSpeaker };
+const CHECKS = { simulcast: checkSimulcast, tcp: checkTcp, speaker: checkSpeaker, rejoin: checkRejoin };
 
 async function main() {
   const [check, ...urls] = process.argv.slice(2);

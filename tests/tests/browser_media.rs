@@ -13,7 +13,11 @@
 //!   test only, so needs `nft` (Debian `nftables`) and `unshare`), both pages
 //!   still decode each other's video, every selected candidate pair is TCP;
 //! - active speaker: an `active_speaker` message (Chromium's fake microphone
-//!   beeps) names one of the two, and the other page marks that tile.
+//!   beeps) names one of the two, and the other page marks that tile;
+//! - rejoin: page 2 leaves and, after the server's SSRC rest, joins again;
+//!   page 1's connection decodes the new video and gets the new audio on the
+//!   SSRC the old audio had (the server reuses freed audio SSRCs, continuing
+//!   their sequence numbers: Chromium drops a stream that restarts behind).
 //!
 //! The checks run one at a time (each starts two browsers) and print their
 //! figures on stderr (`-- --nocapture` shows them).
@@ -61,11 +65,16 @@ async fn run_check(check: &str) -> Result<Value> {
 
 /// [`run_check`] with more environment for the script.
 async fn run_check_with(check: &str, env: &[(&str, &str)]) -> Result<Value> {
+    run_check_on(check, env, "").await
+}
+
+/// [`run_check_with`] on a server with more configuration (TOML).
+async fn run_check_on(check: &str, env: &[(&str, &str)], config: &str) -> Result<Value> {
     let chromium = chromium()?;
     let dir = e2e_dir();
     ensure_node_modules(&dir).await?;
 
-    let server = giaoban_tests::TestServer::start().await?;
+    let server = giaoban_tests::TestServer::start_with_config(config).await?;
     let meeting = server.create_meeting("Giao ban kiểm tra media").await?;
     let url1 = server
         .invite(&meeting, "UBND huyện Krông Nô", "bridge")
@@ -211,6 +220,35 @@ async fn active_speaker_names_a_participant() -> Result<()> {
     eprintln!(
         "active speaker: {named:?} (participants {ids:?}); pages told {}; tiles {}",
         s["pages_told"], s["tiles"]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoining_participant_is_received_and_its_audio_reuses_the_freed_ssrc() -> Result<()> {
+    let _one_at_a_time = SERIAL.lock().await;
+    // Every audio forwarded, not only the loudest: Chromium's fake
+    // microphone beeps, and between beeps a page's audio may not be chosen.
+    let s = run_check_on("rejoin", &[], "[media]\naudio_loudest = 0\n").await?;
+    let (first, second) = (
+        num(&s, &["first_audio_ssrc"]),
+        num(&s, &["second_audio_ssrc"]),
+    );
+    ensure!(
+        first.is_some() && first == second,
+        "the new audio's SSRC {second:?} is not the freed {first:?}: {s}"
+    );
+    let (frames, later) = (
+        num(&s, &["second_frames_decoded"]).unwrap_or(0.0),
+        num(&s, &["later_frames_decoded"]).unwrap_or(0.0),
+    );
+    ensure!(
+        frames > 10.0 && later > frames,
+        "page 1 did not keep decoding the new video: {s}"
+    );
+    eprintln!(
+        "rejoin: audio SSRC {first:?} reused ({} packets); video SSRC {} then {}; {frames} then {later} frames decoded, width {}",
+        s["second_audio_packets"], s["first_video_ssrc"], s["second_video_ssrc"], s["second_frame_width"]
     );
     Ok(())
 }
