@@ -220,6 +220,12 @@ impl SeqCarry {
         }
     }
 
+    /// The newest sequence number on the SSRC: sent by this track, or, if
+    /// it sent nothing, by the track it took the SSRC from.
+    fn last(&self) -> Option<u16> {
+        self.newest.or(self.after)
+    }
+
     /// The sequence number to send `seq` as.
     fn map(&mut self, seq: u16) -> u16 {
         if let Some(after) = self.after.take() {
@@ -865,7 +871,7 @@ impl Peer {
         if slot.kind == MediaKind::Audio {
             self.free_ssrcs.push_back(FreeSsrc {
                 ssrc: slot.ssrc,
-                newest_seq: slot.seq.newest,
+                newest_seq: slot.seq.last(),
                 kind: slot.kind,
                 at: Instant::now(),
                 offers_made: self.offers_made,
@@ -2318,6 +2324,10 @@ a=fmtp:63 111/111\r\n";
         // A removed track that never sent: the new one is as a new SSRC.
         let mut silent = SeqCarry::continuing(None);
         assert_eq!(silent.map(42), 42);
+        // A track that took the SSRC and left before sending passes the
+        // old numbering on.
+        assert_eq!(SeqCarry::continuing(Some(9)).last(), Some(9));
+        assert_eq!(c.last(), Some(2));
     }
 
     #[test]
