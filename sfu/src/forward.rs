@@ -27,13 +27,20 @@ pub(crate) fn layer_rank(rid: &str) -> u8 {
 /// Layers of a track seen recently.
 #[derive(Debug, Default)]
 pub(crate) struct Layers {
-    seen: Vec<(String, Instant)>,
-    /// Per layer: the newest sequence number seen, and whether the last
-    /// packet noted was older than it (a retransmission or a reordered
-    /// packet).
-    order: Vec<(String, u16, bool)>,
+    seen: Vec<Seen>,
     /// Measured bitrate per layer (for the bandwidth allocation).
     rates: Vec<(String, Rate)>,
+}
+
+/// One layer of a track.
+#[derive(Debug)]
+struct Seen {
+    rid: String,
+    /// When its last packet came.
+    at: Instant,
+    /// The newest sequence number noted, and whether the last packet noted
+    /// was older than it (a retransmission or a reordered packet).
+    order: Option<(u16, bool)>,
 }
 
 /// How often a layer's bitrate is re-measured.
@@ -60,28 +67,30 @@ struct Rate {
 impl Layers {
     /// Notes a packet of `rid`; returns whether the layer is new.
     pub fn saw(&mut self, rid: &str, now: Instant) -> bool {
-        if let Some(l) = self.seen.iter_mut().find(|l| l.0 == rid) {
-            l.1 = now;
+        if let Some(l) = self.seen.iter_mut().find(|l| l.rid == rid) {
+            l.at = now;
             false
         } else {
-            self.seen.push((rid.to_owned(), now));
-            self.seen.sort_by_key(|l| layer_rank(&l.0));
+            self.seen.push(Seen {
+                rid: rid.to_owned(),
+                at: now,
+                order: None,
+            });
+            self.seen.sort_by_key(|l| layer_rank(&l.rid));
             true
         }
     }
 
-    /// Notes the sequence number of a packet of `rid` (after [`Layers::saw`]).
+    /// Notes the sequence number of a packet of `rid` (after [`Layers::saw`],
+    /// which makes the layer known).
     pub fn note_seq(&mut self, rid: &str, seq: u16) {
-        match self.order.iter_mut().find(|o| o.0 == rid) {
-            Some(o) => {
-                let late = !seq_newer(seq, o.1);
-                if !late {
-                    o.1 = seq;
-                }
-                o.2 = late;
-            }
-            None => self.order.push((rid.to_owned(), seq, false)),
-        }
+        let Some(l) = self.seen.iter_mut().find(|l| l.rid == rid) else {
+            return;
+        };
+        l.order = Some(match l.order {
+            Some((newest, _)) if !seq_newer(seq, newest) => (newest, true),
+            _ => (seq, false),
+        });
     }
 
     /// Whether the last packet noted of `rid` came after a newer one: a
@@ -91,7 +100,9 @@ impl Layers {
     /// would continue with a gap as large as its age, which the receiver
     /// can only fill with the next keyframe.
     pub fn last_was_late(&self, rid: &str) -> bool {
-        self.order.iter().any(|o| o.0 == rid && o.2)
+        self.seen
+            .iter()
+            .any(|l| l.rid == rid && l.order.is_some_and(|(_, late)| late))
     }
 
     /// Counts a packet of `rid` of `bytes` (on the wire) for its bitrate.
@@ -126,12 +137,12 @@ impl Layers {
         let mut floor = 0u64;
         self.seen
             .iter()
-            .map(|(rid, _)| {
-                let rank = layer_rank(rid);
+            .map(|l| {
+                let rank = layer_rank(&l.rid);
                 let measured = self
                     .rates
                     .iter()
-                    .find(|r| r.0 == *rid)
+                    .find(|r| r.0 == l.rid)
                     .and_then(|r| r.1.bps)
                     .map(|b| b as u64);
                 let cost = measured.unwrap_or_else(|| nominal_bps(rank)).max(floor);
@@ -146,8 +157,8 @@ impl Layers {
         let alive: Vec<&str> = self
             .seen
             .iter()
-            .filter(|l| now.duration_since(l.1) < LAYER_TIMEOUT)
-            .map(|l| l.0.as_str())
+            .filter(|l| now.duration_since(l.at) < LAYER_TIMEOUT)
+            .map(|l| l.rid.as_str())
             .collect();
         pick(&alive, q)
     }
@@ -159,14 +170,14 @@ impl Layers {
 
     /// Every layer the track has had, lowest first.
     pub fn all(&self) -> Vec<String> {
-        self.seen.iter().map(|l| l.0.clone()).collect()
+        self.seen.iter().map(|l| l.rid.clone()).collect()
     }
 
     /// The layers the publisher should send for subscribers with these
     /// wishes, lowest first. The lowest layer always runs, so a newcomer or a
     /// thumbnail has something to show at once.
     pub fn wanted(&self, wishes: impl Iterator<Item = Quality>) -> Vec<String> {
-        let all: Vec<&str> = self.seen.iter().map(|l| l.0.as_str()).collect();
+        let all: Vec<&str> = self.seen.iter().map(|l| l.rid.as_str()).collect();
         let mut out: Vec<&str> = all.first().copied().into_iter().collect();
         for q in wishes {
             if let Some(rid) = pick(&all, q) {
@@ -599,7 +610,7 @@ mod tests {
         // its bandwidth probes with retransmissions): switching there would
         // continue 52 packets past the new keyframe (202 - 150), a gap the
         // receiver could only fill with the keyframe after.
-        assert!(layers.order.iter().all(|o| !o.2));
+        assert!(!layers.last_was_late("q") && !layers.last_was_late("f"));
         assert!(matches!(
             feed(&mut f, &mut layers, "q", vp8(150, 0, 150, true, true)),
             Verdict::Skip

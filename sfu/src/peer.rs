@@ -2036,12 +2036,7 @@ mod tests {
             },
         ])
         .unwrap();
-        let codec = Codec {
-            mime_type: MIME_TYPE_VP8.into(),
-            clock_rate: 90000,
-            channels: 0,
-            fmtp: String::new(),
-        };
+        let codec = vp8_codec();
         p.add_send_track("p-1", "t-1", MediaKind::Video, &codec)
             .unwrap();
         let sdp = p.create_offer(Instant::now()).unwrap();
@@ -2270,6 +2265,33 @@ a=fmtp:63 111/111\r\n";
         assert_eq!(left.len(), 1);
     }
 
+    /// A connection with one UDP candidate, for tests that only negotiate.
+    fn udp_peer() -> Peer {
+        Peer::new(&[LocalCandidate {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:40000".parse().unwrap(),
+        }])
+        .unwrap()
+    }
+
+    fn vp8_codec() -> Codec {
+        Codec {
+            mime_type: MIME_TYPE_VP8.into(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        }
+    }
+
+    fn opus_codec(fmtp: &str) -> Codec {
+        Codec {
+            mime_type: MIME_TYPE_OPUS.into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: fmtp.into(),
+        }
+    }
+
     #[test]
     fn a_removed_ssrc_is_taken_again_after_an_answer_and_a_rest() {
         let t0 = Instant::now();
@@ -2332,23 +2354,9 @@ a=fmtp:63 111/111\r\n";
 
     #[test]
     fn only_audio_takes_a_freed_ssrc_and_only_when_allowed() {
-        let mut p = Peer::new(&[LocalCandidate {
-            proto: Proto::Udp,
-            addr: "127.0.0.1:40000".parse().unwrap(),
-        }])
-        .unwrap();
-        let vp8 = Codec {
-            mime_type: MIME_TYPE_VP8.into(),
-            clock_rate: 90000,
-            channels: 0,
-            fmtp: String::new(),
-        };
-        let opus = Codec {
-            mime_type: MIME_TYPE_OPUS.into(),
-            clock_rate: 48000,
-            channels: 2,
-            fmtp: String::new(),
-        };
+        let mut p = udp_peer();
+        let vp8 = vp8_codec();
+        let opus = opus_codec("");
         p.add_send_track("p-1", "t-a", MediaKind::Audio, &opus)
             .unwrap();
         p.add_send_track("p-1", "t-v", MediaKind::Video, &vp8)
@@ -2369,23 +2377,9 @@ a=fmtp:63 111/111\r\n";
 
     #[test]
     fn subscriber_offers_rtx_and_red() {
-        let mut p = Peer::new(&[LocalCandidate {
-            proto: Proto::Udp,
-            addr: "127.0.0.1:40000".parse().unwrap(),
-        }])
-        .unwrap();
-        let vp8 = Codec {
-            mime_type: MIME_TYPE_VP8.into(),
-            clock_rate: 90000,
-            channels: 0,
-            fmtp: String::new(),
-        };
-        let opus = Codec {
-            mime_type: MIME_TYPE_OPUS.into(),
-            clock_rate: 48000,
-            channels: 2,
-            fmtp: "minptime=10;useinbandfec=1;usedtx=1".into(),
-        };
+        let mut p = udp_peer();
+        let vp8 = vp8_codec();
+        let opus = opus_codec("minptime=10;useinbandfec=1;usedtx=1");
         p.add_send_track("p-1", "t-v", MediaKind::Video, &vp8)
             .unwrap();
         p.add_send_track("p-1", "t-a", MediaKind::Audio, &opus)

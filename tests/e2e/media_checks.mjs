@@ -344,6 +344,27 @@ async function videoCodecs(page, which, type) {
 }
 
 /**
+ * What a stall sample keeps of an inbound video (0 while there is none): what
+ * was decoded, and what came in, to tell a stall of the forwarding from one
+ * of decoding.
+ */
+const SAMPLED = [
+  'framesDecoded',
+  'frameWidth',
+  'frameHeight',
+  'keyFramesDecoded',
+  'freezeCount',
+  'totalFreezesDuration',
+  'packetsReceived',
+  'framesReceived',
+  'framesDropped',
+  'packetsLost',
+  'nackCount',
+  'pliCount',
+  'firCount',
+];
+
+/**
  * Samples page 1's inbound video from `ownerId` until `until(sample)` holds or
  * `ms` pass; every sample goes to `trace` (for the stall check).
  */
@@ -351,23 +372,8 @@ async function sampleUntil(b, ownerId, trace, ms, until) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await videoFrom(b, ownerId);
-    const s = {
-      t: Date.now(),
-      framesDecoded: v ? v.framesDecoded : 0,
-      frameWidth: v ? v.frameWidth : 0,
-      frameHeight: v ? v.frameHeight : 0,
-      keyFramesDecoded: v ? v.keyFramesDecoded : 0,
-      freezeCount: v ? v.freezeCount : 0,
-      totalFreezesDuration: v ? v.totalFreezesDuration : 0,
-      // What came in, to tell a stall of the forwarding from one of decoding.
-      packetsReceived: v ? v.packetsReceived : 0,
-      framesReceived: v ? v.framesReceived : 0,
-      framesDropped: v ? v.framesDropped : 0,
-      packetsLost: v ? v.packetsLost : 0,
-      nackCount: v ? v.nackCount : 0,
-      pliCount: v ? v.pliCount : 0,
-      firCount: v ? v.firCount : 0,
-    };
+    const s = { t: Date.now() };
+    for (const k of SAMPLED) s[k] = v ? v[k] : 0;
     trace.push(s);
     if (until && until(s)) return s;
     if (Date.now() >= deadline) return until ? null : s;
