@@ -81,12 +81,20 @@ pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
+/// The WebSocket read buffer a session starts with.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let max = state.limits.max_message_bytes;
     // The hard limit of the WebSocket layer is above ours, so a message a bit
     // over the limit still reaches us and gets a proper `message_too_large`.
     let hard = max.saturating_mul(4).max(max + 65_536);
+    // Each session is mostly idle and its messages small (an SDP answer is
+    // the largest, tens of KB, and grows the buffer while it is read):
+    // tungstenite's default read buffer of 128 KiB per connection was 5 % of
+    // the server's heap with 30 participants (docs/performance.md).
     upgrade
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(hard)
         .max_frame_size(hard)
         .on_upgrade(move |socket| crate::session::run(socket, state))

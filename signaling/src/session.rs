@@ -135,6 +135,9 @@ struct Outbox {
     base: u64,
     messages: VecDeque<String>,
     bytes: usize,
+    /// The number of messages up to and including the latest
+    /// `subscriber_offer`, until the client answers it.
+    offer_end: Option<u64>,
 }
 
 impl Outbox {
@@ -167,6 +170,22 @@ impl Outbox {
                 }
                 None => break,
             }
+        }
+    }
+
+    /// The message just pushed is a `subscriber_offer`.
+    fn pushed_offer(&mut self) {
+        self.offer_end = Some(self.sent());
+    }
+
+    /// The client answered the latest `subscriber_offer`, so it received
+    /// that message and every one before it (one socket delivers in order):
+    /// they need not be kept for a resume. The offers are most of what a
+    /// session sends (each lists every track of the connection), and
+    /// clients acknowledge only every 10 s otherwise (`ping.received`).
+    fn offer_answered(&mut self) {
+        if let Some(n) = self.offer_end.take() {
+            self.ack(n);
         }
     }
 
@@ -903,6 +922,9 @@ impl Session {
                     .subscriber_answer(req.sdp)
                     .await
                     .map_err(|e| stay(e.into()))?;
+                if let Some(j) = self.joined.as_mut() {
+                    j.outbox.offer_answered();
+                }
                 self.reply(&id, "ok", json!({})).await;
                 Ok(Flow::Continue)
             }
@@ -1095,6 +1117,9 @@ impl Session {
             SfuEvent::SubscriberOffer { sdp } => {
                 self.send_json(json!({"type": "subscriber_offer", "sdp": sdp}))
                     .await;
+                if let Some(j) = self.joined.as_mut() {
+                    j.outbox.pushed_offer();
+                }
             }
             SfuEvent::TrackPublished { track_id, kind } => {
                 let kind = match kind {
@@ -1263,6 +1288,24 @@ mod tests {
             .err()
             .expect("fails");
         assert_eq!(id, Some(json!("a")));
+    }
+
+    #[test]
+    fn an_answered_offer_lets_the_outbox_drop_it_and_what_came_before() {
+        let mut o = Outbox::default();
+        o.push("joined-reply");
+        o.push(r#"{"type":"subscriber_offer"}"#);
+        o.pushed_offer();
+        o.push("participant_joined");
+        // A resume from before the answer still gets the offer again.
+        assert_eq!(o.since(1).map(|m| m.len()), Some(2));
+        o.offer_answered();
+        assert_eq!(o.since(2), Some(vec!["participant_joined".to_owned()]));
+        assert_eq!(o.since(1), None, "the answered offer is gone");
+        assert_eq!(o.sent(), 3);
+        // A second answer without a new offer acknowledges nothing more.
+        o.offer_answered();
+        assert_eq!(o.since(2).map(|m| m.len()), Some(1));
     }
 
     #[test]
