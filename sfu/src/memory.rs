@@ -6,8 +6,10 @@
 //! resident size stays at the high-water mark of participants present,
 //! although nothing is leaked (heaptrack over a 240-step churn: 746 KB
 //! still live; glibc's own statistics: 7 MB in use, 45 MB held). The engine
-//! calls [`release_freed`] shortly after participants leave, so the
-//! resident size follows what is live (docs/performance.md, soak).
+//! calls [`release_freed`] shortly after participants leave, and after
+//! subscriber offers (each copies the SDP of every track of the connection
+//! several times), so the resident size follows what is live
+//! (docs/performance.md, soak and "Memory and joins").
 
 /// Returns free heap pages to the system (glibc's `malloc_trim`); a no-op
 /// elsewhere.

@@ -15,11 +15,12 @@ use bytes::{Bytes, BytesMut};
 use rtc::interceptor::NackGeneratorBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::interceptor::{
-    BandwidthEstimator, CongestionControlBuilder, PacketReport, TwccSenderBuilder,
+    BandwidthEstimator, CongestionControlBuilder, PacketReport, ReceiverReportBuilder,
+    SenderReportBuilder, TwccSenderBuilder,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
@@ -137,6 +138,19 @@ pub(crate) enum PeerEvent {
     TrackClosed {
         track: RecvTrack,
     },
+}
+
+/// Which way media flows on a connection: it decides the interceptors the
+/// connection runs ([`Peer::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Media comes in (a publisher connection).
+    Receive,
+    /// Media goes out (a subscriber or player connection).
+    Send,
+    /// Both (the fuzzing entry points and tests, which drive one
+    /// connection either way).
+    Both,
 }
 
 /// One WebRTC peer connection on the server side (ICE-lite, DTLS server).
@@ -392,7 +406,7 @@ fn stack_err(context: &str, e: impl std::fmt::Display) -> SfuError {
 
 impl Peer {
     /// A new server-side peer connection announcing `candidates`.
-    pub fn new(candidates: &[LocalCandidate]) -> Result<Peer, SfuError> {
+    pub fn new(candidates: &[LocalCandidate], direction: Direction) -> Result<Peer, SfuError> {
         // No fixed ICE credentials: the stack draws random ones, and draws
         // new ones on an ICE restart (fixed ones would be reused by it).
         let setting_engine = SettingEngineBuilder::new()
@@ -412,18 +426,50 @@ impl Peer {
             )
             .map_err(|e| stack_err("media engine", e))?;
         let repair = Arc::new(Mutex::new(RepairState::default()));
-        let registry = Registry::new()
-            // After FEC recovery, before the NACK generator (7_000): a
-            // retransmission must count as the packet it repairs.
-            .with(Slot::from(6_500), RtxUnwrap::new(repair.clone()));
         let rtx_send = Arc::new(Mutex::new(HashMap::new()));
-        // Wire-side of the NACK responder (4_000; the write walk goes from
-        // large slots to small), so that it sees the responder's RTX packets.
-        let registry = registry.with(Slot::from(3_500), RtxRetag::new(rtx_send.clone()));
-        // NACK as the stack's configure_nack, but our own responder (nack.rs):
-        // a history per sent stream allocated when the stream first sends and
-        // bounded in time (1 s), not the stack's fixed buffer per negotiated
-        // stream.
+        let bwe = Arc::new(Mutex::new(crate::bwe::Estimator::new()));
+        // Every packet written or read walks every interceptor of the chain
+        // (each queues and passes it on), so a connection gets only those of
+        // the direction it carries: a publisher connection only receives
+        // media, a subscriber (or player) connection only sends it. The SDP
+        // (the media engine) is the same for both.
+        let receives = matches!(direction, Direction::Receive | Direction::Both);
+        let sends = matches!(direction, Direction::Send | Direction::Both);
+        let mut registry = Registry::new();
+        if receives {
+            registry = registry
+                // After FEC recovery, before the NACK generator (7_000): a
+                // retransmission must count as the packet it repairs.
+                .with(Slot::from(6_500), RtxUnwrap::new(repair.clone()))
+                // The stack NACKs a missing packet every 100 ms until it
+                // leaves the receive log (512 packets: many seconds of a
+                // thumbnail). When the server itself drops datagrams (a
+                // starved CPU, a full socket buffer), that asked publishers
+                // for many times their media rate in retransmissions, which
+                // starved it more. A packet is asked for at most
+                // `NACKS_PER_PACKET` times (300 ms); later, a keyframe is the
+                // cheaper repair.
+                .with(
+                    Slot::NackGenerator,
+                    NackGeneratorBuilder::new()
+                        .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                        .build(),
+                )
+                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
+        }
+        if sends {
+            registry = registry
+                // Wire-side of the NACK responder (4_000; the write walk goes
+                // from large slots to small), so that it sees the responder's
+                // RTX packets.
+                .with(Slot::from(3_500), RtxRetag::new(rtx_send.clone()))
+                // NACK as the stack's configure_nack, but our own responder
+                // (nack.rs): a history per sent stream allocated when the
+                // stream first sends and bounded in time (1 s), not the
+                // stack's fixed buffer per negotiated stream.
+                .with(Slot::NackResponder, nack::NackResponder::default())
+                .with(Slot::SenderReport, SenderReportBuilder::new().build());
+        }
         for parameter in ["", "pli"] {
             engine.register_feedback(
                 RTCPFeedback {
@@ -433,27 +479,18 @@ impl Peer {
                 RtpCodecKind::Video,
             );
         }
-        let registry = registry
-            .with(Slot::NackResponder, nack::NackResponder::default())
-            // The stack NACKs a missing packet every 100 ms until it leaves
-            // the receive log (512 packets: many seconds of a thumbnail).
-            // When the server itself drops datagrams (a starved CPU, a full
-            // socket buffer), that asked publishers for many times their
-            // media rate in retransmissions, which starved it more. A packet
-            // is asked for at most `NACKS_PER_PACKET` times (300 ms); later,
-            // a keyframe is the cheaper repair.
-            .with(
-                Slot::NackGenerator,
-                NackGeneratorBuilder::new()
-                    .with_max_nacks_per_packet(NACKS_PER_PACKET)
-                    .build(),
-            );
-        let registry = configure_rtcp_reports(registry);
         // Transport-wide congestion control feedback for what publishers send:
         // without it a browser's send estimate starts at 300 kbit/s and climbs
         // only from receiver reports, so its top simulcast layer takes ~20 s.
-        let registry = configure_twcc_receiver_only(registry, &mut engine)
-            .map_err(|e| stack_err("media engine", e))?;
+        // The stack's helper registers the feedback and header extension in
+        // the media engine (the SDP of every connection) and adds the
+        // interceptor that answers; only a receiving connection keeps it.
+        registry = if receives {
+            configure_twcc_receiver_only(registry, &mut engine)
+        } else {
+            configure_twcc_receiver_only(Registry::new(), &mut engine).map(|_| registry)
+        }
+        .map_err(|e| stack_err("media engine", e))?;
         // What we send (subscriber connections) carries transport-wide
         // sequence numbers; the stack joins the remote's TWCC feedback to the
         // departures and hands the results to our estimator (bwe.rs). No
@@ -466,15 +503,16 @@ impl Peer {
             },
             RtpCodecKind::Video,
         );
-        let bwe = Arc::new(Mutex::new(crate::bwe::Estimator::new()));
-        let registry = registry
-            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-            .with(
-                Slot::CongestionControl,
-                CongestionControlBuilder::new(BweFeed(bwe.clone())).build(),
-            )
-            // Wire-side of the congestion control (see RtcpTap).
-            .with(Slot::Custom(1), RtcpTap::new(bwe.clone()));
+        if sends {
+            registry = registry
+                .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(BweFeed(bwe.clone())).build(),
+                )
+                // Wire-side of the congestion control (see RtcpTap).
+                .with(Slot::Custom(1), RtcpTap::new(bwe.clone()));
+        }
         let config = RTCConfigurationBuilder::new().build();
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
@@ -2025,16 +2063,19 @@ mod tests {
 
     #[test]
     fn a_peer_offers_with_our_candidates() {
-        let mut p = Peer::new(&[
-            LocalCandidate {
-                proto: Proto::Udp,
-                addr: "127.0.0.1:40000".parse().unwrap(),
-            },
-            LocalCandidate {
-                proto: Proto::Tcp,
-                addr: "127.0.0.1:40000".parse().unwrap(),
-            },
-        ])
+        let mut p = Peer::new(
+            &[
+                LocalCandidate {
+                    proto: Proto::Udp,
+                    addr: "127.0.0.1:40000".parse().unwrap(),
+                },
+                LocalCandidate {
+                    proto: Proto::Tcp,
+                    addr: "127.0.0.1:40000".parse().unwrap(),
+                },
+            ],
+            Direction::Send,
+        )
         .unwrap();
         let codec = vp8_codec();
         p.add_send_track("p-1", "t-1", MediaKind::Video, &codec)
@@ -2267,10 +2308,13 @@ a=fmtp:63 111/111\r\n";
 
     /// A connection with one UDP candidate, for tests that only negotiate.
     fn udp_peer() -> Peer {
-        Peer::new(&[LocalCandidate {
-            proto: Proto::Udp,
-            addr: "127.0.0.1:40000".parse().unwrap(),
-        }])
+        Peer::new(
+            &[LocalCandidate {
+                proto: Proto::Udp,
+                addr: "127.0.0.1:40000".parse().unwrap(),
+            }],
+            Direction::Both,
+        )
         .unwrap()
     }
 

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::shared::marshal::Unmarshal;
 
-use super::{Codec, LocalCandidate, Peer, Proto};
+use super::{Codec, Direction, LocalCandidate, Peer, Proto};
 use crate::MediaKind;
 
 fn local() -> SocketAddr {
@@ -57,7 +57,7 @@ fn drain(p: &mut Peer) {
 /// A subscriber-side peer with an audio and a video track, having made its
 /// offer (what `subscriber_answer` applies an answer to).
 fn offering_peer(now: Instant) -> Option<(Peer, String)> {
-    let mut p = Peer::new(&candidates()).ok()?;
+    let mut p = Peer::new(&candidates(), Direction::Both).ok()?;
     p.add_send_track("p-1", "t-a", MediaKind::Audio, &opus())
         .ok()?;
     p.add_send_track("p-1", "t-v", MediaKind::Video, &vp8())
@@ -70,7 +70,7 @@ fn offering_peer(now: Instant) -> Option<(Peer, String)> {
 /// as `subscriber_answer` does (a client's answer to our offer).
 pub(crate) fn sdp(text: &str) {
     let now = Instant::now();
-    if let Ok(mut p) = Peer::new(&candidates()) {
+    if let Ok(mut p) = Peer::new(&candidates(), Direction::Both) {
         let _ = p.accept_offer(now, text.to_owned());
         p.handle_timeout(now);
         drain(&mut p);
@@ -92,7 +92,7 @@ pub(crate) fn example_sdps() -> Vec<String> {
         return Vec::new();
     };
     let mut out = vec![offer.clone()];
-    if let Ok(mut p) = Peer::new(&candidates()) {
+    if let Ok(mut p) = Peer::new(&candidates(), Direction::Both) {
         if let Ok(answer) = p.accept_offer(now, offer) {
             out.push(answer);
         }
@@ -117,7 +117,7 @@ pub(crate) fn peer_input(data: &[u8]) {
     let Some((mut ours, offer)) = offering_peer(now) else {
         return;
     };
-    let Ok(mut theirs) = Peer::new(&candidates()) else {
+    let Ok(mut theirs) = Peer::new(&candidates(), Direction::Both) else {
         return;
     };
     let Ok(answer) = theirs.accept_offer(now, offer) else {
