@@ -200,6 +200,8 @@ struct StreamMeta {
 struct SenderSlot {
     id: RTCRtpSenderId,
     ssrc: u32,
+    /// The RTX SSRC we chose for a video track (retransmissions on it).
+    rtx_ssrc: Option<u32>,
     kind: MediaKind,
     /// The codec of what is sent; `None`: any codec the remote accepted on
     /// this track, named per packet ([`Peer::send_rtp_as`], answer mode).
@@ -259,6 +261,8 @@ impl SeqCarry {
 /// The SSRC of a removed sent track, waiting to be taken again.
 struct FreeSsrc {
     ssrc: u32,
+    /// The removed video track's RTX SSRC, taken with it.
+    rtx_ssrc: Option<u32>,
     /// The newest sequence number sent on it.
     newest_seq: Option<u16>,
     kind: MediaKind,
@@ -276,13 +280,13 @@ fn take_free_ssrc(
     kind: MediaKind,
     offer_answered: u64,
     now: Instant,
-) -> Option<(u32, Option<u16>)> {
+) -> Option<FreeSsrc> {
     let i = free.iter().position(|f| {
         f.kind == kind
             && offer_answered > f.offers_made
             && now.saturating_duration_since(f.at) >= SSRC_REST
     })?;
-    free.remove(i).map(|f| (f.ssrc, f.newest_seq))
+    free.remove(i)
 }
 
 fn media_engine() -> Result<MediaEngine, SfuError> {
@@ -673,11 +677,23 @@ impl Peer {
 
     /// A random SSRC that no sent track or free SSRC uses.
     fn unused_ssrc(&self) -> u32 {
+        self.unused_ssrc_besides(0)
+    }
+
+    /// [`Peer::unused_ssrc`], other than `taken` (chosen, not yet recorded).
+    fn unused_ssrc_besides(&self, taken: u32) -> u32 {
         loop {
             let s: u32 = rand::random();
             if s != 0
-                && !self.senders.values().any(|x| x.ssrc == s)
-                && !self.free_ssrcs.iter().any(|f| f.ssrc == s)
+                && s != taken
+                && !self
+                    .senders
+                    .values()
+                    .any(|x| x.ssrc == s || x.rtx_ssrc == Some(s))
+                && !self
+                    .free_ssrcs
+                    .iter()
+                    .any(|f| f.ssrc == s || f.rtx_ssrc == Some(s))
             {
                 return s;
             }
@@ -697,32 +713,38 @@ impl Peer {
         // (rtc 0.21.1: ~0.9 KB each, never dropped, as the W3C stats model
         // keeps them), so a long-lived subscriber connection (the chair's, a
         // whole meeting of bridge points coming and going) grew by two
-        // entries per participant that ever joined. An audio track takes the
-        // SSRC of a removed audio track again, which keeps the audio entries
-        // at the most audio tracks the connection ever had at once. Only
-        // after a rest: by then the renegotiation that removed the track is
-        // done and the stack (and our interceptors, keyed by SSRC) have let
-        // go of its stream, and the remote's receiver of it is gone. The new
-        // track's sequence numbers continue the old ones ([`SeqCarry`]).
-        //
-        // Not video: Chromium (tests/e2e/media_checks.mjs `rejoin`) sometimes
-        // never decoded a video that came back on a freed SSRC (even with
-        // its RTX SSRC), so video SSRCs are always new and their entries
-        // still grow (upstream rtc would have to drop them). That was before
-        // sequence numbers continued on a taken SSRC, the likely cause (new
-        // audio went unheard the same way); not tried again yet.
+        // entries per participant that ever joined. A track takes the SSRC
+        // of a removed track of its kind again (a video track its RTX SSRC
+        // too), which keeps the entries at the most tracks the connection
+        // ever had at once. Only after a rest: by then the renegotiation
+        // that removed the track is done and the stack (and our
+        // interceptors, keyed by SSRC) have let go of its stream, and the
+        // remote's receiver of it is gone. The new track's sequence numbers
+        // continue the old ones ([`SeqCarry`]; the NACK responder does the
+        // same for the RTX SSRC): the remote's SRTP keeps a replay window
+        // per SSRC, and Chromium dropped a reused SSRC's packets that fell
+        // behind it (tests/e2e/media_checks.mjs `rejoin`).
         let reuse = take_free_ssrc(
             &mut self.free_ssrcs,
             kind,
             self.offer_answered,
             Instant::now(),
         );
-        let (ssrc, seq) = match reuse {
-            Some((s, newest)) => {
-                tracing::debug!(track, ssrc = s, "sent track takes a freed SSRC");
-                (s, SeqCarry::continuing(newest))
+        let (ssrc, rtx_ssrc, seq) = match reuse {
+            Some(f) => {
+                tracing::debug!(track, ssrc = f.ssrc, "sent track takes a freed SSRC");
+                (f.ssrc, f.rtx_ssrc, SeqCarry::continuing(f.newest_seq))
             }
-            None => (self.unused_ssrc(), SeqCarry::default()),
+            None => (self.unused_ssrc(), None, SeqCarry::default()),
+        };
+        // Video retransmits on an RTX SSRC of ours (the stack would draw a
+        // random one, which could not be taken again).
+        let rtx_ssrc = match kind {
+            MediaKind::Video => Some(match rtx_ssrc {
+                Some(r) => r,
+                None => self.unused_ssrc_besides(ssrc),
+            }),
+            MediaKind::Audio => None,
         };
         // An empty codec leaves the transceiver's codecs as negotiated, where
         // a named one would narrow them to that codec alone.
@@ -746,6 +768,7 @@ impl Peer {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                     ..Default::default()
                 },
                 active: true,
@@ -762,6 +785,7 @@ impl Peer {
             SenderSlot {
                 id,
                 ssrc,
+                rtx_ssrc,
                 kind,
                 codec: codec.cloned(),
                 payload_type: None,
@@ -848,11 +872,9 @@ impl Peer {
             return Ok(HashMap::new());
         };
         let (id, ssrc) = (slot.id, slot.ssrc);
-        let rtx_ssrc = loop {
-            let s: u32 = rand::random();
-            if s != 0 && s != ssrc && !self.senders.values().any(|x| x.ssrc == s) {
-                break s;
-            }
+        let rtx_ssrc = match slot.rtx_ssrc {
+            Some(r) => r,
+            None => self.unused_ssrc_besides(ssrc),
         };
         let mut sender = self
             .pc
@@ -905,16 +927,15 @@ impl Peer {
         self.pc
             .remove_track(slot.id)
             .map_err(|e| stack_err("remove track", e))?;
-        // Audio only: see `add_sender`.
-        if slot.kind == MediaKind::Audio {
-            self.free_ssrcs.push_back(FreeSsrc {
-                ssrc: slot.ssrc,
-                newest_seq: slot.seq.last(),
-                kind: slot.kind,
-                at: Instant::now(),
-                offers_made: self.offers_made,
-            });
-        }
+        // Taken again later: see `add_sender`.
+        self.free_ssrcs.push_back(FreeSsrc {
+            ssrc: slot.ssrc,
+            rtx_ssrc: slot.rtx_ssrc,
+            newest_seq: slot.seq.last(),
+            kind: slot.kind,
+            at: Instant::now(),
+            offers_made: self.offers_made,
+        });
         Ok(true)
     }
 
@@ -2341,6 +2362,7 @@ a=fmtp:63 111/111\r\n";
         let t0 = Instant::now();
         let free = |ssrc, kind, offers_made| FreeSsrc {
             ssrc,
+            rtx_ssrc: None,
             newest_seq: Some(ssrc as u16 * 100),
             kind,
             at: t0,
@@ -2353,23 +2375,17 @@ a=fmtp:63 111/111\r\n";
         ]
         .into();
         let rested = t0 + SSRC_REST;
+        let mut take = |kind, answered, now| {
+            take_free_ssrc(&mut q, kind, answered, now).map(|f| (f.ssrc, f.newest_seq))
+        };
         // Not rested, or the offer without the removal answered: nothing.
-        assert_eq!(take_free_ssrc(&mut q, MediaKind::Video, 4, t0), None);
-        assert_eq!(take_free_ssrc(&mut q, MediaKind::Video, 3, rested), None);
+        assert_eq!(take(MediaKind::Video, 4, t0), None);
+        assert_eq!(take(MediaKind::Video, 3, rested), None);
         // Oldest of the kind first; the other kind untouched.
-        assert_eq!(
-            take_free_ssrc(&mut q, MediaKind::Video, 4, rested),
-            Some((1, Some(100)))
-        );
-        assert_eq!(take_free_ssrc(&mut q, MediaKind::Video, 4, rested), None);
-        assert_eq!(
-            take_free_ssrc(&mut q, MediaKind::Video, 5, rested),
-            Some((3, Some(300)))
-        );
-        assert_eq!(
-            take_free_ssrc(&mut q, MediaKind::Audio, 5, rested),
-            Some((2, Some(200)))
-        );
+        assert_eq!(take(MediaKind::Video, 4, rested), Some((1, Some(100))));
+        assert_eq!(take(MediaKind::Video, 4, rested), None);
+        assert_eq!(take(MediaKind::Video, 5, rested), Some((3, Some(300))));
+        assert_eq!(take(MediaKind::Audio, 5, rested), Some((2, Some(200))));
         assert!(q.is_empty());
     }
 
@@ -2397,7 +2413,7 @@ a=fmtp:63 111/111\r\n";
     }
 
     #[test]
-    fn only_audio_takes_a_freed_ssrc_and_only_when_allowed() {
+    fn a_freed_ssrc_is_kept_with_its_rtx_and_taken_only_when_allowed() {
         let mut p = udp_peer();
         let vp8 = vp8_codec();
         let opus = opus_codec("");
@@ -2406,17 +2422,48 @@ a=fmtp:63 111/111\r\n";
         p.add_send_track("p-1", "t-v", MediaKind::Video, &vp8)
             .unwrap();
         let audio = p.senders["t-a"].ssrc;
-        p.create_offer(Instant::now()).unwrap();
+        let (video, rtx) = (p.senders["t-v"].ssrc, p.senders["t-v"].rtx_ssrc);
+        assert_eq!(p.senders["t-a"].rtx_ssrc, None);
+        let rtx = rtx.expect("a video track has an RTX SSRC of ours");
+        let sdp = p.create_offer(Instant::now()).unwrap();
+        // The offer names our RTX SSRC beside the video's.
+        assert!(
+            sdp.contains(&format!("a=ssrc-group:FID {video} {rtx}")),
+            "{sdp}"
+        );
         assert!(p.remove_send_track("t-a").unwrap());
         assert!(p.remove_send_track("t-v").unwrap());
-        // Only the audio SSRC is kept for later.
-        assert_eq!(p.free_ssrcs.len(), 1);
+        // Both kept for later, the video with its RTX SSRC.
+        assert_eq!(p.free_ssrcs.len(), 2);
         assert_eq!(p.free_ssrcs[0].ssrc, audio);
+        assert_eq!(
+            (p.free_ssrcs[1].ssrc, p.free_ssrcs[1].rtx_ssrc),
+            (video, Some(rtx))
+        );
         // The offer without the removal is unanswered, and no rest: new.
         p.add_send_track("p-2", "t-a2", MediaKind::Audio, &opus)
             .unwrap();
+        p.add_send_track("p-2", "t-v2", MediaKind::Video, &vp8)
+            .unwrap();
         assert_ne!(p.senders["t-a2"].ssrc, audio);
-        assert_eq!(p.free_ssrcs.len(), 1);
+        assert_ne!(p.senders["t-v2"].ssrc, video);
+        assert_eq!(p.free_ssrcs.len(), 2);
+        // Once allowed, a new video track takes both SSRCs again.
+        p.offer_answered = p.offers_made + 1;
+        for f in &mut p.free_ssrcs {
+            f.at -= SSRC_REST;
+        }
+        p.add_send_track("p-3", "t-v3", MediaKind::Video, &vp8)
+            .unwrap();
+        assert_eq!(
+            (p.senders["t-v3"].ssrc, p.senders["t-v3"].rtx_ssrc),
+            (video, Some(rtx))
+        );
+        let sdp = p.create_offer(Instant::now()).unwrap();
+        assert!(
+            sdp.contains(&format!("a=ssrc-group:FID {video} {rtx}")),
+            "{sdp}"
+        );
     }
 
     #[test]

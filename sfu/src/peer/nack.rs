@@ -131,6 +131,11 @@ impl Stream {
 pub(super) struct NackResponder {
     /// Streams the stack bound that accept generic NACK, by SSRC.
     streams: HashMap<u32, Stream>,
+    /// The next RTX sequence number of unbound streams, by RTX SSRC: a
+    /// track that takes a removed track's SSRCs again (`Peer::add_sender`)
+    /// continues its retransmissions' numbering, as the remote's SRTP
+    /// replay window for the SSRC wants.
+    rtx_next: HashMap<u32, u16>,
     /// When to look for histories to expire: set while any stream keeps
     /// packets.
     next_expiry: Option<Instant>,
@@ -290,11 +295,15 @@ impl Interceptor for NackResponder {
             .iter()
             .any(|fb| fb.typ == "nack" && fb.parameter.is_empty());
         if nack {
+            let rtx = info.ssrc_rtx.zip(info.payload_type_rtx);
+            let rtx_sequence_number = rtx
+                .and_then(|(ssrc, _)| self.rtx_next.remove(&ssrc))
+                .unwrap_or(0);
             self.streams.insert(
                 info.ssrc,
                 Stream {
-                    rtx: info.ssrc_rtx.zip(info.payload_type_rtx),
-                    rtx_sequence_number: 0,
+                    rtx,
+                    rtx_sequence_number,
                     sent: VecDeque::new(),
                 },
             );
@@ -302,7 +311,14 @@ impl Interceptor for NackResponder {
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.streams.remove(&info.ssrc);
+        if let Some(Stream {
+            rtx: Some((rtx_ssrc, _)),
+            rtx_sequence_number,
+            ..
+        }) = self.streams.remove(&info.ssrc)
+        {
+            self.rtx_next.insert(rtx_ssrc, rtx_sequence_number);
+        }
     }
 
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -490,6 +506,33 @@ mod tests {
             assert_eq!(&p.payload[..2], &osn.to_be_bytes());
             assert_eq!(&p.payload[2..], &[osn as u8; 10]);
         }
+    }
+
+    #[test]
+    fn a_stream_on_a_taken_rtx_ssrc_continues_its_numbering() {
+        let now = Instant::now();
+        let mut r = NackResponder::default();
+        r.bind_local_stream(&info(7, Some((70, 97))));
+        sent(&mut r, now, 7, 100..105);
+        r.handle_read(nack(now, 7, 101, 0b1)).unwrap();
+        assert_eq!(resent(&mut r).len(), 2);
+        r.unbind_local_stream(&info(7, Some((70, 97))));
+        // A new track takes SSRC 7 and RTX SSRC 70 again: its first
+        // retransmission follows the two sent before.
+        r.bind_local_stream(&info(7, Some((70, 97))));
+        sent(&mut r, now, 7, 500..505);
+        r.handle_read(nack(now + Duration::from_millis(200), 7, 502, 0))
+            .unwrap();
+        let again = resent(&mut r);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].header.ssrc, 70);
+        assert_eq!(again[0].header.sequence_number, 2);
+        // Another RTX SSRC starts afresh.
+        r.bind_local_stream(&info(8, Some((80, 97))));
+        sent(&mut r, now, 8, 10..12);
+        r.handle_read(nack(now + Duration::from_millis(200), 8, 10, 0))
+            .unwrap();
+        assert_eq!(resent(&mut r)[0].header.sequence_number, 0);
     }
 
     #[test]
