@@ -91,7 +91,7 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     let hard = max.saturating_mul(4).max(max + 65_536);
     // Each session is mostly idle and its messages small (an SDP answer is
     // the largest, tens of KB, and grows the buffer while it is read):
-    // tungstenite's default read buffer of 128 KiB per connection was 5 % of
+    // tungstenite's default read buffer of 128 KiB per connection was 7 % of
     // the server's heap with 30 participants (docs/performance.md).
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
