@@ -740,10 +740,7 @@ impl Peer {
         // Video retransmits on an RTX SSRC of ours (the stack would draw a
         // random one, which could not be taken again).
         let rtx_ssrc = match kind {
-            MediaKind::Video => Some(match rtx_ssrc {
-                Some(r) => r,
-                None => self.unused_ssrc_besides(ssrc),
-            }),
+            MediaKind::Video => Some(rtx_ssrc.unwrap_or_else(|| self.unused_ssrc_besides(ssrc))),
             MediaKind::Audio => None,
         };
         // An empty codec leaves the transceiver's codecs as negotiated, where
@@ -872,10 +869,9 @@ impl Peer {
             return Ok(HashMap::new());
         };
         let (id, ssrc) = (slot.id, slot.ssrc);
-        let rtx_ssrc = match slot.rtx_ssrc {
-            Some(r) => r,
-            None => self.unused_ssrc_besides(ssrc),
-        };
+        let rtx_ssrc = slot
+            .rtx_ssrc
+            .unwrap_or_else(|| self.unused_ssrc_besides(ssrc));
         let mut sender = self
             .pc
             .rtp_sender(id)
