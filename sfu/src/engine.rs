@@ -23,6 +23,7 @@ use crate::{
 };
 
 mod allocation;
+mod slots;
 mod viewers;
 pub use viewers::Viewer;
 
@@ -165,6 +166,8 @@ enum Command {
         participant: ParticipantId,
         /// Whether it gets a subscriber connection (a WHIP encoder does not).
         receive: bool,
+        /// It receives in slots (see `slots`).
+        in_slots: bool,
         events: mpsc::UnboundedSender<SfuEvent>,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
@@ -312,7 +315,19 @@ impl Sfu {
         room: RoomId,
         participant: ParticipantId,
     ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
-        self.join_with(room, participant, true).await
+        self.join_with(room, participant, true, false).await
+    }
+
+    /// Adds a participant that receives in slots: its subscriber connection
+    /// negotiates only as many tracks of a kind as it is forwarded at once
+    /// (last-N videos, the loudest audios), and [`SfuEvent::Slots`] says
+    /// which publisher's track each carries. Otherwise as [`Sfu::join`].
+    pub async fn join_in_slots(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
+        self.join_with(room, participant, true, true).await
     }
 
     /// Adds a participant that only publishes (a WHIP encoder): it has no
@@ -322,7 +337,7 @@ impl Sfu {
         room: RoomId,
         participant: ParticipantId,
     ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
-        self.join_with(room, participant, false).await
+        self.join_with(room, participant, false, false).await
     }
 
     /// A player of `room`'s main view (WHEP): applies its offer (to receive
@@ -354,6 +369,7 @@ impl Sfu {
         room: RoomId,
         participant: ParticipantId,
         receive: bool,
+        in_slots: bool,
     ) -> Result<(Participant, mpsc::UnboundedReceiver<SfuEvent>), SfuError> {
         let (events, rx) = mpsc::unbounded_channel();
         let (reply, wait) = oneshot::channel();
@@ -362,6 +378,7 @@ impl Sfu {
                 room,
                 participant: participant.clone(),
                 receive,
+                in_slots,
                 events,
                 reply,
             })
@@ -600,6 +617,9 @@ struct ParticipantState {
     last_sub_offer: Option<Instant>,
     /// Preferred as the room's main view for players (the chair).
     featured: bool,
+    /// It receives in slots (`None`: a sent track per published track).
+    /// Taken out while `Engine::assign_slots` works on it.
+    slots: Option<slots::Slots>,
 }
 
 struct Engine {
@@ -747,10 +767,11 @@ impl Engine {
                 room,
                 participant,
                 receive,
+                in_slots,
                 events,
                 reply,
             } => {
-                let _ = reply.send(self.join(room, participant, receive, events));
+                let _ = reply.send(self.join(room, participant, receive, in_slots, events));
             }
             Command::Publish {
                 participant,
@@ -874,6 +895,7 @@ impl Engine {
         room: RoomId,
         participant: ParticipantId,
         receive: bool,
+        in_slots: bool,
         events: mpsc::UnboundedSender<SfuEvent>,
     ) -> Result<(), SfuError> {
         if self.participants.contains_key(&participant) {
@@ -903,6 +925,7 @@ impl Engine {
             sub_dirty: false,
             last_sub_offer: None,
             featured: false,
+            slots: (receive && in_slots).then(slots::Slots::default),
         };
         // Subscribe the newcomer to every live track in the room.
         let members = self.rooms.entry(room).or_default();
@@ -917,6 +940,18 @@ impl Engine {
             }
         }
         for (owner, track, kind, codec) in additions {
+            if state.slots.as_mut().is_some_and(|s| s.admits(kind, &codec)) {
+                // Sent when it takes a slot (the next allocation).
+                if let Some(t) = self
+                    .participants
+                    .get_mut(&owner)
+                    .and_then(|o| o.tracks.iter_mut().find(|t| t.id == track))
+                {
+                    t.subscribers
+                        .push(Forward::in_slots(subscriber, Quality::High));
+                }
+                continue;
+            }
             if let Some(slot) = self.peers.get_mut(&subscriber) {
                 match slot.peer.add_send_track(&owner, &track, kind, &codec) {
                     Ok(()) => {
@@ -1068,9 +1103,12 @@ impl Engine {
     }
 
     fn leave(&mut self, participant: &ParticipantId) {
-        let Some(state) = self.participants.remove(participant) else {
+        let Some(mut state) = self.participants.remove(participant) else {
             return;
         };
+        for t in &mut state.tracks {
+            self.return_slots(t);
+        }
         if let Some(members) = self.rooms.get_mut(&state.room) {
             members.retain(|m| m != participant);
             if members.is_empty() {
@@ -1261,6 +1299,9 @@ impl Engine {
         let connected = slot.connected;
         if let Some(p) = self.participants.get_mut(participant) {
             p.sub_offer_outstanding = false;
+            if let Some(s) = p.slots.as_mut() {
+                s.answered();
+            }
         }
         self.renegotiate(participant);
         if connected {
@@ -1295,6 +1336,9 @@ impl Engine {
                 p.sub_dirty = false;
                 p.sub_offer_outstanding = true;
                 p.last_sub_offer = Some(now);
+                if let Some(s) = p.slots.as_mut() {
+                    s.offered();
+                }
                 // Making and applying an offer copies every track's SDP
                 // several times over; after a burst of joins that freed heap
                 // stays resident unless it is given back (one trim, 1.4 ms at
@@ -1336,7 +1380,7 @@ impl Engine {
                 if t.kind != MediaKind::Video {
                     continue;
                 }
-                let Some(f) = t.subscribers.iter().find(|f| f.sub == sub) else {
+                let Some(f) = t.subscribers.iter().find(|f| f.sub == sub && f.sending()) else {
                     continue;
                 };
                 if f.current().is_some() && !all {
@@ -1587,7 +1631,15 @@ impl Engine {
                 self.on_rtp(&owner, incoming);
             }
             PeerEvent::KeyframeRequest { track } => {
-                // A subscriber's decoder needs a keyframe of what it gets now.
+                // A subscriber's decoder needs a keyframe of what it gets now
+                // (on a slot: of the track the slot carries).
+                let track = self
+                    .participants
+                    .get(&owner)
+                    .and_then(|p| p.slots.as_ref())
+                    .and_then(|s| s.source_of(&track))
+                    .map(str::to_owned)
+                    .unwrap_or(track);
                 let now = Instant::now();
                 let found = self.participants.iter().find_map(|(id, p)| {
                     let t = p.tracks.iter().find(|t| t.id == track)?;
@@ -1608,13 +1660,17 @@ impl Engine {
                 }
             }
             PeerEvent::TrackClosed { track } => {
-                let id = self.participants.get_mut(&owner).and_then(|p| {
+                let closed = self.participants.get_mut(&owner).and_then(|p| {
                     let pos = p.tracks.iter().position(|t| t.recv_track == track)?;
                     let t = p.tracks.remove(pos);
                     let _ = p.events.send(SfuEvent::TrackUnpublished {
                         track_id: t.id.clone(),
                     });
-                    Some(t.id)
+                    Some(t)
+                });
+                let id = closed.map(|mut t| {
+                    self.return_slots(&mut t);
+                    t.id
                 });
                 if let (Some(id), Some(room)) =
                     (id, self.participants.get(&owner).map(|p| p.room.clone()))
@@ -1659,13 +1715,17 @@ impl Engine {
         let Some(p) = self.participants.get_mut(owner) else {
             return;
         };
-        let ids: Vec<String> = p.tracks.drain(..).map(|t| t.id).collect();
+        let mut tracks = std::mem::take(&mut p.tracks);
+        let ids: Vec<String> = tracks.iter().map(|t| t.id.clone()).collect();
         for id in &ids {
             let _ = p.events.send(SfuEvent::TrackUnpublished {
                 track_id: id.clone(),
             });
         }
         let room = p.room.clone();
+        for t in &mut tracks {
+            self.return_slots(t);
+        }
         self.unsubscribe_everyone(&room, &ids);
     }
 
@@ -1760,6 +1820,9 @@ impl Engine {
             }
         }
         for fwd in &mut track.subscribers {
+            if !fwd.sending() {
+                continue;
+            }
             let Some(slot) = self.peers.get_mut(&fwd.sub).filter(|s| s.connected) else {
                 continue;
             };
@@ -1779,10 +1842,11 @@ impl Engine {
                 }
             };
             // RED goes out as RED, or as its primary Opus where not accepted.
+            let out_track = fwd.out_track(&track.id);
             let result = if red {
-                slot.peer.send_red(now, &track.id, &out)
+                slot.peer.send_red(now, out_track, &out)
             } else {
-                slot.peer.send_rtp(now, &track.id, &out)
+                slot.peer.send_rtp(now, out_track, &out)
             };
             match result {
                 Ok(()) => {
@@ -1824,9 +1888,15 @@ impl Engine {
         let members = self.rooms.get(room).cloned().unwrap_or_default();
         let mut subs = Vec::new();
         for m in members.iter().filter(|m| *m != owner) {
-            let Some(sub) = self.participants.get(m).map(|p| p.subscriber) else {
+            let Some(p) = self.participants.get_mut(m) else {
                 continue;
             };
+            let sub = p.subscriber;
+            if sub != NO_PEER && p.slots.as_mut().is_some_and(|s| s.admits(kind, codec)) {
+                // Sent when it takes a slot (the next allocation).
+                subs.push(Forward::in_slots(sub, Quality::High));
+                continue;
+            }
             let Some(slot) = self.peers.get_mut(&sub) else {
                 continue;
             };

@@ -207,9 +207,10 @@ fn pick<'a>(layers: &[&'a str], q: Quality) -> Option<&'a str> {
         .copied()
 }
 
-/// Output-stream continuity across source switches.
+/// Output-stream continuity across source switches. A subscriber's slot
+/// (see `engine::slots`) keeps one while no track holds the slot.
 #[derive(Debug, Default)]
-struct Rewriter {
+pub(crate) struct Rewriter {
     started: bool,
     seq_delta: u16,
     ts_delta: u32,
@@ -411,6 +412,11 @@ pub(crate) struct Forward {
     /// The layer now forwarded (its rid), once a keyframe started it.
     current: Option<String>,
     rw: Rewriter,
+    /// The subscriber receives in slots: the track is sent only while it
+    /// holds one of the connection's slots.
+    via_slots: bool,
+    /// The slot (its sent track's name) the track holds now.
+    slot: Option<String>,
 }
 
 impl Forward {
@@ -421,7 +427,51 @@ impl Forward {
             cap: Quality::High,
             current: None,
             rw: Rewriter::default(),
+            via_slots: false,
+            slot: None,
         }
+    }
+
+    /// A track as a subscriber that receives in slots gets it: sent only
+    /// while it holds a slot ([`Forward::take_slot`]).
+    pub fn in_slots(sub: crate::engine::PeerKey, quality: Quality) -> Forward {
+        Forward {
+            via_slots: true,
+            ..Forward::new(sub, quality)
+        }
+    }
+
+    /// Whether packets go to the subscriber now: always, unless it
+    /// receives in slots and the track holds none.
+    pub fn sending(&self) -> bool {
+        !self.via_slots || self.slot.is_some()
+    }
+
+    /// Whether the subscriber receives this track in slots.
+    pub fn via_slots(&self) -> bool {
+        self.via_slots
+    }
+
+    /// The sent track the packets go out on: the slot held, else the
+    /// track's own (`own`) on the subscriber connection.
+    pub fn out_track<'a>(&'a self, own: &'a str) -> &'a str {
+        self.slot.as_deref().unwrap_or(own)
+    }
+
+    /// The track takes slot `name` with the slot's stream: it starts where
+    /// a decoder can (a keyframe) and continues the slot's sequence numbers,
+    /// timestamps and VP8 picture ids, as [`Forward::rebase`].
+    pub fn take_slot(&mut self, name: String, stream: Rewriter) {
+        self.slot = Some(name);
+        self.rw = stream;
+        self.current = None;
+    }
+
+    /// The track gives its slot back: the slot's name and stream.
+    pub fn leave_slot(&mut self) -> Option<(String, Rewriter)> {
+        let name = self.slot.take()?;
+        self.current = None;
+        Some((name, std::mem::take(&mut self.rw)))
     }
 
     /// Decides for a packet of `layer`; `codec` is the track's video codec

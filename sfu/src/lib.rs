@@ -154,6 +154,20 @@ pub enum SfuEvent {
     /// The video tracks this participant does not receive now because of
     /// last-N (the full list; empty: none). Sent when it changes.
     VideoPaused { track_ids: Vec<String> },
+    /// A participant that receives in slots ([`Sfu::join_in_slots`]): its
+    /// slots and what each carries now (the full list). Sent when it changes.
+    Slots { slots: Vec<SlotInfo> },
+}
+
+/// One slot of a subscriber connection that receives in slots: a sent track
+/// (named `slot` in its `msid`) that carries one publisher's track at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotInfo {
+    /// The sent track's name, also its `msid` stream and track id.
+    pub slot: String,
+    pub kind: MediaKind,
+    /// What it carries now: (publisher, room-wide track id); `None`: nothing.
+    pub source: Option<(ParticipantId, String)>,
 }
 
 /// What the engine tells the server about a player of a room's main view

@@ -526,6 +526,10 @@ struct JoinReq {
     token: String,
     #[serde(default)]
     meeting_id: Option<String>,
+    /// How the subscriber connection carries the others' media: `tracks`
+    /// (the default: a track per published track) or `slots`.
+    #[serde(default)]
+    receive: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1035,9 +1039,24 @@ impl Session {
             auth::check_invitation(&self.state.store, &claims, req.meeting_id.as_deref())
                 .await
                 .map_err(|e| Fail::new(e.code(), e.to_string()))?;
+        let in_slots = match req.receive.as_deref() {
+            None | Some("tracks") => false,
+            Some("slots") => true,
+            Some(other) => {
+                return Err(Fail::new(
+                    "bad_request",
+                    format!("receive must be \"tracks\" or \"slots\", not {other:?}"),
+                ))
+            }
+        };
         let pid = new_participant_id();
-        let (media, sfu_rx) = match &self.state.sfu {
-            Some(sfu) => match sfu.join(meeting.id.clone(), pid.clone()).await {
+        let joined = match &self.state.sfu {
+            Some(sfu) if in_slots => Some(sfu.join_in_slots(meeting.id.clone(), pid.clone()).await),
+            Some(sfu) => Some(sfu.join(meeting.id.clone(), pid.clone()).await),
+            None => None,
+        };
+        let (media, sfu_rx) = match joined {
+            Some(joined) => match joined {
                 Ok((p, rx)) => {
                     // The chair is the main view of WHEP players (docs/whip-whep.md).
                     if inv.role == cabinet::Role::Chair {
@@ -1098,6 +1117,7 @@ impl Session {
             "meeting": {"id": meeting.id, "title": meeting.title},
             "participants": others,
             "tracks": tracks,
+            "receive": if in_slots { "slots" } else { "tracks" },
         });
         if let (Value::Object(f), Value::Object(ice)) = (&mut fields, ice) {
             f.extend(ice);
@@ -1159,6 +1179,22 @@ impl Session {
                     json!({"type": "video_paused", "track_ids": track_ids, "reason": "last_n"}),
                 )
                 .await;
+            }
+            SfuEvent::Slots { slots } => {
+                let slots: Vec<Value> = slots
+                    .into_iter()
+                    .map(|s| {
+                        let (participant_id, track_id) = s.source.unzip();
+                        json!({
+                            "slot": s.slot,
+                            "kind": s.kind.as_str(),
+                            "participant_id": participant_id,
+                            "track_id": track_id,
+                        })
+                    })
+                    .collect();
+                self.send_json(json!({"type": "slots", "slots": slots}))
+                    .await;
             }
         }
     }

@@ -473,6 +473,9 @@ impl ClientState {
 pub struct JoinOptions {
     /// UDP (default), or ICE-TCP active to the server's passive candidate.
     pub transport: Transport,
+    /// Receive in slots (`join` with `"receive": "slots"`): received media is
+    /// attributed by the server's `slots` messages, not by `msid`.
+    pub slots: bool,
 }
 
 /// A clock shared by the clients of one process, for measuring forwarding
@@ -646,7 +649,7 @@ impl TestClient {
     ) -> anyhow::Result<TestClient> {
         let started = Instant::now();
         let state = Arc::new(Mutex::new(ClientState::default()));
-        let (ws, participant_id) = handshake(ws_url, token, &state).await?;
+        let (ws, participant_id) = handshake(ws_url, token, &state, options.slots).await?;
         Self::start(
             ws,
             participant_id,
@@ -733,6 +736,7 @@ impl TestClient {
                 Vec::new()
             },
             sub_tracks: HashMap::new(),
+            slot_owner: HashMap::new(),
             media,
             last_rx_ns: 0,
             repair,
@@ -775,7 +779,7 @@ impl TestClient {
     /// before the answer is read. Returns the participant id it had.
     pub async fn publish_and_vanish(ws_url: &str, token: &str) -> anyhow::Result<String> {
         let state = Arc::new(Mutex::new(ClientState::default()));
-        let (mut ws, participant_id) = handshake(ws_url, token, &state).await?;
+        let (mut ws, participant_id) = handshake(ws_url, token, &state, false).await?;
         let mut publisher = Peer::publisher(&participant_id, Transport::Udp).await?;
         let offer = publisher.create_offer()?;
         send_json(&mut ws, &json!({"type": "publish", "id": 2, "sdp": offer})).await?;
@@ -975,6 +979,7 @@ async fn handshake(
     ws_url: &str,
     token: &str,
     state: &Mutex<ClientState>,
+    slots: bool,
 ) -> anyhow::Result<(Ws, String)> {
     let (ws, _) = tokio_tungstenite::connect_async(ws_url)
         .await
@@ -989,7 +994,11 @@ async fn handshake(
     if hello.get("type").and_then(Value::as_str) != Some("hello") {
         bail!("expected hello, got {hello}");
     }
-    send_json(&mut ws, &json!({"type": "join", "id": 1, "token": token})).await?;
+    let mut join = json!({"type": "join", "id": 1, "token": token});
+    if slots {
+        join["receive"] = json!("slots");
+    }
+    send_json(&mut ws, &join).await?;
     loop {
         let msg = recv_json(&mut ws).await?;
         match msg.get("type").and_then(Value::as_str) {
@@ -1612,6 +1621,9 @@ struct Driver {
     /// Subscriber tracks from the server's offers (msid): track id ->
     /// (participant id, kind).
     sub_tracks: HashMap<String, (String, Kind)>,
+    /// Receiving in slots: the participant each slot carries now, from the
+    /// latest `slots` message.
+    slot_owner: HashMap<String, String>,
     /// What to send, and the delay clock.
     media: MediaOptions,
     /// With a clock: when the latest datagram was read ([`MediaClock::now_ns`]).
@@ -2172,6 +2184,14 @@ impl Driver {
 
     fn on_rtp(&mut self, track_id: &str, mut pkt: rtc::rtp::Packet) {
         let (owner, kind) = match self.sub_tracks.get(track_id) {
+            // A slot: whoever the server said it carries now.
+            Some((p, k)) if p.starts_with("slot-") => (
+                self.slot_owner
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| "?".to_owned()),
+                Some(*k),
+            ),
             Some((p, k)) => (p.clone(), Some(*k)),
             None => ("?".to_owned(), None),
         };
@@ -2549,6 +2569,22 @@ impl Driver {
                 "track_unpublished" => {
                     if let Some(t) = v.get("track_id").and_then(Value::as_str) {
                         st.published_tracks.remove(t);
+                    }
+                }
+                "slots" => {
+                    self.slot_owner.clear();
+                    for s in v
+                        .get("slots")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let (Some(slot), Some(owner)) = (
+                            s.get("slot").and_then(Value::as_str),
+                            s.get("participant_id").and_then(Value::as_str),
+                        ) {
+                            self.slot_owner.insert(slot.to_owned(), owner.to_owned());
+                        }
                     }
                 }
                 _ => {}

@@ -394,6 +394,7 @@ async fn ice_tcp(server: &TestServer) -> Result<()> {
         token,
         JoinOptions {
             transport: Transport::Tcp,
+            ..JoinOptions::default()
         },
     )
     .await

@@ -323,6 +323,13 @@ async fn bad_tokens_are_refused_and_others_unaffected() -> anyhow::Result<()> {
         "token_invalid",
     )
     .await?;
+    // A valid token, but a way of receiving the server does not know.
+    join_refused(
+        &server,
+        json!({"type": "join", "token": tb, "receive": "everything"}),
+        "bad_request",
+    )
+    .await?;
     assert_alive(&mut a).await?;
 
     // expired (issued already expired, with the hidden test flag)

@@ -403,6 +403,7 @@ impl Engine {
         }
 
         // Apply.
+        let mut in_slots = Vec::new();
         for (publisher, track, cap) in decisions {
             let Some(t) = self
                 .participants
@@ -415,8 +416,12 @@ impl Engine {
                 if f.set_cap(cap) {
                     tracing::debug!(subscriber = %sub, track = %track, ?cap, layers = ?t.layers.costs(), "allocation");
                 }
+                if f.via_slots() && f.effective() != Quality::Off {
+                    in_slots.push((publisher, track));
+                }
             }
         }
+        self.assign_slots(sub, sub_key, &in_slots);
         if paused_changed {
             if let Some(p) = self.participants.get(sub) {
                 let _ = p.events.send(SfuEvent::VideoPaused {

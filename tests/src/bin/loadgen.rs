@@ -149,6 +149,11 @@ struct Args {
     /// giaoban100 (selective): seconds of each speaker's turn.
     #[arg(long, default_value_t = 10)]
     speaker_every: u64,
+    /// Participants receive in slots (`join` with `"receive": "slots"`): the
+    /// subscriber connection negotiates only what it is forwarded at once.
+    /// false: a sent track per published track.
+    #[arg(long, default_value_t = false, action = ArgAction::Set)]
+    slots: bool,
     /// Publishers send audio (Opus-sized packets every 20 ms).
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     audio: bool,
@@ -910,7 +915,10 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
         TestClient::join_repair(
             &ws_url,
             &tokens[i],
-            JoinOptions::default(),
+            JoinOptions {
+                slots: args.slots,
+                ..JoinOptions::default()
+            },
             media_of(args, &planned[i], &clock),
             RepairOptions {
                 answer_keyframe_requests: selective(args),
@@ -1446,6 +1454,7 @@ async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyho
     // The selective giaoban100 (json! above is at its macro recursion limit).
     let extra = json!({
         "selective": scene.is_some(),
+        "slots": args.slots,
         "last_n": scene.map(|s| s.last_n),
         "audio_loudest": scene.map(|s| s.audio_loudest),
         "talkers": scene.map(|s| s.talkers.len()),
