@@ -578,6 +578,8 @@ struct PubTrack {
     /// Smoothed loudness from the audio-level extension, 0 (silence) to 1.
     loudness: f32,
     last_level: Option<Instant>,
+    /// When its first packet came.
+    since: Instant,
 }
 
 impl PubTrack {
@@ -978,7 +980,12 @@ impl Engine {
                 participant: current,
             });
         }
+        let in_slots = state.slots.is_some();
         self.participants.insert(participant.clone(), state);
+        if in_slots {
+            // Its first offer carries the slots it needs now.
+            self.allocate_now(&participant);
+        }
         self.renegotiate(&participant);
         Ok(())
     }
@@ -1297,11 +1304,17 @@ impl Engine {
             slot.peer.handle_input(now, proto, local, remote, data);
         }
         let connected = slot.connected;
+        let mut in_slots = false;
         if let Some(p) = self.participants.get_mut(participant) {
             p.sub_offer_outstanding = false;
             if let Some(s) = p.slots.as_mut() {
                 s.answered();
+                in_slots = true;
             }
+        }
+        if in_slots {
+            // Tracks waiting for the slots just negotiated take them now.
+            self.allocate_now(participant);
         }
         self.renegotiate(participant);
         if connected {
@@ -1762,6 +1775,7 @@ impl Engine {
                     fewer_since: None,
                     loudness: 0.0,
                     last_level: None,
+                    since: Instant::now(),
                 });
                 let _ = p.events.send(SfuEvent::TrackPublished {
                     track_id: id.clone(),

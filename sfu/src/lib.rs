@@ -55,7 +55,9 @@ pub struct SfuConfig {
     /// most recent speakers first (0: all).
     pub last_n: usize,
     /// Each subscriber receives audio of at most this many publishers, the
-    /// loudest (0: all). Tracks without the audio-level extension always go.
+    /// loudest (0: all). Tracks without the audio-level extension always go
+    /// (to subscribers in slots after a second: a client's first packets
+    /// may lack the level).
     pub audio_loudest: usize,
 }
 

@@ -752,7 +752,20 @@ async function main() {
       browsers.push(await openBrowser(i, { viewport: viewports[i] || undefined, initScript }));
     }
     log('browsers started');
-    await CHECKS[check](browsers, urls, out);
+    // The rejoin check is about SSRCs taken again by a track of its own:
+    // both pages receive a track per published track (the web client's
+    // default, slots, keeps SSRCs anyway).
+    const pageUrls =
+      check === 'rejoin'
+        ? urls.map((u) => {
+            const url = new URL(u);
+            url.searchParams.set('receive', 'tracks');
+            return url.toString();
+          })
+        : urls;
+    await CHECKS[check](browsers, pageUrls, out);
+    // How page 1 received: the number of `slots` messages it got.
+    out.slots_messages = (await signaling(browsers[0].page)).rx.filter((m) => m.type === 'slots').length;
     out.ok = true;
     out.elapsed_ms = elapsed();
     log(`${check}: passed`);

@@ -111,6 +111,14 @@ async fn run_check_on(check: &str, env: &[(&str, &str)], config: &str) -> Result
     let summary =
         summary.with_context(|| format!("no JSON summary on stdout:\n{stdout}\n{stderr}"))?;
     eprintln!("--- {check}: summary ---\n{summary:#}");
+    // The web client receives in slots, except where the rejoin check asks
+    // for a track per published track (`?receive=tracks`).
+    let slots_messages = num(&summary, &["slots_messages"]).unwrap_or(0.0);
+    if check == "rejoin" {
+        ensure!(slots_messages == 0.0, "the rejoin check received in slots");
+    } else {
+        ensure!(slots_messages >= 1.0, "page 1 did not receive in slots");
+    }
     Ok(summary)
 }
 

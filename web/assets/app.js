@@ -662,6 +662,15 @@ function wireClient(client) {
     if (!participantId) return;
     attachTrack(ensureTile(participantId), track);
   });
+  client.addEventListener('remote_track_gone', (ev) => {
+    // A slot's track moved on to somebody else, or carries nobody now.
+    const { participantId, track } = ev.detail;
+    const tile = state.tiles.get(participantId);
+    if (tile && state.trackOwner.get(track) === tile.id) {
+      state.trackOwner.delete(track);
+      detachKind(tile, track.kind, track);
+    }
+  });
   client.addEventListener('media_failed', () => {
     state.banner = { key: 'meeting.mediaFailed' };
     renderBanner();
@@ -689,7 +698,9 @@ async function join() {
   // Publish what the preview opened: wait for it if it is still opening.
   await state.mediaReady;
   if (meter && meter.ctx && meter.ctx.state === 'suspended') meter.ctx.resume().catch(() => {});
-  const client = new GiaobanClient({ token: state.token, localStream: state.localStream, muted: state.muted });
+  // Slots unless the page was opened with ?receive=tracks (docs/protocol.md).
+  const receive = new URLSearchParams(window.location.search).get('receive') === 'tracks' ? 'tracks' : 'slots';
+  const client = new GiaobanClient({ token: state.token, localStream: state.localStream, muted: state.muted, receive });
   state.client = client;
   wireClient(client);
   showScreen('meeting');

@@ -122,9 +122,16 @@ export class GiaobanClient extends EventTarget {
    * @param {string} [opts.url]       the WebSocket URL (default: this server's /ws)
    * @param {MediaStream} [opts.localStream]  microphone and camera to publish
    * @param {{audio?: boolean, video?: boolean}} [opts.muted]  initial mute state
+   * @param {'slots'|'tracks'} [opts.receive]  how the subscriber connection
+   *   carries the others' media (docs/protocol.md, "Receiving in slots");
+   *   default 'slots'
    */
-  constructor({ token, url, localStream, muted }) {
+  constructor({ token, url, localStream, muted, receive }) {
     super();
+    /** 'slots' or 'tracks': what `join` asks for. */
+    this.receive = receive === 'tracks' ? 'tracks' : 'slots';
+    // Receiving in slots: slot name -> {track, stream, participantId}.
+    this._slots = new Map();
     // Remote video track id -> the quality last asked for it (null: none yet).
     this._remoteVideo = new Map();
     this._videoQuality = null;
@@ -387,6 +394,7 @@ export class GiaobanClient extends EventTarget {
     this.publisher = null;
     this.subscriber = null;
     this.remoteTrackOwners.clear();
+    this._slots = new Map();
     this._subChain = Promise.resolve();
     this._candidateQueue = { publisher: [], subscriber: [] };
     this._candidateReady = { publisher: false, subscriber: false };
@@ -475,6 +483,9 @@ export class GiaobanClient extends EventTarget {
       case 'video_paused':
         // The full list of video tracks the server holds back (last-N).
         this._emit('video_paused', { trackIds: Array.isArray(msg.track_ids) ? msg.track_ids : [], reason: msg.reason });
+        break;
+      case 'slots':
+        this._onSlots(Array.isArray(msg.slots) ? msg.slots : []);
         break;
       case 'mute_changed':
         this._emit('mute_changed', { participantId: msg.participant_id, kind: msg.kind, muted: !!msg.muted });
@@ -623,7 +634,7 @@ export class GiaobanClient extends EventTarget {
   async _join(gen) {
     let joined;
     try {
-      joined = await this._request({ type: 'join', token: this.token });
+      joined = await this._request({ type: 'join', token: this.token, receive: this.receive });
     } catch (e) {
       // A fatal code: the server closes the socket and we stay closed. Any
       // other failure: try again on a new socket, with the backoff.
@@ -796,11 +807,43 @@ export class GiaobanClient extends EventTarget {
     pc.ontrack = (ev) => {
       if (gen !== this._session) return;
       const stream = ev.streams && ev.streams[0];
+      if (stream && stream.id.startsWith('slot-')) {
+        // A slot: whose media it carries comes in `slots` messages.
+        const slot = this._slots.get(stream.id) || { participantId: null };
+        slot.track = ev.track;
+        slot.stream = stream;
+        this._slots.set(stream.id, slot);
+        if (slot.participantId) {
+          this.remoteTrackOwners.set(ev.track.id, slot.participantId);
+          this._emit('remote_track', { participantId: slot.participantId, track: ev.track, stream });
+        }
+        return;
+      }
       const participantId = stream ? stream.id : null;
       if (participantId) this.remoteTrackOwners.set(ev.track.id, participantId);
       this._emit('remote_track', { participantId, track: ev.track, stream });
     };
     this.subscriber = pc;
+  }
+
+  /** The server moved tracks between our slots: re-attribute their tracks. */
+  _onSlots(list) {
+    for (const s of list) {
+      if (!s || typeof s.slot !== 'string') continue;
+      const slot = this._slots.get(s.slot) || { participantId: null };
+      const before = slot.participantId;
+      slot.participantId = s.participant_id || null;
+      this._slots.set(s.slot, slot);
+      if (before === slot.participantId || !slot.track) continue;
+      if (before) {
+        this.remoteTrackOwners.delete(slot.track.id);
+        this._emit('remote_track_gone', { participantId: before, track: slot.track });
+      }
+      if (slot.participantId) {
+        this.remoteTrackOwners.set(slot.track.id, slot.participantId);
+        this._emit('remote_track', { participantId: slot.participantId, track: slot.track, stream: slot.stream });
+      }
+    }
   }
 
   _onSubscriberOffer(sdp, gen) {

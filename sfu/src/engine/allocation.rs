@@ -42,6 +42,13 @@ const TRIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
 const TRIAL_LOSS: f64 = 0.05;
 /// An audio level older than this does not make a track audible.
 const LEVEL_FRESH: Duration = Duration::from_millis(500);
+/// How long a new audio track may go without a level before a subscriber in
+/// slots takes it for one that sends none (and always gets it). A client's
+/// first packets may come before it stamps levels; forwarding them meanwhile
+/// would make every subscriber in slots grow an audio slot per newcomer.
+/// (A subscriber without slots gets such a track at once, as before: its
+/// track is negotiated anyway, and holding it back would cut its start.)
+const LEVEL_GRACE: Duration = Duration::from_secs(1);
 
 /// The allocation's settings (from [`crate::SfuConfig`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,6 +134,18 @@ impl Engine {
         }
     }
 
+    /// Re-decides what one subscriber receives now, not at the next tick
+    /// (its slots were just negotiated, or it just joined in slots).
+    pub(super) fn allocate_now(&mut self, sub: &ParticipantId) {
+        let Some(room) = self.participants.get(sub).map(|p| p.room.clone()) else {
+            return;
+        };
+        let members = self.rooms.get(&room).cloned().unwrap_or_default();
+        let ra = self.room_alloc.remove(&room).unwrap_or_default();
+        self.allocate_for(&room, &members, sub, &ra, Instant::now());
+        self.room_alloc.insert(room, ra);
+    }
+
     /// Updates a room's speaking history and audible times.
     fn note_room(&mut self, room: &RoomId, members: &[ParticipantId], now: Instant) {
         let current = self.speakers.get(room).and_then(|s| s.current.clone());
@@ -174,6 +193,10 @@ impl Engine {
             return;
         };
         let config = self.alloc_config;
+        let in_slots = self
+            .participants
+            .get(sub)
+            .is_some_and(|p| p.slots.is_some());
         let speaker = self.speakers.get(room).and_then(|s| s.current.clone());
         let (spoke, audible) = (&ra.spoke, &ra.audible);
         let mut decisions: Vec<Decision> = Vec::new();
@@ -190,7 +213,14 @@ impl Engine {
                 if !t.subscribers.iter().any(|f| f.sub == sub_key) {
                     continue;
                 }
-                if t.last_level.is_none() || config.audio_loudest == 0 {
+                if in_slots
+                    && t.last_level.is_none()
+                    && config.audio_loudest != 0
+                    && now.saturating_duration_since(t.since) < LEVEL_GRACE
+                {
+                    // Not judged yet: not forwarded yet.
+                    decisions.push((m.clone(), t.id.clone(), Quality::Off));
+                } else if t.last_level.is_none() || config.audio_loudest == 0 {
                     levelless.push((m.clone(), t.id.clone()));
                 } else {
                     audio_cands.push((

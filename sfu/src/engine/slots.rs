@@ -285,3 +285,76 @@ fn kind_index(kind: MediaKind) -> usize {
         MediaKind::Video => 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(mime: &str) -> Codec {
+        Codec {
+            mime_type: mime.to_owned(),
+            clock_rate: 90000,
+            channels: 0,
+            fmtp: String::new(),
+        }
+    }
+
+    fn slot(name: &str, kind: MediaKind) -> Slot {
+        Slot {
+            name: name.to_owned(),
+            kind,
+            source: None,
+            stream: Some(Rewriter::default()),
+            offered: false,
+            ready: false,
+        }
+    }
+
+    #[test]
+    fn the_first_track_of_a_kind_fixes_its_slots_codec() {
+        let mut s = Slots::default();
+        assert!(s.admits(MediaKind::Video, &codec("video/VP8")));
+        assert!(s.admits(MediaKind::Video, &codec("video/vp8")));
+        assert!(!s.admits(MediaKind::Video, &codec("video/H264")));
+        // Audio is fixed on its own.
+        assert!(s.admits(MediaKind::Audio, &codec("audio/opus")));
+        assert!(!s.admits(MediaKind::Audio, &codec("audio/PCMU")));
+    }
+
+    #[test]
+    fn a_slot_is_ready_only_once_an_offer_with_it_is_answered() {
+        let mut s = Slots::default();
+        s.list.push(slot("slot-v0", MediaKind::Video));
+        s.answered();
+        assert!(!s.list[0].ready, "answered before it was offered");
+        s.offered();
+        s.list.push(slot("slot-v1", MediaKind::Video));
+        s.answered();
+        assert!(s.list[0].ready);
+        assert!(!s.list[1].ready, "added after the offer that was answered");
+        s.offered();
+        s.answered();
+        assert!(s.list[1].ready);
+    }
+
+    #[test]
+    fn a_slot_given_back_is_free_and_announced() {
+        let mut s = Slots::default();
+        let mut v = slot("slot-v0", MediaKind::Video);
+        v.source = Some(("p-1".into(), "t-1".into()));
+        v.stream = None;
+        s.list.push(v);
+        assert_eq!(s.source_of("slot-v0"), Some("t-1"));
+        s.give_back("slot-v0", Rewriter::default());
+        assert_eq!(s.source_of("slot-v0"), None);
+        assert!(s.list[0].stream.is_some() && s.dirty);
+        assert_eq!(
+            s.infos(),
+            vec![SlotInfo {
+                slot: "slot-v0".into(),
+                kind: MediaKind::Video,
+                source: None
+            }]
+        );
+    }
+}
