@@ -468,6 +468,23 @@ impl ClientState {
     }
 }
 
+/// Intact packets `c` received of `kind` from each of `from` during `window`.
+pub async fn received_during(
+    c: &TestClient,
+    from: &[&TestClient],
+    kind: Kind,
+    window: Duration,
+) -> Vec<u64> {
+    let count = || -> Vec<u64> {
+        from.iter()
+            .map(|p| c.received(p.participant_id(), kind).intact)
+            .collect()
+    };
+    let before = count();
+    tokio::time::sleep(window).await;
+    count().iter().zip(before).map(|(a, b)| a - b).collect()
+}
+
 /// How a client joins.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JoinOptions {

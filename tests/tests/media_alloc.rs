@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use giaoban_tests::client::{ClientState, JoinOptions, Kind, MediaOptions, TestClient};
+use giaoban_tests::client::{
+    received_during, ClientState, JoinOptions, Kind, MediaOptions, TestClient,
+};
 use giaoban_tests::repair::RepairOptions;
 use giaoban_tests::TestServer;
 use serde_json::Value;
@@ -49,29 +51,6 @@ async fn receiver(server: &TestServer, meeting: &str, name: &str) -> Result<Test
     )
     .await
     .with_context(|| format!("{name} joins"))
-}
-
-/// Intact packets `c` received of `kind` from each of `from`.
-fn counts(c: &TestClient, from: &[&TestClient], kind: Kind) -> Vec<u64> {
-    from.iter()
-        .map(|p| c.received(p.participant_id(), kind).intact)
-        .collect()
-}
-
-/// What `c` received of `kind` from each of `from` during `window`.
-async fn received_during(
-    c: &TestClient,
-    from: &[&TestClient],
-    kind: Kind,
-    window: Duration,
-) -> Vec<u64> {
-    let before = counts(c, from, kind);
-    tokio::time::sleep(window).await;
-    counts(c, from, kind)
-        .iter()
-        .zip(before)
-        .map(|(a, b)| a - b)
-        .collect()
 }
 
 /// The latest `video_paused` list a client got, if any.

@@ -13,27 +13,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use giaoban_tests::client::{ClientState, JoinOptions, Kind, MediaOptions, TestClient};
+use giaoban_tests::client::{
+    received_during, ClientState, JoinOptions, Kind, MediaOptions, TestClient,
+};
 use giaoban_tests::TestServer;
 
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Intact packets `c` received of `kind` from each of `from` during `window`.
-async fn received_during(
-    c: &TestClient,
-    from: &[&TestClient],
-    kind: Kind,
-    window: Duration,
-) -> Vec<u64> {
-    let count = |c: &TestClient| -> Vec<u64> {
-        from.iter()
-            .map(|p| c.received(p.participant_id(), kind).intact)
-            .collect()
-    };
-    let before = count(c);
-    tokio::time::sleep(window).await;
-    count(c).iter().zip(before).map(|(a, b)| a - b).collect()
-}
 
 /// The `m=` sections of the latest subscriber offer: (kind, msid stream id).
 fn offered(st: &ClientState) -> Vec<(String, String)> {
