@@ -205,9 +205,10 @@ enum Command {
     },
     SetQuality {
         participant: ParticipantId,
-        track: String,
+        tracks: Vec<String>,
         quality: Quality,
-        reply: oneshot::Sender<Result<(), SfuError>>,
+        /// The tracks of `tracks` this participant does not receive.
+        reply: oneshot::Sender<Result<Vec<String>, SfuError>>,
     },
     RestartIce {
         participant: ParticipantId,
@@ -473,10 +474,25 @@ impl Participant {
     /// Chooses what this participant receives of another's track (the
     /// simulcast layer, or nothing). Without a choice it gets the best layer.
     pub async fn set_quality(&self, track_id: String, quality: Quality) -> Result<(), SfuError> {
+        let unknown = self.set_qualities(vec![track_id], quality).await?;
+        match unknown.into_iter().next() {
+            Some(track) => Err(SfuError::UnknownTrack(track)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`set_quality`](Self::set_quality) for many tracks at once (one
+    /// command, one allocation). Tracks this participant does not receive
+    /// (gone since the client last heard) are skipped and returned.
+    pub async fn set_qualities(
+        &self,
+        track_ids: Vec<String>,
+        quality: Quality,
+    ) -> Result<Vec<String>, SfuError> {
         let participant = self.id.clone();
         self.ask(|reply| Command::SetQuality {
             participant,
-            track: track_id,
+            tracks: track_ids,
             quality,
             reply,
         })
@@ -815,11 +831,11 @@ impl Engine {
             }
             Command::SetQuality {
                 participant,
-                track,
+                tracks,
                 quality,
                 reply,
             } => {
-                let _ = reply.send(self.set_quality(&participant, &track, quality));
+                let _ = reply.send(self.set_quality(&participant, &tracks, quality));
             }
             Command::RestartIce { participant, reply } => {
                 let _ = reply.send(self.restart_ice(&participant));
@@ -1087,26 +1103,36 @@ impl Engine {
         }
     }
 
+    /// Sets `quality` on this participant's forwards of `tracks`; returns
+    /// those of `tracks` it does not receive.
     fn set_quality(
         &mut self,
         participant: &ParticipantId,
-        track: &str,
+        tracks: &[String],
         quality: Quality,
-    ) -> Result<(), SfuError> {
+    ) -> Result<Vec<String>, SfuError> {
         let sub = self
             .participants
             .get(participant)
             .map(|p| p.subscriber)
             .ok_or(SfuError::UnknownParticipant)?;
-        let fwd = self
+        let mut unknown: Vec<&String> = tracks.iter().collect();
+        unknown.sort();
+        unknown.dedup();
+        for t in self
             .participants
             .values_mut()
             .flat_map(|p| p.tracks.iter_mut())
-            .find(|t| t.id == track)
-            .and_then(|t| t.subscribers.iter_mut().find(|f| f.sub == sub))
-            .ok_or_else(|| SfuError::UnknownTrack(track.to_owned()))?;
-        fwd.quality = quality;
-        Ok(())
+        {
+            let Some(at) = unknown.iter().position(|w| **w == t.id) else {
+                continue;
+            };
+            if let Some(fwd) = t.subscribers.iter_mut().find(|f| f.sub == sub) {
+                fwd.quality = quality;
+                unknown.swap_remove(at);
+            }
+        }
+        Ok(unknown.into_iter().cloned().collect())
     }
 
     fn leave(&mut self, participant: &ParticipantId) {

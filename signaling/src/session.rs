@@ -567,8 +567,50 @@ struct CandidateReq {
 
 #[derive(Deserialize)]
 struct SetQualityReq {
-    track_id: String,
+    /// One track, or ...
+    track_id: Option<String>,
+    /// ... many at once (a grid that changes size says it in one message).
+    track_ids: Option<Vec<String>>,
     quality: String,
+}
+
+/// Most tracks one `set_quality` may name (a meeting of 100 bridge points
+/// has about 200 video tracks).
+const MAX_QUALITY_TRACKS: usize = 1000;
+
+impl SetQualityReq {
+    /// The quality and the tracks it names, checked: exactly one of
+    /// `track_id` and `track_ids`, the list neither empty nor too long.
+    fn checked(self) -> Result<(sfu::Quality, Tracks), Fail> {
+        let quality = sfu::Quality::parse(&self.quality)
+            .ok_or_else(|| Fail::new("bad_request", "quality must be off, low, medium or high"))?;
+        let tracks = match (self.track_id, self.track_ids) {
+            (Some(one), None) => Tracks::One(one),
+            (None, Some(many)) if many.is_empty() => {
+                return Err(Fail::new("bad_request", "track_ids is empty"));
+            }
+            (None, Some(many)) if many.len() > MAX_QUALITY_TRACKS => {
+                return Err(Fail::new(
+                    "bad_request",
+                    format!("track_ids names more than {MAX_QUALITY_TRACKS} tracks"),
+                ));
+            }
+            (None, Some(many)) => Tracks::Many(many),
+            _ => {
+                return Err(Fail::new(
+                    "bad_request",
+                    "give either track_id or track_ids",
+                ));
+            }
+        };
+        Ok((quality, tracks))
+    }
+}
+
+/// What a `set_quality` names.
+enum Tracks {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -965,18 +1007,27 @@ impl Session {
             }
             "set_quality" => {
                 let req: SetQualityReq = body_as(&env.body).map_err(stay)?;
-                let quality = sfu::Quality::parse(&req.quality).ok_or_else(|| {
-                    stay(Fail::new(
-                        "bad_request",
-                        "quality must be off, low, medium or high",
-                    ))
-                })?;
+                let (quality, tracks) = req.checked().map_err(stay)?;
                 let media = self.media().map_err(stay)?;
-                media
-                    .set_quality(req.track_id, quality)
-                    .await
-                    .map_err(|e| stay(e.into()))?;
-                self.reply(&id, "ok", json!({})).await;
+                let answer = match tracks {
+                    Tracks::One(track) => {
+                        media
+                            .set_quality(track, quality)
+                            .await
+                            .map_err(|e| stay(e.into()))?;
+                        json!({})
+                    }
+                    // Tracks gone meanwhile are no error for a list: the
+                    // others are set, and the answer names the gone ones.
+                    Tracks::Many(list) => {
+                        let unknown = media
+                            .set_qualities(list, quality)
+                            .await
+                            .map_err(|e| stay(e.into()))?;
+                        json!({ "unknown_track_ids": unknown })
+                    }
+                };
+                self.reply(&id, "ok", answer).await;
                 Ok(Flow::Continue)
             }
             "mute" => {
@@ -1277,7 +1328,7 @@ pub fn check_client_message(text: &str) -> Result<String, &'static str> {
         }
         "set_quality" => {
             let req = body_as::<SetQualityReq>(b).map_err(code)?;
-            sfu::Quality::parse(&req.quality).ok_or("bad_request")?;
+            req.checked().map_err(code)?;
         }
         "mute" => {
             let req = body_as::<MuteReq>(b).map_err(code)?;
@@ -1342,6 +1393,32 @@ mod tests {
         // A second answer without a new offer acknowledges nothing more.
         o.offer_answered();
         assert_eq!(o.since(2).map(|m| m.len()), Some(1));
+    }
+
+    #[test]
+    fn set_quality_names_one_track_or_a_list() {
+        let check = |t: &str| check_client_message(t);
+        let ok = Ok("set_quality".to_owned());
+        assert_eq!(
+            check(r#"{"type":"set_quality","track_id":"t1","quality":"low"}"#),
+            ok
+        );
+        assert_eq!(
+            check(r#"{"type":"set_quality","track_ids":["t1","t2"],"quality":"off"}"#),
+            ok
+        );
+        for bad in [
+            r#"{"type":"set_quality","quality":"low"}"#,
+            r#"{"type":"set_quality","track_id":"t1","track_ids":["t2"],"quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":[],"quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":"t1","quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":["t1"],"quality":"best"}"#,
+        ] {
+            assert_eq!(check(bad), Err("bad_request"), "{bad}");
+        }
+        let many: Vec<String> = (0..=MAX_QUALITY_TRACKS).map(|i| format!("t{i}")).collect();
+        let long = json!({"type": "set_quality", "track_ids": many, "quality": "low"});
+        assert_eq!(check(&long.to_string()), Err("bad_request"));
     }
 
     #[test]

@@ -914,6 +914,13 @@ impl TestClient {
         self.send(json!({"type": "set_quality", "track_id": track_id, "quality": quality}))
     }
 
+    /// [`set_quality`](Self::set_quality) for many tracks in one message
+    /// (`track_ids`); the `ok` answer (in the events) names the tracks the
+    /// server did not know in `unknown_track_ids`.
+    pub fn set_qualities(&self, track_ids: &[&str], quality: &str) -> anyhow::Result<()> {
+        self.send(json!({"type": "set_quality", "track_ids": track_ids, "quality": quality}))
+    }
+
     /// Drops the WebSocket abruptly (as a network change does); media goes on.
     pub async fn drop_ws(&self) -> anyhow::Result<()> {
         let (tx, rx) = oneshot::channel();

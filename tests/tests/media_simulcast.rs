@@ -95,8 +95,17 @@ async fn a_simulcast_test_client_is_received_on_the_layer_asked_for() -> Result<
         .await?;
     let high = layers_during(&viewer, &pid, Duration::from_secs(1)).await;
 
-    // low: the q layer, from one of its key frames on.
-    viewer.set_quality(&track, "low")?;
+    // low: the q layer, from one of its key frames on. Asked in the list
+    // form, with a track that does not exist beside it: that one is named
+    // in the answer, the real one is set.
+    viewer.set_qualities(&[&track, "t-gone"], "low")?;
+    viewer
+        .wait_until(MEDIA_TIMEOUT, "ok naming t-gone unknown", |st| {
+            st.events.iter().any(|e| {
+                e["type"] == "ok" && e["unknown_track_ids"] == serde_json::json!(["t-gone"])
+            })
+        })
+        .await?;
     viewer
         .wait_until(MEDIA_TIMEOUT, "the q layer after set_quality low", |st| {
             layers(st, &pid)[0] > 0

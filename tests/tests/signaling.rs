@@ -477,6 +477,28 @@ async fn protocol_errors_keep_the_socket_and_others_unaffected() -> anyhow::Resu
         .request(json!({"type": "candidate", "pc": "sideways", "candidate": {"candidate": "x"}}))
         .await?;
     assert_eq!(r["code"], "bad_request");
+    // set_quality: one track or a list, never both or neither; a list may
+    // name tracks that are gone (the answer names them), one track may not
+    for msg in [
+        json!({"type": "set_quality", "quality": "low"}),
+        json!({"type": "set_quality", "track_id": "t1", "track_ids": ["t2"], "quality": "low"}),
+        json!({"type": "set_quality", "track_ids": [], "quality": "low"}),
+        json!({"type": "set_quality", "track_ids": ["t1"], "quality": "best"}),
+    ] {
+        let r = a.request(msg.clone()).await?;
+        assert_eq!(r["code"], "bad_request", "{msg} -> {r}");
+    }
+    let r = a
+        .request(
+            json!({"type": "set_quality", "track_ids": ["t-x", "t-y", "t-x"], "quality": "low"}),
+        )
+        .await?;
+    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(r["unknown_track_ids"], json!(["t-x", "t-y"]), "{r}");
+    let r = a
+        .request(json!({"type": "set_quality", "track_id": "t-x", "quality": "low"}))
+        .await?;
+    assert_eq!(r["code"], "unknown_track", "{r}");
     // the end-of-candidates marker is accepted silently
     a.send(json!({"type": "candidate", "pc": "publisher", "candidate": {"candidate": ""}}))
         .await?;

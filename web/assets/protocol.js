@@ -43,6 +43,8 @@ export const SIMULCAST_LAYERS = [
 export const CLIENT_NAME = 'giaoban-web/0.1';
 
 const PING_INTERVAL_MS = 10000;
+/** Most tracks one `set_quality` may name (the server's limit). */
+const MAX_QUALITY_TRACKS = 1000;
 // The server answers every ping; this much silence means the socket is dead
 // even if the browser has not noticed yet.
 const SILENCE_LIMIT_MS = 30000;
@@ -776,7 +778,33 @@ export class GiaobanClient extends EventTarget {
     // The server's default is 'high': nothing to say until that changes.
     if (this._remoteVideo.get(trackId) === null && q === 'high') return;
     this._remoteVideo.set(trackId, q);
-    this._sendRaw({ type: 'set_quality', track_id: trackId, quality: q });
+    // Queued and sent as one list per quality once this turn of the event
+    // loop is done: a grid of 100 tiles that changes size, or a join into a
+    // meeting of 100, is one message, not 100 (the server limits messages
+    // per second).
+    if (!this._qualityQueue) {
+      this._qualityQueue = new Map();
+      queueMicrotask(() => this._flushQuality());
+    }
+    this._qualityQueue.set(trackId, q);
+  }
+
+  _flushQuality() {
+    const queued = this._qualityQueue;
+    this._qualityQueue = null;
+    if (!queued) return;
+    const byQuality = new Map();
+    for (const [trackId, q] of queued) {
+      // Gone or changed again since it was queued: nothing (more) to say.
+      if (this._remoteVideo.get(trackId) !== q) continue;
+      if (!byQuality.has(q)) byQuality.set(q, []);
+      byQuality.get(q).push(trackId);
+    }
+    for (const [quality, ids] of byQuality) {
+      for (let i = 0; i < ids.length; i += MAX_QUALITY_TRACKS) {
+        this._sendRaw({ type: 'set_quality', track_ids: ids.slice(i, i + MAX_QUALITY_TRACKS), quality });
+      }
+    }
   }
 
   /** Sends only the simulcast layers somebody receives (the server says which). */

@@ -237,7 +237,8 @@ struct SceneState {
     /// active speaker it was told of, and the quality asked per video
     /// track id.
     clients: Vec<ClientView>,
-    /// set_quality requests sent.
+    /// set_quality messages sent (each names every track whose wish
+    /// changed to one quality).
     requests: u64,
 }
 
@@ -369,14 +370,26 @@ impl Scene {
                     .map(|(t, (p, _))| (t.clone(), p.clone()))
                     .collect()
             };
-            let mut sent = 0;
+            // What changed, in one list per quality (as the web client
+            // does): 98 tracks at the first tick are two messages, not 98.
+            let mut changed: std::collections::BTreeMap<&'static str, Vec<String>> =
+                Default::default();
             for (track, owner) in videos {
                 let high =
                     Some(&owner) == chair_id.as_ref() || Some(&owner) == view.speaker.as_ref();
                 let q = if high { "high" } else { "low" };
-                if view.asked.get(&track) != Some(&q) && c.set_quality(&track, q).is_ok() {
-                    view.asked.insert(track, q);
+                if view.asked.get(&track) != Some(&q) {
+                    changed.entry(q).or_default().push(track);
+                }
+            }
+            let mut sent = 0;
+            for (q, tracks) in changed {
+                let ids: Vec<&str> = tracks.iter().map(String::as_str).collect();
+                if c.set_qualities(&ids, q).is_ok() {
                     sent += 1;
+                    for t in tracks {
+                        view.asked.insert(t, q);
+                    }
                 }
             }
             st.requests += sent;
