@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use giaoban_tests::client::{JoinOptions, Kind, MediaOptions, TestClient};
 use giaoban_tests::procstat::{
     clock_ticks_per_second, machine_description, proc_cpu_ticks, proc_rss, time_string,
@@ -71,6 +71,10 @@ struct Args {
     /// Video bitrate of each participant, kbit/s.
     #[arg(long, default_value_t = 200)]
     video_kbps: u32,
+    /// Participants receive in slots (`join` with `"receive": "slots"`, as
+    /// the web client does); false: a sent track per published track.
+    #[arg(long, default_value_t = false, action = ArgAction::Set)]
+    slots: bool,
     /// Worker threads of the clients' runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -212,6 +216,7 @@ struct Crowd {
     tokens: Vec<String>,
     ws_url: String,
     media: MediaOptions,
+    slots: bool,
     media_timeout: Duration,
     joins: u64,
     join_failures: u64,
@@ -296,7 +301,7 @@ impl Crowd {
             }
             let token = free[rng.random_range(0..free.len())];
             self.joins += 1;
-            match join(&self.ws_url, &self.tokens[token], &self.media).await {
+            match join(&self.ws_url, &self.tokens[token], &self.media, self.slots).await {
                 Ok((client, took)) => {
                     if first_media(&client, self.media_timeout).await {
                         self.join_ms.push(took.as_millis() as u64);
@@ -319,9 +324,14 @@ async fn join(
     ws_url: &str,
     token: &str,
     media: &MediaOptions,
+    slots: bool,
 ) -> anyhow::Result<(TestClient, Duration)> {
     let t0 = Instant::now();
-    let c = TestClient::join_media(ws_url, token, JoinOptions::default(), media.clone()).await?;
+    let options = JoinOptions {
+        slots,
+        ..JoinOptions::default()
+    };
+    let c = TestClient::join_media(ws_url, token, options, media.clone()).await?;
     Ok((c, t0.elapsed()))
 }
 
@@ -410,6 +420,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokens,
         ws_url: server.ws_url(),
         media,
+        slots: args.slots,
         media_timeout: Duration::from_secs_f64(args.media_timeout),
         joins: 0,
         join_failures: 0,
@@ -417,7 +428,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         join_ms: Vec::new(),
     };
     for t in 0..args.steady {
-        let (client, _) = join(&crowd.ws_url, &crowd.tokens[t], &crowd.media).await?;
+        let (client, _) = join(&crowd.ws_url, &crowd.tokens[t], &crowd.media, crowd.slots).await?;
         crowd.members.push_back(Member { client, token: t });
     }
     println!(
@@ -580,7 +591,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (join_failures, media_failures, joins) =
         (crowd.join_failures, crowd.media_failures, crowd.joins);
 
-    let report = json!({
+    let mut report = json!({
         "date_utc": time_string(started_at),
         "machine": machine_description(),
         "server_bin": args.server_bin.clone().unwrap_or_else(giaoban_tests::giaoban_bin).display().to_string(),
@@ -624,6 +635,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "vanished": s.ghosts, "steps": s.steps,
         })).collect::<Vec<Value>>(),
     });
+    report["receive"] = json!(if args.slots { "slots" } else { "tracks" });
     println!();
     println!("soak result ({})", time_string(started_at));
     println!(
