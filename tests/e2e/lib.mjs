@@ -1,16 +1,19 @@
-// Shared helpers of the Chromium end-to-end scripts (two_pages.mjs,
+// Shared helpers of the end-to-end scripts (two_pages.mjs,
 // media_checks.mjs): starting a browser with our flags and a fresh profile,
 // joining a meeting through the join page, reading WebRTC stats, cleaning up.
 //
-// The browser is the system's Chromium (CHROMIUM_PATH, default
-// /usr/bin/chromium); playwright-core never downloads one. E2E_VERBOSE=1
-// copies the pages' console to stderr; E2E_CHROMIUM_FLAGS adds flags
+// The browsers are the system's: Chromium (CHROMIUM_PATH, default
+// /usr/bin/chromium), driven by playwright-core, and Firefox ESR
+// (FIREFOX_PATH, default /usr/bin/firefox-esr), driven by puppeteer-core over
+// WebDriver BiDi; neither package ever downloads a browser. E2E_VERBOSE=1
+// copies the pages' console to stderr; E2E_CHROMIUM_FLAGS adds Chromium flags
 // (space-separated) for experiments.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 /** Exactly the flags we run Chromium with (Playwright's defaults are off). */
 export const FLAGS = [
@@ -28,6 +31,28 @@ export const FLAGS = [
 ];
 
 export const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const firefoxPath = process.env.FIREFOX_PATH || '/usr/bin/firefox-esr';
+
+/**
+ * Firefox's counterpart of FLAGS: a fake camera and microphone, allowed as a
+ * user allows them, ICE candidates on loopback and not hidden behind mDNS
+ * names (the tests run in a namespace with only `lo`). puppeteer-core adds
+ * its own prefs that switch off updates, telemetry and the like.
+ *
+ * The permission is granted (permissions.default.*), not skipped
+ * (media.navigator.permission.disabled): without a granted camera or
+ * microphone, Firefox gathers ICE candidates only on the interface of the
+ * default route, and the namespace has none, so it gathered nothing.
+ */
+export const FIREFOX_PREFS = {
+  'media.navigator.streams.fake': true,
+  'permissions.default.camera': 1,
+  'permissions.default.microphone': 1,
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+};
 export const verbose = process.env.E2E_VERBOSE === '1';
 /** Extra Chromium flags for experiments (space-separated), after FLAGS. */
 const envFlags = (process.env.E2E_CHROMIUM_FLAGS || '').split(/\s+/).filter(Boolean);
@@ -57,6 +82,7 @@ export function sleep(ms) {
  * @param {Function|string} [opts.initScript]  runs in the page before its own scripts
  */
 export async function openBrowser(index, opts = {}) {
+  if (opts.browser === 'firefox') return openFirefox(index, opts);
   const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-e2e-${index}-`));
   let browser;
   try {
@@ -86,28 +112,81 @@ export async function openBrowser(index, opts = {}) {
     consoleLines.push(line);
     process.stderr.write(`${line}\n`);
   });
-  return { index, browser, context, page, userDataDir, consoleLines };
+  return { index, kind: 'chromium', browser, context, page, userDataDir, consoleLines };
+}
+
+/** `openBrowser` for Firefox ESR (`opts.extraFlags` does not apply). */
+async function openFirefox(index, opts) {
+  const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-e2e-ff-${index}-`));
+  let browser;
+  try {
+    browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: firefoxPath,
+      headless: true,
+      userDataDir,
+      extraPrefsFirefox: FIREFOX_PREFS,
+      timeout: 30000,
+    });
+  } catch (e) {
+    rmSync(userDataDir, { recursive: true, force: true });
+    throw e;
+  }
+  const page = await browser.newPage();
+  await page.setViewport(opts.viewport || { width: 1024, height: 768 });
+  if (opts.initScript) await page.evaluateOnNewDocument(opts.initScript);
+  const consoleLines = [];
+  page.on('console', (msg) => {
+    const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
+    consoleLines.push(line);
+    if (verbose) process.stderr.write(`${line}\n`);
+  });
+  page.on('pageerror', (err) => {
+    const line = `[page ${index + 1} exception] ${err.message}`;
+    consoleLines.push(line);
+    process.stderr.write(`${line}\n`);
+  });
+  return { index, kind: 'firefox', browser, context: null, page, userDataDir, consoleLines };
+}
+
+/**
+ * The few page operations the scripts need, the same for both drivers:
+ * playwright (Chromium) and puppeteer (Firefox) name them differently.
+ */
+function ui(b) {
+  const p = b.page;
+  if (b.kind === 'firefox') {
+    return {
+      waitVisible: (sel, timeout) => p.waitForSelector(sel, { visible: true, timeout }),
+      waitFor: (fn, timeout) => p.waitForFunction(fn, { timeout }),
+      click: (sel) => p.click(sel),
+      text: (sel) => p.$eval(sel, (el) => el.textContent),
+    };
+  }
+  return {
+    waitVisible: (sel, timeout) => p.locator(sel).waitFor({ state: 'visible', timeout }),
+    waitFor: (fn, timeout) => p.waitForFunction(fn, null, { timeout }),
+    click: (sel) => p.locator(sel).click(),
+    text: (sel) => p.locator(sel).textContent(),
+  };
 }
 
 /** Opens the invitation URL and clicks Join once the page allows it. */
 export async function joinMeeting(b, url) {
   await b.page.goto(url, { waitUntil: 'load', timeout: 15000 });
-  const button = b.page.locator('#join-button');
+  const u = ui(b);
   try {
-    await button.waitFor({ state: 'visible', timeout: 10000 });
-    await b.page.waitForFunction(() => !document.getElementById('join-button').disabled, null, { timeout: 10000 });
+    await u.waitVisible('#join-button', 10000);
+    await u.waitFor(() => !document.getElementById('join-button').disabled, 10000);
   } catch (e) {
-    const err = await b.page
-      .locator('#invite-error')
-      .textContent()
-      .catch(() => '');
+    const err = await u.text('#invite-error').catch(() => '');
     throw new Error(`page ${b.index + 1}: the Join button never became usable${err ? ` (page says: ${err})` : ''}`);
   }
   // The preview has opened the fake camera and microphone before joining.
-  await b.page
-    .waitForFunction(() => !document.getElementById('preview-video').hidden, null, { timeout: 10000 })
+  await u
+    .waitFor(() => !document.getElementById('preview-video').hidden, 10000)
     .catch(() => log(`page ${b.index + 1}: no camera preview before joining`));
-  await button.click();
+  await u.click('#join-button');
 }
 
 /** Our participant as the page's client knows it, or null before joining. */

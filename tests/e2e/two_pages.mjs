@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// End-to-end test of the web client in real Chromium: two browsers, each
+// End-to-end test of the web client in real browsers: two browsers, each
 // opens one invitation URL and joins; then both must receive each other's
 // media (video frames decoded, audio packets) and show each other's name.
 //
@@ -10,7 +10,11 @@
 // The invitation URLs carry tokens: they are never printed.
 //
 // Environment:
-//   CHROMIUM_PATH     the browser (default /usr/bin/chromium; never downloaded)
+//   E2E_BROWSERS      the two browsers, comma-separated: chromium (default)
+//                     or firefox, each with an optional screen size (default
+//                     1024x768), e.g. "firefox:768x1024,chromium"
+//   CHROMIUM_PATH     Chromium (default /usr/bin/chromium; never downloaded)
+//   FIREFOX_PATH      Firefox ESR (default /usr/bin/firefox-esr)
 //   E2E_TIMEOUT_MS    how long to wait for media after both joins (default 30000)
 //   E2E_SCREENSHOT    if set, a PNG of the first page (1024x768) is written there
 //   E2E_VERBOSE=1     browser console messages on stderr
@@ -18,19 +22,36 @@
 import { closeBrowsers, dumpConsoles, elapsed, joinMeeting, log, openBrowser, watchdog } from './lib.mjs';
 
 const timeoutMs = Number(process.env.E2E_TIMEOUT_MS || 30000);
+const specs = (process.env.E2E_BROWSERS || 'chromium,chromium').split(',').map((k) => k.trim());
+const kinds = specs.map((k) => k.split(':')[0]);
+/** The screen size of each page: `undefined` for the default. */
+const viewports = specs.map((k) => {
+  const m = /:(\d+)x(\d+)$/.exec(k);
+  return m ? { width: Number(m[1]), height: Number(m[2]) } : undefined;
+});
 
 /** Runs in the page: what this participant receives and shows. */
 async function probe(page) {
   return page.evaluate(async () => {
     const g = window.giaoban;
-    const out = { state: g.state, self: null, tiles: g.tiles(), inbound: [], publisher: null, subscriber: null };
+    const out = {
+      userAgent: navigator.userAgent,
+      screen: { width: window.innerWidth, height: window.innerHeight },
+      state: g.state,
+      self: null,
+      tiles: g.tiles(),
+      inbound: [],
+      publisher: null,
+      subscriber: null,
+    };
     const c = g.client;
     if (c && c.self) out.self = { id: c.self.id, name: c.self.name, role: c.self.role };
     // What the server accepted of the browser's offer, and what it offers:
     // RTX for video, RED around Opus, Opus in-band FEC (media.md, loss repair).
     const repair = (d) => (d && d.sdp ? {
       rtx: /a=rtpmap:\d+ rtx\/90000/i.test(d.sdp),
-      red: /a=rtpmap:\d+ red\/48000\/2/i.test(d.sdp),
+      // Firefox writes the server's `red/48000/2` back as `red/48000`.
+      red: /a=rtpmap:\d+ red\/48000(\/2)?\r?$/im.test(d.sdp),
       fec: /useinbandfec=1/.test(d.sdp),
     } : null);
     if (g.publisher) {
@@ -96,6 +117,9 @@ function summary(ok, probes, results, reason) {
       const r = results ? results[i] : null;
       return {
         page: i + 1,
+        browser: kinds[i],
+        user_agent: p ? p.userAgent : null,
+        screen: p ? p.screen : null,
         state: p ? p.state : null,
         self: p ? p.self : null,
         other: probes[1 - i] ? probes[1 - i].self : null,
@@ -126,7 +150,12 @@ async function main() {
   let probes = [null, null];
   let results = null;
   try {
-    for (let i = 0; i < 2; i++) browsers.push(await openBrowser(i));
+    if (kinds.length !== 2 || kinds.some((k) => k !== 'chromium' && k !== 'firefox')) {
+      throw new Error(`E2E_BROWSERS must name two of chromium, firefox: ${kinds.join(',')}`);
+    }
+    for (let i = 0; i < 2; i++) {
+      browsers.push(await openBrowser(i, { browser: kinds[i], viewport: viewports[i] }));
+    }
     log('browsers started');
     await Promise.all(browsers.map((b, i) => joinMeeting(b, urls[i])));
     log('both pages clicked Join');

@@ -1,6 +1,6 @@
-//! Shared pieces of the tests that drive real Chromium through the Node
-//! scripts in `tests/e2e`: where the scripts are, the browser, the pinned
-//! Node packages, and reading a script's output.
+//! Shared pieces of the tests that drive real browsers (Chromium, Firefox
+//! ESR) through the Node scripts in `tests/e2e`: where the scripts are, the
+//! browsers, the pinned Node packages, and reading a script's output.
 
 use std::path::{Path, PathBuf};
 
@@ -24,12 +24,26 @@ pub fn chromium() -> Result<String> {
     Ok(chromium)
 }
 
-/// Installs the pinned playwright-core with `npm ci` unless it is there.
+/// The Firefox ESR to drive: `FIREFOX_PATH`, else `/usr/bin/firefox-esr`.
+pub fn firefox() -> Result<String> {
+    let firefox =
+        std::env::var("FIREFOX_PATH").unwrap_or_else(|_| "/usr/bin/firefox-esr".to_string());
+    ensure!(
+        Path::new(&firefox).exists(),
+        "Firefox ESR not found at {firefox} (apt-get install firefox-esr, or set FIREFOX_PATH)"
+    );
+    Ok(firefox)
+}
+
+/// Installs the pinned playwright-core and puppeteer-core with `npm ci`
+/// unless they are there.
 pub async fn ensure_node_modules(dir: &Path) -> Result<()> {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
+    if ["playwright-core", "puppeteer-core"].iter().all(|p| {
+        dir.join("node_modules")
+            .join(p)
+            .join("package.json")
+            .is_file()
+    }) {
         return Ok(());
     }
     let out = Command::new("npm")

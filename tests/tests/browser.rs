@@ -1,12 +1,15 @@
-//! End to end in real Chromium: two browsers open two invitations of one
+//! End to end in real browsers: two browsers open two invitations of one
 //! meeting with the web client (web/), join, and must each decode the
 //! other's video, receive the other's audio and show the other's name.
+//! Two Chromiums, then Firefox ESR with a Chromium.
 //!
 //! The browsers are driven by `tests/e2e/two_pages.mjs` (Node +
-//! playwright-core, pinned in tests/e2e/package-lock.json; the browser is
-//! the system's /usr/bin/chromium, never downloaded). Needs:
+//! playwright-core for Chromium, puppeteer-core for Firefox, pinned in
+//! tests/e2e/package-lock.json; the browsers are the system's
+//! /usr/bin/chromium and /usr/bin/firefox-esr, never downloaded). Needs:
 //! - `node` and `npm` on the PATH, Chromium at /usr/bin/chromium (or
-//!   `CHROMIUM_PATH`);
+//!   `CHROMIUM_PATH`), Firefox ESR at /usr/bin/firefox-esr (or
+//!   `FIREFOX_PATH`);
 //! - `tests/e2e/node_modules`: this test runs `npm ci` when it is missing,
 //!   which needs the npm registry, so a runner that puts the tests in a
 //!   network namespace runs `npm ci --prefix tests/e2e` before entering it.
@@ -16,7 +19,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, firefox, run_script, tail};
 use serde_json::Value;
 
 /// How long the script may wait for media once both pages joined.
@@ -42,7 +45,28 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
+    two_pages(["chromium", "chromium"]).await
+}
+
+/// The web client in Firefox ESR on a tablet-sized screen (portrait), with
+/// a Chromium on the other side: Firefox publishes its own simulcast and
+/// receives in slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_on_a_tablet_and_chromium_receive_each_others_media() -> Result<()> {
+    two_pages(["firefox:768x1024", "chromium"]).await
+}
+
+/// Two pages, in these browsers (`chromium` or `firefox`, with an optional
+/// `:WxH` screen size), join one meeting and must each receive and show
+/// the other.
+async fn two_pages(browsers: [&str; 2]) -> Result<()> {
     let chromium = chromium()?;
+    let kinds = browsers.map(|b| b.split(':').next().unwrap_or(b));
+    let firefox = if kinds.contains(&"firefox") {
+        firefox()?
+    } else {
+        String::new()
+    };
     let dir = e2e_dir();
     ensure_node_modules(&dir).await?;
 
@@ -65,6 +89,8 @@ async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
         &[url1.as_ref(), url2.as_ref()],
         &[
             ("CHROMIUM_PATH", chromium),
+            ("FIREFOX_PATH", firefox),
+            ("E2E_BROWSERS", browsers.join(",")),
             ("E2E_TIMEOUT_MS", MEDIA_TIMEOUT_MS.to_string()),
         ],
         SCRIPT_TIMEOUT,
@@ -97,6 +123,29 @@ async fn two_browsers_join_and_receive_each_others_media() -> Result<()> {
     for (i, page) in pages.iter().enumerate() {
         let me = names[i];
         let other = names[1 - i];
+        // The page ran in the browser asked for.
+        let engine = if kinds[i] == "firefox" {
+            "Firefox/"
+        } else {
+            "Chrome/"
+        };
+        ensure!(
+            text(page, &["user_agent"]).contains(engine),
+            "page {i}: expected {} but the page says {}",
+            kinds[i],
+            page["user_agent"]
+        );
+        if let Some((w, h)) = browsers[i]
+            .split_once(':')
+            .and_then(|(_, s)| s.split_once('x'))
+        {
+            ensure!(
+                num(page, &["screen", "width"]).to_string() == w
+                    && num(page, &["screen", "height"]).to_string() == h,
+                "page {i}: screen {} is not {w}x{h}",
+                page["screen"]
+            );
+        }
         ensure!(
             text(page, &["self", "name"]) == me,
             "page {i}: joined as {}",
