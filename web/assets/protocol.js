@@ -45,6 +45,8 @@ export const CLIENT_NAME = 'giaoban-web/0.1';
 const PING_INTERVAL_MS = 10000;
 /** Most tracks one `set_quality` may name (the server's limit). */
 const MAX_QUALITY_TRACKS = 1000;
+/** How long quality wishes are gathered before they are sent together. */
+const QUALITY_BATCH_MS = 50;
 // The server answers every ping; this much silence means the socket is dead
 // even if the browser has not noticed yet.
 const SILENCE_LIMIT_MS = 30000;
@@ -778,13 +780,13 @@ export class GiaobanClient extends EventTarget {
     // The server's default is 'high': nothing to say until that changes.
     if (this._remoteVideo.get(trackId) === null && q === 'high') return;
     this._remoteVideo.set(trackId, q);
-    // Queued and sent as one list per quality once this turn of the event
-    // loop is done: a grid of 100 tiles that changes size, or a join into a
-    // meeting of 100, is one message, not 100 (the server limits messages
-    // per second).
+    // Queued and sent as one list per quality QUALITY_BATCH_MS later: a grid
+    // of 100 tiles that changes size, a join into a meeting of 100 or a burst
+    // of track_published (everybody back after a server restart) is one
+    // message, not 100 (the server limits messages per second).
     if (!this._qualityQueue) {
       this._qualityQueue = new Map();
-      queueMicrotask(() => this._flushQuality());
+      setTimeout(() => this._flushQuality(), QUALITY_BATCH_MS);
     }
     this._qualityQueue.set(trackId, q);
   }
