@@ -38,7 +38,9 @@
 // all of the publisher's layers before switching, default 25000),
 // E2E_VIDEO_CODEC (simulcast: `H264` makes page 2 prefer H264, packetization
 // mode 1, for its camera, as a browser configured for it would; the summary
-// reports the codec each side uses).
+// reports the codec each side uses), E2E_BROWSER_1 (page 1's browser:
+// chromium, the default, or firefox; FIREFOX_PATH, default
+// /usr/bin/firefox-esr). Page 2 is always Chromium.
 
 import {
   closeBrowsers,
@@ -749,7 +751,8 @@ async function main() {
         VIDEO_CODEC === 'H264' && i === 1
           ? `(${recordSignaling})();\n(${preferH264})();`
           : recordSignaling;
-      browsers.push(await openBrowser(i, { viewport: viewports[i] || undefined, initScript }));
+      const browser = i === 0 ? process.env.E2E_BROWSER_1 || 'chromium' : 'chromium';
+      browsers.push(await openBrowser(i, { browser, viewport: viewports[i] || undefined, initScript }));
     }
     log('browsers started');
     // The rejoin check is about SSRCs taken again by a track of its own:
@@ -766,6 +769,7 @@ async function main() {
     await CHECKS[check](browsers, pageUrls, out);
     // How page 1 received: the number of `slots` messages it got.
     out.slots_messages = (await signaling(browsers[0].page)).rx.filter((m) => m.type === 'slots').length;
+    out.user_agent_1 = await browsers[0].page.evaluate(() => navigator.userAgent);
     out.ok = true;
     out.elapsed_ms = elapsed();
     log(`${check}: passed`);

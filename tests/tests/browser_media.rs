@@ -1,13 +1,15 @@
 //! Media behaviour of the web client in real Chromium, two pages in one
 //! meeting, driven by `tests/e2e/media_checks.mjs` (Node + playwright-core,
-//! the system's Chromium; see tests/tests/browser.rs for what that needs):
+//! the system's Chromium; see tests/tests/browser.rs for what that needs;
+//! one check has Firefox ESR receive, through puppeteer-core):
 //!
 //! - simulcast: page 1 receives page 2's video at `high` (waiting up to 25 s
 //!   for Chromium to start its top layer), asks for `low`, stays there long
 //!   enough for the server to pause the unused layers, then asks for `high`
 //!   again; the decoded width drops and comes back, and frames keep being
 //!   decoded (no stall over 2 s after start-up); the same again with a
-//!   publisher that prefers H264 (both pages must use H264 alone);
+//!   publisher that prefers H264 (both pages must use H264 alone), and with
+//!   Firefox ESR as page 1;
 //! - ICE-TCP: with all UDP dropped (an nftables rule in a network namespace
 //!   of its own: this test binary runs again inside `unshare -n` for that
 //!   test only, so needs `nft` (Debian `nftables`) and `unshare`), both pages
@@ -26,7 +28,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
+use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, firefox, run_script, tail};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -105,7 +107,7 @@ async fn run_check_on(check: &str, env: &[(&str, &str)], config: &str) -> Result
             "the {check} check failed ({}): {reason}\n--- stdout ---\n{stdout}\n\
              --- server log (tail) ---\n{}",
             run.status,
-            tail(&server.log(), 60)
+            tail(&server.log(), 200)
         );
     }
     let summary =
@@ -148,7 +150,26 @@ async fn simulcast_in_h264_switches_layers_without_freezing() -> Result<()> {
     check_simulcast(&s, "H264 simulcast")
 }
 
-/// What both simulcast checks require of the script's summary `s`.
+/// The same with Firefox ESR receiving (in slots) Chromium's simulcast: the
+/// server's layer switches are seamless for Firefox's decoder too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_to_firefox_switches_layers_without_freezing() -> Result<()> {
+    let _one_at_a_time = SERIAL.lock().await;
+    let firefox = firefox()?;
+    let s = run_check_with(
+        "simulcast",
+        &[("E2E_BROWSER_1", "firefox"), ("FIREFOX_PATH", &firefox)],
+    )
+    .await?;
+    ensure!(
+        text(&s, &["user_agent_1"]).contains("Firefox/"),
+        "page 1 was not Firefox: {}",
+        s["user_agent_1"]
+    );
+    check_simulcast(&s, "simulcast to Firefox")
+}
+
+/// What the simulcast checks require of the script's summary `s`.
 fn check_simulcast(s: &Value, name: &str) -> Result<()> {
     let high = num(s, &["widths", "high_before"]).context("no width at high")?;
     let low = num(s, &["widths", "low"]).context("no width at low")?;
