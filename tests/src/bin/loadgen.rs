@@ -1303,9 +1303,27 @@ async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyho
                     lacking.join(", "),
                     st.connection_states
                 );
-                // The start of its timeline (first datagrams, states).
-                for (t, what) in st.timeline.iter().take(60) {
-                    println!("      {:>9.1} ms {what}", t.as_secs_f64() * 1000.0);
+                // Its timeline without the meeting's chatter (the others'
+                // tracks and joins): the connections' datagrams and states,
+                // offers and answers; the start and the end.
+                let relevant: Vec<_> = st
+                    .timeline
+                    .iter()
+                    .filter(|(_, what)| {
+                        !what.starts_with("server: ")
+                            || ["offer", "answer", "error"]
+                                .iter()
+                                .any(|k| what.contains(k))
+                    })
+                    .collect();
+                let (head, tail) = (60, 30);
+                for (n, (t, what)) in relevant.iter().enumerate() {
+                    if n == head && relevant.len() > head + tail {
+                        println!("      ... {} more ...", relevant.len() - head - tail);
+                    }
+                    if n < head || n + tail >= relevant.len() {
+                        println!("      {:>9.1} ms {what}", t.as_secs_f64() * 1000.0);
+                    }
                 }
             }
         }
