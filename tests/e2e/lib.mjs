@@ -54,6 +54,8 @@ export const FIREFOX_PREFS = {
   'network.connectivity-service.enabled': false,
 };
 export const verbose = process.env.E2E_VERBOSE === '1';
+/** The screen size of a page unless a script asks for another. */
+const DEFAULT_VIEWPORT = { width: 1024, height: 768 };
 /** Extra Chromium flags for experiments (space-separated), after FLAGS. */
 const envFlags = (process.env.E2E_CHROMIUM_FLAGS || '').split(/\s+/).filter(Boolean);
 
@@ -98,21 +100,32 @@ export async function openBrowser(index, opts = {}) {
     rmSync(userDataDir, { recursive: true, force: true });
     throw e;
   }
-  const context = await browser.newContext({ viewport: opts.viewport || { width: 1024, height: 768 } });
+  const context = await browser.newContext({ viewport: opts.viewport || DEFAULT_VIEWPORT });
   if (opts.initScript) await context.addInitScript(opts.initScript);
   const page = await context.newPage();
-  const consoleLines = [];
+  const consoleLines = keepConsole(page, index);
+  return { index, kind: 'chromium', browser, context, page, userDataDir, consoleLines };
+}
+
+/**
+ * Collects page `index`'s console messages and uncaught exceptions (the
+ * lines `dumpConsoles` prints), copying them to stderr as they come: the
+ * exceptions always, the console with E2E_VERBOSE=1. The same events in
+ * playwright and puppeteer.
+ */
+function keepConsole(page, index) {
+  const lines = [];
   page.on('console', (msg) => {
     const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
-    consoleLines.push(line);
+    lines.push(line);
     if (verbose) process.stderr.write(`${line}\n`);
   });
   page.on('pageerror', (err) => {
     const line = `[page ${index + 1} exception] ${err.message}`;
-    consoleLines.push(line);
+    lines.push(line);
     process.stderr.write(`${line}\n`);
   });
-  return { index, kind: 'chromium', browser, context, page, userDataDir, consoleLines };
+  return lines;
 }
 
 /** `openBrowser` for Firefox ESR (`opts.extraFlags` does not apply). */
@@ -133,19 +146,9 @@ async function openFirefox(index, opts) {
     throw e;
   }
   const page = await browser.newPage();
-  await page.setViewport(opts.viewport || { width: 1024, height: 768 });
+  await page.setViewport(opts.viewport || DEFAULT_VIEWPORT);
   if (opts.initScript) await page.evaluateOnNewDocument(opts.initScript);
-  const consoleLines = [];
-  page.on('console', (msg) => {
-    const line = `[page ${index + 1} ${msg.type()}] ${msg.text()}`;
-    consoleLines.push(line);
-    if (verbose) process.stderr.write(`${line}\n`);
-  });
-  page.on('pageerror', (err) => {
-    const line = `[page ${index + 1} exception] ${err.message}`;
-    consoleLines.push(line);
-    process.stderr.write(`${line}\n`);
-  });
+  const consoleLines = keepConsole(page, index);
   return { index, kind: 'firefox', browser, context: null, page, userDataDir, consoleLines };
 }
 

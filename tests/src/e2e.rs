@@ -15,24 +15,28 @@ pub fn e2e_dir() -> PathBuf {
 
 /// The Chromium to drive: `CHROMIUM_PATH`, else `/usr/bin/chromium`.
 pub fn chromium() -> Result<String> {
-    let chromium =
-        std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium} (apt-get install chromium, or set CHROMIUM_PATH)"
-    );
-    Ok(chromium)
+    system_browser("Chromium", "CHROMIUM_PATH", "/usr/bin/chromium", "chromium")
 }
 
 /// The Firefox ESR to drive: `FIREFOX_PATH`, else `/usr/bin/firefox-esr`.
 pub fn firefox() -> Result<String> {
-    let firefox =
-        std::env::var("FIREFOX_PATH").unwrap_or_else(|_| "/usr/bin/firefox-esr".to_string());
+    system_browser(
+        "Firefox ESR",
+        "FIREFOX_PATH",
+        "/usr/bin/firefox-esr",
+        "firefox-esr",
+    )
+}
+
+/// The browser at `$var`, else at `default`; an error naming the Debian
+/// `package` where it is not there.
+fn system_browser(name: &str, var: &str, default: &str, package: &str) -> Result<String> {
+    let path = std::env::var(var).unwrap_or_else(|_| default.to_string());
     ensure!(
-        Path::new(&firefox).exists(),
-        "Firefox ESR not found at {firefox} (apt-get install firefox-esr, or set FIREFOX_PATH)"
+        Path::new(&path).exists(),
+        "{name} not found at {path} (apt-get install {package}, or set {var})"
     );
-    Ok(firefox)
+    Ok(path)
 }
 
 /// Installs the pinned playwright-core and puppeteer-core with `npm ci`
