@@ -63,6 +63,7 @@ async function probe(page) {
     if (!pc) return out;
     out.subscriber = pc.connectionState;
     out.subscriberOffer = repair(pc.remoteDescription);
+    out.subscriberAnswer = repair(pc.localDescription);
     const trackOfMid = new Map();
     for (const tr of pc.getTransceivers()) {
       if (tr.mid !== null) trackOfMid.set(tr.mid, tr.receiver.track.id);
@@ -128,6 +129,7 @@ function summary(ok, probes, results, reason) {
         publish_offer: p ? p.publishOffer || null : null,
         publish_answer: p ? p.publishAnswer || null : null,
         subscriber_offer: p ? p.subscriberOffer || null : null,
+        subscriber_answer: p ? p.subscriberAnswer || null : null,
         tiles: p ? p.tiles.map((t) => ({ id: t.id, name: t.name, role: t.role, self: t.self })) : [],
         other_tile_name: r && r.tile ? r.tile.shownName : null,
         video: r && r.video ? r.video : null,

@@ -215,14 +215,27 @@ async fn two_pages(browsers: [&str; 2]) -> Result<()> {
             offer["red"],
             answer["red"]
         );
-        let sub = &page["subscriber_offer"];
-        for feature in ["rtx", "red", "fec"] {
+        let (sub, sub_answer) = (&page["subscriber_offer"], &page["subscriber_answer"]);
+        for feature in ["rtx", "fec"] {
             ensure!(
                 sub[feature] == Value::Bool(true),
                 "page {i}: the subscriber offer lacks {feature}: {sub}"
             );
         }
-        println!("page {i}: publish offer {offer}, answer {answer}, subscriber offer {sub}");
+        // RED likewise, except to a browser that does not use RED itself
+        // (Firefox: its own offer has none) once it has answered without
+        // it: the stack then offers only what was negotiated, so a later
+        // offer (a slot added) has Opus alone. A browser that offers RED
+        // must always be offered RED.
+        let declined =
+            offer["red"] == Value::Bool(false) && sub_answer["red"] == Value::Bool(false);
+        ensure!(
+            sub["red"] == Value::Bool(true) || declined,
+            "page {i}: the subscriber offer lacks red: {sub} (its answer {sub_answer}, its own offer {offer})"
+        );
+        println!(
+            "page {i}: publish offer {offer}, answer {answer}, subscriber offer {sub}, its answer {sub_answer}"
+        );
     }
     Ok(())
 }
