@@ -15,6 +15,8 @@
 //! - [`idempotency`]: answers stored under a client's idempotency key, in
 //!   the transaction of what the request created, for safe retries.
 //! - [`blobs`]: document contents, content-addressed by SHA-256 on disk.
+//! - [`filetype`]: what an uploaded file is, from its bytes (the formats
+//!   accepted as documents).
 //! - `users`: secretariat accounts (argon2id) and the audit log (append-only,
 //!   hash-chained: [`Store::verify_audit_chain`]).
 //! - [`signature`]: PDF signature verification.
@@ -29,6 +31,7 @@
 //! Times are Unix seconds; ids are UUID strings.
 
 pub mod blobs;
+pub mod filetype;
 pub mod model;
 pub mod signature;
 
@@ -42,6 +45,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use blobs::{Blobs, StagedBlob};
+pub use filetype::FileType;
 pub use idempotency::{IdempotencyKey, StoredResponse};
 pub use model::*;
 
@@ -373,6 +377,7 @@ macro_rules! require_open_meeting {
 }
 
 mod agenda;
+mod audit;
 pub mod idempotency;
 mod meetings;
 mod registry;
