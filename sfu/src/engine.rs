@@ -1516,13 +1516,11 @@ impl Engine {
         }
     }
 
-    /// Which peer a datagram is for: STUN by its USERNAME (our ufrag before
-    /// the colon), everything else by the 5-tuple learnt from STUN.
+    /// Which peer a datagram is for (see [`net::demux`]); a STUN request
+    /// naming the peer's ufrag teaches its address.
     fn route(&mut self, proto: Proto, remote: SocketAddr, data: &[u8]) -> Option<PeerKey> {
-        if crate::peer::is_stun(data) {
-            if let Some(user) = crate::peer::stun_username(data) {
-                let ours = user.split(':').next().unwrap_or_default();
-                let key = *self.by_ufrag.get(ours)?;
+        match net::demux(&self.by_ufrag, &self.by_addr, proto, remote, data) {
+            net::Route::ByUfrag(key) => {
                 let addr = (proto, remote);
                 if self.by_addr.insert(addr, key) != Some(key) {
                     if let Some(slot) = self.peers.get_mut(&key) {
@@ -1531,10 +1529,11 @@ impl Engine {
                         }
                     }
                 }
-                return Some(key);
+                Some(key)
             }
+            net::Route::ByAddr(key) => Some(key),
+            net::Route::Unrouted => None,
         }
-        self.by_addr.get(&(proto, remote)).copied()
     }
 
     /// Queues a UDP datagram for `send_udp` or hands a frame to its TCP writer.

@@ -39,6 +39,59 @@ pub(crate) enum Inbound {
     },
 }
 
+/// Where a datagram from `remote` goes, as [`demux`] decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route<K> {
+    /// A STUN request naming one of our ufrags: the peer, and its address
+    /// is to be learnt for what follows.
+    ByUfrag(K),
+    /// Anything else from a known 5-tuple.
+    ByAddr(K),
+    /// Nobody's.
+    Unrouted,
+}
+
+/// The media port's demultiplexer. STUN requests (RFC 8489 class bits 00)
+/// go by their USERNAME (our ufrag before the colon): that is how a new
+/// flow, or a new path of a known peer, is found. Responses, error
+/// responses and indications go by the 5-tuple, whatever USERNAME they
+/// carry: libnice (GStreamer) echoes the request's `USERNAME=peer:ours` into
+/// its Binding success responses, which names its ufrag first. A request
+/// with a ufrag we do not know (an old one after an ICE restart) also falls
+/// back to the 5-tuple. Everything that is not STUN goes by the 5-tuple.
+pub(crate) fn demux<K: Copy>(
+    by_ufrag: &HashMap<String, K>,
+    by_addr: &HashMap<(Proto, SocketAddr), K>,
+    proto: Proto,
+    remote: SocketAddr,
+    data: &[u8],
+) -> Route<K> {
+    if let Some(ours) = request_ufrag(data) {
+        if let Some(key) = by_ufrag.get(ours) {
+            return Route::ByUfrag(*key);
+        }
+    }
+    match by_addr.get(&(proto, remote)) {
+        Some(key) => Route::ByAddr(*key),
+        None => Route::Unrouted,
+    }
+}
+
+/// Our ufrag (the USERNAME before its colon) of a STUN request; `None` for
+/// anything else (responses, indications, other protocols, garbage).
+fn request_ufrag(data: &[u8]) -> Option<&str> {
+    if !crate::peer::is_stun(data) || data.len() < 2 {
+        return None;
+    }
+    // The class is bits C1 (0x0100) and C0 (0x0010) of the message type.
+    let typ = u16::from_be_bytes([data[0], data[1]]);
+    if typ & 0x0110 != 0 {
+        return None;
+    }
+    let user = crate::peer::stun_username(data)?;
+    user.split(':').next()
+}
+
 /// The bound sockets.
 pub(crate) struct Sockets {
     /// Announced address -> the UDP socket it is served by.
@@ -430,4 +483,117 @@ fn sendmmsg(sock: &UdpSocket, chunk: &[Outgoing]) -> io::Result<usize> {
     // address slot sendmmsg never writes, and `SockaddrStorage` is a union
     // of plain C structs, for which any bytes are a valid value.
     Ok(results.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A STUN message of `typ` with a USERNAME attribute (when given) and a
+    /// transaction id, as a client would send it.
+    fn stun(typ: u16, username: Option<&str>) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        if let Some(u) = username {
+            attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+            attrs.extend_from_slice(&(u.len() as u16).to_be_bytes());
+            attrs.extend_from_slice(u.as_bytes());
+            attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+        }
+        let mut m = Vec::new();
+        m.extend_from_slice(&typ.to_be_bytes());
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    const REQUEST: u16 = 0x0001;
+    const INDICATION: u16 = 0x0011;
+    const SUCCESS: u16 = 0x0101;
+    const ERROR: u16 = 0x0111;
+
+    struct Maps {
+        by_ufrag: HashMap<String, u32>,
+        by_addr: HashMap<(Proto, SocketAddr), u32>,
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Peer 1 has our ufrag "ours" and was learnt at 127.0.0.1:5000 (UDP);
+    /// peer 2 has "other" and was learnt at 127.0.0.1:6000 over TCP.
+    fn maps() -> Maps {
+        Maps {
+            by_ufrag: HashMap::from([("ours".to_owned(), 1), ("other".to_owned(), 2)]),
+            by_addr: HashMap::from([((Proto::Udp, addr(5000)), 1), ((Proto::Tcp, addr(6000)), 2)]),
+        }
+    }
+
+    fn route(m: &Maps, proto: Proto, from: SocketAddr, data: &[u8]) -> Route<u32> {
+        demux(&m.by_ufrag, &m.by_addr, proto, from, data)
+    }
+
+    #[test]
+    fn a_request_goes_by_our_ufrag_from_any_address() {
+        let m = maps();
+        let req = stun(REQUEST, Some("ours:peer"));
+        assert_eq!(route(&m, Proto::Udp, addr(5000), &req), Route::ByUfrag(1));
+        // A new address (a new path, or the first check) is found by ufrag.
+        assert_eq!(route(&m, Proto::Udp, addr(7000), &req), Route::ByUfrag(1));
+        let req2 = stun(REQUEST, Some("other:peer"));
+        assert_eq!(route(&m, Proto::Tcp, addr(7001), &req2), Route::ByUfrag(2));
+    }
+
+    #[test]
+    fn a_success_response_echoing_username_goes_by_5_tuple() {
+        // libnice copies the request's USERNAME (ours first in *its* request,
+        // so "peer:ours" as we see it) into its Binding success response.
+        let m = maps();
+        let resp = stun(SUCCESS, Some("peer:ours"));
+        assert_eq!(route(&m, Proto::Udp, addr(5000), &resp), Route::ByAddr(1));
+        // Even when the echoed name happens to start with one of our ufrags,
+        // a response is no proof of who sent it: 5-tuple only.
+        let resp = stun(SUCCESS, Some("other:ours"));
+        assert_eq!(route(&m, Proto::Udp, addr(5000), &resp), Route::ByAddr(1));
+        assert_eq!(route(&m, Proto::Udp, addr(7000), &resp), Route::Unrouted);
+        let plain = stun(SUCCESS, None);
+        assert_eq!(route(&m, Proto::Tcp, addr(6000), &plain), Route::ByAddr(2));
+    }
+
+    #[test]
+    fn error_responses_and_indications_go_by_5_tuple() {
+        let m = maps();
+        for typ in [ERROR, INDICATION] {
+            let msg = stun(typ, Some("peer:ours"));
+            assert_eq!(route(&m, Proto::Udp, addr(5000), &msg), Route::ByAddr(1));
+            assert_eq!(route(&m, Proto::Tcp, addr(5000), &msg), Route::Unrouted);
+        }
+    }
+
+    #[test]
+    fn an_unknown_ufrag_falls_back_to_the_5_tuple() {
+        let m = maps();
+        let req = stun(REQUEST, Some("stale:peer"));
+        assert_eq!(route(&m, Proto::Udp, addr(5000), &req), Route::ByAddr(1));
+        assert_eq!(route(&m, Proto::Udp, addr(7000), &req), Route::Unrouted);
+        // No USERNAME at all (not valid for ICE, but no reason to drop it).
+        let bare = stun(REQUEST, None);
+        assert_eq!(route(&m, Proto::Udp, addr(5000), &bare), Route::ByAddr(1));
+    }
+
+    #[test]
+    fn media_and_garbage_go_by_5_tuple() {
+        let m = maps();
+        // DTLS (20..63) and RTP/RTCP (128..191) first bytes.
+        for first in [22u8, 0x80, 0xbf] {
+            let d = [first, 1, 2, 3, 4, 5];
+            assert_eq!(route(&m, Proto::Udp, addr(5000), &d), Route::ByAddr(1));
+            assert_eq!(route(&m, Proto::Udp, addr(5001), &d), Route::Unrouted);
+        }
+        for d in [&[][..], &[0u8][..], &[1u8, 1, 0, 200][..]] {
+            assert_eq!(route(&m, Proto::Udp, addr(5000), d), Route::ByAddr(1));
+        }
+    }
 }
