@@ -17,8 +17,10 @@
 //! - [`blobs`]: document contents, content-addressed by SHA-256 on disk.
 //! - [`filetype`]: what an uploaded file is, from its bytes (the formats
 //!   accepted as documents).
-//! - `users`: secretariat accounts (argon2id) and the audit log (append-only,
-//!   hash-chained: [`Store::verify_audit_chain`]).
+//! - `users`: secretariat accounts (argon2id).
+//! - `audit`: the audit log: append-only (triggers), hash-chained with a key
+//!   outside the database ([`AuditSeal`]) and checkpointed outside it;
+//!   [`Store::verify_audit_chain`] names the first bad entry.
 //! - [`signature`]: PDF signature verification.
 //! - [`Error`]: what can go wrong; `NotFound`-like outcomes of lookups are
 //!   `Ok(None)`, not errors.
@@ -44,6 +46,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use audit::{
+    audit_hash, audit_hash_keyed, AuditBreak, AuditCheckpoint, AuditFields, AuditFilter,
+    AuditProblem, AuditSeal, AUDIT_CHECKPOINT_FILE, AUDIT_KEY_FILE,
+};
 pub use blobs::{Blobs, StagedBlob};
 pub use filetype::FileType;
 pub use idempotency::{IdempotencyKey, StoredResponse};
@@ -229,37 +235,50 @@ macro_rules! with_pool {
 }
 
 /// Runs `$body` inside one transaction bound to `$tx` (use `&mut *$tx` as
-/// the executor), committing after it. A `?` inside returns early and the
+/// the executor), committing after it, then checkpointing the audit rows it
+/// appended (see `audit`). A `?` inside returns early and the
 /// dropped transaction rolls back. SQLite transactions start `IMMEDIATE`, so
 /// two writers queue on the lock instead of failing to upgrade a read.
 macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {
         match &$store.pool {
             Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let mut $tx = $crate::audit::SealedTx {
+                    inner: p.begin_with("BEGIN IMMEDIATE").await?,
+                    seal: $store.audit.clone(),
+                    head: None,
+                };
                 let out = $body;
-                $tx.commit().await?;
+                let head = $tx.head.take();
+                $tx.inner.commit().await?;
+                $store.audit_committed(head).await;
                 out
             }
             Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
+                let mut $tx = $crate::audit::SealedTx {
+                    inner: p.begin().await?,
+                    seal: $store.audit.clone(),
+                    head: None,
+                };
                 let out = $body;
-                $tx.commit().await?;
+                let head = $tx.head.take();
+                $tx.inner.commit().await?;
+                $store.audit_committed(head).await;
                 out
             }
         }
     };
 }
 
-/// Appends an audit row inside the transaction `$tx`, chained to the
-/// previous one (see [`audit_hash`]).
+/// Appends an audit row inside the transaction `$tx` (bound by [`in_tx!`]),
+/// chained to the previous one with the audit key (see `audit`).
 macro_rules! audit {
     ($tx:ident, $actor:expr, $action:expr, $target_type:expr, $target_id:expr, $detail:expr) => {{
         sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1")
             .execute(&mut *$tx)
             .await?;
-        let (seq, prev): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        let (seq, prev, keyed_from): (i64, String, i64) =
+            sqlx::query_as("SELECT seq, hash, keyed_from FROM audit_head WHERE id = 1")
                 .fetch_one(&mut *$tx)
                 .await?;
         let row = $crate::AuditFields {
@@ -271,7 +290,7 @@ macro_rules! audit {
             target_id: String::from($target_id),
             detail: serde_json::Value::to_string(&$detail),
         };
-        let hash = $crate::audit_hash(&prev, &row);
+        let hash = $crate::audit_hash_keyed($tx.seal.key(), &prev, &row);
         sqlx::query(
             "INSERT INTO audit_log (id, seq, at, actor, action, target_type, target_id, detail, \
              prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -292,6 +311,11 @@ macro_rules! audit {
             .bind(&hash)
             .execute(&mut *$tx)
             .await?;
+        $tx.head = Some($crate::audit::Head {
+            seq,
+            hash,
+            keyed_from,
+        });
     }};
 }
 
@@ -322,38 +346,6 @@ macro_rules! remember {
             .await?;
         }
     }};
-}
-
-/// The hashed fields of an audit row.
-#[doc(hidden)]
-pub struct AuditFields {
-    pub seq: i64,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub target_type: String,
-    pub target_id: String,
-    /// JSON text, as stored.
-    pub detail: String,
-}
-
-/// The hash of an audit row: lowercase hex SHA-256 over the previous row's
-/// hash and the row's fields, encoded as a JSON array (unambiguous).
-#[doc(hidden)]
-pub fn audit_hash(prev_hash: &str, row: &AuditFields) -> String {
-    use sha2::Digest;
-    let canonical = serde_json::json!([
-        prev_hash,
-        row.seq,
-        row.at,
-        row.actor,
-        row.action,
-        row.target_type,
-        row.target_id,
-        row.detail,
-    ])
-    .to_string();
-    blobs::hex(&sha2::Sha256::digest(canonical.as_bytes()))
 }
 
 /// Refuses when the meeting `$id` (read inside `$tx`) does not exist or is
@@ -387,6 +379,8 @@ mod users;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The audit key and checkpoint file (see `audit`).
+    audit: std::sync::Arc<AuditSeal>,
 }
 
 impl fmt::Debug for Store {
@@ -434,7 +428,9 @@ pub(crate) fn new_id() -> String {
 }
 
 impl Store {
-    /// Opens the database at `url` and applies pending migrations.
+    /// Opens the database at `url`, applies pending migrations and creates
+    /// the audit log's guard triggers. The store has an ephemeral audit key
+    /// until [`Store::with_audit_seal`] gives it the data folder's.
     ///
     /// `sqlite://path/to/file.db?mode=rwc` (WAL journal, foreign keys on) or
     /// `postgres://user@host/db` (also `postgres:///db?host=/var/run/postgresql`).
@@ -459,8 +455,12 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(redact_url(url)));
         };
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            audit: std::sync::Arc::new(AuditSeal::ephemeral()),
+        };
         with_pool!(store, p => MIGRATOR.run(p).await)?;
+        store.install_audit_guards().await?;
         Ok(store)
     }
 

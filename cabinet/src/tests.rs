@@ -1256,11 +1256,18 @@ async fn users_and_audit(store: &Store, _data: &std::path::Path) {
     let seqs: Vec<i64> = log.iter().map(|a| a.seq).collect();
     assert_eq!(seqs, (1..=log.len() as i64).collect::<Vec<_>>());
 
-    // The chain is intact, and an edited row breaks it where it was edited.
+    // The chain is intact, and an edited row breaks it where it was edited
+    // (the guard triggers dropped first, as a hostile administrator would).
     assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    drop_audit_guards(store).await;
     let edited = "UPDATE audit_log SET actor = 'cli' WHERE seq = 2";
     with_pool!(store, p => sqlx::query(edited).execute(p).await.map(|_| ())).expect("tamper");
-    assert_eq!(store.verify_audit_chain().await.expect("verify"), Some(2));
+    let b = store
+        .verify_audit_chain()
+        .await
+        .expect("verify")
+        .expect("broken");
+    assert_eq!((b.seq, b.problem), (2, AuditProblem::Edited));
     let undo = format!(
         "UPDATE audit_log SET actor = '{}' WHERE seq = 2",
         log[1].actor
@@ -1270,7 +1277,15 @@ async fn users_and_audit(store: &Store, _data: &std::path::Path) {
     // Removing the last row is seen too (the head remembers it).
     let last = format!("DELETE FROM audit_log WHERE seq = {}", log.len());
     with_pool!(store, p => sqlx::query(&last).execute(p).await.map(|_| ())).expect("delete");
-    assert_eq!(store.verify_audit_chain().await.expect("verify"), Some(0));
+    let b = store
+        .verify_audit_chain()
+        .await
+        .expect("verify")
+        .expect("broken");
+    assert_eq!(
+        (b.seq, b.problem),
+        (log.len() as i64, AuditProblem::Truncated)
+    );
 }
 
 on_both!(sqlite_lifecycle, pg_lifecycle, lifecycle);
@@ -1490,3 +1505,424 @@ async fn idempotency(store: &Store, _dir: &std::path::Path) {
 }
 
 on_both!(sqlite_idempotency, pg_idempotency, idempotency);
+
+// ---------------------------------------------------------------------------
+// The audit log against a hostile database administrator (migration 0007).
+
+/// Drops the triggers that keep `audit_log` append-only (what someone with
+/// the database's owner rights can do).
+async fn drop_audit_guards(store: &Store) {
+    let drops: &[&str] = match store.backend() {
+        "sqlite" => &[
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ],
+        _ => &[
+            "DROP TRIGGER audit_log_no_change ON audit_log",
+            "DROP TRIGGER audit_log_no_truncate ON audit_log",
+        ],
+    };
+    for q in drops {
+        with_pool!(store, p => sqlx::query(q).execute(p).await.map(|_| ())).expect("drop trigger");
+    }
+}
+
+async fn exec(store: &Store, sql: &str) -> Result<()> {
+    with_pool!(store, p => sqlx::query(sql).execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct RawAudit {
+    id: String,
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target_type: String,
+    target_id: String,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl RawAudit {
+    fn fields(&self) -> AuditFields {
+        AuditFields {
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            target_type: self.target_type.clone(),
+            target_id: self.target_id.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+async fn raw_rows(store: &Store) -> Vec<RawAudit> {
+    with_pool!(store, p => sqlx::query_as(
+        "SELECT id, seq, at, actor, action, target_type, target_id, detail, prev_hash, hash \
+         FROM audit_log ORDER BY seq")
+        .fetch_all(p)
+        .await)
+    .expect("rows")
+}
+
+/// Replaces the whole log and its head with `rows` (guards dropped).
+async fn put_rows(store: &Store, rows: &[RawAudit], keyed_from: i64) {
+    exec(store, "DELETE FROM audit_log").await.expect("clear");
+    for r in rows {
+        with_pool!(store, p => sqlx::query(
+            "INSERT INTO audit_log (id, seq, at, actor, action, target_type, target_id, \
+             detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(&r.id).bind(r.seq).bind(r.at).bind(&r.actor).bind(&r.action)
+            .bind(&r.target_type).bind(&r.target_id).bind(&r.detail)
+            .bind(&r.prev_hash).bind(&r.hash)
+            .execute(p).await.map(|_| ()))
+        .expect("insert");
+    }
+    let (seq, hash) = rows
+        .last()
+        .map_or((0, audit::GENESIS_HASH.to_owned()), |r| {
+            (r.seq, r.hash.clone())
+        });
+    with_pool!(store, p => sqlx::query(
+        "UPDATE audit_head SET seq = $1, hash = $2, keyed_from = $3 WHERE id = 1")
+        .bind(seq).bind(&hash).bind(keyed_from)
+        .execute(p).await.map(|_| ()))
+    .expect("head");
+}
+
+/// The same rows rehashed from `from_seq` on with `hash` (a recomputation).
+fn rehash(rows: &[RawAudit], hash: impl Fn(&str, &AuditFields) -> String) -> Vec<RawAudit> {
+    let mut prev = audit::GENESIS_HASH.to_owned();
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.prev_hash = prev.clone();
+            r.hash = hash(&prev, &r.fields());
+            prev = r.hash.clone();
+            r
+        })
+        .collect()
+}
+
+async fn broken(store: &Store) -> AuditBreak {
+    store
+        .verify_audit_chain()
+        .await
+        .expect("verify")
+        .expect("the chain should be found broken")
+}
+
+async fn audit_against_hostile_dba(store: &Store, dir: &std::path::Path) {
+    let key = vec![0x42; 32];
+    let checkpoint = dir.join(AUDIT_CHECKPOINT_FILE);
+    let store = store
+        .clone()
+        .with_audit_seal(AuditSeal::new(key.clone(), Some(checkpoint.clone())));
+    for i in 1..=5 {
+        store
+            .record_audit(
+                ACTOR,
+                "test.event",
+                "thing",
+                &format!("t{i}"),
+                serde_json::json!({"i": i}),
+            )
+            .await
+            .expect("record");
+    }
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    let saved: AuditCheckpoint =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).expect("checkpoint"))
+            .expect("checkpoint json");
+    assert_eq!(
+        (saved.seq, saved.keyed_from),
+        (5, 1),
+        "checkpointed on every write"
+    );
+    let rows = raw_rows(&store).await;
+    assert_eq!(rows.len(), 5);
+
+    // The triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+    for q in [
+        "UPDATE audit_log SET actor = 'x' WHERE seq = 3",
+        "DELETE FROM audit_log WHERE seq = 3",
+        "DELETE FROM audit_log",
+    ] {
+        let e = exec(&store, q).await.expect_err("refused by the trigger");
+        assert!(e.to_string().contains("append-only"), "{q}: {e}");
+    }
+    if store.backend() == "postgres" {
+        let e = exec(&store, "TRUNCATE audit_log")
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
+    assert_eq!(raw_rows(&store).await.len(), 5);
+
+    // A hostile administrator drops them.
+    drop_audit_guards(&store).await;
+
+    // An edited row.
+    exec(
+        &store,
+        "UPDATE audit_log SET actor = 'user:someone-else' WHERE seq = 3",
+    )
+    .await
+    .expect("edit");
+    let b = broken(&store).await;
+    assert_eq!(
+        (b.seq, b.id.as_deref(), b.problem),
+        (3, Some(rows[2].id.as_str()), AuditProblem::Edited)
+    );
+    put_rows(&store, &rows, 1).await;
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+
+    // A row deleted from the middle.
+    exec(&store, "DELETE FROM audit_log WHERE seq = 3")
+        .await
+        .expect("delete");
+    let b = broken(&store).await;
+    assert_eq!(
+        (b.seq, b.id.as_deref(), b.problem),
+        (3, None, AuditProblem::Missing)
+    );
+    assert!(
+        b.detail.contains(&rows[3].id),
+        "names the next row: {}",
+        b.detail
+    );
+    put_rows(&store, &rows, 1).await;
+
+    // The tail cut off, the head row moved back to match: the checkpoint
+    // outside the database still counts 5.
+    put_rows(&store, &rows[..3], 1).await;
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (4, AuditProblem::Truncated));
+    put_rows(&store, &rows, 1).await;
+
+    // The whole chain recomputed with the public (plain SHA-256) algorithm,
+    // head included, and the switch point moved so the database claims
+    // every row is an old plain one: the checkpoint's switch point wins.
+    let plain = rehash(&rows, audit_hash);
+    put_rows(&store, &plain, 1).await;
+    let b = broken(&store).await;
+    assert_eq!(
+        (b.seq, b.id.as_deref(), b.problem),
+        (1, Some(rows[0].id.as_str()), AuditProblem::Recomputed)
+    );
+    put_rows(&store, &plain, 6).await;
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (1, AuditProblem::Recomputed));
+
+    // Recomputed with a key that is not ours.
+    let other = rehash(&rows, |prev, f| audit_hash_keyed(&[7; 32], prev, f));
+    put_rows(&store, &other, 1).await;
+    let b = broken(&store).await;
+    assert_eq!(
+        (b.seq, b.id.as_deref(), b.problem),
+        (1, Some(rows[0].id.as_str()), AuditProblem::KeyMismatch)
+    );
+
+    // Back to the truth; a verifier holding the wrong key is told so.
+    put_rows(&store, &rows, 1).await;
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    let wrong = store
+        .clone()
+        .with_audit_seal(AuditSeal::new(vec![9; 32], Some(checkpoint.clone())));
+    assert_eq!(broken(&wrong).await.problem, AuditProblem::KeyMismatch);
+    let wrong = store
+        .clone()
+        .with_audit_seal(AuditSeal::new(vec![9; 32], None));
+    assert_eq!(broken(&wrong).await.problem, AuditProblem::KeyMismatch);
+
+    // The checkpoint file removed: said plainly.
+    std::fs::remove_file(&checkpoint).expect("rm");
+    assert_eq!(
+        broken(&store).await.problem,
+        AuditProblem::CheckpointMissing
+    );
+    store.audit_checkpoint().await.expect("anchor again");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+
+    // Reconnecting puts the triggers back.
+    store.install_audit_guards().await.expect("guards");
+    assert!(exec(&store, "DELETE FROM audit_log WHERE seq = 5")
+        .await
+        .is_err());
+}
+
+on_both!(
+    sqlite_audit_against_hostile_dba,
+    pg_audit_against_hostile_dba,
+    audit_against_hostile_dba
+);
+
+/// A chain from before migration 0007 (plain SHA-256) stays valid and is
+/// continued with keyed rows; moving the switch point in the database shows.
+async fn audit_plain_rows_before_the_switch(store: &Store, dir: &std::path::Path) {
+    drop_audit_guards(store).await;
+    let old: Vec<RawAudit> = (1..=2)
+        .map(|seq| RawAudit {
+            id: format!("old-{seq}"),
+            seq,
+            at: 1_700_000_000 + seq,
+            actor: "cli".into(),
+            action: "meeting.create".into(),
+            target_type: "meeting".into(),
+            target_id: format!("m{seq}"),
+            detail: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        })
+        .collect();
+    let old = rehash(&old, audit_hash);
+    // What migration 0007 leaves: the old rows, keyed_from after them.
+    put_rows(store, &old, 3).await;
+    let checkpoint = dir.join(AUDIT_CHECKPOINT_FILE);
+    let store = store
+        .clone()
+        .with_audit_seal(AuditSeal::new(vec![0x24; 32], Some(checkpoint.clone())));
+    // The server anchors at start.
+    store.audit_checkpoint().await.expect("anchor");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    store
+        .record_audit(ACTOR, "test.event", "thing", "a", serde_json::json!({}))
+        .await
+        .expect("record");
+    store
+        .record_audit(ACTOR, "test.event", "thing", "b", serde_json::json!({}))
+        .await
+        .expect("record");
+    assert_eq!(store.verify_audit_chain().await.expect("verify"), None);
+    let rows = raw_rows(&store).await;
+    assert_eq!(
+        rows[2].prev_hash, old[1].hash,
+        "the keyed rows continue the chain"
+    );
+
+    // An old row edited and the old part recomputed: the first keyed row
+    // no longer points at it.
+    let mut edited = rows.clone();
+    edited[0].actor = "user:x".into();
+    let mut redone = rehash(&edited[..2], audit_hash);
+    redone.extend_from_slice(&rows[2..]);
+    put_rows(&store, &redone, 3).await;
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (3, AuditProblem::Edited));
+
+    // The switch point moved in the database and the keyed rows recomputed
+    // plainly: the checkpoint's switch point still says 3.
+    let plain = rehash(&rows, audit_hash);
+    put_rows(&store, &plain, 5).await;
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (3, AuditProblem::Recomputed));
+    // Only the switch point moved: the checkpoint disagrees.
+    put_rows(&store, &rows, 4).await;
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (3, AuditProblem::CheckpointMismatch));
+}
+
+on_both!(
+    sqlite_audit_plain_rows_before_the_switch,
+    pg_audit_plain_rows_before_the_switch,
+    audit_plain_rows_before_the_switch
+);
+
+/// Filters and pages of the audit log.
+async fn audit_pages(store: &Store, _dir: &std::path::Path) {
+    for i in 0..7 {
+        let (actor, action) = if i % 2 == 0 {
+            ("user:a", "auth.login")
+        } else {
+            ("user:b", "document.download")
+        };
+        store
+            .record_audit(
+                actor,
+                action,
+                "thing",
+                &format!("t{i}"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect("record");
+    }
+    let all = AuditFilter::default();
+    let page1 = store.audit_page(&all, 3).await.expect("page");
+    let seqs: Vec<i64> = page1.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![7, 6, 5], "newest first");
+    let page2 = store
+        .audit_page(
+            &AuditFilter {
+                before_seq: Some(5),
+                ..all.clone()
+            },
+            3,
+        )
+        .await
+        .expect("page");
+    assert_eq!(
+        page2.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![4, 3, 2]
+    );
+    let a = AuditFilter {
+        actor: Some("user:a".into()),
+        ..all.clone()
+    };
+    let got = store.audit_page(&a, 100).await.expect("actor");
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|e| e.actor == "user:a"));
+    let pre = AuditFilter {
+        action: Some("document.*".into()),
+        ..all.clone()
+    };
+    assert_eq!(store.audit_page(&pre, 100).await.expect("prefix").len(), 3);
+    let lit = AuditFilter {
+        action: Some("auth_*".into()),
+        ..all.clone()
+    };
+    assert!(
+        store
+            .audit_page(&lit, 100)
+            .await
+            .expect("literal")
+            .is_empty(),
+        "_ is not a wildcard"
+    );
+    let t = AuditFilter {
+        target_type: Some("thing".into()),
+        target_id: Some("t3".into()),
+        ..all.clone()
+    };
+    assert_eq!(store.audit_page(&t, 100).await.expect("target").len(), 1);
+    let now = now_unix();
+    let future = AuditFilter {
+        from: Some(now + 100),
+        ..all.clone()
+    };
+    assert!(store
+        .audit_page(&future, 100)
+        .await
+        .expect("from")
+        .is_empty());
+    let past = AuditFilter {
+        to: Some(now - 100),
+        ..all.clone()
+    };
+    assert!(store.audit_page(&past, 100).await.expect("to").is_empty());
+    let window = AuditFilter {
+        from: Some(now - 100),
+        to: Some(now + 100),
+        ..all
+    };
+    assert_eq!(
+        store.audit_page(&window, 100).await.expect("window").len(),
+        7
+    );
+}
+
+on_both!(sqlite_audit_pages, pg_audit_pages, audit_pages);

@@ -1,4 +1,5 @@
-//! Secretariat accounts (passwords hashed with Argon2id) and the audit log.
+//! Secretariat accounts (passwords hashed with Argon2id); the audit log is
+//! in `audit`.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -6,7 +7,7 @@ use rand::RngCore;
 use serde_json::json;
 
 use crate::{
-    new_id, now_unix, parse_stored, required_text, AuditEntry, Error, NewUser, Pool, Result, Store,
+    new_id, now_unix, parse_stored, required_text, Error, NewUser, Pool, Result, Store,
     User,
 };
 
@@ -40,39 +41,6 @@ impl TryFrom<UserRow> for User {
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    seq: i64,
-    at: i64,
-    actor: String,
-    action: String,
-    target_type: String,
-    target_id: String,
-    detail: String,
-    prev_hash: String,
-    hash: String,
-}
-
-const AUDIT_COLUMNS: &str =
-    "id, seq, at, actor, action, target_type, target_id, detail, prev_hash, hash";
-
-impl From<AuditRow> for AuditEntry {
-    fn from(r: AuditRow) -> AuditEntry {
-        AuditEntry {
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            id: r.id,
-            seq: r.seq,
-            at: r.at,
-            actor: r.actor,
-            action: r.action,
-            target_type: r.target_type,
-            target_id: r.target_id,
-            hash: r.hash,
-        }
     }
 }
 
@@ -246,74 +214,7 @@ impl Store {
             id: id.to_owned(),
         })
     }
-
-    /// Every audit row about one target, oldest first.
-    pub async fn audit_of(&self, target_type: &str, target_id: &str) -> Result<Vec<AuditEntry>> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE target_type = $1 AND target_id = $2 \
-             ORDER BY seq"
-        );
-        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(target_type)
-            .bind(target_id)
-            .fetch_all(p)
-            .await)?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
-    }
-
-    /// The newest `limit` rows of the audit log, oldest first.
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1");
-        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(limit)
-            .fetch_all(p)
-            .await)?;
-        let mut out: Vec<AuditEntry> = rows.into_iter().map(AuditEntry::from).collect();
-        out.reverse();
-        Ok(out)
-    }
-
-    /// Checks the whole audit chain: every row's hash, each row pointing at
-    /// its predecessor, no gap in the sequence, and the head matching the
-    /// last row. `Ok(None)`: intact; `Ok(Some(seq))`: the first row (by
-    /// sequence; 0 for the head) where it breaks.
-    pub async fn verify_audit_chain(&self) -> Result<Option<i64>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq");
-        let rows: Vec<AuditRow> = with_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
-        let head: (i64, String) = with_pool!(self, p => sqlx::query_as(
-            "SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(p)
-            .await)?;
-        let mut prev = GENESIS_HASH.to_owned();
-        let mut expected_seq = 1;
-        for r in &rows {
-            let fields = crate::AuditFields {
-                seq: r.seq,
-                at: r.at,
-                actor: r.actor.clone(),
-                action: r.action.clone(),
-                target_type: r.target_type.clone(),
-                target_id: r.target_id.clone(),
-                detail: r.detail.clone(),
-            };
-            if r.seq != expected_seq
-                || r.prev_hash != prev
-                || crate::audit_hash(&prev, &fields) != r.hash
-            {
-                return Ok(Some(r.seq));
-            }
-            prev = r.hash.clone();
-            expected_seq += 1;
-        }
-        if head.0 != expected_seq - 1 || head.1 != prev {
-            return Ok(Some(0));
-        }
-        Ok(None)
-    }
 }
-
-/// The `prev_hash` of the first audit row.
-const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An Argon2id hash of a random password nobody knows, for timing parity.
 const DUMMY_HASH: &str =

@@ -33,8 +33,8 @@ pub enum Command {
     /// Manage secretariat accounts (the first admin is created here).
     #[command(subcommand)]
     User(UserCmd),
-    /// Check the audit log's hash chain: prints `ok` or where it breaks
-    /// (exit code 1).
+    /// Check the audit log: prints `ok`, or the first bad entry and what is
+    /// wrong with it (exit codes in `audit verify --help`).
     #[command(subcommand)]
     Audit(AuditCmd),
     /// Verify the signatures of a PDF offline and print the report. Exit
@@ -53,8 +53,32 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Recompute every row's hash and check the chain.
-    Verify,
+    /// Recompute every row's keyed hash and check the chain, its head and
+    /// the signed checkpoint in the data folder. Prints `ok`, or the first
+    /// bad entry (`<problem> at seq N (id ID): ...`). Exit codes: 0 intact,
+    /// 1 could not check (database, key file), 2 edited, 3 missing, 4
+    /// truncated, 5 recomputed, 6 key_mismatch, 7 checkpoint_mismatch,
+    /// 8 checkpoint_missing.
+    Verify {
+        /// Print the result as one JSON object instead
+        /// (`{"ok":true}` or `{"ok":false,"seq":..,"id":..,"problem":..,"detail":..}`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The exit code of `giaoban audit verify` for a problem.
+pub fn audit_exit_code(problem: cabinet::AuditProblem) -> i32 {
+    use cabinet::AuditProblem as P;
+    match problem {
+        P::Edited => 2,
+        P::Missing => 3,
+        P::Truncated => 4,
+        P::Recomputed => 5,
+        P::KeyMismatch => 6,
+        P::CheckpointMismatch => 7,
+        P::CheckpointMissing => 8,
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,18 +208,28 @@ pub async fn run_command(command: Command, config: &Config) -> Result<(), CliErr
             store.close().await;
             r
         }
-        Command::Audit(AuditCmd::Verify) => {
+        Command::Audit(AuditCmd::Verify { json }) => {
             let (store, _keys) = server::open(config).await?;
             let r = store.verify_audit_chain().await;
             store.close().await;
             match r? {
+                None if json => {
+                    println!("{}", serde_json::json!({"ok": true}));
+                    Ok(())
+                }
                 None => {
                     println!("ok");
                     Ok(())
                 }
-                Some(seq) => {
-                    println!("broken at row {seq} (0: the chain's head)");
-                    Err(CliError::Exit(1))
+                Some(b) => {
+                    if json {
+                        let mut v = serde_json::json!(b);
+                        v["ok"] = false.into();
+                        println!("{v}");
+                    } else {
+                        println!("{b}");
+                    }
+                    Err(CliError::Exit(audit_exit_code(b.problem)))
                 }
             }
         }

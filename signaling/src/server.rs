@@ -71,7 +71,10 @@ pub async fn open(config: &Config) -> Result<(cabinet::Store, Keys), ServerError
         config.auth.signing_key_file.as_deref(),
         &config.server.data_dir,
     )?;
-    let store = cabinet::Store::connect(&config.database_url()).await?;
+    let seal = cabinet::AuditSeal::load_or_create(&config.server.data_dir)?;
+    let store = cabinet::Store::connect(&config.database_url())
+        .await?
+        .with_audit_seal(seal);
     Ok((store, keys))
 }
 
@@ -99,6 +102,14 @@ pub async fn serve(
     let (store, keys) = open(&config).await?;
     let turn = crate::turn::TurnService::from_config(&config.turn)?.map(Arc::new);
     tracing::info!(db = store.backend(), data_dir = %config.server.data_dir.display(), "storage ready");
+    // The audit chain's signed checkpoint outside the database: anchored
+    // here when missing (first start, or after an upgrade), renewed after
+    // every audited write and at shutdown.
+    let checkpoint = config.server.data_dir.join(cabinet::AUDIT_CHECKPOINT_FILE);
+    if !checkpoint.exists() {
+        tracing::warn!(path = %checkpoint.display(), "no audit checkpoint yet: anchoring the audit chain at its current head");
+    }
+    store.audit_checkpoint().await?;
     // What a crash may have left in the content store: unfinished uploads
     // and contents whose database write never committed.
     let referenced = store.referenced_contents().await?;
@@ -246,6 +257,9 @@ async fn revocation_sweep(
     hub: Arc<Hub>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    if let Err(e) = store.audit_checkpoint().await {
+        tracing::error!(error = %e, "cannot write the audit checkpoint at shutdown");
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(REVOCATION_SWEEP) => {}
