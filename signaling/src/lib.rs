@@ -12,6 +12,7 @@
 //!   tokens, roles checked per endpoint), described by `openapi.json`.
 //! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
+//! - [`permissions`]: the one table of what each invitation role may do.
 //! - [`metrics`]: Prometheus `/metrics` and the readiness check `/readyz`.
 //! - [`tls`]: built-in HTTPS/WSS (rustls) from a PEM certificate and key.
 //! - [`turn`]: short-lived TURN credentials for coturn (REST API scheme).
@@ -31,6 +32,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod permissions;
 pub mod server;
 pub mod session;
 pub mod tls;

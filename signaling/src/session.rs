@@ -210,6 +210,9 @@ fn new_resume_token() -> String {
 struct Joined {
     meeting_id: String,
     pid: String,
+    /// The invitation's role: what the participant may do
+    /// ([`crate::permissions`]).
+    role: cabinet::Role,
     /// The participant's side of the media plane (None: the media plane
     /// refused the join; the participant is in the meeting without media).
     media: Option<sfu::Participant>,
@@ -863,6 +866,9 @@ impl Session {
     async fn on_request(&mut self, env: Envelope) -> Result<Flow, (Fail, Flow)> {
         let stay = |f: Fail| (f, Flow::Continue);
         let id = env.id.clone();
+        if let Some(j) = &self.joined {
+            authorize(j, &env).map_err(stay)?;
+        }
         match env.kind.as_str() {
             "hello" => {
                 let req: HelloReq = body_as(&env.body).map_err(stay)?;
@@ -1153,6 +1159,7 @@ impl Session {
         self.joined = Some(Joined {
             meeting_id: meeting.id.clone(),
             pid,
+            role: inv.role,
             media,
             sfu_rx,
             hub_rx,
@@ -1263,6 +1270,30 @@ fn envelope(id: &Option<Value>, kind: &str, fields: Value) -> Value {
         }
     }
     v
+}
+
+/// Whether the joined participant may send this message: its role must
+/// give the permission the message needs ([`crate::permissions`]), and a
+/// message naming a participant must name the sender itself (nobody acts
+/// for another participant).
+fn authorize(j: &Joined, env: &Envelope) -> Result<(), Fail> {
+    if let Some(p) = env.body.get("participant_id") {
+        if p.as_str() != Some(j.pid.as_str()) {
+            return Err(Fail::new("forbidden", "a participant acts only for itself"));
+        }
+    }
+    let pc = env.body.get("pc").and_then(Value::as_str);
+    match crate::permissions::for_client_message(&env.kind, pc) {
+        Some(p) if !crate::permissions::allows(j.role, p) => Err(Fail::new(
+            "forbidden",
+            format!(
+                "the role {} does not give the permission {}",
+                j.role.as_str(),
+                p.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn not_joined() -> Fail {

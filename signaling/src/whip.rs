@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::ApiError;
 use crate::auth::{self, TokenError};
 use crate::hub::{HubMsg, KickReason, ParticipantInfo, TrackInfo};
+use crate::permissions::Permission;
 use crate::AppState;
 
 /// Largest SDP offer or trickle fragment accepted.
@@ -193,6 +194,23 @@ async fn authorize(
         .map_err(token_error)
 }
 
+/// Refuses (403 `forbidden`) an invitation whose role does not give
+/// `permission` ([`crate::permissions`]).
+fn permit(inv: &cabinet::Invitation, permission: Permission) -> Result<(), ApiError> {
+    if crate::permissions::allows(inv.role, permission) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "the role {} does not give the permission {}",
+            inv.role.as_str(),
+            permission.as_str()
+        ),
+    ))
+}
+
 /// Reads a text body of at most [`MAX_SDP_BYTES`].
 async fn read_text(body: Body) -> Result<String, ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_SDP_BYTES)
@@ -334,6 +352,7 @@ async fn whip_post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (meeting, inv) = authorize(&state, &headers, &meeting_id).await?;
+    permit(&inv, Permission::Publish)?;
     let offer = read_offer(&headers, body).await?;
     let sfu = state.sfu.clone().ok_or_else(no_media)?;
     let pid = crate::session::new_participant_id();
@@ -394,6 +413,7 @@ async fn whep_post(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (meeting, inv) = authorize(&state, &headers, &meeting_id).await?;
+    permit(&inv, Permission::Receive)?;
     let offer = read_offer(&headers, body).await?;
     if registry.players(&meeting.id) >= MAX_PLAYERS_PER_MEETING {
         return Err(ApiError::new(

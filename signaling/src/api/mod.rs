@@ -195,7 +195,18 @@ impl Caller {
     pub fn may_read_meeting(&self, meeting_id: &str) -> ApiResult<()> {
         match self {
             Caller::Staff(u) if READ.contains(&u.role) => Ok(()),
-            Caller::Invitee { meeting, .. } if meeting.id == meeting_id => Ok(()),
+            Caller::Invitee {
+                meeting,
+                invitation,
+                ..
+            } if meeting.id == meeting_id
+                && crate::permissions::allows(
+                    invitation.role,
+                    crate::permissions::Permission::Join,
+                ) =>
+            {
+                Ok(())
+            }
             _ => Err(ApiError::forbidden()),
         }
     }
@@ -215,9 +226,9 @@ impl Caller {
                 match doc.access {
                     cabinet::DocumentAccess::Everyone => true,
                     cabinet::DocumentAccess::Committee => {
-                        matches!(
+                        crate::permissions::allows(
                             invitation.role,
-                            cabinet::Role::Chair | cabinet::Role::Member
+                            crate::permissions::Permission::ReadCommitteeDocuments,
                         ) || participant_role.is_some_and(|r| r.is_committee())
                     }
                     cabinet::DocumentAccess::Named => invitation
