@@ -44,6 +44,24 @@ impl TryFrom<UserRow> for User {
     }
 }
 
+/// An account with what logging in needs.
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+    token_epoch: i64,
+}
+
+/// An account with what checking one of its tokens needs.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    token_epoch: i64,
+    revoked: i64,
+}
+
 /// A username as stored: trimmed, lowercase, 1 to 64 of `a-z 0-9 . _ -`.
 pub fn normalize_username(username: &str) -> Result<String> {
     let u = username.trim().to_lowercase();
@@ -78,6 +96,62 @@ fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// A new password's rules: at least [`MIN_PASSWORD_CHARS`] characters, at
+/// most [`MAX_PASSWORD_BYTES`] bytes.
+fn check_new_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::InvalidInput(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::InvalidInput("the password is too long".into()));
+    }
+    Ok(())
+}
+
+/// Raises an account's token epoch inside `$tx`; evaluates to the new one
+/// (`NotFound` when there is no such account).
+macro_rules! bump_epoch {
+    ($tx:ident, $id:expr) => {{
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET token_epoch = token_epoch + 1, updated_at = $1 WHERE id = $2 \
+             RETURNING token_epoch",
+        )
+        .bind(now_unix())
+        .bind($id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match epoch {
+            Some(e) => e,
+            None => {
+                return Err(Error::NotFound {
+                    what: "user",
+                    id: String::from($id),
+                })
+            }
+        }
+    }};
+}
+
+/// Stores a new password hash inside `$tx`.
+macro_rules! set_hash {
+    ($tx:ident, $id:expr, $hash:expr) => {{
+        let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind($hash)
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound {
+                what: "user",
+                id: String::from($id),
+            });
+        }
+    }};
+}
+
 /// Runs CPU-heavy hashing off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -91,14 +165,7 @@ impl Store {
     pub async fn create_user(&self, actor: &str, new: NewUser) -> Result<User> {
         let username = normalize_username(&new.username)?;
         let display_name = required_text(&new.display_name, "display name", 200)?;
-        if new.password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(Error::InvalidInput(format!(
-                "the password must have at least {MIN_PASSWORD_CHARS} characters"
-            )));
-        }
-        if new.password.len() > MAX_PASSWORD_BYTES {
-            return Err(Error::InvalidInput("the password is too long".into()));
-        }
+        check_new_password(&new.password)?;
         let password = new.password;
         let hash = blocking(move || hash_password(&password)).await??;
         let now = now_unix();
@@ -146,32 +213,40 @@ impl Store {
     /// The account for `username` and `password`, if they match an active
     /// account. Takes about as long whether or not the username exists.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>> {
+        Ok(self
+            .authenticate_staff(username, password)
+            .await?
+            .map(|(u, _)| u))
+    }
+
+    /// As [`Store::authenticate`], with the account's token epoch (which a
+    /// staff token carries; see [`Store::staff_token_user`]).
+    pub async fn authenticate_staff(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<(User, i64)>> {
         let Ok(username) = normalize_username(username) else {
             return Ok(None);
         };
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(&username)
-            .fetch_optional(p)
-            .await)?;
-        let hash: Option<String> = with_pool!(self, p => sqlx::query_scalar(
-            "SELECT password_hash FROM users WHERE username = $1")
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, password_hash, token_epoch FROM users WHERE username = $1"
+        );
+        let row: Option<AuthRow> = with_pool!(self, p => sqlx::query_as(&sql)
             .bind(&username)
             .fetch_optional(p)
             .await)?;
         // Unknown user: verify against a throwaway hash anyway (same cost).
-        let known = hash.is_some();
-        let hash = match hash {
-            Some(h) => h,
-            None => DUMMY_HASH.to_owned(),
-        };
+        let hash = row
+            .as_ref()
+            .map_or_else(|| DUMMY_HASH.to_owned(), |r| r.password_hash.clone());
         let password = password.to_owned();
         let ok = blocking(move || verify_password(&password, &hash)).await?;
         match row {
-            Some(r) if known && ok && r.active => Ok(Some(User::try_from(r)?)),
+            Some(r) if ok && r.user.active => Ok(Some((User::try_from(r.user)?, r.token_epoch))),
             _ => Ok(None),
         }
     }
@@ -194,20 +269,186 @@ impl Store {
     }
 
     /// Activates or deactivates an account (a deactivated one cannot log in
-    /// and its tokens stop working).
+    /// and its tokens stop working at once; deactivating also raises its
+    /// token epoch, so activating it again does not revive old tokens). The
+    /// last active admin cannot be deactivated (`Conflict`).
     pub async fn set_user_active(&self, actor: &str, id: &str, active: bool) -> Result<User> {
         in_tx!(self, tx => {
-            let n = sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
-                .bind(active)
-                .bind(now_unix())
+            let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
                 .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(role) = role else {
                 return Err(Error::NotFound { what: "user", id: id.to_owned() });
+            };
+            if !active && role == "admin" {
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND active = $1 AND id <> $2",
+                )
+                .bind(true)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if others == 0 {
+                    return Err(Error::Conflict(
+                        "the last active admin account cannot be disabled".into(),
+                    ));
+                }
             }
+            let bump = i64::from(!active);
+            sqlx::query(
+                "UPDATE users SET active = $1, token_epoch = token_epoch + $2, updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(active)
+            .bind(bump)
+            .bind(now_unix())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             audit!(tx, actor, "user.active", "user", id, json!({"active": active}));
+        });
+        self.get_user(id).await?.ok_or_else(|| Error::NotFound {
+            what: "user",
+            id: id.to_owned(),
+        })
+    }
+
+    /// The account by id, or else by username.
+    pub async fn find_user(&self, id_or_username: &str) -> Result<Option<User>> {
+        if let Some(u) = self.get_user(id_or_username).await? {
+            return Ok(Some(u));
+        }
+        let Ok(username) = normalize_username(id_or_username) else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(&username)
+            .fetch_optional(p)
+            .await)?;
+        row.map(User::try_from).transpose()
+    }
+
+    /// The account a staff token stands for, if the token is still good:
+    /// the account exists and is active, the token's `epoch` is the
+    /// account's current token epoch, and the token (`jti`) was not revoked.
+    pub async fn staff_token_user(
+        &self,
+        user_id: &str,
+        epoch: i64,
+        jti: &str,
+    ) -> Result<Option<User>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, token_epoch, \
+             (SELECT COUNT(*) FROM revoked_staff_tokens WHERE jti = $2) AS revoked \
+             FROM users WHERE id = $1"
+        );
+        let row: Option<SessionRow> = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(jti)
+            .fetch_optional(p)
+            .await)?;
+        match row {
+            Some(r) if r.user.active && r.token_epoch == epoch && r.revoked == 0 => {
+                Ok(Some(User::try_from(r.user)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Revokes one staff token (logout) until it would have expired.
+    pub async fn revoke_staff_token(
+        &self,
+        actor: &str,
+        user_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        in_tx!(self, tx => {
+            sqlx::query("DELETE FROM revoked_staff_tokens WHERE expires_at < $1")
+                .bind(now_unix())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO revoked_staff_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti)
+            .bind(user_id)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            audit!(tx, actor, "auth.logout", "user", user_id, json!({}));
+        });
+        Ok(())
+    }
+
+    /// Ends every staff token of the account issued so far (raises its
+    /// token epoch). Returns the new epoch.
+    pub async fn revoke_user_sessions(&self, actor: &str, id: &str) -> Result<i64> {
+        Ok(in_tx!(self, tx => {
+            let epoch = bump_epoch!(tx, id);
+            audit!(tx, actor, "user.revoke_sessions", "user", id, json!({}));
+            epoch
+        }))
+    }
+
+    /// The account changes its own password: `Ok(None)` when `old` is wrong;
+    /// else every token issued so far stops and the new token epoch is
+    /// returned.
+    pub async fn change_password(
+        &self,
+        actor: &str,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<Option<i64>> {
+        check_new_password(new)?;
+        if old.len() > MAX_PASSWORD_BYTES {
+            return Ok(None);
+        }
+        let current: Option<String> = with_pool!(self, p => sqlx::query_scalar(
+            "SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        let Some(current) = current else {
+            return Err(Error::NotFound {
+                what: "user",
+                id: id.to_owned(),
+            });
+        };
+        let (old, new) = (old.to_owned(), new.to_owned());
+        let hash = blocking(move || {
+            if verify_password(&old, &current) {
+                hash_password(&new).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await??;
+        let Some(hash) = hash else {
+            return Ok(None);
+        };
+        Ok(Some(in_tx!(self, tx => {
+            set_hash!(tx, id, &hash);
+            let epoch = bump_epoch!(tx, id);
+            audit!(tx, actor, "user.password_change", "user", id, json!({}));
+            epoch
+        })))
+    }
+
+    /// An admin sets a new password for an account; every token of the
+    /// account issued so far stops.
+    pub async fn reset_password(&self, actor: &str, id: &str, new: &str) -> Result<User> {
+        check_new_password(new)?;
+        let new = new.to_owned();
+        let hash = blocking(move || hash_password(&new)).await??;
+        in_tx!(self, tx => {
+            set_hash!(tx, id, &hash);
+            bump_epoch!(tx, id);
+            audit!(tx, actor, "user.password_reset", "user", id, json!({}));
         });
         self.get_user(id).await?.ok_or_else(|| Error::NotFound {
             what: "user",

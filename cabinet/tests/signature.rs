@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use cabinet::signature::{
     exit_code, format_report, verify_file_cli, verify_pdf, FileStatus, ReasonCode, Report,
-    SignatureKind, SignatureStatus, TimeSource, TrustStore, VerifyOptions,
+    RevocationStatus, SignatureKind, SignatureStatus, TimeSource, TrustStore, VerifyOptions,
 };
 
 /// The fixtures, made once per test binary run.
@@ -72,9 +72,15 @@ fn trust() -> TrustStore {
 }
 
 fn verify(name: &str) -> Report {
+    verify_with(name, "trust")
+}
+
+/// Verifies a fixture against one of the fixture trust folders.
+fn verify_with(name: &str, trust_dir: &str) -> Report {
+    let trust = TrustStore::from_path(fixtures().join(trust_dir)).expect("trust store");
     let bytes = std::fs::read(fixtures().join(name)).expect("fixture");
-    let report = verify_pdf(&bytes, &trust(), &VerifyOptions::default()).expect("verifiable");
-    println!("== {name}\n{}", format_report(&report));
+    let report = verify_pdf(&bytes, &trust, &VerifyOptions::default()).expect("verifiable");
+    println!("== {name} under {trust_dir}\n{}", format_report(&report));
     report
 }
 
@@ -106,6 +112,10 @@ fn assert_single_valid(report: &Report, name: &str, algorithm: &str) {
     assert_eq!(s.chain.len(), 3, "leaf, intermediate, root");
     assert!(s.chain[2].trust_anchor);
     assert!(s.signing_time_unix.is_some());
+    // The fixture trust folder has current CRLs of both CAs.
+    let rev = s.revocation.as_ref().expect("revocation checked");
+    assert_eq!(rev.status, RevocationStatus::CheckedGood, "{rev:#?}");
+    assert_eq!(report.revocation, Some(RevocationStatus::CheckedGood));
     assert_eq!(exit_code(report), 0);
 }
 
@@ -329,10 +339,11 @@ fn cli_text_and_exit_codes() {
         verify_file_cli(&dir.join("valid_rsa.pdf"), Some(&dir.join("nope"))).1,
         5
     );
-    // A PEM bundle file works as a trust store too.
+    // A PEM bundle file works as a trust store too (without CRLs: valid,
+    // revocation not checked).
     assert_eq!(
         verify_file_cli(&dir.join("valid_rsa.pdf"), Some(&dir.join("root.pem"))).1,
-        0
+        7
     );
 }
 
@@ -367,4 +378,285 @@ fn bad_signature_value() {
     assert_eq!(r.status, FileStatus::Invalid);
     assert_eq!(codes(&r, 0), vec![ReasonCode::BadSignature]);
     assert_eq!(exit_code(&r), 1);
+}
+
+// ------------------------------------------------------------- revocation ----
+
+/// The serial of the RSA signer ("Nguyễn Văn An"), as the report writes it.
+fn rsa_signer_serial() -> String {
+    let s = std::fs::read_to_string(fixtures().join("signer_rsa.serial")).expect("serial");
+    // The report writes the DER INTEGER octets: a leading 00 when the high
+    // bit is set, an even number of digits.
+    let mut s = s.trim().to_owned();
+    if s.len() % 2 == 1 {
+        s.insert(0, '0');
+    }
+    if s.as_bytes().first().is_some_and(|c| *c >= b'8') {
+        s.insert_str(0, "00");
+    }
+    s
+}
+
+#[test]
+fn revocation_checked_good() {
+    let r = verify("valid_rsa.pdf");
+    let rev = r.signatures[0].revocation.as_ref().expect("revocation");
+    assert_eq!(rev.status, RevocationStatus::CheckedGood);
+    // Signer, then the intermediate CA; the anchor is not checked.
+    assert_eq!(rev.certificates.len(), 2, "{rev:#?}");
+    let leaf = &rev.certificates[0];
+    assert!(leaf.subject.contains("Nguyễn Văn An"));
+    assert_eq!(leaf.serial, rsa_signer_serial());
+    assert_eq!(leaf.status, RevocationStatus::CheckedGood);
+    let crl = leaf.crl.as_ref().expect("the CRL used");
+    assert_eq!(crl.file, "intermediate.crl");
+    assert!(crl.issuer.contains("Giaoban Test Sub CA"));
+    assert!(crl.next_update.is_some());
+    assert_eq!(leaf.revoked_at, None);
+    let inter = &rev.certificates[1];
+    assert!(inter.subject.contains("Giaoban Test Sub CA"));
+    assert_eq!(
+        inter.crl.as_ref().map(|c| c.file.as_str()),
+        Some("root.crl")
+    );
+    assert!(format_report(&r).contains("Revocation:   checked, not revoked"));
+    let json = serde_json::to_value(&r).expect("json");
+    assert_eq!(json["revocation"], "checked_good");
+    assert_eq!(
+        json["signatures"][0]["revocation"]["status"],
+        "checked_good"
+    );
+    assert!(
+        json["signatures"][0]["revocation"]["certificates"][0]["crl"]["this_update"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+}
+
+#[test]
+fn revoked_signer_is_invalid() {
+    let r = verify_with("valid_rsa.pdf", "trust_revoked");
+    assert_eq!(r.status, FileStatus::Invalid, "{r:#?}");
+    let s = &r.signatures[0];
+    assert_eq!(s.status, SignatureStatus::Invalid);
+    assert_eq!(codes(&r, 0), vec![ReasonCode::Revoked]);
+    let rev = s.revocation.as_ref().expect("revocation");
+    assert_eq!(rev.status, RevocationStatus::Revoked);
+    assert_eq!(r.revocation, Some(RevocationStatus::Revoked));
+    let leaf = &rev.certificates[0];
+    assert_eq!(leaf.status, RevocationStatus::Revoked);
+    assert!(leaf.revoked_at.is_some());
+    assert!(leaf.message.contains("was revoked on"), "{}", leaf.message);
+    assert!(
+        leaf.message.contains(&rsa_signer_serial()),
+        "{}",
+        leaf.message
+    );
+    // The intermediate is not revoked.
+    assert_eq!(rev.certificates[1].status, RevocationStatus::CheckedGood);
+    assert!(format_report(&r).contains("Revocation:   REVOKED"));
+    assert_eq!(exit_code(&r), 1);
+    // Another signer under the same CA stays valid, and checked.
+    let other = verify_with("valid_ecdsa.pdf", "trust_revoked");
+    assert_eq!(other.status, FileStatus::Valid, "{other:#?}");
+    assert_eq!(other.revocation, Some(RevocationStatus::CheckedGood));
+    assert_eq!(exit_code(&other), 0);
+    // A revocation before the timestamped signing time counts as well.
+    let ts = verify_with("timestamped.pdf", "trust_revoked");
+    assert_eq!(ts.status, FileStatus::Invalid);
+    assert_eq!(codes(&ts, 0), vec![ReasonCode::Revoked]);
+}
+
+#[test]
+fn revoked_after_a_timestamped_signing() {
+    // Revoked just after every fixture was signed: only a signing time
+    // proven by a timestamp is believed to be before it.
+    let ts = verify_with("timestamped.pdf", "trust_revoked_later");
+    assert_eq!(ts.status, FileStatus::Valid, "{ts:#?}");
+    let rev = ts.signatures[0].revocation.as_ref().expect("revocation");
+    assert_eq!(rev.status, RevocationStatus::CheckedGood);
+    assert!(rev.certificates[0].revoked_at.is_some());
+    assert!(
+        rev.certificates[0]
+            .message
+            .contains("after the signing time"),
+        "{}",
+        rev.certificates[0].message
+    );
+    assert_eq!(exit_code(&ts), 0);
+    // The same revocation with a time only claimed by the signer (/M).
+    let claimed = verify_with("valid_rsa.pdf", "trust_revoked_later");
+    assert_eq!(claimed.status, FileStatus::Invalid);
+    assert_eq!(codes(&claimed, 0), vec![ReasonCode::Revoked]);
+    assert!(claimed.signatures[0].reasons[0]
+        .message
+        .contains("only claimed by the signer"));
+}
+
+fn assert_not_checked(r: &Report, needle: &str) {
+    assert_eq!(r.status, FileStatus::Valid, "{r:#?}");
+    let s = &r.signatures[0];
+    assert_eq!(s.status, SignatureStatus::Valid);
+    assert_eq!(codes(r, 0), vec![ReasonCode::RevocationNotChecked]);
+    let rev = s.revocation.as_ref().expect("revocation");
+    assert_eq!(rev.status, RevocationStatus::NotChecked);
+    assert_eq!(r.revocation, Some(RevocationStatus::NotChecked));
+    assert_eq!(rev.certificates[0].status, RevocationStatus::NotChecked);
+    assert!(rev.message.contains(needle), "{}", rev.message);
+    assert!(s.reasons[0].message.contains(needle));
+    let text = format_report(r);
+    assert!(text.starts_with("VALID, REVOCATION NOT CHECKED"), "{text}");
+    assert!(text.contains("Revocation:   NOT CHECKED"), "{text}");
+    assert_eq!(exit_code(r), 7);
+}
+
+#[test]
+fn no_crl_means_not_checked() {
+    let r = verify_with("valid_rsa.pdf", "trust_nocrl");
+    assert_not_checked(
+        &r,
+        "no usable CRL of C=VN, O=Giaoban Test PKI, CN=Giaoban Test Sub CA",
+    );
+    let rev = r.signatures[0].revocation.as_ref().expect("revocation");
+    // Neither CA has a CRL.
+    assert!(rev
+        .certificates
+        .iter()
+        .all(|c| c.status == RevocationStatus::NotChecked && c.crl.is_none()));
+}
+
+#[test]
+fn expired_crl_means_not_checked() {
+    let r = verify_with("valid_rsa.pdf", "trust_expired");
+    assert_not_checked(&r, "expired on");
+    let rev = r.signatures[0].revocation.as_ref().expect("revocation");
+    // The expired CRL is named, with its dates.
+    let crl = rev.certificates[0].crl.as_ref().expect("the expired CRL");
+    assert_eq!(crl.file, "intermediate.crl");
+    // The intermediate CA is checked by the current root CRL.
+    assert_eq!(rev.certificates[1].status, RevocationStatus::CheckedGood);
+    // The store says so when it is loaded.
+    let t = TrustStore::from_path(fixtures().join("trust_expired")).expect("trust");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let warnings = t.crl_warnings(now);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("intermediate.crl") && w.contains("expired")),
+        "{warnings:?}"
+    );
+    // Verified back when the CRL was current, the same file is checked.
+    let bytes = std::fs::read(fixtures().join("valid_rsa.pdf")).expect("fixture");
+    let opts = VerifyOptions {
+        verification_time: Some(now - 2 * 86_400),
+        ..VerifyOptions::default()
+    };
+    let then = verify_pdf(&bytes, &t, &opts).expect("verifiable");
+    assert_eq!(
+        then.revocation,
+        Some(RevocationStatus::CheckedGood),
+        "{then:#?}"
+    );
+}
+
+#[test]
+fn tampered_crl_is_ignored() {
+    // The CRL revoking the signer, with one byte of its signature changed:
+    // it is not believed (neither its revocations nor its silence).
+    let r = verify_with("valid_rsa.pdf", "trust_tampered");
+    assert_not_checked(&r, "intermediate.crl ignored");
+    assert!(r.signatures[0].reasons[0]
+        .message
+        .contains("does not verify"));
+    // A CRL under the sub CA's name signed by another key: the same.
+    let r = verify_with("valid_rsa.pdf", "trust_forged");
+    assert_not_checked(&r, "intermediate.crl ignored: it is for another key");
+}
+
+#[test]
+fn tampered_root_crl_is_reported_at_load() {
+    let pem = std::fs::read_to_string(fixtures().join("trust/root.crl")).expect("crl");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    let mut der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64");
+    let n = der.len();
+    der[n - 3] ^= 0x40;
+    let mut t = TrustStore::from_path(fixtures().join("trust_nocrl")).expect("trust");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(t.crl_warnings(now).is_empty());
+    assert_eq!(t.add_crl_pem_or_der(&der, "bad-root.crl"), Ok(1));
+    assert_eq!(t.crl_count(), 1);
+    let warnings = t.crl_warnings(now);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("bad-root.crl") && w.contains("does not verify")),
+        "{warnings:?}"
+    );
+    // A verification ignores it and says so.
+    let bytes = std::fs::read(fixtures().join("valid_rsa.pdf")).expect("fixture");
+    let r = verify_pdf(&bytes, &t, &VerifyOptions::default()).expect("verifiable");
+    let rev = r.signatures[0].revocation.as_ref().expect("revocation");
+    assert_eq!(rev.certificates[1].status, RevocationStatus::NotChecked);
+    assert!(
+        rev.certificates[1].message.contains("bad-root.crl ignored"),
+        "{}",
+        rev.certificates[1].message
+    );
+}
+
+#[test]
+fn bad_crl_files_are_refused() {
+    let mut t = TrustStore::empty();
+    assert!(t.add_crl_pem_or_der(b"not a crl", "x.crl").is_err());
+    assert!(t
+        .add_crl_pem_or_der(
+            b"-----BEGIN X509 CRL-----\n!!\n-----END X509 CRL-----\n",
+            "x.crl"
+        )
+        .is_err());
+    // A certificate is not a CRL.
+    let cert = std::fs::read(fixtures().join("root.pem")).expect("pem");
+    assert!(t.add_crl_pem_or_der(&cert, "root.crl").is_err());
+    // Every truncation of a DER CRL is an error, never a panic.
+    let der = std::fs::read(fixtures().join("trust_revoked/intermediate.crl")).expect("crl");
+    for cut in 0..der.len() {
+        assert!(
+            t.add_crl_pem_or_der(&der[..cut], "cut.crl").is_err(),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(t.crl_count(), 0);
+    assert_eq!(t.add_crl_pem_or_der(&der, "whole.crl"), Ok(1));
+    // A trust folder with a broken CRL does not load (exit code 5).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(fixtures().join("root.pem"), dir.path().join("root.pem")).expect("copy");
+    std::fs::write(dir.path().join("broken.crl"), &der[..der.len() / 2]).expect("write");
+    let e = TrustStore::from_path(dir.path()).expect_err("refused");
+    assert!(e.to_string().contains("broken.crl"), "{e}");
+    let (text, code) = verify_file_cli(&fixtures().join("valid_rsa.pdf"), Some(dir.path()));
+    assert_eq!(code, 5, "{text}");
+}
+
+#[test]
+fn cli_exit_codes_for_revocation() {
+    let dir = fixtures();
+    let cases = [
+        ("trust", 0),
+        ("trust_nocrl", 7),
+        ("trust_expired", 7),
+        ("trust_tampered", 7),
+        ("trust_revoked", 1),
+    ];
+    for (trust_dir, code) in cases {
+        let (text, got) = verify_file_cli(&dir.join("valid_rsa.pdf"), Some(&dir.join(trust_dir)));
+        assert_eq!(got, code, "{trust_dir}: {text}");
+    }
+    let (text, _) = verify_file_cli(&dir.join("valid_rsa.pdf"), Some(&dir.join("trust_nocrl")));
+    assert!(text.contains("REVOCATION NOT CHECKED"), "{text}");
+    // Appended content outranks an unchecked revocation (6 before 7).
+    let (_, got) = verify_file_cli(&dir.join("appended.pdf"), Some(&dir.join("trust_nocrl")));
+    assert_eq!(got, 6);
 }

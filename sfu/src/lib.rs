@@ -204,3 +204,6 @@ pub enum SfuError {
 }
 
 pub use engine::{Participant, Sfu, SfuStats, Viewer};
+/// Gives freed heap memory back to the system (glibc's `malloc_trim`; a
+/// no-op elsewhere): for the server after bursts of large allocations.
+pub use memory::release_freed as release_freed_memory;

@@ -13,7 +13,7 @@
 
 /// Returns free heap pages to the system (glibc's `malloc_trim`); a no-op
 /// elsewhere.
-pub(crate) fn release_freed() {
+pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes no pointer and touches only glibc's own
     // allocator state, under that allocator's locks; glibc documents it as

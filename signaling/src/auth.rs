@@ -217,11 +217,22 @@ pub struct StaffClaims {
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// The token's id, for revoking this one token (logout). Tokens made
+    /// before it existed have none; logging out with one of those ends all
+    /// sessions of the account.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
+    /// The account's token epoch when the token was issued: raising the
+    /// account's epoch (revoke all sessions, disable, password change or
+    /// reset) ends every token with an older one.
+    #[serde(default)]
+    pub ep: i64,
 }
 
 impl StaffClaims {
-    /// Claims for an account, valid `ttl_seconds` from now.
-    pub fn for_user(user: &cabinet::User, ttl_seconds: i64) -> StaffClaims {
+    /// Claims for an account whose token epoch is `epoch`, valid
+    /// `ttl_seconds` from now, with a fresh random id.
+    pub fn for_user(user: &cabinet::User, epoch: i64, ttl_seconds: i64) -> StaffClaims {
         let now = cabinet::now_unix();
         StaffClaims {
             iss: ISSUER.to_owned(),
@@ -231,8 +242,23 @@ impl StaffClaims {
             name: user.username.clone(),
             iat: now,
             exp: now.saturating_add(ttl_seconds),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            ep: epoch,
         }
     }
+}
+
+/// The account a decoded staff token stands for, after checking it in the
+/// database: the account exists and is active, and the token was neither
+/// revoked (logout) nor issued before the account's sessions were ended.
+/// `Ok(None)`: the token no longer counts.
+pub async fn check_staff(
+    store: &Store,
+    claims: &StaffClaims,
+) -> Result<Option<cabinet::User>, cabinet::Error> {
+    store
+        .staff_token_user(&claims.sub, claims.ep, &claims.jti)
+        .await
 }
 
 impl Claims {
@@ -405,6 +431,8 @@ mod tests {
             name: "admin".into(),
             iat: cabinet::now_unix(),
             exp: cabinet::now_unix() + 60,
+            jti: "t1".into(),
+            ep: 3,
         };
         let st = k.sign_staff(&staff).expect("sign");
         assert_eq!(k.decode_staff(&st).expect("valid"), staff);

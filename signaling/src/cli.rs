@@ -97,6 +97,30 @@ pub enum UserCmd {
     },
     /// List accounts: id, username, role, active, display name (tab separated).
     List,
+    /// Disable an account (by id or username): it cannot log in, and its
+    /// tokens stop at once, also while a server runs. Prints its id.
+    Disable {
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Enable a disabled account again (its old tokens stay revoked).
+    Enable {
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Set a new password for an account (read like `user add`'s: from
+    /// GIAOBAN_NEW_PASSWORD, else stdin's first line); every token of the
+    /// account stops.
+    #[command(alias = "passwd")]
+    ResetPassword {
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// End every session (staff token) of an account.
+    RevokeSessions {
+        #[arg(value_name = "USER")]
+        user: String,
+    },
 }
 
 /// The environment variable `giaoban user add` reads the password from.
@@ -297,10 +321,39 @@ async fn user(store: &cabinet::Store, cmd: UserCmd) -> Result<(), CliError> {
     }
     Ok(())
 }
+        UserCmd::Disable { user } => {
+            let u = find_user(store, &user).await?;
+            store.set_user_active("cli", &u.id, false).await?;
+            println!("{}", u.id);
+        }
+        UserCmd::Enable { user } => {
+            let u = find_user(store, &user).await?;
+            store.set_user_active("cli", &u.id, true).await?;
+            println!("{}", u.id);
+        }
+        UserCmd::ResetPassword { user } => {
+            let u = find_user(store, &user).await?;
+            let password = read_new_password()?;
+            store.reset_password("cli", &u.id, &password).await?;
+            println!("{}", u.id);
+        }
+        UserCmd::RevokeSessions { user } => {
+            let u = find_user(store, &user).await?;
+            store.revoke_user_sessions("cli", &u.id).await?;
+            println!("{}", u.id);
+        }
 
 async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
     match cmd {
         MeetingCmd::Create { title } => {
+/// An account by id or username.
+async fn find_user(store: &cabinet::Store, user: &str) -> Result<cabinet::User, CliError> {
+    store
+        .find_user(user)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no account {user:?}")))
+}
+
             let m = store.create_meeting(&title).await?;
             println!("{}", m.id);
         }

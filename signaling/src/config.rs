@@ -77,6 +77,10 @@ pub struct ServerConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For`
+    /// names the client (login throttling, audit); empty: the header is
+    /// ignored and the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServerConfig {
@@ -100,6 +104,7 @@ impl Default for ServerConfig {
 
 /// Storage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+            trusted_proxies: Vec::new(),
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`; empty: `giaoban.db` in the data folder.
@@ -162,6 +167,9 @@ impl Default for AuthConfig {
             invite_ttl_hours: 72,
             signing_key_file: None,
             staff_token_ttl_hours: 12,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; more
+    /// logins wait up to 2 s, then get 503. 0: the number of CPU cores.
+    pub password_hash_concurrency: usize,
         }
     }
 }
@@ -174,6 +182,7 @@ pub struct DocumentsConfig {
     /// (413 `upload_too_large`) and nothing is stored.
     pub max_upload_bytes: u64,
     /// Trust anchors for PDF signatures: a folder of CA certificates (PEM or
+            password_hash_concurrency: 0,
     /// DER) or one PEM file. None: no anchor, so good signatures show as
     /// untrusted.
     pub trust_dir: Option<PathBuf>,
@@ -460,6 +469,14 @@ impl Config {
                 self.metrics.token = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
             }
             ("DATABASE", "url") => self.database.url = value.trim().to_owned(),
+            ("SERVER", "trusted_proxies") => {
+                self.server.trusted_proxies = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             ("MEDIA", "port") => self.media.port = parse(value).map_err(bad)?,
             ("MEDIA", "bind_ip") => self.media.bind_ip = parse(value).map_err(bad)?,
             ("MEDIA", "announce_ips") => {
@@ -509,6 +526,9 @@ impl Config {
             ("LOG", "level") => self.log.level = value.trim().to_owned(),
             ("SIGNALING", "resume_grace_secs") => {
                 self.signaling.resume_grace_secs = parse(value).map_err(bad)?
+            }
+            ("AUTH", "password_hash_concurrency") => {
+                self.auth.password_hash_concurrency = parse(value).map_err(bad)?
             }
             ("TURN", "enabled") => self.turn.enabled = parse(value).map_err(bad)?,
             ("TURN", "urls") => {
@@ -578,6 +598,16 @@ impl Config {
             return invalid("limits.ws_max_message_bytes must be at most 64 MiB");
         }
         if self.limits.ws_messages_per_second == 0 {
+        for a in &self.server.trusted_proxies {
+            crate::metrics::IpNet::parse(a).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "server.trusted_proxies: {a:?} is not an IP address or network"
+                ))
+            })?;
+        }
+        if self.auth.password_hash_concurrency > 1024 {
+            return invalid("auth.password_hash_concurrency must be at most 1024");
+        }
             return invalid("limits.ws_messages_per_second must be at least 1");
         }
         if self.log.level.trim().is_empty() {

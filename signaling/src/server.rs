@@ -176,6 +176,16 @@ pub async fn serve(
             max_message_bytes: config.limits.ws_max_message_bytes,
             messages_per_second: config.limits.ws_messages_per_second,
             resume_grace: std::time::Duration::from_secs(config.signaling.resume_grace_secs),
+        hash_gate: crate::api::HashGate::new(
+            config.auth.password_hash_concurrency,
+            crate::api::GATE_WAIT,
+        ),
+        trusted_proxies: config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|n| crate::metrics::IpNet::parse(n).ok())
+            .collect(),
             ..SessionLimits::default()
         },
         shutdown: shutdown_rx,

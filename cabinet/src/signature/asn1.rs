@@ -98,7 +98,7 @@ pub(crate) fn normalize_lengths(input: &[u8], limits: Limits) -> Result<(Vec<u8>
     Ok((out, used))
 }
 
-fn push_length(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn push_length(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
     } else {

@@ -11,6 +11,7 @@ use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 use super::asn1;
+use super::crl::{self, Crl};
 use super::crypto::{self, VerifyError};
 use super::report::{rfc3339, CertSummary, Reason, ReasonCode};
 use super::SignatureError;
@@ -23,15 +24,20 @@ const MAX_CERT_FILE: u64 = 16 << 20;
 const MAX_PATH: usize = 10;
 /// Most issuer candidates tried while building one path.
 const MAX_TRIES: usize = 64;
+/// Most CRLs in a trust store.
+const MAX_CRLS: usize = 1_000;
 
 /// The certificates we trust as anchors (e.g. the government CA's roots).
 ///
 /// Every certificate in the store is an anchor: a chain that reaches one of
-/// them is trusted, whatever lies above it.
+/// them is trusted, whatever lies above it. The store also holds the CRLs
+/// of the trust folder (files ending in .crl), against which the
+/// certificates of a chain are checked for revocation.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     anchors: Vec<Certificate>,
     anchor_der: Vec<Vec<u8>>,
+    pub(crate) crls: Vec<Crl>,
 }
 
 impl TrustStore {
@@ -41,8 +47,12 @@ impl TrustStore {
     }
 
     /// Loads every certificate of a folder (files ending in .pem, .crt,
-    /// .cer or .der, PEM or DER, not recursive), or of one file (a PEM
-    /// bundle or one DER certificate).
+    /// .cer or .der, PEM or DER, not recursive) and every CRL (files ending
+    /// in .crl, PEM or DER), or the certificates of one file (a PEM bundle
+    /// or one DER certificate). A file that cannot be read or parsed is an
+    /// error; a CRL whose signature does not verify with an anchor that
+    /// issued it, or that has expired, is kept but logged (a verification
+    /// ignores it, and says so in its report).
     pub fn from_path(path: impl AsRef<Path>) -> Result<TrustStore, SignatureError> {
         let path = path.as_ref();
         let io = |e: std::io::Error| SignatureError::Io {
@@ -59,7 +69,7 @@ impl TrustStore {
                     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
                         matches!(
                             e.to_ascii_lowercase().as_str(),
-                            "pem" | "crt" | "cer" | "der"
+                            "pem" | "crt" | "cer" | "der" | "crl"
                         )
                     })
                 })
@@ -77,7 +87,54 @@ impl TrustStore {
                 path.display()
             )));
         }
+        for w in store.crl_warnings(time::OffsetDateTime::now_utc().unix_timestamp()) {
+            tracing::warn!(trust = %path.display(), "{w}");
+        }
         Ok(store)
+    }
+
+    /// What is wrong with the CRLs at time `now` (Unix seconds), as far as
+    /// the anchors tell: one issued by an anchor whose signature does not
+    /// verify, one past its next update, one that cannot be used at all.
+    /// (A CRL of an intermediate CA is checked when a chain brings that CA's
+    /// certificate.)
+    pub fn crl_warnings(&self, now: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.crls {
+            if let Some(u) = &c.unusable_reason() {
+                out.push(format!("CRL {} cannot be used: {u}", c.file));
+                continue;
+            }
+            let issuers: Vec<&Certificate> = self
+                .anchors
+                .iter()
+                .filter(|a| same_name(&a.tbs_certificate.subject, &c.issuer))
+                .collect();
+            if !issuers.is_empty() {
+                let errors: Vec<String> = issuers
+                    .iter()
+                    .filter_map(|a| c.check_signed_by(a).err())
+                    .collect();
+                if errors.len() == issuers.len() {
+                    out.push(format!(
+                        "CRL {} of {}: {}; it will be ignored",
+                        c.file,
+                        c.issuer_text(),
+                        errors.join("; ")
+                    ));
+                }
+            }
+            match c.next_update {
+                Some(n) if n < now => out.push(format!(
+                    "CRL {} of {} expired on {}: revocation is not checked for that CA until a current CRL is copied in",
+                    c.file,
+                    c.issuer_text(),
+                    rfc3339(n)
+                )),
+                _ => {}
+            }
+        }
+        out
     }
 
     fn load_file(&mut self, path: &Path) -> Result<(), SignatureError> {
@@ -96,9 +153,40 @@ impl TrustStore {
             )));
         }
         let bytes = std::fs::read(path).map_err(io)?;
-        self.add_pem_or_der(&bytes)
-            .map_err(|e| SignatureError::Trust(format!("{}: {e}", path.display())))?;
+        let is_crl = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("crl"));
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let added = if is_crl {
+            self.add_crl_pem_or_der(&bytes, &file)
+        } else {
+            self.add_pem_or_der(&bytes)
+        };
+        added.map_err(|e| SignatureError::Trust(format!("{}: {e}", path.display())))?;
         Ok(())
+    }
+
+    /// Adds the CRLs of a PEM file (`X509 CRL` blocks) or one DER CRL;
+    /// `file` names them in reports. Returns how many were added.
+    pub fn add_crl_pem_or_der(&mut self, bytes: &[u8], file: &str) -> Result<usize, String> {
+        let mut n = 0;
+        for der in crl::crl_ders(bytes)? {
+            if self.crls.len() >= MAX_CRLS {
+                return Err(format!("more than {MAX_CRLS} CRLs"));
+            }
+            self.crls.push(Crl::parse(&der, file)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// How many CRLs the store has.
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
     }
 
     /// Adds the certificates of a PEM bundle, or one DER certificate.
@@ -143,23 +231,29 @@ impl TrustStore {
 
 /// The `CERTIFICATE` blocks of a PEM text, decoded.
 fn pem_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    pem_blocks(bytes, "CERTIFICATE")
+}
+
+/// The blocks of a PEM text with the given label, decoded.
+pub(crate) fn pem_blocks(bytes: &[u8], label: &str) -> Result<Vec<Vec<u8>>, String> {
     let text = String::from_utf8_lossy(bytes);
     let mut out = Vec::new();
     let mut rest: &str = &text;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    while let Some(b) = rest.find(BEGIN) {
-        let after = &rest[b + BEGIN.len()..];
-        let e = after.find(END).ok_or("PEM block without its END line")?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let (begin, end) = (begin.as_str(), end.as_str());
+    while let Some(b) = rest.find(begin) {
+        let after = &rest[b + begin.len()..];
+        let e = after.find(end).ok_or("PEM block without its END line")?;
         let body: String = after[..e].chars().filter(|c| !c.is_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(body.as_bytes())
             .map_err(|e| format!("bad base64 in a PEM block: {e}"))?;
         out.push(der);
-        rest = &after[e + END.len()..];
+        rest = &after[e + end.len()..];
     }
     if out.is_empty() {
-        return Err("no CERTIFICATE block in the PEM file".into());
+        return Err(format!("no {label} block in the PEM file"));
     }
     Ok(out)
 }
@@ -248,6 +342,9 @@ pub(crate) struct ChainOutcome {
     pub reasons: Vec<Reason>,
     /// A path to an anchor was found.
     pub anchored: bool,
+    /// The certificates of `chain`, leaf first, each with whether it is a
+    /// trust anchor (for the revocation check).
+    pub path: Vec<(Certificate, bool)>,
 }
 
 fn same_name(a: &Name, b: &Name) -> bool {
@@ -559,6 +656,7 @@ pub(crate) fn check_chain(
         chain: path.iter().map(|(c, a)| summary(c, *a)).collect(),
         reasons,
         anchored,
+        path: path.iter().map(|(c, a)| ((*c).clone(), *a)).collect(),
     }
 }
 

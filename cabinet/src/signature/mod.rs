@@ -10,6 +10,8 @@
 //! - `pdf`: finding and reading signature dictionaries in the raw bytes.
 //! - `cms`: CMS SignedData parsing and the signer's signature.
 //! - `chain`: trust store, certificate paths and their checks.
+//! - `crl`: certificate revocation lists of the trust folder and the
+//!   revocation check of a chain.
 //! - `crypto`: digests, RSA (PKCS#1 v1.5, PSS) and ECDSA (P-256, P-384).
 //! - `asn1`: a strict DER walker that bounds the work before decoding.
 //!
@@ -19,8 +21,11 @@
 //! signature over the signed attributes, the certificate path to an anchor
 //! (each certificate's signature, CA basic constraints and key usage, path
 //! length), the validity of every certificate at signing time, the signer's
-//! key usage, and whether bytes follow the signed ranges. Revocation (CRL,
-//! OCSP) is not checked.
+//! key usage, whether bytes follow the signed ranges, and revocation of
+//! every certificate below the anchor against the CRLs of the trust folder
+//! (see `crl` for the rules; OCSP is not used: the deployments are closed
+//! networks). Without a current CRL the report says plainly that
+//! revocation was not checked.
 //!
 //! Hostile input never panics: sizes, counts and nesting are bounded, and
 //! DER is walked with limits before it is decoded.
@@ -28,6 +33,7 @@
 mod asn1;
 mod chain;
 mod cms;
+mod crl;
 mod crypto;
 mod pdf;
 mod report;
@@ -39,8 +45,9 @@ use std::path::Path;
 
 pub use chain::TrustStore;
 pub use report::{
-    CertSummary, FileStatus, Reason, ReasonCode, Report, Severity, SignatureKind, SignatureReport,
-    SignatureStatus, TimeSource,
+    CertRevocation, CertSummary, CrlSummary, FileStatus, Reason, ReasonCode, Report,
+    RevocationReport, RevocationStatus, Severity, SignatureKind, SignatureReport, SignatureStatus,
+    TimeSource,
 };
 
 use pdf::{Found, SigDict, Value};
@@ -62,6 +69,10 @@ pub const EXIT_TRUST_STORE: i32 = 5;
 /// after the last one and no signature covers it: what a reader sees may not
 /// be what was signed.
 pub const EXIT_UNSIGNED_APPENDIX: i32 = 6;
+/// Exit code: every signature is valid and trusted, but for at least one
+/// certificate of a chain it is not known whether it was revoked (no
+/// current CRL of its issuer in the trust folder).
+pub const EXIT_REVOCATION_NOT_CHECKED: i32 = 7;
 
 /// Errors that prevent verifying a file at all.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +215,7 @@ fn empty_report(index: usize, offset: usize) -> SignatureReport {
         pdf_reason: None,
         pdf_location: None,
         pdf_name: None,
+        revocation: None,
     }
 }
 
@@ -454,8 +466,18 @@ fn verify_one(
     r.organization = chain::name_attr(subject, "2.5.4.10");
     r.signer_subject = Some(chain::name_to_string(subject));
     let ch = chain::check_chain(cert, &parsed.certs, &parsed.certs_tbs, trust, at);
+    // Only a timestamp by a third party proves when the key signed; a
+    // document timestamp's time is the TSA's own claim about its own key.
+    let signing = crl::SigningTime {
+        at,
+        proven: source == TimeSource::SignatureTimestamp && r.kind == SignatureKind::Signature,
+    };
+    let (revocation, rev_reasons) =
+        crl::check_path(&ch.path, ch.anchored, &trust.crls, signing, now);
     r.chain = ch.chain;
     r.reasons.extend(ch.reasons);
+    r.reasons.extend(rev_reasons);
+    r.revocation = Some(revocation);
 }
 
 /// Checks a signature timestamp token over `signature_value`; returns its
@@ -506,9 +528,16 @@ fn check_timestamp(
 /// | 4 | the file cannot be read, is not a PDF, or is past the limits ([`EXIT_UNREADABLE`]) |
 /// | 5 | the trust store cannot be loaded ([`EXIT_TRUST_STORE`]) |
 /// | 6 | every signature is valid and trusted, but bytes after the last one are covered by none ([`EXIT_UNSIGNED_APPENDIX`]) |
+/// | 7 | every signature is valid and trusted, but revocation was not checked for a certificate (no current CRL) ([`EXIT_REVOCATION_NOT_CHECKED`]) |
+///
+/// A revoked certificate makes its signature invalid (1). When both 6 and
+/// 7 apply, 6 is returned.
 pub fn exit_code(report: &Report) -> i32 {
     match report.status {
         FileStatus::Valid if report.unsigned_trailing_bytes > 0 => EXIT_UNSIGNED_APPENDIX,
+        FileStatus::Valid if report.revocation != Some(RevocationStatus::CheckedGood) => {
+            EXIT_REVOCATION_NOT_CHECKED
+        }
         FileStatus::Valid => EXIT_VALID,
         FileStatus::Invalid => EXIT_INVALID,
         FileStatus::NoSignature => EXIT_NO_SIGNATURE,
@@ -529,6 +558,9 @@ pub fn format_report(report: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let verdict = match report.status {
+        FileStatus::Valid if report.revocation != Some(RevocationStatus::CheckedGood) => {
+            "VALID, REVOCATION NOT CHECKED: every signature is valid and trusted, but whether a certificate was revoked is not known (no current CRL in the trust folder)"
+        }
         FileStatus::Valid => "VALID: every signature is valid and trusted",
         FileStatus::Invalid => "INVALID: at least one signature is invalid",
         FileStatus::Untrusted => {
@@ -611,6 +643,20 @@ pub fn format_report(report: &Report) -> String {
                 c.subject, c.not_before, c.not_after
             );
         }
+        if let Some(rev) = &sig.revocation {
+            let word = match rev.status {
+                RevocationStatus::CheckedGood => "checked, not revoked",
+                RevocationStatus::NotChecked => "NOT CHECKED",
+                RevocationStatus::Revoked => "REVOKED",
+            };
+            let _ = writeln!(s, "  Revocation:   {word}");
+            for c in &rev.certificates {
+                let _ = writeln!(s, "                - {}", c.message);
+            }
+            if rev.certificates.is_empty() {
+                let _ = writeln!(s, "                - {}", rev.message);
+            }
+        }
         for r in &sig.reasons {
             let sev = match r.severity {
                 Severity::Warning => "warning",
@@ -625,8 +671,9 @@ pub fn format_report(report: &Report) -> String {
 
 /// `giaoban verify FILE.pdf [--trust DIR_OR_PEM]` in one call: the text to
 /// print and the exit code (see [`exit_code`]; 4 when the file cannot be
-/// read or is not a PDF, 5 when the trust store cannot be loaded). Without
-/// a trust store, good signatures are reported untrusted.
+/// read or is not a PDF, 5 when the trust store or one of its CRLs cannot
+/// be loaded). Without a trust store, good signatures are reported
+/// untrusted.
 pub fn verify_file_cli(path: &Path, trust_path: Option<&Path>) -> (String, i32) {
     let opts = VerifyOptions::default();
     let trust = match trust_path {

@@ -72,6 +72,12 @@ pub enum ReasonCode {
     TimestampNotUsed,
     /// No signing time anywhere: the verification time was used (warning).
     NoSigningTime,
+    /// A certificate of the signer's chain is on its issuer's CRL.
+    Revoked,
+    /// Whether a certificate of the chain was revoked is not known: no CRL
+    /// of its issuer in the trust folder, or only an expired or unusable one
+    /// (warning: the signature may still be valid, but nobody checked).
+    RevocationNotChecked,
 }
 
 impl ReasonCode {
@@ -93,6 +99,8 @@ impl ReasonCode {
             ReasonCode::WeakAlgorithm => "weak_algorithm",
             ReasonCode::TimestampNotUsed => "timestamp_not_used",
             ReasonCode::NoSigningTime => "no_signing_time",
+            ReasonCode::Revoked => "revoked",
+            ReasonCode::RevocationNotChecked => "revocation_not_checked",
         }
     }
 
@@ -103,7 +111,8 @@ impl ReasonCode {
             ReasonCode::AppendedContent
             | ReasonCode::WeakAlgorithm
             | ReasonCode::TimestampNotUsed
-            | ReasonCode::NoSigningTime => Severity::Warning,
+            | ReasonCode::NoSigningTime
+            | ReasonCode::RevocationNotChecked => Severity::Warning,
             _ => Severity::Invalid,
         }
     }
@@ -215,6 +224,70 @@ pub struct SignatureReport {
     pub pdf_reason: Option<String>,
     pub pdf_location: Option<String>,
     pub pdf_name: Option<String>,
+    /// The revocation check of the chain (CRLs of the trust folder); `None`
+    /// when there is no signer certificate to check (and in reports stored
+    /// before revocation was checked: read it as "not checked").
+    #[serde(default)]
+    pub revocation: Option<RevocationReport>,
+}
+
+/// The outcome of a revocation check, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStatus {
+    /// Every certificate of the chain below the trust anchor was checked
+    /// against a current CRL of its issuer, and none is revoked.
+    CheckedGood,
+    /// For at least one certificate there is no usable current CRL (none
+    /// in the trust folder, expired, not yet valid, a bad CRL signature, an
+    /// unsupported kind of CRL), or the chain does not reach an anchor: it
+    /// is not known whether it was revoked.
+    NotChecked,
+    /// A certificate of the chain is on its issuer's CRL.
+    Revoked,
+}
+
+/// The CRL a certificate was checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlSummary {
+    /// The CRL issuer's name.
+    pub issuer: String,
+    /// RFC 3339, UTC.
+    pub this_update: String,
+    /// RFC 3339, UTC; `None` when the CRL has none.
+    pub next_update: Option<String>,
+    /// The file of the trust folder it came from (its name only).
+    pub file: String,
+}
+
+/// The revocation check of one certificate of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRevocation {
+    pub subject: String,
+    /// Hexadecimal.
+    pub serial: String,
+    pub status: RevocationStatus,
+    /// Human-readable, English: what was found, and any CRL that was ignored.
+    pub message: String,
+    /// The CRL used (for `checked_good` and `revoked`, and for an expired
+    /// CRL under `not_checked`).
+    pub crl: Option<CrlSummary>,
+    /// RFC 3339, UTC: when the certificate was revoked (`revoked`, or
+    /// `checked_good` when it was revoked after a timestamped signing time).
+    pub revoked_at: Option<String>,
+}
+
+/// The revocation check of a signature's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationReport {
+    /// The worst of the certificates' statuses.
+    pub status: RevocationStatus,
+    /// Human-readable, English.
+    pub message: String,
+    /// RFC 3339, UTC: the time against which CRL freshness was judged.
+    pub checked_at: String,
+    /// Signer first, then each intermediate CA (the anchor is not checked).
+    pub certificates: Vec<CertRevocation>,
 }
 
 /// The verdict on a file.
@@ -231,6 +304,10 @@ pub struct Report {
     /// File-level reasons: `no_signature`, or `appended_content` (warning)
     /// when `unsigned_trailing_bytes` is not 0.
     pub reasons: Vec<Reason>,
+    /// The worst revocation status of the signatures (one without a
+    /// revocation check counts as `not_checked`); `None` without signatures.
+    #[serde(default)]
+    pub revocation: Option<RevocationStatus>,
 }
 
 impl Report {
@@ -270,12 +347,21 @@ impl Report {
                 ),
             ));
         }
+        let revocation = signatures
+            .iter()
+            .map(|s| {
+                s.revocation
+                    .as_ref()
+                    .map_or(RevocationStatus::NotChecked, |r| r.status)
+            })
+            .max();
         Report {
             status,
             file_size,
             signatures,
             unsigned_trailing_bytes,
             reasons,
+            revocation,
         }
     }
 }

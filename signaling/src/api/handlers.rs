@@ -2,7 +2,7 @@
 //! agenda. Each handler checks the caller first, then does its work.
 
 use axum::extract::{Path, State};
-use axum::http::{Extensions, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cabinet::{
@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    peer_ip, replay, replay_after, ApiError, ApiJson, ApiResult, Caller, IdempotencyHeader, ADMIN,
-    PREPARE, READ,
+    replay, replay_after, ApiError, ApiJson, ApiResult, Caller, IdempotencyHeader, ADMIN, PREPARE,
+    READ,
 };
 use crate::AppState;
 
@@ -41,6 +41,73 @@ async fn meeting_exists(state: &AppState, id: &str) -> ApiResult<cabinet::Meetin
 
 // ------------------------------------------------------------------ auth ----
 
+/// 429 `too_many_attempts` with `Retry-After`.
+fn too_many_attempts(wait: u64) -> Response {
+    with_retry_after(
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins from this address; try again in {wait} s"),
+        ),
+        wait,
+    )
+}
+
+/// 503 `busy` with `Retry-After`: no hashing slot came free in time.
+fn busy() -> Response {
+    with_retry_after(
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is checking too many passwords at once; try again in a moment",
+        ),
+        1,
+    )
+}
+
+fn with_retry_after(e: ApiError, seconds: u64) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    r
+}
+
+/// Runs `work` (which hashes a password) in its own task holding a hashing
+/// slot: the slot stays taken until the hash is done, even if the client
+/// goes away meanwhile.
+async fn hashing<T, F>(state: &AppState, work: F) -> Result<cabinet::Result<T>, Response>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = cabinet::Result<T>> + Send + 'static,
+{
+    let Some(permit) = state.api.hash_gate.enter().await else {
+        return Err(busy());
+    };
+    let task = tokio::spawn(async move {
+        let out = work.await;
+        drop(permit);
+        out
+    });
+    task.await.map_err(|e| {
+        tracing::error!(error = %e, "password hashing task failed");
+        ApiError::internal().into_response()
+    })
+}
+
+/// A new staff token for `user` at token epoch `epoch`, as login answers it.
+fn token_answer(state: &AppState, user: &cabinet::User, epoch: i64) -> ApiResult<Response> {
+    let claims = crate::auth::StaffClaims::for_user(user, epoch, state.api.staff_token_ttl_seconds);
+    let token = state.keys.sign_staff(&claims).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign a staff token");
+        ApiError::internal()
+    })?;
+    Ok(Json(json!({"token": token, "expires_at": claims.exp, "user": user})).into_response())
+}
+
+fn address_json(ip: Option<std::net::IpAddr>) -> Value {
+    ip.map_or(Value::Null, |ip| json!(ip.to_string()))
+}
+
 #[derive(Deserialize)]
 pub struct LoginReq {
     username: String,
@@ -50,39 +117,69 @@ pub struct LoginReq {
 pub async fn login(
     State(state): State<AppState>,
     ext: Extensions,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginReq>,
 ) -> ApiResult<Response> {
-    let ip = peer_ip(&ext);
-    let key = req.username.trim().to_lowercase();
-    let limiter = &state.api.login_limiter;
-    if let Err(wait) = limiter.check(&key, ip) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many failed logins; try again in {wait} s"),
+    // Before anything else: a longer name is no account and is never kept.
+    if req.username.chars().count() > super::limiter::MAX_USERNAME_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            format!(
+                "a username has at most {} characters",
+                super::limiter::MAX_USERNAME_CHARS
+            ),
         ));
     }
-    match state
-        .store
-        .authenticate(&req.username, &req.password)
-        .await?
+    let ip = super::request_ip(&state, &ext, &headers);
+    let key = super::limiter::username_key(&req.username);
+    let limiter = &state.api.login_limiter;
+    // Counted before hashing: parallel attempts cannot slip past the limit.
+    if let Err(wait) = limiter.attempt(&key, ip) {
+        return Ok(too_many_attempts(wait));
+    }
+    let store = state.store.clone();
+    let (username, password) = (req.username, req.password);
+    let found = match hashing(&state, async move {
+        store.authenticate_staff(&username, &password).await
+    })
+    .await
     {
-        Some(user) => {
+        Ok(found) => found?,
+        Err(busy) => {
+            limiter.not_checked(&key, ip);
+            return Ok(busy);
+        }
+    };
+    match found {
+        Some((user, epoch)) => {
             limiter.succeeded(&key, ip);
-            let claims =
-                crate::auth::StaffClaims::for_user(&user, state.api.staff_token_ttl_seconds);
-            let token = state.keys.sign_staff(&claims).map_err(|e| {
-                tracing::error!(error = %e, "cannot sign a staff token");
-                ApiError::internal()
-            })?;
+            state
+                .store
+                .record_audit(
+                    &format!("user:{}", user.id),
+                    "auth.login",
+                    "user",
+                    &user.id,
+                    json!({"address": address_json(ip)}),
+                )
+                .await?;
             tracing::info!(user = %user.username, "staff login");
-            Ok(
-                Json(json!({"token": token, "expires_at": claims.exp, "user": user}))
-                    .into_response(),
-            )
+            token_answer(&state, &user, epoch)
         }
         None => {
-            limiter.failed(&key, ip);
+            if let Err(e) = state
+                .store
+                .record_audit(
+                    "anonymous",
+                    "auth.login_failed",
+                    "username",
+                    &key,
+                    json!({"address": address_json(ip)}),
+                )
+                .await
+            {
+                tracing::error!(error = %e, "cannot record a failed login");
+            }
             tracing::info!(username = %key, "failed staff login");
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -91,6 +188,78 @@ pub async fn login(
             ))
         }
     }
+}
+
+/// Ends the session of the token this request carries.
+pub async fn logout(
+    caller: Caller,
+    State(state): State<AppState>,
+    ext: Extensions,
+) -> ApiResult<Response> {
+    let user = caller.staff_in(READ)?;
+    let Some(super::StaffToken(claims)) = ext.get::<super::StaffToken>() else {
+        return Err(ApiError::forbidden());
+    };
+    if claims.jti.is_empty() {
+        // A token without an id can only be ended with all its siblings.
+        state
+            .store
+            .revoke_user_sessions(&caller.actor(), &user.id)
+            .await?;
+    } else {
+        state
+            .store
+            .revoke_staff_token(&caller.actor(), &user.id, &claims.jti, claims.exp)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordReq {
+    old_password: String,
+    new_password: String,
+}
+
+/// The caller changes its own password (with the old one); every earlier
+/// token of the account stops, and a new token is answered.
+pub async fn change_password(
+    caller: Caller,
+    State(state): State<AppState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ChangePasswordReq>,
+) -> ApiResult<Response> {
+    let user = caller.staff_in(READ)?.clone();
+    let ip = super::request_ip(&state, &ext, &headers);
+    let key = super::limiter::username_key(&user.username);
+    let limiter = &state.api.login_limiter;
+    if let Err(wait) = limiter.attempt(&key, ip) {
+        return Ok(too_many_attempts(wait));
+    }
+    let (store, actor, id) = (state.store.clone(), caller.actor(), user.id.clone());
+    let changed = match hashing(&state, async move {
+        store
+            .change_password(&actor, &id, &req.old_password, &req.new_password)
+            .await
+    })
+    .await
+    {
+        Ok(changed) => changed?,
+        Err(busy) => {
+            limiter.not_checked(&key, ip);
+            return Ok(busy);
+        }
+    };
+    let Some(epoch) = changed else {
+        return Err(ApiError::bad_request(
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    };
+    limiter.succeeded(&key, ip);
+    token_answer(&state, &user, epoch)
 }
 
 pub async fn me(caller: Caller) -> ApiResult<Json<cabinet::User>> {
@@ -119,19 +288,94 @@ pub async fn create_user(
     ApiJson(req): ApiJson<CreateUserReq>,
 ) -> ApiResult<Response> {
     caller.staff_in(ADMIN)?;
+    let (store, actor) = (state.store.clone(), caller.actor());
+    let made = hashing(&state, async move {
+        store
+            .create_user(
+                &actor,
+                NewUser {
+                    username: req.username,
+                    display_name: req.display_name,
+                    role: req.role,
+                    password: req.password,
+                },
+            )
+            .await
+    })
+    .await;
+    match made {
+        Ok(user) => Ok(created(user?)),
+        Err(busy) => Ok(busy),
+    }
+}
+
+pub async fn disable_user(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.staff_in(ADMIN)?;
     let user = state
         .store
-        .create_user(
-            &caller.actor(),
-            NewUser {
-                username: req.username,
-                display_name: req.display_name,
-                role: req.role,
-                password: req.password,
-            },
-        )
+        .set_user_active(&caller.actor(), &id, false)
         .await?;
-    Ok(created(user))
+    Ok(Json(user).into_response())
+}
+
+pub async fn enable_user(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.staff_in(ADMIN)?;
+    let user = state
+        .store
+        .set_user_active(&caller.actor(), &id, true)
+        .await?;
+    Ok(Json(user).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordReq {
+    password: String,
+}
+
+/// An admin sets a new password; every token of the account stops.
+pub async fn reset_password(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ResetPasswordReq>,
+) -> ApiResult<Response> {
+    caller.staff_in(ADMIN)?;
+    let (store, actor) = (state.store.clone(), caller.actor());
+    match hashing(&state, async move {
+        store.reset_password(&actor, &id, &req.password).await
+    })
+    .await
+    {
+        Ok(user) => Ok(Json(user?).into_response()),
+        Err(busy) => Ok(busy),
+    }
+}
+
+/// Ends every session (token) of an account: an admin for any account,
+/// anyone for their own.
+pub async fn revoke_sessions(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let me = caller.staff_in(READ)?;
+    if me.id != id {
+        caller.staff_in(ADMIN)?;
+    }
+    state
+        .store
+        .revoke_user_sessions(&caller.actor(), &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // -------------------------------------------------------------- meetings ----

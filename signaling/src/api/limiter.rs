@@ -1,98 +1,405 @@
-//! Login throttling: at most [`MAX_FAILURES`] failed logins per username and
-//! client address in a sliding [`WINDOW`]; past that, every attempt (even
-//! with the right password) is refused until the window has moved on.
+//! Login protection, in front of the password hash:
+//!
+//! - [`LoginLimiter`]: the throttle. Every attempt is counted *before* it is
+//!   hashed, per (normalized username, client address) and per client
+//!   address, in a sliding [`WINDOW`]: past [`PAIR_MAX_ATTEMPTS`] failed
+//!   attempts for one username from one address, or [`ADDRESS_MAX_ATTEMPTS`]
+//!   from one address (any usernames), further attempts from there are
+//!   refused (429) without hashing. A success clears its pair and gives its
+//!   address attempt back. An account is never throttled as a whole, so a
+//!   flood from one address cannot lock the real `admin` out from another.
+//!   Both tables hold at most [`MAX_KEYS`] keys (the oldest go first).
+//! - [`HashGate`]: at most N password hashes at once (Argon2id takes 19 MiB
+//!   each); a login that cannot start within [`GATE_WAIT`] gets 503. When the
+//!   last hash of a burst ends, freed heap is given back to the system.
+//! - [`client_ip`]: the client's address, from `X-Forwarded-For` only when
+//!   the TCP peer is a trusted proxy.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Failed attempts allowed per window.
-pub const MAX_FAILURES: usize = 5;
+use axum::http::HeaderMap;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::IpNet;
+
+/// Failed attempts allowed per (username, address) and window.
+pub const PAIR_MAX_ATTEMPTS: usize = 5;
+/// Failed attempts allowed per address (any usernames) and window.
+pub const ADDRESS_MAX_ATTEMPTS: usize = 30;
 /// The sliding window.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Keys kept before old ones are swept.
-const SWEEP_AT: usize = 10_000;
+/// Keys kept per table; past that, expired keys go, then the oldest.
+pub const MAX_KEYS: usize = 10_000;
+/// Longest username accepted at all (longer ones are refused before
+/// anything else, and never stored).
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// How long a login waits for a free hashing slot before 503.
+pub const GATE_WAIT: Duration = Duration::from_secs(2);
 
-type Key = (String, Option<IpAddr>);
+/// The throttle's key for a username: trimmed and lowercase (as accounts
+/// are stored).
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
 
-/// Failed logins per (username, address).
-#[derive(Debug, Default)]
+/// The throttle's key for an address: IPv4 as is (IPv4-mapped IPv6 too),
+/// IPv6 by its /64 (one host usually holds a whole /64).
+fn address_key(ip: Option<IpAddr>) -> Option<IpAddr> {
+    ip.map(|ip| match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !(u128::MAX >> 64);
+                IpAddr::V6(Ipv6Addr::from(bits))
+            }
+        },
+        v4 => v4,
+    })
+}
+
+/// Attempts per key in the window, bounded in keys.
+#[derive(Debug)]
+struct Table<K> {
+    map: HashMap<K, VecDeque<Instant>>,
+    max_attempts: usize,
+}
+
+impl<K: Hash + Eq + Clone> Table<K> {
+    fn new(max_attempts: usize) -> Table<K> {
+        Table {
+            map: HashMap::new(),
+            max_attempts,
+        }
+    }
+
+    /// `Some(seconds to wait)` when `key` is blocked now.
+    fn blocked(&mut self, key: &K, now: Instant) -> Option<u64> {
+        let q = self.map.get_mut(key)?;
+        while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+            q.pop_front();
+        }
+        if q.is_empty() {
+            self.map.remove(key);
+            return None;
+        }
+        if q.len() < self.max_attempts {
+            return None;
+        }
+        let oldest = q.front().copied().unwrap_or(now);
+        Some(
+            WINDOW
+                .saturating_sub(now.duration_since(oldest))
+                .as_secs()
+                .max(1),
+        )
+    }
+
+    fn add(&mut self, key: K, now: Instant) {
+        if !self.map.contains_key(&key) && self.map.len() >= MAX_KEYS {
+            self.make_room(now);
+        }
+        let q = self.map.entry(key).or_default();
+        q.push_back(now);
+        while q.len() > self.max_attempts {
+            q.pop_front();
+        }
+    }
+
+    /// Gives the newest attempt of `key` back.
+    fn refund(&mut self, key: &K) {
+        if let Some(q) = self.map.get_mut(key) {
+            q.pop_back();
+            if q.is_empty() {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    fn clear(&mut self, key: &K) {
+        self.map.remove(key);
+    }
+
+    /// Drops expired keys; if that is not enough, the tenth of the keys
+    /// whose last attempt is oldest.
+    fn make_room(&mut self, now: Instant) {
+        self.map
+            .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
+        if self.map.len() < MAX_KEYS {
+            return;
+        }
+        let mut last: Vec<Instant> = self
+            .map
+            .values()
+            .filter_map(|q| q.back().copied())
+            .collect();
+        if last.is_empty() {
+            return;
+        }
+        let n = (MAX_KEYS / 10).min(last.len() - 1);
+        let (_, cut, _) = last.select_nth_unstable(n);
+        let cut = *cut;
+        self.map.retain(|_, q| q.back().is_some_and(|t| *t > cut));
+    }
+}
+
+/// The two tables under one lock.
+#[derive(Debug)]
+struct Tables {
+    pairs: Table<(String, Option<IpAddr>)>,
+    addresses: Table<Option<IpAddr>>,
+}
+
+/// The login throttle (see the module documentation).
+#[derive(Debug)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    tables: Mutex<Tables>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter::new()
+    }
 }
 
 impl LoginLimiter {
     pub fn new() -> LoginLimiter {
-        LoginLimiter::default()
+        LoginLimiter {
+            tables: Mutex::new(Tables {
+                pairs: Table::new(PAIR_MAX_ATTEMPTS),
+                addresses: Table::new(ADDRESS_MAX_ATTEMPTS),
+            }),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<Instant>>> {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(seconds to wait)` when this key is blocked now.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+    /// Counts an attempt for `username` (a [`username_key`]) from `ip`,
+    /// before it is checked: `Err(seconds to wait)` when the pair or the
+    /// address is blocked (then nothing is counted and nothing may be
+    /// hashed).
+    pub fn attempt(&self, username: &str, ip: Option<IpAddr>) -> Result<(), u64> {
         let now = Instant::now();
-        let mut map = self.lock();
-        let key = (username.to_owned(), ip);
-        let Some(q) = map.get_mut(&key) else {
-            return Ok(());
-        };
-        while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-            q.pop_front();
+        let addr = address_key(ip);
+        let pair = (username.to_owned(), addr);
+        let mut t = self.lock();
+        let wait = [t.pairs.blocked(&pair, now), t.addresses.blocked(&addr, now)]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
         }
-        if q.len() >= MAX_FAILURES {
-            let oldest = q.front().copied().unwrap_or(now);
-            let wait = WINDOW.saturating_sub(now.duration_since(oldest));
-            return Err(wait.as_secs().max(1));
-        }
-        if q.is_empty() {
-            map.remove(&key);
-        }
+        t.pairs.add(pair, now);
+        t.addresses.add(addr, now);
         Ok(())
     }
 
-    /// Counts a failed attempt.
-    pub fn failed(&self, username: &str, ip: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut map = self.lock();
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
-        }
-        let q = map.entry((username.to_owned(), ip)).or_default();
-        q.push_back(now);
-        while q.len() > MAX_FAILURES {
-            q.pop_front();
+    /// The attempt succeeded: the pair starts afresh, and the address gets
+    /// the attempt back.
+    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+        let addr = address_key(ip);
+        let mut t = self.lock();
+        t.pairs.clear(&(username.to_owned(), addr));
+        t.addresses.refund(&addr);
+    }
+
+    /// The attempt was never checked (the server was too busy): it does not
+    /// count.
+    pub fn not_checked(&self, username: &str, ip: Option<IpAddr>) {
+        let addr = address_key(ip);
+        let mut t = self.lock();
+        t.pairs.refund(&(username.to_owned(), addr));
+        t.addresses.refund(&addr);
+    }
+
+    /// Keys held (pairs, addresses).
+    pub fn len(&self) -> (usize, usize) {
+        let t = self.lock();
+        (t.pairs.map.len(), t.addresses.map.len())
+    }
+}
+
+/// At most N password hashes at once (see the module documentation).
+#[derive(Debug)]
+pub struct HashGate {
+    sem: Arc<Semaphore>,
+    permits: usize,
+    wait: Duration,
+}
+
+impl HashGate {
+    /// A gate of `permits` slots (0: the number of CPU cores); a caller
+    /// waits up to `wait` for one.
+    pub fn new(permits: usize, wait: Duration) -> HashGate {
+        let permits = if permits == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            permits
+        };
+        HashGate {
+            sem: Arc::new(Semaphore::new(permits)),
+            permits,
+            wait,
         }
     }
 
-    /// A successful login clears the key.
-    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
-        self.lock().remove(&(username.to_owned(), ip));
+    /// Slots of the gate.
+    pub fn permits(&self) -> usize {
+        self.permits
     }
+
+    /// A slot, or `None` when none came free within the wait.
+    pub async fn enter(&self) -> Option<HashPermit> {
+        let p = tokio::time::timeout(self.wait, self.sem.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(HashPermit {
+            permit: Some(p),
+            sem: self.sem.clone(),
+            permits: self.permits,
+        })
+    }
+}
+
+/// One hashing slot; move it into the task that hashes, so the slot stays
+/// taken until the hash is done even if the client goes away.
+#[derive(Debug)]
+pub struct HashPermit {
+    permit: Option<OwnedSemaphorePermit>,
+    sem: Arc<Semaphore>,
+    permits: usize,
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        // The last hash of a burst: each held 19 MiB that glibc keeps
+        // unless it is given back.
+        if self.sem.available_permits() == self.permits {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(sfu::release_freed_memory);
+            }
+        }
+    }
+}
+
+/// The client's address: the TCP `peer`, or, when the peer is one of the
+/// `trusted` proxies, the nearest address in `X-Forwarded-For` (read from
+/// the right) that is not a trusted proxy itself.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// One `X-Forwarded-For` entry: an address, maybe with a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, last]))
+    }
+
     #[test]
-    fn blocks_after_five_failures_per_key() {
+    fn pair_blocked_before_hashing_and_other_address_free() {
         let l = LoginLimiter::new();
-        let ip = Some(IpAddr::from([10, 0, 0, 1]));
-        for _ in 0..MAX_FAILURES {
-            assert!(l.check("a", ip).is_ok());
-            l.failed("a", ip);
+        for _ in 0..PAIR_MAX_ATTEMPTS {
+            assert!(l.attempt("admin", ip(1)).is_ok());
         }
-        let wait = l.check("a", ip).expect_err("blocked");
+        let wait = l.attempt("admin", ip(1)).expect_err("blocked");
         assert!((1..=60).contains(&wait));
-        assert!(l.check("b", ip).is_ok(), "another username");
+        assert!(l.attempt("other", ip(1)).is_ok(), "another username");
+        assert!(l.attempt("admin", ip(2)).is_ok(), "another address");
+        l.succeeded("admin", ip(2));
+        assert_eq!(l.len(), (2, 2));
+    }
+
+    #[test]
+    fn address_blocked_across_usernames_and_success_refunds() {
+        let l = LoginLimiter::new();
+        for i in 0..ADDRESS_MAX_ATTEMPTS - 1 {
+            assert!(l.attempt(&format!("u{i}"), ip(1)).is_ok());
+        }
+        assert!(l.attempt("admin", ip(1)).is_ok());
+        l.succeeded("admin", ip(1));
+        assert!(l.attempt("last", ip(1)).is_ok(), "the success was refunded");
+        assert!(l.attempt("admin", ip(1)).is_err(), "the address is full");
+        assert!(l.attempt("admin", ip(3)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        assert_eq!(address_key(Some(a)), address_key(Some(b)));
+        let m: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(address_key(Some(m)), ip(1));
+    }
+
+    #[test]
+    fn tables_stay_bounded() {
+        let mut t: Table<u32> = Table::new(5);
+        let now = Instant::now();
+        for i in 0..(MAX_KEYS as u32 * 3) {
+            t.add(i, now + Duration::from_micros(u64::from(i)));
+        }
+        assert!(t.map.len() <= MAX_KEYS);
         assert!(
-            l.check("a", Some(IpAddr::from([10, 0, 0, 2]))).is_ok(),
-            "another address"
+            t.map.contains_key(&(MAX_KEYS as u32 * 3 - 1)),
+            "the newest stays"
         );
-        l.succeeded("a", ip);
-        assert!(l.check("a", ip).is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted = vec![IpNet::parse("192.168.1.0/24").expect("net")];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4, 5.6.7.8".parse().expect("hv"));
+        let proxy: Option<IpAddr> = Some([192, 168, 1, 5].into());
+        let stranger: Option<IpAddr> = Some([9, 9, 9, 9].into());
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &h, &trusted), Some([5, 6, 7, 8].into()));
+        h.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 192.168.1.7:8080".parse().expect("hv"),
+        );
+        assert_eq!(client_ip(proxy, &h, &trusted), Some([1, 2, 3, 4].into()));
+        h.insert("x-forwarded-for", "garbage".parse().expect("hv"));
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[]), proxy);
     }
 }

@@ -33,7 +33,7 @@ use crate::AppState;
 
 #[doc(hidden)]
 pub use documents::check_upload;
-pub use limiter::LoginLimiter;
+pub use limiter::{client_ip, HashGate, LoginLimiter, GATE_WAIT};
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
@@ -62,6 +62,10 @@ impl std::fmt::Debug for ApiState {
             .field("public_url", &self.public_url)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .finish_non_exhaustive()
+    /// At most this many password hashes at once.
+    pub hash_gate: HashGate,
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` counts.
+    pub trusted_proxies: Vec<crate::metrics::IpNet>,
     }
 }
 
@@ -285,13 +289,17 @@ impl FromRequestParts<AppState> for Caller {
         };
         match state.keys.decode_staff(token) {
             Ok(claims) => {
-                let user = state.store.get_user(&claims.sub).await?;
+                // Disabled accounts and revoked tokens stop here, at once.
+                let user = auth::check_staff(&state.store, &claims).await?;
                 return match user {
-                    Some(u) if u.active => Ok(Caller::Staff(u)),
-                    _ => Err(ApiError::new(
+                    Some(u) => {
+                        parts.extensions.insert(StaffToken(claims));
+                        Ok(Caller::Staff(u))
+                    }
+                    None => Err(ApiError::new(
                         StatusCode::UNAUTHORIZED,
                         "token_invalid",
-                        "the account does not exist or is disabled",
+                        "the token was revoked, or the account does not exist or is disabled",
                     )),
                 };
             }
@@ -322,6 +330,21 @@ where
     T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
+/// The claims of the staff token a request was authorized with (put in the
+/// request's extensions by the [`Caller`] extractor; logout revokes it).
+#[derive(Debug, Clone)]
+pub struct StaffToken(pub auth::StaffClaims);
+
+/// The client's address: the TCP peer, or what a trusted proxy says
+/// (`server.trusted_proxies`, [`client_ip`]).
+pub fn request_ip(
+    state: &AppState,
+    ext: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> Option<IpAddr> {
+    client_ip(peer_ip(ext), headers, &state.api.trusted_proxies)
+}
+
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
@@ -477,9 +500,15 @@ api_routes! {
         post "/api/meetings/{id}/participants" => handlers::create_participant,
         patch "/api/participants/{id}" => handlers::update_participant,
         delete "/api/participants/{id}" => handlers::delete_participant,
+        post "/api/auth/logout" => handlers::logout,
+        post "/api/auth/password" => handlers::change_password,
         get "/api/meetings/{id}/invitations" => handlers::list_invitations,
         post "/api/meetings/{id}/invitations" => handlers::create_invitation,
         post "/api/invitations/{id}/revoke" => handlers::revoke_invitation,
+        post "/api/users/{id}/disable" => handlers::disable_user,
+        post "/api/users/{id}/enable" => handlers::enable_user,
+        post "/api/users/{id}/password" => handlers::reset_password,
+        post "/api/users/{id}/revoke-sessions" => handlers::revoke_sessions,
         get "/api/meetings/{id}/agenda" => handlers::list_agenda,
         post "/api/meetings/{id}/agenda" => handlers::create_agenda_item,
         put "/api/meetings/{id}/agenda/order" => handlers::reorder_agenda,
