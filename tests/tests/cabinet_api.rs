@@ -844,6 +844,18 @@ async fn authorization_matrix() -> anyhow::Result<()> {
     api.get("/api/auth/me", &good)
         .await?
         .expect(200, "self-made staff token")?;
+    // The account the account-management routes act on.
+    let victim = api
+        .post(
+            "/api/users",
+            &admin,
+            json!({"username": "nan-nhan", "display_name": "V", "role": "operator", "password": "mật-khẩu-dài"}),
+        )
+        .await?
+        .expect(201, "victim account")?["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
 
     let tokens: [Option<&str>; 8] = [
         Some(&admin),
@@ -917,6 +929,50 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                     json!({"username": format!("u-{caller}"), "display_name": "U", "role": "operator", "password": "mật-khẩu-dài"}),
                 ),
                 [201, 403, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/auth/logout",
+                "/api/auth/logout".into(),
+                Body::None,
+                [204, 204, 204, 403, 403],
+            ),
+            (
+                "post",
+                "/api/auth/password",
+                "/api/auth/password".into(),
+                Body::Json(
+                    json!({"old_password": "không-phải-mật-khẩu", "new_password": "mật-khẩu-mới-dài"}),
+                ),
+                [400, 400, 400, 403, 403],
+            ),
+            (
+                "post",
+                "/api/users/{id}/disable",
+                format!("/api/users/{victim}/disable"),
+                Body::None,
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/users/{id}/enable",
+                format!("/api/users/{victim}/enable"),
+                Body::None,
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/users/{id}/password",
+                format!("/api/users/{victim}/password"),
+                Body::Json(json!({"password": "mật-khẩu-đặt-lại"})),
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/users/{id}/revoke-sessions",
+                format!("/api/users/{victim}/revoke-sessions"),
+                Body::None,
+                [204, 403, 403, 403, 403],
             ),
             (
                 "get",
@@ -1104,7 +1160,16 @@ async fn authorization_matrix() -> anyhow::Result<()> {
             } else {
                 401
             };
-            let token = tokens[ci];
+            // Logging out revokes the caller's token: staff log out with a
+            // fresh one, so the matrix's own tokens keep working.
+            let fresh;
+            let token = if route == "/api/auth/logout" && ci < 3 {
+                let name = ["admin", "thuky", "vanhanh"][ci];
+                fresh = server.login(name, &format!("{name}-mật-khẩu")).await?;
+                Some(fresh.as_str())
+            } else {
+                tokens[ci]
+            };
             let answer = match body {
                 Body::None => {
                     api.call(method.to_uppercase().parse()?, &path, token, None)
