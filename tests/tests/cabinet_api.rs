@@ -1775,6 +1775,12 @@ async fn signed_pdfs_are_verified_on_upload() -> anyhow::Result<()> {
                 sig["signer_name"].as_str().is_some_and(|s| !s.is_empty()),
                 "{file}: no signer in {report}"
             );
+            // The fixture trust folder has current CRLs of both CAs.
+            anyhow::ensure!(
+                report["revocation"] == "checked_good"
+                    && sig["revocation"]["status"] == "checked_good",
+                "{file}: revocation not checked in {report}"
+            );
         }
         // The stored report is what a reader sees later.
         let again = api
@@ -1806,6 +1812,133 @@ async fn signed_pdfs_are_verified_on_upload() -> anyhow::Result<()> {
         ])
         .await?;
     assert_eq!(out.status.code(), Some(1), "invalid: {out:?}");
+    Ok(())
+}
+
+/// Uploads `file` of the fixtures `fx` to a new meeting's agenda item on
+/// `server`; returns the stored signature report (read back by GET).
+async fn upload_signed(
+    server: &TestServer,
+    sec: &str,
+    fx: &std::path::Path,
+    file: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let api = Api::new(server);
+    let mid = api
+        .post("/api/meetings", sec, json!({"title": "Họp"}))
+        .await?
+        .expect(201, "meeting")?["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let item = api
+        .post(
+            &format!("/api/meetings/{mid}/agenda"),
+            sec,
+            json!({"title": "Tờ trình"}),
+        )
+        .await?
+        .expect(201, "item")?["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let doc = api
+        .upload(
+            &format!("/api/agenda/{item}/documents"),
+            Some(sec),
+            form(std::fs::read(fx.join(file))?, file, "application/pdf", &[]),
+        )
+        .await?
+        .expect(201, file)?;
+    let stored = api
+        .get(
+            &format!("/api/documents/{}", doc["id"].as_str().unwrap_or("")),
+            sec,
+        )
+        .await?
+        .expect(200, file)?;
+    let report = stored["versions"][0]["signature_report"].clone();
+    anyhow::ensure!(
+        report == doc["versions"][0]["signature_report"],
+        "{file}: the stored report differs from the upload's"
+    );
+    Ok(report)
+}
+
+#[tokio::test]
+async fn signature_reports_carry_the_revocation_check() -> anyhow::Result<()> {
+    let fx = tempfile::tempdir()?;
+    signed_fixtures(fx.path())?;
+    let config = |dir: &str| {
+        format!(
+            "[documents]\ntrust_dir = {}\n",
+            toml_quote(&fx.path().join(dir).to_string_lossy())
+        )
+    };
+
+    // A CRL of the sub CA revokes the RSA signer: the signature is invalid.
+    let server = TestServer::start_with_config(&config("trust_revoked")).await?;
+    let sec = server.staff_token("thuky", "secretary").await?;
+    let report = upload_signed(&server, &sec, fx.path(), "valid_rsa.pdf").await?;
+    let sig = &report["signatures"][0];
+    anyhow::ensure!(
+        report["status"] == "invalid"
+            && report["revocation"] == "revoked"
+            && sig["status"] == "invalid"
+            && sig["revocation"]["status"] == "revoked"
+            && sig["reasons"][0]["code"] == "revoked",
+        "revoked signer: {report}"
+    );
+    let leaf = &sig["revocation"]["certificates"][0];
+    anyhow::ensure!(
+        leaf["revoked_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+            && leaf["crl"]["file"] == "intermediate.crl"
+            && leaf["crl"]["next_update"].is_string(),
+        "revocation details: {leaf}"
+    );
+    // Another signer of the same CA: checked and good.
+    let report = upload_signed(&server, &sec, fx.path(), "valid_ecdsa.pdf").await?;
+    anyhow::ensure!(
+        report["status"] == "valid" && report["revocation"] == "checked_good",
+        "not revoked: {report}"
+    );
+    let out = server
+        .cli_output(&[
+            "verify",
+            fx.path().join("valid_rsa.pdf").to_str().context("path")?,
+        ])
+        .await?;
+    assert_eq!(out.status.code(), Some(1), "revoked: {out:?}");
+    drop(server);
+
+    // The sub CA's CRL has expired: valid, but revocation not checked.
+    let server = TestServer::start_with_config(&config("trust_expired")).await?;
+    let sec = server.staff_token("thuky", "secretary").await?;
+    let report = upload_signed(&server, &sec, fx.path(), "valid_rsa.pdf").await?;
+    let sig = &report["signatures"][0];
+    anyhow::ensure!(
+        report["status"] == "valid"
+            && report["revocation"] == "not_checked"
+            && sig["revocation"]["status"] == "not_checked"
+            && sig["reasons"][0]["code"] == "revocation_not_checked"
+            && sig["revocation"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("expired")),
+        "expired CRL: {report}"
+    );
+    let out = server
+        .cli_output(&[
+            "verify",
+            fx.path().join("valid_rsa.pdf").to_str().context("path")?,
+        ])
+        .await?;
+    assert_eq!(out.status.code(), Some(7), "not checked: {out:?}");
+    anyhow::ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("REVOCATION NOT CHECKED"),
+        "{out:?}"
+    );
     Ok(())
 }
 
