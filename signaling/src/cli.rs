@@ -37,15 +37,19 @@ pub enum Command {
     /// wrong with it (exit codes in `audit verify --help`).
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Verify the signatures of a PDF offline and print the report. Exit
-    /// codes: 0 every signature valid and trusted (at least one), 1 an
-    /// invalid signature, 2 no signature, 3 untrusted, 4 unreadable or not a
-    /// PDF, 5 the trust store cannot be loaded.
+    /// Verify the signatures of a PDF offline and print the report, with
+    /// the revocation check against the CRLs of the trust folder. Exit
+    /// codes: 0 every signature valid and trusted (at least one) and no
+    /// certificate revoked by a current CRL, 1 an invalid signature (a
+    /// revoked certificate included), 2 no signature, 3 untrusted, 4
+    /// unreadable or not a PDF, 5 the trust store or one of its CRLs cannot
+    /// be loaded, 6 content appended after the last signature, 7 valid but
+    /// revocation not checked (no current CRL of an issuer).
     Verify {
         #[arg(value_name = "FILE.pdf")]
         file: PathBuf,
-        /// Trust anchors: a folder of CA certificates or one PEM file
-        /// (default: documents.trust_dir of the config, if set).
+        /// Trust anchors: a folder of CA certificates and CRLs (.crl), or
+        /// one PEM file (default: documents.trust_dir of the config, if set).
         #[arg(long, value_name = "DIR_OR_PEM")]
         trust: Option<PathBuf>,
     },
