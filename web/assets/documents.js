@@ -73,6 +73,34 @@ export function signatureStatus(sig) {
   return STATUSES.includes(s) ? s : 'not_checked';
 }
 
+/**
+ * The revocation check of a report: `checked_good`, `revoked` or
+ * `not_checked` (also for a report stored before revocation was checked).
+ */
+export function revocationStatus(sig) {
+  const ok = ['checked_good', 'revoked', 'not_checked'];
+  if (sig && ok.includes(sig.revocation)) return sig.revocation;
+  if (sig && sig.revocation && ok.includes(sig.revocation.status)) return sig.revocation.status;
+  return 'not_checked';
+}
+
+/** One signature's revocation line: "Checked: not revoked · CRL valid until …". */
+function revocationLine(s) {
+  const st = revocationStatus(s);
+  const parts = [t(`sigrev.${st}`)];
+  // The certificate that gives the signature its status (signer first).
+  const certs = s.revocation && Array.isArray(s.revocation.certificates) ? s.revocation.certificates : [];
+  const first = certs.find((c) => c && c.status === st) || null;
+  if (first && first.revoked_at) {
+    const at = formatTime(first.revoked_at);
+    parts.push(t(st === 'revoked' ? 'sigrev.revokedAt' : 'sigrev.revokedLater', { time: at }));
+  } else if (first && first.crl && first.crl.next_update) {
+    const key = st === 'checked_good' ? 'sigrev.crlUntil' : 'sigrev.crlExpired';
+    parts.push(t(key, { time: formatTime(first.crl.next_update) }));
+  }
+  return parts.join(' · ');
+}
+
 /** The text of one reason: ours for a known code, else the server's message. */
 function reasonText(r) {
   const key = `sigreason.${r.code}`;
@@ -108,25 +136,31 @@ export function signatureBadge(sig) {
   }
   if (sig && status === 'not_checked' && typeof sig.reason === 'string') reasons.push(reasonText({ code: sig.reason, message: sig.reason }));
 
-  const badge = el('span', { class: 'sig-badge', text: t(`sig.${status}`) });
+  // "Valid" only when revocation was checked too; else it says so plainly.
+  const revocation = revocationStatus(sig);
+  const unchecked = status === 'valid' && revocation !== 'checked_good';
+  const key = unchecked ? 'sig.valid.revocationNotChecked' : `sig.${status}`;
+  const badge = el('span', { class: 'sig-badge', text: t(key) });
   const summary = el('summary', { class: 'sig-summary' }, badge);
   if (signatures.length > 0) summary.append(el('span', { class: 'sig-who', text: signerLine(signatures[0]) }));
   if (signatures.length > 1) summary.append(el('span', { class: 'sig-count', text: t('sig.count', { n: signatures.length }) }));
-  const hover = [t(`sig.${status}.help`), ...reasons].filter(Boolean).join('\n');
+  const hover = [t(`${key}.help`), ...reasons].filter(Boolean).join('\n');
   summary.title = hover;
 
-  const details = el('details', { class: `sig sig-${status}`, dataset: { status } }, summary);
-  const body = el('div', { class: 'sig-body' }, el('p', { class: 'sig-help', text: t(`sig.${status}.help`) }));
+  const cls = `sig sig-${status}${unchecked ? ' sig-revocation-not-checked' : ''}`;
+  const details = el('details', { class: cls, dataset: { status, revocation } }, summary);
+  const body = el('div', { class: 'sig-body' }, el('p', { class: 'sig-help', text: t(`${key}.help`) }));
   if (signatures.length > 0) {
     const list = el('ol', { class: 'sig-list' });
     signatures.forEach((s) => {
       const st = STATUSES.includes(s.status) ? s.status : 'not_checked';
+      const stKey = st === 'valid' && revocationStatus(s) !== 'checked_good' ? 'sig.valid.revocationNotChecked' : `sig.${st}`;
       const org = s.organisation || s.organization;
       const when = formatTime(s.signing_time_unix || s.signing_time);
       const item = el(
         'li',
         { class: `sig-item sig-${st}` },
-        el('span', { class: 'sig-badge sig-badge-small', text: t(`sig.${st}`) }),
+        el('span', { class: 'sig-badge sig-badge-small', text: t(stKey) }),
         el(
           'dl',
           { class: 'sig-fields' },
@@ -134,6 +168,7 @@ export function signatureBadge(sig) {
           el('dd', { text: s.signer_name || t('sig.unknownSigner') }),
           org ? [el('dt', { text: t('sig.organisation') }), el('dd', { text: org })] : null,
           when ? [el('dt', { text: t('sig.time') }), el('dd', { text: when })] : null,
+          s.revocation ? [el('dt', { text: t('sig.revocation') }), el('dd', { class: 'sig-revocation', text: revocationLine(s) })] : null,
         ),
       );
       const rs = (s.reasons || []).map(reasonText).filter(Boolean);
