@@ -49,6 +49,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::{Candidate, ConnectionState, MediaKind, SfuError};
 
+mod liveness;
 mod nack;
 
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -164,7 +165,13 @@ pub(crate) struct Peer {
     stream_meta: HashMap<(u32, u8), StreamMeta>,
     /// Events already translated, waiting for the engine.
     pending: std::collections::VecDeque<PeerEvent>,
+    /// The state last reported to the engine.
     last_state: ConnectionState,
+    /// The state the stack reports (its ICE timers are off: see
+    /// [`liveness`]).
+    stack_state: ConnectionState,
+    /// When anything last arrived: the silence rule of [`liveness`].
+    liveness: liveness::Liveness,
     /// What the RTX unwrapper (an interceptor of this connection) needs of
     /// the negotiation, and its counters.
     repair: Arc<Mutex<RepairState>>,
@@ -416,6 +423,13 @@ impl Peer {
         let setting_engine = SettingEngineBuilder::new()
             .with_lite(true)
             .with_answering_dtls_role(RTCDtlsRole::Server)
+            // The stack's ICE timers count STUN only; zero switches them off
+            // and `liveness` counts every datagram instead.
+            .with_ice_timeouts(
+                Some(std::time::Duration::ZERO),
+                Some(std::time::Duration::ZERO),
+                None,
+            )
             .build();
         let mut engine = media_engine()?;
         configure_simulcast_extension_headers(&mut engine)
@@ -557,6 +571,8 @@ impl Peer {
             senders: HashMap::new(),
             pending: Default::default(),
             last_state: ConnectionState::Connecting,
+            stack_state: ConnectionState::Connecting,
+            liveness: liveness::Liveness::default(),
             repair,
             red_senders: HashMap::new(),
             free_ssrcs: Default::default(),
@@ -1104,6 +1120,8 @@ impl Peer {
         remote: SocketAddr,
         data: BytesMut,
     ) {
+        // STUN, DTLS, SRTP and SRTCP alike: the peer is there.
+        self.liveness.received(now);
         let r = self.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -1125,7 +1143,11 @@ impl Peer {
 
     /// When the peer next needs [`Peer::handle_timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
+        let ours = self.liveness.deadline(self.stack_state, Instant::now());
+        match (self.pc.poll_timeout(), ours) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Drives the peer's timers.
@@ -1163,6 +1185,15 @@ impl Peer {
         }
     }
 
+    /// Reports the state the stack's and [`liveness`] imply, when it changed.
+    fn report_state(&mut self, now: Instant) {
+        let state = self.liveness.state(self.stack_state, now);
+        if state != self.last_state {
+            self.last_state = state;
+            self.pending.push_back(PeerEvent::State(state));
+        }
+    }
+
     /// Translates the stack's events and messages into ours.
     fn collect(&mut self) {
         let mut connected_now = false;
@@ -1170,10 +1201,7 @@ impl Peer {
             match ev {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
                     if let Some(state) = to_state(s) {
-                        if state != self.last_state {
-                            self.last_state = state;
-                            self.pending.push_back(PeerEvent::State(state));
-                        }
+                        self.stack_state = state;
                     }
                 }
                 // Pitfall 1 of notes/webrtc-stack.md: get DTLS going at once.
@@ -1198,6 +1226,7 @@ impl Peer {
                 _ => {}
             }
         }
+        self.report_state(Instant::now());
         if connected_now {
             if let Err(e) = self.pc.handle_timeout(Instant::now()) {
                 tracing::trace!("peer timeout: {e}");

@@ -42,8 +42,6 @@ pub const MAX_SDP_BYTES: usize = 64 * 1024;
 pub const MAX_PLAYERS_PER_MEETING: usize = 50;
 /// A session whose connection is not up this long after its offer ends.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A session whose connection stays disconnected this long ends.
-const DISCONNECT_GRACE: Duration = Duration::from_secs(10);
 /// How often a player's invitation is checked for revocation.
 const REVOCATION_CHECK: Duration = Duration::from_secs(5);
 
@@ -630,11 +628,14 @@ struct WhipSession {
     control_rx: mpsc::UnboundedReceiver<Control>,
 }
 
-/// A connection's liveness: ends a session that never connects or stays down.
+/// A connection's liveness: ends a session that never connects, or whose
+/// connection the SFU declares failed. That is the SFU's one rule for every
+/// path (nothing at all received for 40 s: `sfu::peer::liveness`), so a
+/// disconnected state (35 s of silence) is waited out here, as it is for a
+/// WebSocket participant.
 struct Liveness {
     started: Instant,
     connected_once: bool,
-    down_since: Option<Instant>,
 }
 
 impl Liveness {
@@ -642,7 +643,6 @@ impl Liveness {
         Liveness {
             started: Instant::now(),
             connected_once: false,
-            down_since: None,
         }
     }
 
@@ -651,24 +651,15 @@ impl Liveness {
         match state {
             ConnectionState::Connected => {
                 self.connected_once = true;
-                self.down_since = None;
-                false
-            }
-            ConnectionState::Disconnected => {
-                self.down_since.get_or_insert_with(Instant::now);
                 false
             }
             ConnectionState::Failed | ConnectionState::Closed => true,
-            ConnectionState::Connecting => false,
+            ConnectionState::Disconnected | ConnectionState::Connecting => false,
         }
     }
 
     fn expired(&self) -> bool {
-        let now = Instant::now();
-        (!self.connected_once && now.duration_since(self.started) > CONNECT_TIMEOUT)
-            || self
-                .down_since
-                .is_some_and(|t| now.duration_since(t) > DISCONNECT_GRACE)
+        !self.connected_once && self.started.elapsed() > CONNECT_TIMEOUT
     }
 }
 
@@ -846,7 +837,7 @@ mod tests {
         assert!(!l.on_state(ConnectionState::Connected));
         assert!(!l.expired());
         assert!(!l.on_state(ConnectionState::Disconnected));
-        assert!(!l.expired(), "a short outage is tolerated");
+        assert!(!l.expired(), "a silence short of failed is waited out");
         assert!(!l.on_state(ConnectionState::Connected));
         assert!(l.on_state(ConnectionState::Failed));
     }
