@@ -160,10 +160,13 @@ pub struct InviteCmd {
     /// chair, member, secretary, bridge, delegate or observer.
     #[arg(long, required = true)]
     pub role: Option<String>,
-    /// Lifetime in hours (default: auth.invite_ttl_hours).
+    /// Lifetime in hours (default: until the meeting's planned end plus
+    /// auth.invite_grace_hours; auth.invite_ttl_hours for a meeting without
+    /// a planned time).
     #[arg(long)]
     pub ttl_hours: Option<u32>,
-    /// Base URL of the link (default: server.public_url, else the HTTP address).
+    /// Base URL of the link (default: server.public_url, else the HTTP
+    /// address; with every interface bound, the first LAN address).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Lifetime in seconds, may be negative (tests only).
@@ -322,9 +325,6 @@ async fn user(store: &cabinet::Store, cmd: UserCmd) -> Result<(), CliError> {
                 );
             }
         }
-    }
-    Ok(())
-}
         UserCmd::Disable { user } => {
             let u = find_user(store, &user).await?;
             store.set_user_active("cli", &u.id, false).await?;
@@ -346,10 +346,10 @@ async fn user(store: &cabinet::Store, cmd: UserCmd) -> Result<(), CliError> {
             store.revoke_user_sessions("cli", &u.id).await?;
             println!("{}", u.id);
         }
+    }
+    Ok(())
+}
 
-async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
-    match cmd {
-        MeetingCmd::Create { title } => {
 /// An account by id or username.
 async fn find_user(store: &cabinet::Store, user: &str) -> Result<cabinet::User, CliError> {
     store
@@ -358,6 +358,9 @@ async fn find_user(store: &cabinet::Store, user: &str) -> Result<cabinet::User, 
         .ok_or_else(|| CliError::Usage(format!("no account {user:?}")))
 }
 
+async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
+    match cmd {
+        MeetingCmd::Create { title } => {
             let m = store.create_meeting(&title).await?;
             println!("{}", m.id);
         }
@@ -418,7 +421,19 @@ async fn invite(
         (Some(s), _) => s,
         (None, Some(0)) => return Err(CliError::Usage("--ttl-hours must be at least 1".into())),
         (None, Some(h)) => i64::from(h) * 3600,
-        (None, None) => i64::from(config.auth.invite_ttl_hours) * 3600,
+        (None, None) => {
+            let meeting = store
+                .get_meeting(&meeting_id)
+                .await?
+                .ok_or_else(|| cabinet::Error::MeetingNotFound(meeting_id.clone()))?;
+            let now = cabinet::now_unix();
+            crate::links::default_expiry(
+                &meeting,
+                now,
+                config.auth.invite_ttl_hours,
+                config.auth.invite_grace_hours,
+            ) - now
+        }
     };
     let base = match cmd.base_url {
         Some(u) => {
@@ -443,6 +458,17 @@ async fn invite(
         .await?;
     let token = keys.sign(&crate::auth::claims_for(&inv))?;
     tracing::info!(invitation = %inv.id, meeting = %inv.meeting_id, role = %inv.role, "invitation created");
+    match crate::links::link_warning(&base) {
+        Some("local_only") => eprintln!(
+            "warning: this link names this machine ({base}); other machines cannot open it. \
+             Set server.public_url or --base-url."
+        ),
+        Some(_) => eprintln!(
+            "warning: this link is plain http:// to another machine; browsers there refuse \
+             the camera and microphone. Serve HTTPS and set server.public_url."
+        ),
+        None => {}
+    }
     println!("{base}/join#{token}");
     Ok(())
 }

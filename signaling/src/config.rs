@@ -51,12 +51,32 @@ pub struct SignalingConfig {
     /// in the meeting, its media flowing, waiting for the client to `resume`;
     /// 0 removes it at once.
     pub resume_grace_secs: u64,
+    /// A WebSocket must `join` (or `resume`) within this many seconds of
+    /// opening, or it is closed (`join_timeout`); pings do not extend it.
+    pub join_timeout_secs: u64,
+    /// A write to a client that does not finish within this many seconds
+    /// drops its socket (the client stopped reading).
+    pub send_timeout_secs: u64,
+    /// Open WebSockets from one client address at most.
+    pub max_sockets_per_address: usize,
+    /// Open WebSockets in total at most.
+    pub max_sockets: usize,
+    /// Media sections (m-lines) in one publish offer (WebSocket or WHIP) at most.
+    pub max_offer_media: usize,
+    /// WHEP players of one invitation at once at most.
+    pub whep_viewers_per_invitation: usize,
 }
 
 impl Default for SignalingConfig {
     fn default() -> Self {
         SignalingConfig {
             resume_grace_secs: 30,
+            join_timeout_secs: 10,
+            send_timeout_secs: 10,
+            max_sockets_per_address: 50,
+            max_sockets: 2000,
+            max_offer_media: 16,
+            whep_viewers_per_invitation: 1,
         }
     }
 }
@@ -81,6 +101,12 @@ pub struct ServerConfig {
     /// names the client (login throttling, audit); empty: the header is
     /// ignored and the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// A client must send a request's headers within this many seconds, or
+    /// its connection is closed (slow-header floods).
+    pub header_read_timeout_secs: u64,
+    /// Origins allowed to show the pages in a frame (CSP `frame-ancestors`);
+    /// empty: none (`'none'` and `X-Frame-Options: DENY`).
+    pub frame_ancestors: Vec<String>,
 }
 
 impl ServerConfig {
@@ -98,13 +124,15 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./giaoban-data"),
             tls_cert_file: None,
             tls_key_file: None,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            frame_ancestors: Vec::new(),
         }
     }
 }
 
 /// Storage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-            trusted_proxies: Vec::new(),
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`; empty: `giaoban.db` in the data folder.
@@ -132,6 +160,12 @@ pub struct MediaConfig {
     /// Audio of at most this many publishers per participant, the loudest;
     /// 0: every open microphone.
     pub audio_loudest: usize,
+    /// Open media TCP connections from one IP address at most; more are
+    /// closed at once.
+    pub tcp_max_per_address: usize,
+    /// A media TCP connection must pass ICE (carry DTLS) within this many
+    /// seconds, or it is closed.
+    pub tcp_ice_timeout_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -144,6 +178,8 @@ impl Default for MediaConfig {
             include_loopback: false,
             last_n: 12,
             audio_loudest: 3,
+            tcp_max_per_address: 16,
+            tcp_ice_timeout_secs: 10,
         }
     }
 }
@@ -159,6 +195,13 @@ pub struct AuthConfig {
     pub signing_key_file: Option<PathBuf>,
     /// Lifetime of a secretariat login (staff token), in hours.
     pub staff_token_ttl_hours: u32,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; more
+    /// logins wait up to 2 s, then get 503. 0: the number of CPU cores.
+    pub password_hash_concurrency: usize,
+    /// An invitation made without an explicit expiry is valid until the
+    /// meeting's planned end (or start) plus this many hours; a meeting
+    /// without a planned time uses `invite_ttl_hours` from now.
+    pub invite_grace_hours: u32,
 }
 
 impl Default for AuthConfig {
@@ -167,9 +210,8 @@ impl Default for AuthConfig {
             invite_ttl_hours: 72,
             signing_key_file: None,
             staff_token_ttl_hours: 12,
-    /// Password hashes (Argon2id, 19 MiB each) computed at once; more
-    /// logins wait up to 2 s, then get 503. 0: the number of CPU cores.
-    pub password_hash_concurrency: usize,
+            password_hash_concurrency: 0,
+            invite_grace_hours: 12,
         }
     }
 }
@@ -182,7 +224,6 @@ pub struct DocumentsConfig {
     /// (413 `upload_too_large`) and nothing is stored.
     pub max_upload_bytes: u64,
     /// Trust anchors for PDF signatures: a folder of CA certificates (PEM or
-            password_hash_concurrency: 0,
     /// DER) or one PEM file. None: no anchor, so good signatures show as
     /// untrusted.
     pub trust_dir: Option<PathBuf>,
@@ -250,7 +291,7 @@ pub struct MetricsConfig {
     /// Serve `/metrics` at all.
     pub enabled: bool,
     /// Addresses or networks (`10.0.0.5`, `10.20.0.0/16`) allowed to scrape;
-    /// empty: anyone who reaches the port.
+    /// default: loopback only; empty: anyone who reaches the port.
     pub allow: Vec<String>,
     /// If set, scrapes must send `Authorization: Bearer <token>`.
     pub token: Option<String>,
@@ -260,7 +301,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             enabled: true,
-            allow: Vec::new(),
+            allow: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
             token: None,
         }
     }
@@ -456,6 +497,25 @@ impl Config {
                 self.server.tls_key_file =
                     Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
             }
+            ("SERVER", "trusted_proxies") => {
+                self.server.trusted_proxies = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            ("SERVER", "header_read_timeout_secs") => {
+                self.server.header_read_timeout_secs = parse(value).map_err(bad)?
+            }
+            ("SERVER", "frame_ancestors") => {
+                self.server.frame_ancestors = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             ("METRICS", "enabled") => self.metrics.enabled = parse(value).map_err(bad)?,
             ("METRICS", "allow") => {
                 self.metrics.allow = value
@@ -469,14 +529,6 @@ impl Config {
                 self.metrics.token = Some(value.trim().to_owned()).filter(|s| !s.is_empty())
             }
             ("DATABASE", "url") => self.database.url = value.trim().to_owned(),
-            ("SERVER", "trusted_proxies") => {
-                self.server.trusted_proxies = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
             ("MEDIA", "port") => self.media.port = parse(value).map_err(bad)?,
             ("MEDIA", "bind_ip") => self.media.bind_ip = parse(value).map_err(bad)?,
             ("MEDIA", "announce_ips") => {
@@ -493,6 +545,12 @@ impl Config {
             }
             ("MEDIA", "last_n") => self.media.last_n = parse(value).map_err(bad)?,
             ("MEDIA", "audio_loudest") => self.media.audio_loudest = parse(value).map_err(bad)?,
+            ("MEDIA", "tcp_max_per_address") => {
+                self.media.tcp_max_per_address = parse(value).map_err(bad)?
+            }
+            ("MEDIA", "tcp_ice_timeout_secs") => {
+                self.media.tcp_ice_timeout_secs = parse(value).map_err(bad)?
+            }
             ("AUTH", "invite_ttl_hours") => {
                 self.auth.invite_ttl_hours = parse(value).map_err(bad)?
             }
@@ -502,6 +560,12 @@ impl Config {
             }
             ("AUTH", "staff_token_ttl_hours") => {
                 self.auth.staff_token_ttl_hours = parse(value).map_err(bad)?
+            }
+            ("AUTH", "password_hash_concurrency") => {
+                self.auth.password_hash_concurrency = parse(value).map_err(bad)?
+            }
+            ("AUTH", "invite_grace_hours") => {
+                self.auth.invite_grace_hours = parse(value).map_err(bad)?
             }
             ("DOCUMENTS", "max_upload_bytes") => {
                 self.documents.max_upload_bytes = parse(value).map_err(bad)?
@@ -527,8 +591,23 @@ impl Config {
             ("SIGNALING", "resume_grace_secs") => {
                 self.signaling.resume_grace_secs = parse(value).map_err(bad)?
             }
-            ("AUTH", "password_hash_concurrency") => {
-                self.auth.password_hash_concurrency = parse(value).map_err(bad)?
+            ("SIGNALING", "join_timeout_secs") => {
+                self.signaling.join_timeout_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "send_timeout_secs") => {
+                self.signaling.send_timeout_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "max_sockets_per_address") => {
+                self.signaling.max_sockets_per_address = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "max_sockets") => {
+                self.signaling.max_sockets = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "max_offer_media") => {
+                self.signaling.max_offer_media = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "whep_viewers_per_invitation") => {
+                self.signaling.whep_viewers_per_invitation = parse(value).map_err(bad)?
             }
             ("TURN", "enabled") => self.turn.enabled = parse(value).map_err(bad)?,
             ("TURN", "urls") => {
@@ -571,8 +650,31 @@ impl Config {
                 "server.tls_cert_file and server.tls_key_file go together: set both (HTTPS) or neither",
             );
         }
+        for a in &self.server.trusted_proxies {
+            crate::metrics::IpNet::parse(a).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "server.trusted_proxies: {a:?} is not an IP address or network"
+                ))
+            })?;
+        }
+        if self.auth.password_hash_concurrency > 1024 {
+            return invalid("auth.password_hash_concurrency must be at most 1024");
+        }
         for a in &self.metrics.allow {
             crate::metrics::IpNet::parse(a).map_err(ConfigError::Invalid)?;
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return invalid("server.header_read_timeout_secs must be at least 1");
+        }
+        for a in &self.server.frame_ancestors {
+            // One CSP source expression each: nothing that could end the
+            // directive or the header.
+            if a.is_empty()
+                || a.chars()
+                    .any(|c| c.is_whitespace() || c == ';' || c == ',' || c.is_control())
+            {
+                return invalid("server.frame_ancestors: each entry is one origin such as https://portal.example.gov.vn");
+            }
         }
         let url = &self.database.url;
         if !(url.is_empty()
@@ -598,16 +700,6 @@ impl Config {
             return invalid("limits.ws_max_message_bytes must be at most 64 MiB");
         }
         if self.limits.ws_messages_per_second == 0 {
-        for a in &self.server.trusted_proxies {
-            crate::metrics::IpNet::parse(a).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "server.trusted_proxies: {a:?} is not an IP address or network"
-                ))
-            })?;
-        }
-        if self.auth.password_hash_concurrency > 1024 {
-            return invalid("auth.password_hash_concurrency must be at most 1024");
-        }
             return invalid("limits.ws_messages_per_second must be at least 1");
         }
         if self.log.level.trim().is_empty() {
@@ -615,6 +707,28 @@ impl Config {
         }
         if self.signaling.resume_grace_secs > 600 {
             return invalid("signaling.resume_grace_secs must be at most 600");
+        }
+        if self.media.tcp_max_per_address == 0 {
+            return invalid("media.tcp_max_per_address must be at least 1");
+        }
+        if !(1..=120).contains(&self.media.tcp_ice_timeout_secs) {
+            return invalid("media.tcp_ice_timeout_secs must be from 1 to 120");
+        }
+        let sg = &self.signaling;
+        if !(1..=300).contains(&sg.join_timeout_secs) {
+            return invalid("signaling.join_timeout_secs must be 1 to 300");
+        }
+        if !(1..=300).contains(&sg.send_timeout_secs) {
+            return invalid("signaling.send_timeout_secs must be 1 to 300");
+        }
+        if sg.max_sockets_per_address == 0 || sg.max_sockets == 0 {
+            return invalid("signaling.max_sockets_per_address and max_sockets must be at least 1");
+        }
+        if !(1..=256).contains(&sg.max_offer_media) {
+            return invalid("signaling.max_offer_media must be 1 to 256");
+        }
+        if sg.whep_viewers_per_invitation == 0 {
+            return invalid("signaling.whep_viewers_per_invitation must be at least 1");
         }
         self.validate_turn()
     }
@@ -667,14 +781,19 @@ impl Config {
         }
     }
 
-    /// The base URL of invitation links: `public_url`, or the HTTP address.
+    /// The base URL of invitation links: `public_url`, or the HTTP address
+    /// (when that is every interface, the first non-loopback IPv4 address).
     pub fn public_base_url(&self) -> String {
         match &self.server.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
                 let addr = self.server.http_addr;
                 let host = if addr.ip().is_unspecified() {
-                    "localhost".to_owned()
+                    // Bound to every interface: the first address another
+                    // machine can reach, rather than `localhost`.
+                    first_lan_ip()
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_else(|| "localhost".to_owned())
                 } else {
                     match addr.ip() {
                         IpAddr::V6(ip) => format!("[{ip}]"),
@@ -686,6 +805,15 @@ impl Config {
             }
         }
     }
+}
+
+/// The first non-loopback IPv4 address of this machine, if any.
+pub(crate) fn first_lan_ip() -> Option<IpAddr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .map(|i| i.ip())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified())
 }
 
 #[cfg(test)]
@@ -713,7 +841,12 @@ mod tests {
         assert_eq!(c.signaling.resume_grace_secs, 30);
         assert!(c.database_url().starts_with("sqlite://"));
         assert!(c.database_url().ends_with("giaoban.db?mode=rwc"));
-        assert_eq!(c.public_base_url(), "http://localhost:8080");
+        let host = first_lan_ip().map_or_else(|| "localhost".to_owned(), |ip| ip.to_string());
+        assert_eq!(c.public_base_url(), format!("http://{host}:8080"));
+        assert_eq!(c.server.header_read_timeout_secs, 10);
+        assert!(c.server.frame_ancestors.is_empty());
+        assert_eq!(c.auth.invite_grace_hours, 12);
+        assert_eq!(c.metrics.allow, ["127.0.0.0/8", "::1/128"]);
     }
 
     #[test]
@@ -744,6 +877,8 @@ mod tests {
                 ("GIAOBAN_MEDIA_INCLUDE_LOOPBACK", "true"),
                 ("GIAOBAN_MEDIA_LAST_N", "0"),
                 ("GIAOBAN_MEDIA_AUDIO_LOUDEST", "5"),
+                ("GIAOBAN_MEDIA_TCP_MAX_PER_ADDRESS", "4"),
+                ("GIAOBAN_MEDIA_TCP_ICE_TIMEOUT_SECS", "3"),
                 ("GIAOBAN_DOCUMENTS_MAX_UPLOAD_BYTES", "1048576"),
                 ("GIAOBAN_DOCUMENTS_TRUST_DIR", "/etc/giaoban/ca"),
                 ("GIAOBAN_SERVER_PUBLIC_URL", "https://hop.example.vn/"),
@@ -757,6 +892,10 @@ mod tests {
         assert_eq!(c.media.announce_ips.len(), 2);
         assert!(c.media.include_loopback);
         assert_eq!((c.media.last_n, c.media.audio_loudest), (0, 5));
+        assert_eq!(
+            (c.media.tcp_max_per_address, c.media.tcp_ice_timeout_secs),
+            (4, 3)
+        );
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.public_base_url(), "https://hop.example.vn");
         assert_eq!(c.documents.max_upload_bytes, 1_048_576);

@@ -31,6 +31,68 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The headers every answer carries (pages, assets, API, WHIP/WHEP), so a
+/// page is never framed by another site, never leaks its URL (invitation
+/// tokens travel in the fragment, staff pages in the path) and runs only the
+/// server's own scripts. An answer that sets its own
+/// `Content-Security-Policy` (a document download: `sandbox`) keeps it.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders {
+    csp: HeaderValue,
+    /// `X-Frame-Options: DENY` (only when no frame ancestor is allowed).
+    deny_frames: bool,
+    /// `Strict-Transport-Security` (only when the server speaks TLS itself).
+    hsts: bool,
+}
+
+impl SecurityHeaders {
+    /// `frame_ancestors`: origins allowed to frame the pages (validated by
+    /// the config: one source expression each); `tls`: HTTPS is served.
+    pub fn new(frame_ancestors: &[String], tls: bool) -> SecurityHeaders {
+        let ancestors = if frame_ancestors.is_empty() {
+            "'none'".to_owned()
+        } else {
+            frame_ancestors.join(" ")
+        };
+        let csp = format!(
+            "default-src 'self'; script-src 'self'; style-src 'self'; \
+             img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors {ancestors}"
+        );
+        SecurityHeaders {
+            csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+                HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'")
+            }),
+            deny_frames: frame_ancestors.is_empty(),
+            hsts: tls,
+        }
+    }
+
+    /// Adds the headers to `r` (those it already has stay).
+    pub fn apply(&self, mut r: Response) -> Response {
+        let h = r.headers_mut();
+        h.entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert_with(|| self.csp.clone());
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        h.entry(header::X_CONTENT_TYPE_OPTIONS)
+            .or_insert(HeaderValue::from_static("nosniff"));
+        if self.deny_frames {
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
+        if self.hsts {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        r
+    }
+}
+
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
@@ -84,7 +146,32 @@ pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap
 /// The WebSocket read buffer a session starts with.
 const WS_READ_BUFFER: usize = 4 * 1024;
 
-async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(
+    State(state): State<AppState>,
+    ext: axum::http::Extensions,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Caps on open sockets, per client address and in total, before any
+    // work is done for this one (docs/protocol.md, "Limits").
+    let slot = match state.limits.sockets.acquire(crate::api::peer_ip(&ext)) {
+        Ok(slot) => slot,
+        Err(crate::session::SocketRefused::PerAddress) => {
+            crate::metrics::ws_error("too_many_connections");
+            return api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many open connections from this address",
+            );
+        }
+        Err(crate::session::SocketRefused::Total) => {
+            crate::metrics::ws_error("server_busy");
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "the server has as many connections as it accepts",
+            );
+        }
+    };
     let max = state.limits.max_message_bytes;
     // The hard limit of the WebSocket layer is above ours, so a message a bit
     // over the limit still reaches us and gets a proper `message_too_large`.
@@ -97,7 +184,7 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(hard)
         .max_frame_size(hard)
-        .on_upgrade(move |socket| crate::session::run(socket, state))
+        .on_upgrade(move |socket| crate::session::run(socket, state, Some(slot)))
 }
 
 async fn asset_path(Path(path): Path<String>) -> Response {
@@ -169,6 +256,43 @@ mod tests {
         );
         assert_eq!(content_type("assets/app.CSS"), "text/css; charset=utf-8");
         assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn security_headers() {
+        let r = SecurityHeaders::new(&[], false).apply(StatusCode::OK.into_response());
+        let h = r.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap_or_default();
+        assert!(csp.contains("default-src 'self'"), "{csp}");
+        assert!(csp.contains("object-src 'none'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert!(h.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+
+        let framed = ["https://portal.example.gov.vn".to_owned()];
+        let mut own = StatusCode::OK.into_response();
+        own.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
+        let r = SecurityHeaders::new(&framed, true).apply(own);
+        let h = r.headers();
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], "sandbox");
+        assert!(h.get(header::X_FRAME_OPTIONS).is_none());
+        assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+        let page = SecurityHeaders::new(&framed, true).apply(StatusCode::OK.into_response());
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            csp.ends_with("frame-ancestors https://portal.example.gov.vn"),
+            "{csp}"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! - [`auth`]: the HS256 signing key, invitation and staff tokens (JWT).
 //! - [`http`]: [`app`], the router (health, `/ws`, the embedded web client
 //!   from `web/`, compiled in by `build.rs`, and the API).
+//! - [`http_serve`]: the HTTP accept loop (header read deadline).
 //! - [`api`]: the eCabinet REST API under `/api` (staff and invitation
 //!   tokens, roles checked per endpoint), described by `openapi.json`.
+//! - [`links`]: where invitation links point and how long they live.
 //! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
 //! - [`permissions`]: the one table of what each invitation role may do.
@@ -30,7 +32,9 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod http_serve;
 pub mod hub;
+pub mod links;
 pub mod metrics;
 pub mod permissions;
 pub mod server;

@@ -143,6 +143,8 @@ pub async fn serve(
         include_loopback: config.media.include_loopback,
         last_n: config.media.last_n,
         audio_loudest: config.media.audio_loudest,
+        tcp_max_per_address: config.media.tcp_max_per_address,
+        tcp_ice_timeout: std::time::Duration::from_secs(config.media.tcp_ice_timeout_secs),
     })
     .await?;
 
@@ -151,19 +153,41 @@ pub async fn serve(
             .map_err(|e| ServerError::Trust(format!("{}: {e}", p.display())))?,
         None => cabinet::signature::TrustStore::empty(),
     };
-    let public_url = match &config.server.public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None if tls.is_some() => format!("https://{http_addr}"),
-        None => format!("http://{http_addr}"),
+    let fallback_url = {
+        let host = match http_addr.ip() {
+            ip if ip.is_unspecified() => crate::config::first_lan_ip()
+                .map_or_else(|| "localhost".to_owned(), |ip| ip.to_string()),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}", http_addr.port())
     };
     let api = crate::api::ApiState {
-        public_url,
+        public_url: config
+            .server
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        fallback_url,
+        tls: tls.is_some(),
         invite_ttl_hours: config.auth.invite_ttl_hours,
+        invite_grace_hours: config.auth.invite_grace_hours,
         staff_token_ttl_seconds: i64::from(config.auth.staff_token_ttl_hours) * 3600,
         max_upload_bytes: config.documents.max_upload_bytes,
         trust: Arc::new(trust),
         blobs: documents_store(&config),
         login_limiter: crate::api::LoginLimiter::new(),
+        hash_gate: crate::api::HashGate::new(
+            config.auth.password_hash_concurrency,
+            crate::api::GATE_WAIT,
+        ),
+        trusted_proxies: config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|n| crate::metrics::IpNet::parse(n).ok())
+            .collect(),
     };
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -176,16 +200,14 @@ pub async fn serve(
             max_message_bytes: config.limits.ws_max_message_bytes,
             messages_per_second: config.limits.ws_messages_per_second,
             resume_grace: std::time::Duration::from_secs(config.signaling.resume_grace_secs),
-        hash_gate: crate::api::HashGate::new(
-            config.auth.password_hash_concurrency,
-            crate::api::GATE_WAIT,
-        ),
-        trusted_proxies: config
-            .server
-            .trusted_proxies
-            .iter()
-            .filter_map(|n| crate::metrics::IpNet::parse(n).ok())
-            .collect(),
+            join_timeout: Duration::from_secs(config.signaling.join_timeout_secs),
+            send_timeout: Duration::from_secs(config.signaling.send_timeout_secs),
+            max_offer_media: config.signaling.max_offer_media,
+            whep_viewers_per_invitation: config.signaling.whep_viewers_per_invitation,
+            sockets: Arc::new(crate::session::SocketCaps::new(
+                config.signaling.max_sockets_per_address,
+                config.signaling.max_sockets,
+            )),
             ..SessionLimits::default()
         },
         shutdown: shutdown_rx,
@@ -212,8 +234,13 @@ pub async fn serve(
 
     let metrics =
         crate::metrics::routes(state.clone(), &config.metrics).map_err(ServerError::Metrics)?;
+    let headers = crate::http::SecurityHeaders::new(&config.server.frame_ancestors, tls.is_some());
     let app = crate::http::app(state)
         .merge(metrics)
+        .layer(axum::middleware::map_response(move |r| {
+            let headers = headers.clone();
+            async move { headers.apply(r) }
+        }))
         .layer(axum::middleware::from_fn(crate::metrics::count_responses));
     let graceful = async move {
         shutdown.await;
@@ -221,25 +248,16 @@ pub async fn serve(
         let _ = shutdown_tx.send(true);
         hub.kick_all();
     };
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limits = crate::http_serve::HttpLimits {
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
+    };
     match tls {
         Some(tls) => {
-            use axum::serve::ListenerExt as _;
-            // `tap_io` makes axum hand the peer address to `ConnectInfo`.
-            let listener = crate::tls::TlsListener::new(listener, tls)
-                .map_err(ServerError::Http)?
-                .tap_io(|_| {});
-            axum::serve(listener, service)
-                .with_graceful_shutdown(graceful)
-                .await
-                .map_err(ServerError::Http)?;
+            let listener =
+                crate::tls::TlsListener::new(listener, tls).map_err(ServerError::Http)?;
+            crate::http_serve::run(listener, app, limits, graceful).await;
         }
-        None => {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(graceful)
-                .await
-                .map_err(ServerError::Http)?;
-        }
+        None => crate::http_serve::run(listener, app, limits, graceful).await,
     }
 
     // Upgraded WebSockets are not waited for by axum: wait for the sessions
@@ -249,6 +267,9 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sweep.abort();
+    if let Err(e) = store.audit_checkpoint().await {
+        tracing::error!(error = %e, "cannot write the audit checkpoint at shutdown");
+    }
     sfu.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
@@ -259,17 +280,15 @@ pub async fn serve(
 /// process (`giaoban invite revoke` on the command line, another node).
 const REVOCATION_SWEEP: Duration = Duration::from_secs(5);
 
-/// Ends the sessions of invitations revoked behind the server's back. The
-/// REST API's revoke ends its session at once; the command line writes only
-/// to the database, and this notices it within a few seconds.
+/// Ends the sessions of invitations revoked, and of meetings ended, behind
+/// the server's back. The REST API's revoke and status change end them at
+/// once; the command line writes only to the database, and this notices it
+/// within a few seconds.
 async fn revocation_sweep(
     store: cabinet::Store,
     hub: Arc<Hub>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    if let Err(e) = store.audit_checkpoint().await {
-        tracing::error!(error = %e, "cannot write the audit checkpoint at shutdown");
-    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(REVOCATION_SWEEP) => {}
@@ -284,6 +303,18 @@ async fn revocation_sweep(
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("revocation check: {e}"),
+            }
+        }
+        // Meetings ended or cancelled behind the server's back
+        // (`giaoban meeting end`): their live sessions end too.
+        for meeting_id in hub.live_meetings() {
+            match store.get_meeting(&meeting_id).await {
+                Ok(Some(m)) if !m.status.is_frozen() => {}
+                Ok(_) => {
+                    let n = hub.end_meeting(&meeting_id);
+                    tracing::info!(meeting = %meeting_id, sessions = n, "meeting ended; its live sessions end");
+                }
+                Err(e) => tracing::warn!("meeting status check: {e}"),
             }
         }
     }

@@ -168,7 +168,9 @@ mod tests {
         )
         .expect("both is valid");
         assert!(both.server.tls());
-        assert_eq!(both.public_base_url(), "https://localhost:8080");
+        let host = crate::config::first_lan_ip()
+            .map_or_else(|| "localhost".to_owned(), |ip| ip.to_string());
+        assert_eq!(both.public_base_url(), format!("https://{host}:8080"));
         let neither = Config::load_with_env(None, env(&[])).expect("defaults");
         assert!(!neither.server.tls());
     }

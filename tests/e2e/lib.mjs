@@ -101,6 +101,7 @@ export async function openBrowser(index, opts = {}) {
     throw e;
   }
   const context = await browser.newContext({ viewport: opts.viewport || DEFAULT_VIEWPORT });
+  await context.addInitScript(CSP_WATCH);
   if (opts.initScript) await context.addInitScript(opts.initScript);
   const page = await context.newPage();
   const consoleLines = keepConsole(page, index);
@@ -147,6 +148,7 @@ async function openFirefox(index, opts) {
   }
   const page = await browser.newPage();
   await page.setViewport(opts.viewport || DEFAULT_VIEWPORT);
+  await page.evaluateOnNewDocument(CSP_WATCH);
   if (opts.initScript) await page.evaluateOnNewDocument(opts.initScript);
   const consoleLines = keepConsole(page, index);
   return { index, kind: 'firefox', browser, context: null, page, userDataDir, consoleLines };
@@ -240,6 +242,23 @@ export async function inboundStats(page) {
     });
     return out;
   });
+}
+
+/**
+ * An init script that records every Content-Security-Policy violation of the
+ * page (the server sends a strict CSP: the pages must work under it) in
+ * `window.__cspViolations`. Read it with `cspViolations`.
+ */
+export const CSP_WATCH = `(() => {
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (e) => {
+    window.__cspViolations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sourceFile || '') + ':' + (e.lineNumber || 0));
+  });
+})();`;
+
+/** The CSP violations page `page` recorded (see `CSP_WATCH`). */
+export async function cspViolations(page) {
+  return page.evaluate(() => window.__cspViolations || ['the CSP watch did not run']);
 }
 
 /** Prints the last console lines of every page on stderr. */

@@ -28,7 +28,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { FLAGS, executablePath, log, verbose, watchdog } from './lib.mjs';
+import { CSP_WATCH, FLAGS, cspViolations, executablePath, log, verbose, watchdog } from './lib.mjs';
 
 const waitMs = Number(process.env.E2E_TIMEOUT_MS || 15000);
 const shotDir = process.env.E2E_SCREENSHOT_DIR || '';
@@ -95,6 +95,7 @@ async function main() {
     });
     const newPage = async (name, viewport) => {
       const context = await browser.newContext({ viewport, acceptDownloads: true });
+      await context.addInitScript(CSP_WATCH);
       const page = await context.newPage();
       page.on('console', (msg) => {
         const line = `[${name} ${msg.type()}] ${msg.text()}`;
@@ -294,6 +295,12 @@ async function main() {
     await admin.locator('#agenda-list .doc .sig > summary').first().click();
     await shot(admin, 'admin-new-version');
 
+    // The server's Content-Security-Policy blocked nothing either page needed.
+    for (const [name, p] of [['admin', admin], ['participant', guestPage]]) {
+      const v = await cspViolations(p);
+      if (v.length) fail(`the ${name} page broke the CSP: ${v.join('; ')}`);
+    }
+    step('no CSP violation on the admin and participant pages');
     summary.expected = { meeting: meetingTitle, item: itemTitle, item2: item2Title, document: docTitle, pdf_sha256: pdfSha, pdf_name: basename(pdfPath) };
     summary.ok = true;
     process.stdout.write(`${JSON.stringify(summary)}\n`);

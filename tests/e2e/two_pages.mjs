@@ -19,7 +19,7 @@
 //   E2E_SCREENSHOT    if set, a PNG of the first page (1024x768) is written there
 //   E2E_VERBOSE=1     browser console messages on stderr
 
-import { closeBrowsers, dumpConsoles, elapsed, joinMeeting, log, openBrowser, watchdog } from './lib.mjs';
+import { closeBrowsers, cspViolations, dumpConsoles, elapsed, joinMeeting, log, openBrowser, watchdog } from './lib.mjs';
 
 const timeoutMs = Number(process.env.E2E_TIMEOUT_MS || 30000);
 const specs = (process.env.E2E_BROWSERS || 'chromium,chromium').split(',').map((k) => k.trim());
@@ -176,6 +176,12 @@ async function main() {
       await new Promise((r) => setTimeout(r, 500));
     }
     log('media flows both ways');
+    // The server's Content-Security-Policy blocked nothing the page needed.
+    for (const b of browsers) {
+      const v = await cspViolations(b.page);
+      if (v.length) throw new Error(`page ${b.index + 1} (${b.kind}) broke the CSP: ${v.join('; ')}`);
+    }
+    log('no CSP violation on either page');
     if (process.env.E2E_SCREENSHOT) {
       // Let a few frames render so the tiles show video.
       await new Promise((r) => setTimeout(r, 700));

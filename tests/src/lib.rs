@@ -165,8 +165,18 @@ impl TestServer {
             .log_level
             .as_deref()
             .unwrap_or("info,signaling=debug,sfu=debug");
-        // A `[media]` section in the extra config is merged into the test's own.
+        // `[media]` and `[server]` sections in the extra config are merged
+        // into the test's own (an `http_addr` there replaces the default).
         let (media_extra, extra_toml) = take_section(&options.extra_toml, "media");
+        let (server_extra, extra_toml) = take_section(&extra_toml, "server");
+        let http_addr = if server_extra
+            .lines()
+            .any(|l| l.trim_start().starts_with("http_addr"))
+        {
+            String::new()
+        } else {
+            "http_addr = \"127.0.0.1:0\"\n".to_owned()
+        };
         let dir = tempfile::Builder::new()
             .prefix("giaoban-test-")
             .tempdir()
@@ -175,7 +185,7 @@ impl TestServer {
         let config_path = dir.path().join("giaoban.toml");
         let log_path = dir.path().join("server.log");
         let config = format!(
-            "[server]\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = {data}\n\n\
+            "[server]\n{http_addr}data_dir = {data}\n{server_extra}\n\
              [media]\nport = 0\nbind_ip = \"127.0.0.1\"\ninclude_loopback = true\n{media_extra}\n\
              [log]\nlevel = {level}\n\n{extra_toml}\n",
             data = toml_string(&data_dir),

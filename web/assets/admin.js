@@ -6,20 +6,26 @@
 //   #/meetings/new                   create
 //   #/meetings/ID[/info|agenda|participants|invitations]
 //   #/bridge-points
+//   #/accounts                       my password, sign out everywhere; for
+//                                    admins every account (disable, enable,
+//                                    reset password, end sessions, create)
 //
 // The REST calls are in api.js, the document helpers in documents.js, the
 // strings in i18n.js. For tests, `window.giaobanAdmin` exposes the state.
 
 import { ApiError, apiRequest, apiUpload } from './api.js';
 import {
+  ACCEPT_ATTR,
   downloadDocument,
   el,
+  fileIcon,
   formatSize,
   formatTime,
-  openDocument,
+  isWithdrawn,
   signatureBadge,
   signatureOf,
   toDate,
+  withdrawnNote,
 } from './documents.js';
 import { applyI18n, hasText, onLangChange, roleText, setupLangSwitch, t } from './i18n.js';
 
@@ -80,6 +86,8 @@ function saveSession() {
 }
 
 function logout(expired) {
+  // Signing out ends the token on the server too (best effort).
+  if (!expired && state.token) apiRequest('POST', '/api/auth/logout', { token: state.token }).catch(() => {});
   state.token = '';
   state.user = null;
   saveSession();
@@ -274,6 +282,7 @@ function focusAfterRender() {
 function parseRoute() {
   const parts = window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'bridge-points') return { name: 'bridge-points' };
+  if (parts[0] === 'accounts') return { name: 'accounts' };
   if (parts[0] === 'meetings' && parts[1] === 'new') return { name: 'meeting-new' };
   if (parts[0] === 'meetings' && parts[1]) {
     const tab = ['info', 'agenda', 'participants', 'invitations'].includes(parts[2]) ? parts[2] : 'info';
@@ -295,7 +304,7 @@ async function route() {
   const prev = state.route;
   state.route = parseRoute();
   for (const a of document.querySelectorAll('.admin-nav a')) {
-    const on = a.dataset.nav === (state.route.name === 'bridge-points' ? 'bridge-points' : 'meetings');
+    const on = a.dataset.nav === (['bridge-points', 'accounts'].includes(state.route.name) ? state.route.name : 'meetings');
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -304,6 +313,7 @@ async function route() {
   if (!samePage) view.textContent = '';
   try {
     if (state.route.name === 'bridge-points') await bridgePointsView(view);
+    else if (state.route.name === 'accounts') await accountsView(view);
     else if (state.route.name === 'meeting-new') await meetingNewView(view);
     else if (state.route.name === 'meeting') await meetingView(view, state.route.id, state.route.tab);
     else await meetingsView(view);
@@ -345,6 +355,10 @@ function showApp() {
   $('app-screen').hidden = false;
   document.body.classList.toggle('read-only', !canPrepare());
   $('user-box').hidden = !state.user;
+  const nav = document.querySelector('.admin-nav');
+  if (nav && !nav.querySelector('[data-nav="accounts"]')) {
+    nav.append(el('a', { href: '#/accounts', dataset: { nav: 'accounts', i18n: 'nav.accounts' }, text: t('nav.accounts') }));
+  }
   if (state.user) {
     $('user-name').textContent = state.user.display_name || state.user.username || '';
     $('user-role').textContent = t(`staffrole.${state.user.role}`);
@@ -758,13 +772,6 @@ function latestVersion(doc) {
 
 function docButtons(doc, v) {
   const name = v.filename || doc.title;
-  const open = button('doc.open', async (ev) => {
-    try {
-      await openDocument(doc.id, v.version, state.token, name);
-    } catch (e) {
-      showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
-    }
-  }, 'btn btn-secondary btn-small doc-open', { 'aria-label': t('doc.openNamed', { name, version: v.version }) });
   const dl = button('doc.download', async (ev) => {
     try {
       await downloadDocument(doc.id, v.version, state.token, name);
@@ -772,7 +779,70 @@ function docButtons(doc, v) {
       showAlert(ev.target.closest('.doc, .doc-version') || $('view'), e);
     }
   }, 'btn btn-secondary btn-small doc-download', { 'aria-label': t('doc.downloadNamed', { name, version: v.version }) });
-  return [open, dl];
+  return [dl];
+}
+
+/** Withdraw: asks for the reason (required, kept in the record). */
+function withdrawForm(doc) {
+  const reason = el('input', { name: 'reason', maxlength: 1000, required: true });
+  const form = el(
+    'form',
+    { class: 'upload-form withdraw-form form-grid', novalidate: true },
+    field('doc.withdrawReasonLabel', reason, 'doc.withdrawHelp'),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-danger' }, t('doc.withdrawSubmit'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = reason.value.trim();
+    if (!text) {
+      showAlert(form, t('doc.withdrawNoReason'));
+      return;
+    }
+    const ok = await confirmDialog(t('doc.withdrawTitle'), t('doc.withdrawConfirm', { title: doc.title }), t('doc.withdrawSubmit'), true);
+    if (!ok) return;
+    try {
+      await api('POST', `/api/documents/${encodeURIComponent(doc.id)}/withdraw`, { reason: text });
+      toast(t('doc.withdrawDone', { title: doc.title }));
+      route();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return el('details', { class: 'doc-withdraw prepare-only' }, el('summary', { class: 'btn btn-danger-outline btn-small' }, t('doc.withdrawAction')), form);
+}
+
+/** Replace: a new file (and optionally title, reason) takes the document's place. */
+function replaceForm(doc) {
+  const progress = progressBar();
+  const fileInput = el('input', { type: 'file', name: 'file', accept: ACCEPT_ATTR, required: true });
+  const titleInput = el('input', { name: 'title', maxlength: 300, value: doc.title });
+  const reason = el('input', { name: 'reason', maxlength: 1000 });
+  const form = el(
+    'form',
+    { class: 'upload-form replace-form form-grid', novalidate: true },
+    field('upload.file', fileInput, 'upload.formats'),
+    field('upload.title', titleInput),
+    field('doc.replaceReasonLabel', reason),
+    el('div', { class: 'form-actions' }, progress.bar, progress.label, el('button', { type: 'submit', class: 'btn btn-primary' }, t('doc.replaceSubmit'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const file = fileInput.files && fileInput.files[0];
+    if (!file) {
+      showAlert(form, t('upload.noFile'));
+      return;
+    }
+    const fd = new FormData();
+    fd.append('title', titleInput.value.trim() || doc.title);
+    fd.append('reason', reason.value.trim());
+    fd.append('file', file, file.name);
+    const r = await sendUpload(form, `/api/documents/${encodeURIComponent(doc.id)}/replace`, fd, file, progress);
+    if (r) {
+      toast(t('doc.replaceDone', { title: doc.title }));
+      route();
+    }
+  });
+  return el('details', { class: 'doc-replace prepare-only' }, el('summary', { class: 'btn btn-secondary btn-small' }, t('doc.replaceAction')), form);
 }
 
 function documentsBlock(item, participants) {
@@ -783,7 +853,7 @@ function documentsBlock(item, participants) {
       el(
         'ul',
         { class: 'doc-list' },
-        docs.map((doc) => documentCard(doc, participants)),
+        docs.map((doc) => documentCard(doc, participants, docs)),
       ),
     );
   } else {
@@ -800,14 +870,15 @@ function accessText(doc, participants) {
   return names.length ? `${t('access.named')}: ${names.join(', ')}` : t('access.named');
 }
 
-function documentCard(doc, participants) {
+function documentCard(doc, participants, siblings) {
   const v = latestVersion(doc);
-  const li = el('li', { class: 'doc', dataset: { id: doc.id } });
+  const withdrawn = isWithdrawn(doc);
+  const li = el('li', { class: withdrawn ? 'doc doc-withdrawn' : 'doc', dataset: { id: doc.id, withdrawn: withdrawn ? 'true' : 'false' } });
   li.append(
     el(
       'div',
       { class: 'doc-head' },
-      el('span', { class: 'doc-icon', 'aria-hidden': 'true', text: 'PDF' }),
+      fileIcon(v),
       el(
         'div',
         { class: 'doc-main' },
@@ -817,10 +888,12 @@ function documentCard(doc, participants) {
           { class: 'muted small' },
           [v ? `${v.filename} · ${formatSize(v.size)} · ${t('doc.version', { n: v.version })}` : '', accessText(doc, participants)].filter(Boolean).join(' · '),
         ),
+        withdrawnNote(doc, siblings),
       ),
       el('div', { class: 'doc-actions' }, v ? docButtons(doc, v) : null),
     ),
   );
+  if (!withdrawn) li.append(el('div', { class: 'doc-manage prepare-only' }, replaceForm(doc), withdrawForm(doc)));
   if (v) li.append(signatureBadge(signatureOf(v)));
   const versions = Array.isArray(doc.versions) ? [...doc.versions].sort((a, b) => (b.version || 0) - (a.version || 0)) : [];
   const versionList = el(
@@ -848,7 +921,7 @@ function documentCard(doc, participants) {
       { class: 'versions' },
       el('summary', { text: t('doc.versions', { n: versions.length }) }),
       versionList,
-      versionUploadForm(doc),
+      withdrawn ? null : versionUploadForm(doc),
     ),
   );
   return li;
@@ -920,16 +993,16 @@ function uploadForm(item, participants) {
     el('legend', { text: t('upload.access') }),
     ACCESS.map((a) => el('label', { class: 'check' }, el('input', { type: 'radio', name: 'access', value: a, checked: a === 'everyone' }), ` ${t(`access.${a}`)}`)),
   );
-  const fileInput = el('input', { type: 'file', name: 'file', accept: 'application/pdf,.pdf', required: true });
+  const fileInput = el('input', { type: 'file', name: 'file', accept: ACCEPT_ATTR, required: true });
   const titleInput = el('input', { name: 'title', maxlength: 300 });
   fileInput.addEventListener('change', () => {
     const f = fileInput.files && fileInput.files[0];
-    if (f && !titleInput.value) titleInput.value = f.name.replace(/\.pdf$/i, '');
+    if (f && !titleInput.value) titleInput.value = f.name.replace(/\.(pdf|docx?|xlsx?|pptx?|od[tsp])$/i, '');
   });
   const form = el(
     'form',
     { class: 'upload-form form-grid', novalidate: true },
-    field('upload.file', fileInput),
+    field('upload.file', fileInput, 'upload.formats'),
     field('upload.title', titleInput),
     accessRadios,
     named,
@@ -972,7 +1045,7 @@ function uploadForm(item, participants) {
 
 function versionUploadForm(doc) {
   const progress = progressBar();
-  const fileInput = el('input', { type: 'file', name: 'file', accept: 'application/pdf,.pdf', required: true });
+  const fileInput = el('input', { type: 'file', name: 'file', accept: ACCEPT_ATTR, required: true });
   const form = el(
     'form',
     { class: 'upload-form version-upload prepare-only', novalidate: true },
@@ -1135,6 +1208,12 @@ function copyButton(url, name) {
   }, 'btn btn-primary btn-small', { 'aria-label': t('invite.copyNamed', { name }), dataset: { url } });
 }
 
+/** A warning paragraph for a link base the server flagged (`url_warning`), or null. */
+function linkWarning(kind) {
+  if (kind !== 'local_only' && kind !== 'insecure') return null;
+  return el('p', { class: 'alert alert-warn link-warning', dataset: { warning: kind }, role: 'alert', text: t(`invite.warn.${kind}`) });
+}
+
 async function invitationsTab(body, meeting) {
   const [invitations, participants, points] = await Promise.all([
     api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`).then((r) => listOf(r, 'invitations')),
@@ -1144,6 +1223,11 @@ async function invitationsTab(body, meeting) {
   body.textContent = '';
   const pointName = (id) => (points.find((b) => b.id === id) || {}).name || '';
   body.append(el('h2', { text: t('invite.title') }), el('p', { class: 'muted', text: t('invite.help') }));
+  const flagged = invitations.find((i) => i.url_warning);
+  const warning = flagged ? linkWarning(flagged.url_warning) : null;
+  if (warning) body.append(warning);
+  const early = invitations.filter((i) => i.expires_before_meeting).length;
+  if (early > 0) body.append(el('p', { class: 'alert alert-warn', id: 'invite-early', role: 'alert', text: t('invite.warn.early', { n: early }) }));
   const created = el('div', { id: 'invite-created', 'aria-live': 'polite' });
   body.append(created);
   if (invitations.length === 0) body.append(el('p', { class: 'muted empty', text: t('invite.empty') }));
@@ -1172,7 +1256,12 @@ async function invitationsTab(body, meeting) {
                 el('td', { text: inv.name }),
                 el('td', {}, el('span', { class: 'role-badge', text: roleText(inv.role) })),
                 el('td', { text: pointName(inv.bridge_point_id) }),
-                el('td', { text: formatTime(inv.expires_at) }),
+                el(
+                  'td',
+                  {},
+                  formatTime(inv.expires_at),
+                  inv.expires_before_meeting ? el('span', { class: 'status-badge invite-expired expires-early', text: t('invite.expiresEarly') }) : null,
+                ),
                 el('td', {}, el('span', { class: `status-badge invite-${st}`, text: t(`invite.st.${st}`) })),
                 el(
                   'td',
@@ -1218,6 +1307,7 @@ function invitationForm(meeting, participants, points, created) {
     roleSelect.value = inviteRoleOf(p.role);
     pointSelect.value = p.bridge_point_id || '';
   });
+  const expiresInput = el('input', { name: 'expires_at', type: 'datetime-local' });
   pointSelect.addEventListener('change', () => {
     const b = points.find((x) => x.id === pointSelect.value);
     if (b && !nameInput.value) nameInput.value = b.name;
@@ -1230,6 +1320,7 @@ function invitationForm(meeting, participants, points, created) {
     field('invite.name', nameInput),
     field('participant.role', roleSelect),
     field('participant.bridgePoint', pointSelect),
+    field('invite.expiresAt', expiresInput, 'invite.expiresHint'),
     el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t('invite.create'))),
   );
   form.addEventListener('submit', async (ev) => {
@@ -1242,6 +1333,8 @@ function invitationForm(meeting, participants, points, created) {
     const payload = { name: d.name, role: d.role };
     if (d.participant_id) payload.participant_id = d.participant_id;
     if (d.bridge_point_id) payload.bridge_point_id = d.bridge_point_id;
+    const expiresAt = fromLocalInput(d.expires_at);
+    if (expiresAt) payload.expires_at = expiresAt;
     try {
       const inv = await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`, payload);
       let url = inv.url;
@@ -1255,6 +1348,7 @@ function invitationForm(meeting, participants, points, created) {
             'div',
             { class: 'alert alert-ok invite-new' },
             el('p', { text: t('invite.createdFor', { name: d.name }) }),
+            linkWarning(inv.url_warning),
             el('div', { class: 'copy-row' }, el('input', { class: 'invite-url', readonly: true, value: url, 'aria-label': t('invite.link'), onfocus: (e) => e.target.select() }), copyButton(url, d.name)),
           ),
         );
@@ -1343,6 +1437,200 @@ function bridgePointForm(b) {
       if (editing) await api('PATCH', `/api/bridge-points/${encodeURIComponent(b.id)}`, payload);
       else await api('POST', '/api/bridge-points', payload);
       toast(t(editing ? 'bridge.saved' : 'bridge.added'));
+      route();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+// ---- accounts --------------------------------------------------------------------------
+
+/** Checks a new password and its repetition; the error text, or null. */
+function newPasswordProblem(pw, again) {
+  if ([...pw].length < 8) return t('accounts.tooShort');
+  if (again !== undefined && pw !== again) return t('accounts.mismatch');
+  return null;
+}
+
+async function accountsView(view) {
+  const isAdmin = !!state.user && state.user.role === 'admin';
+  const users = isAdmin ? listOf(await api('GET', '/api/users'), 'users') : [];
+  view.textContent = '';
+  view.append(el('div', { class: 'view-head' }, el('h1', { text: t('accounts.title') })));
+  view.append(ownPasswordForm());
+  if (!isAdmin) return;
+  view.append(el('h2', { text: t('accounts.all') }), el('p', { class: 'muted', text: t('accounts.help') }));
+  const formBox = el('div', { class: 'form-box' });
+  const sorted = [...users].sort((a, b) => String(a.username).localeCompare(String(b.username), 'vi'));
+  const act = async (u, what) => {
+    const name = u.display_name || u.username;
+    const path = `/api/users/${encodeURIComponent(u.id)}/${what}`;
+    if (what === 'disable' && !(await confirmDialog(t('accounts.disableConfirmTitle'), t('accounts.disableConfirmText', { name }), t('accounts.disable'), true))) return;
+    if (what === 'revoke-sessions' && !(await confirmDialog(t('accounts.revokeConfirmTitle'), t('accounts.revokeConfirmText', { name }), t('accounts.revoke'), true))) return;
+    try {
+      await api('POST', path);
+      if (u.id === state.user.id && what !== 'enable') {
+        logout(true);
+        return;
+      }
+      toast(t({ disable: 'accounts.disabledToast', enable: 'accounts.enabledToast', 'revoke-sessions': 'accounts.revokedToast' }[what]));
+      state.focusKey = `account-${what === 'disable' ? 'enable' : what === 'enable' ? 'disable' : what}-${u.id}`;
+      route();
+    } catch (e) {
+      showAlert(view, e);
+    }
+  };
+  const showReset = (u) => {
+    formBox.textContent = '';
+    formBox.append(resetPasswordForm(u, () => (formBox.textContent = '')));
+    formBox.querySelector('input').focus();
+  };
+  view.append(
+    el(
+      'div',
+      { class: 'table-box' },
+      el(
+        'table',
+        { class: 'data-table', id: 'accounts-table' },
+        el('thead', {}, el('tr', {}, ['accounts.username', 'accounts.displayName', 'accounts.role', 'accounts.status', 'table.actions'].map((k) => el('th', { scope: 'col', text: t(k) })))),
+        el(
+          'tbody',
+          {},
+          sorted.map((u) =>
+            el(
+              'tr',
+              { dataset: { id: u.id, username: u.username } },
+              el('td', {}, u.username, u.id === state.user.id ? el('span', { class: 'muted', text: ` ${t('accounts.you')}` }) : null),
+              el('td', { text: u.display_name || '' }),
+              el('td', { text: t(`staffrole.${u.role}`) }),
+              el('td', {}, el('span', { class: `status-badge ${u.active ? 'invite-active' : 'invite-revoked'}`, dataset: { active: String(!!u.active) }, text: t(u.active ? 'accounts.active' : 'accounts.disabled') })),
+              el(
+                'td',
+                { class: 'row-actions' },
+                u.active
+                  ? button('accounts.disable', () => act(u, 'disable'), 'btn btn-danger btn-small', { dataset: { focus: `account-disable-${u.id}` }, 'aria-label': `${t('accounts.disable')}: ${u.username}` })
+                  : button('accounts.enable', () => act(u, 'enable'), 'btn btn-secondary btn-small', { dataset: { focus: `account-enable-${u.id}` }, 'aria-label': `${t('accounts.enable')}: ${u.username}` }),
+                button('accounts.resetPassword', () => showReset(u), 'btn btn-secondary btn-small', { 'aria-label': `${t('accounts.resetPassword')}: ${u.username}` }),
+                button('accounts.revoke', () => act(u, 'revoke-sessions'), 'btn btn-secondary btn-small', { dataset: { focus: `account-revoke-sessions-${u.id}` }, 'aria-label': `${t('accounts.revoke')}: ${u.username}` }),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
+    formBox,
+    newAccountForm(),
+  );
+}
+
+/** Change my own password; the answer's token replaces the session's. */
+function ownPasswordForm() {
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'own-password-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t('accounts.mine') }),
+    field('accounts.oldPassword', el('input', { type: 'password', name: 'old_password', autocomplete: 'current-password', required: true })),
+    field('accounts.newPassword', el('input', { type: 'password', name: 'new_password', autocomplete: 'new-password', required: true, minlength: 8 }), 'accounts.passwordHint'),
+    field('accounts.repeatPassword', el('input', { type: 'password', name: 'again', autocomplete: 'new-password', required: true })),
+    el(
+      'div',
+      { class: 'form-actions' },
+      button('accounts.signOutEverywhere', async () => {
+        if (!(await confirmDialog(t('accounts.revokeConfirmTitle'), t('accounts.signOutEverywhereText'), t('accounts.signOutEverywhere'), true))) return;
+        try {
+          await api('POST', `/api/users/${encodeURIComponent(state.user.id)}/revoke-sessions`);
+          logout(true);
+        } catch (e) {
+          showAlert(form, e);
+        }
+      }, 'btn btn-secondary', { id: 'sign-out-everywhere' }),
+      el('button', { type: 'submit', class: 'btn btn-primary' }, t('accounts.change')),
+    ),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const oldPw = String(fd.get('old_password') || '');
+    const pw = String(fd.get('new_password') || '');
+    const problem = oldPw ? newPasswordProblem(pw, String(fd.get('again') || '')) : t('login.missing');
+    if (problem) {
+      showAlert(form, problem);
+      return;
+    }
+    try {
+      const r = await api('POST', '/api/auth/password', { old_password: oldPw, new_password: pw });
+      state.token = r.token;
+      state.user = r.user || state.user;
+      saveSession();
+      form.reset();
+      clearAlert(form);
+      toast(t('accounts.changedToast'));
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+/** An admin sets a new password for `u`. */
+function resetPasswordForm(u, close) {
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'reset-password-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t('accounts.resetTitle', { name: u.username }) }),
+    field('accounts.newPassword', el('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 8 }), 'accounts.resetHint'),
+    field('accounts.repeatPassword', el('input', { type: 'password', name: 'again', autocomplete: 'new-password', required: true })),
+    el('div', { class: 'form-actions' }, button('action.cancel', close, 'btn btn-secondary'), el('button', { type: 'submit', class: 'btn btn-primary' }, t('accounts.resetPassword'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(form);
+    const pw = String(fd.get('password') || '');
+    const problem = newPasswordProblem(pw, String(fd.get('again') || ''));
+    if (problem) {
+      showAlert(form, problem);
+      return;
+    }
+    try {
+      await api('POST', `/api/users/${encodeURIComponent(u.id)}/password`, { password: pw });
+      if (u.id === state.user.id) {
+        logout(true);
+        return;
+      }
+      toast(t('accounts.resetToast'));
+      close();
+    } catch (e) {
+      showAlert(form, e);
+    }
+  });
+  return form;
+}
+
+function newAccountForm() {
+  const form = el(
+    'form',
+    { class: 'card form-grid', id: 'new-account-form', novalidate: true },
+    el('h3', { class: 'form-title', text: t('accounts.create') }),
+    field('accounts.username', el('input', { name: 'username', required: true, maxlength: 64, autocomplete: 'off' }), 'accounts.usernameHint'),
+    field('accounts.displayName', el('input', { name: 'display_name', required: true, maxlength: 200 })),
+    field('accounts.role', select('role', ['secretary', 'operator', 'admin'], (r) => t(`staffrole.${r}`), 'secretary')),
+    field('accounts.password', el('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 8 }), 'accounts.passwordHint'),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t('accounts.createButton'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(form);
+    const password = String(new FormData(form).get('password') || '');
+    const problem = !d.username || !d.display_name ? t('form.nameRequired') : newPasswordProblem(password);
+    if (problem) {
+      showAlert(form, problem);
+      return;
+    }
+    try {
+      await api('POST', '/api/users', { username: d.username, display_name: d.display_name, role: d.role, password });
+      toast(t('accounts.created'));
       route();
     } catch (e) {
       showAlert(form, e);

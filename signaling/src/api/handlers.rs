@@ -438,7 +438,25 @@ pub async fn meeting_status(
         .store
         .change_meeting_status(&caller.actor(), &id, req.status)
         .await?;
+    // Ended or cancelled: its live sessions end now (docs/protocol.md).
+    if m.status.is_frozen() {
+        let n = state.hub.end_meeting(&id);
+        tracing::info!(meeting = %id, sessions = n, "meeting ended; its live sessions end");
+    }
     Ok(Json(m).into_response())
+}
+
+/// `GET /api/meetings/{id}/live`: who is connected to the meeting now
+/// (participants, WHIP encoders, WHEP viewers) and the latest replacements
+/// of a live invitation by a new session, for the operator.
+pub async fn live_roster(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.staff_in(READ)?;
+    meeting_exists(&state, &id).await?;
+    Ok(Json(state.hub.roster(&id)).into_response())
 }
 
 // --------------------------------------------------------- bridge points ----
@@ -533,9 +551,24 @@ pub async fn delete_participant(
 
 // ----------------------------------------------------------- invitations ----
 
+/// The base of invitation links for this request (see [`crate::links`]).
+fn link_base(state: &AppState, headers: &HeaderMap) -> String {
+    crate::links::link_base(
+        state.api.public_url.as_deref(),
+        state.api.tls,
+        headers,
+        &state.api.fallback_url,
+    )
+}
+
 /// An invitation as the API shows it; `url` (with its token) only for staff
-/// who prepare meetings.
-fn invitation_json(state: &AppState, inv: &Invitation, with_url: bool) -> Value {
+/// who prepare meetings, built on `base`.
+fn invitation_json(
+    state: &AppState,
+    meeting: &cabinet::Meeting,
+    inv: &Invitation,
+    url_base: Option<&str>,
+) -> Value {
     let now = cabinet::now_unix();
     let st = if inv.is_revoked() {
         "revoked"
@@ -553,14 +586,17 @@ fn invitation_json(state: &AppState, inv: &Invitation, with_url: bool) -> Value 
         "bridge_point_id": inv.bridge_point_id,
         "created_at": inv.created_at,
         "expires_at": inv.expires_at,
+        "expires_before_meeting": st == "active"
+            && crate::links::expires_before_meeting(meeting, inv.expires_at),
         "revoked_at": inv.revoked_at,
         "state": st,
     });
-    if with_url && st == "active" {
+    if let Some(base) = url_base.filter(|_| st == "active") {
         // Claims are a function of the invitation and HS256 is deterministic:
         // this is the same token as the one issued.
         if let Ok(token) = state.keys.sign(&crate::auth::claims_for(inv)) {
-            v["url"] = json!(format!("{}/join#{token}", state.api.public_url));
+            v["url"] = json!(format!("{base}/join#{token}"));
+            v["url_warning"] = json!(crate::links::link_warning(base));
         }
     }
     v
@@ -570,17 +606,31 @@ pub async fn list_invitations(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let user = caller.staff_in(READ)?;
-    let with_url = PREPARE.contains(&user.role);
-    meeting_exists(&state, &id).await?;
+    let base = PREPARE
+        .contains(&user.role)
+        .then(|| link_base(&state, &headers));
+    let meeting = meeting_exists(&state, &id).await?;
     let list: Vec<Value> = state
         .store
         .list_invitations(&id)
         .await?
         .iter()
-        .map(|i| invitation_json(&state, i, with_url))
+        .map(|i| invitation_json(&state, &meeting, i, base.as_deref()))
         .collect();
+    if base.is_some() && !list.is_empty() {
+        // The links (tokens) were shown to this account.
+        super::audit::record_later(
+            &state,
+            caller.actor(),
+            "invitation.links_shown",
+            "meeting",
+            id.clone(),
+            json!({"invitations": list.iter().filter_map(|i| i.get("id")).collect::<Vec<_>>()}),
+        );
+    }
     Ok(Json(list).into_response())
 }
 
@@ -595,22 +645,58 @@ pub struct CreateInvitationReq {
     bridge_point_id: Option<String>,
     #[serde(default)]
     ttl_hours: Option<u32>,
+    /// Unix seconds; instead of `ttl_hours`. Neither: until the meeting ends
+    /// (see [`crate::links::default_expiry`]).
+    #[serde(default)]
+    expires_at: Option<i64>,
 }
+
+/// The longest an invitation may live, in seconds.
+const MAX_INVITATION_SECONDS: i64 = 366 * 24 * 3600;
 
 pub async fn create_invitation(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CreateInvitationReq>,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
-    let hours = req.ttl_hours.unwrap_or(state.api.invite_ttl_hours);
-    if !(1..=24 * 366).contains(&hours) {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            "ttl_hours must be between 1 and 8784",
-        ));
-    }
+    let meeting = meeting_exists(&state, &id).await?;
+    let now = cabinet::now_unix();
+    let expires_at = match (req.expires_at, req.ttl_hours) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "give expires_at or ttl_hours, not both",
+            ))
+        }
+        (Some(at), None) => {
+            if at <= now + 60 || at > now + MAX_INVITATION_SECONDS {
+                return Err(ApiError::bad_request(
+                    "invalid_input",
+                    "expires_at must be between a minute and 366 days from now",
+                ));
+            }
+            at
+        }
+        (None, Some(hours)) => {
+            if !(1..=24 * 366).contains(&hours) {
+                return Err(ApiError::bad_request(
+                    "invalid_input",
+                    "ttl_hours must be between 1 and 8784",
+                ));
+            }
+            now + i64::from(hours) * 3600
+        }
+        (None, None) => crate::links::default_expiry(
+            &meeting,
+            now,
+            state.api.invite_ttl_hours,
+            state.api.invite_grace_hours,
+        )
+        .min(now + MAX_INVITATION_SECONDS),
+    };
     let inv = state
         .store
         .add_invitation(
@@ -619,7 +705,7 @@ pub async fn create_invitation(
                 meeting_id: id,
                 name: req.name,
                 role: req.role,
-                ttl_seconds: i64::from(hours) * 3600,
+                ttl_seconds: expires_at - now,
                 participant_id: req.participant_id,
                 bridge_point_id: req.bridge_point_id,
             },
@@ -632,8 +718,10 @@ pub async fn create_invitation(
             tracing::error!(error = %e, "cannot sign an invitation token");
             ApiError::internal()
         })?;
-    let mut v = invitation_json(&state, &inv, false);
-    v["url"] = json!(format!("{}/join#{token}", state.api.public_url));
+    let base = link_base(&state, &headers);
+    let mut v = invitation_json(&state, &meeting, &inv, None);
+    v["url"] = json!(format!("{base}/join#{token}"));
+    v["url_warning"] = json!(crate::links::link_warning(&base));
     v["token"] = json!(token);
     Ok(created(v))
 }
@@ -652,7 +740,8 @@ pub async fn revoke_invitation(
     if state.hub.kick_invitation(&inv.meeting_id, &inv.id) {
         tracing::info!(invitation = %inv.id, meeting = %inv.meeting_id, "revoked invitation's session ended");
     }
-    Ok(Json(invitation_json(&state, &inv, false)).into_response())
+    let meeting = meeting_exists(&state, &inv.meeting_id).await?;
+    Ok(Json(invitation_json(&state, &meeting, &inv, None)).into_response())
 }
 
 // ---------------------------------------------------------------- agenda ----

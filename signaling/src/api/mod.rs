@@ -11,7 +11,9 @@
 //!   agenda, users.
 //! - `documents`: uploads (multipart, streamed to disk, signature check),
 //!   document metadata and downloads.
+//! - `audit`: the audit log for admins (filtered pages, export, verify).
 
+pub(crate) mod audit;
 mod documents;
 mod handlers;
 mod limiter;
@@ -40,10 +42,18 @@ pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// What the API needs besides the store and the keys.
 pub struct ApiState {
-    /// Base of invitation links (`public_url`, or the bound HTTP address).
-    pub public_url: String,
-    /// Default lifetime of an invitation, in hours.
+    /// `server.public_url` (without a trailing `/`), if set: the base of
+    /// every invitation link.
+    pub public_url: Option<String>,
+    /// Base of links when `public_url` is unset and the request names no
+    /// usable Host (see [`crate::links::link_base`]).
+    pub fallback_url: String,
+    /// Whether the server speaks HTTPS itself (links then use https).
+    pub tls: bool,
+    /// Lifetime of an invitation to a meeting with no planned time, in hours.
     pub invite_ttl_hours: u32,
+    /// An invitation lives until its meeting's planned end plus this, in hours.
+    pub invite_grace_hours: u32,
     /// Lifetime of a staff token, in seconds.
     pub staff_token_ttl_seconds: i64,
     /// Largest accepted upload, in bytes.
@@ -54,6 +64,10 @@ pub struct ApiState {
     pub blobs: cabinet::Blobs,
     /// Failed logins per username and address.
     pub login_limiter: LoginLimiter,
+    /// At most this many password hashes at once.
+    pub hash_gate: HashGate,
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` counts.
+    pub trusted_proxies: Vec<crate::metrics::IpNet>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -62,10 +76,6 @@ impl std::fmt::Debug for ApiState {
             .field("public_url", &self.public_url)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .finish_non_exhaustive()
-    /// At most this many password hashes at once.
-    pub hash_gate: HashGate,
-    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` counts.
-    pub trusted_proxies: Vec<crate::metrics::IpNet>,
     }
 }
 
@@ -322,14 +332,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A JSON body whose rejection is an [`ApiError`] (`invalid_json`).
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
 /// The claims of the staff token a request was authorized with (put in the
 /// request's extensions by the [`Caller`] extractor; logout revokes it).
 #[derive(Debug, Clone)]
@@ -345,11 +347,26 @@ pub fn request_ip(
     client_ip(peer_ip(ext), headers, &state.api.trusted_proxies)
 }
 
+/// A JSON body whose rejection is an [`ApiError`] (`invalid_json`).
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than the server accepts (2 MiB)",
+                ))
+            }
             Err(rejection) => Err(ApiError::new(
                 if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -485,14 +502,21 @@ api_routes! {
         get "/api/openapi.json" => openapi,
         get "/api/invitation" => crate::http::invitation,
         post "/api/auth/login" => handlers::login,
+        post "/api/auth/logout" => handlers::logout,
+        post "/api/auth/password" => handlers::change_password,
         get "/api/auth/me" => handlers::me,
         get "/api/users" => handlers::list_users,
         post "/api/users" => handlers::create_user,
+        post "/api/users/{id}/disable" => handlers::disable_user,
+        post "/api/users/{id}/enable" => handlers::enable_user,
+        post "/api/users/{id}/password" => handlers::reset_password,
+        post "/api/users/{id}/revoke-sessions" => handlers::revoke_sessions,
         get "/api/meetings" => handlers::list_meetings,
         post "/api/meetings" => handlers::create_meeting,
         get "/api/meetings/{id}" => handlers::get_meeting,
         patch "/api/meetings/{id}" => handlers::update_meeting,
         post "/api/meetings/{id}/status" => handlers::meeting_status,
+        get "/api/meetings/{id}/live" => handlers::live_roster,
         get "/api/bridge-points" => handlers::list_bridge_points,
         post "/api/bridge-points" => handlers::create_bridge_point,
         patch "/api/bridge-points/{id}" => handlers::update_bridge_point,
@@ -500,15 +524,9 @@ api_routes! {
         post "/api/meetings/{id}/participants" => handlers::create_participant,
         patch "/api/participants/{id}" => handlers::update_participant,
         delete "/api/participants/{id}" => handlers::delete_participant,
-        post "/api/auth/logout" => handlers::logout,
-        post "/api/auth/password" => handlers::change_password,
         get "/api/meetings/{id}/invitations" => handlers::list_invitations,
         post "/api/meetings/{id}/invitations" => handlers::create_invitation,
         post "/api/invitations/{id}/revoke" => handlers::revoke_invitation,
-        post "/api/users/{id}/disable" => handlers::disable_user,
-        post "/api/users/{id}/enable" => handlers::enable_user,
-        post "/api/users/{id}/password" => handlers::reset_password,
-        post "/api/users/{id}/revoke-sessions" => handlers::revoke_sessions,
         get "/api/meetings/{id}/agenda" => handlers::list_agenda,
         post "/api/meetings/{id}/agenda" => handlers::create_agenda_item,
         put "/api/meetings/{id}/agenda/order" => handlers::reorder_agenda,
@@ -517,10 +535,15 @@ api_routes! {
         get "/api/agenda/{item_id}/documents" => documents::list,
         get "/api/documents/{id}" => documents::get,
         get "/api/documents/{id}/content" => documents::content,
+        post "/api/documents/{id}/withdraw" => documents::withdraw,
+        get "/api/audit" => audit::list,
+        get "/api/audit/export" => audit::export,
+        get "/api/audit/verify" => audit::verify,
     }
     uploads {
         post "/api/agenda/{item_id}/documents" => documents::create,
         post "/api/documents/{id}/versions" => documents::add_version,
+        post "/api/documents/{id}/replace" => documents::replace,
     }
 }
 
