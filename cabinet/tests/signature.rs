@@ -660,3 +660,14 @@ fn cli_exit_codes_for_revocation() {
     let (_, got) = verify_file_cli(&dir.join("appended.pdf"), Some(&dir.join("trust_nocrl")));
     assert_eq!(got, 6);
 }
+
+#[test]
+fn version_1_crl() {
+    // No version field and no extensions (RFC 5280 allows v1 CRLs): read,
+    // its signature checked, its entries used.
+    let r = verify_with("valid_rsa.pdf", "trust_v1");
+    assert_eq!(r.status, FileStatus::Invalid, "{r:#?}");
+    assert_eq!(codes(&r, 0), vec![ReasonCode::Revoked]);
+    let other = verify_with("valid_ecdsa.pdf", "trust_v1");
+    assert_eq!(other.revocation, Some(RevocationStatus::CheckedGood));
+}
