@@ -225,7 +225,8 @@ pub struct DocumentsConfig {
     pub max_upload_bytes: u64,
     /// Trust anchors for PDF signatures: a folder of CA certificates (PEM or
     /// DER) or one PEM file. None: no anchor, so good signatures show as
-    /// untrusted.
+    /// untrusted. In a folder, `.crl` files are CRLs that signer chains are
+    /// checked against (revocation).
     pub trust_dir: Option<PathBuf>,
 }
 
