@@ -155,6 +155,9 @@ pub struct SfuStats {
     /// Datagrams dropped on arrival because the engine was behind (its
     /// inbound queue full).
     pub datagrams_dropped: u64,
+    /// Media TCP connections closed by the port's limits: over the
+    /// per-address cap, no ICE within the timeout, or idle after it.
+    pub tcp_refused: u64,
     /// NACK feedback received (generic NACKs) and the packets they ask for.
     pub nacks_received: u64,
     pub nack_packets_requested: u64,
@@ -849,6 +852,7 @@ impl Engine {
                 s.layer_switches = crate::forward::layer_switches();
                 s.duplicates_dropped = crate::forward::duplicates_dropped();
                 s.datagrams_dropped = crate::net::datagrams_dropped();
+                s.tcp_refused = crate::net::tcp_refused();
                 (s.nacks_received, s.nack_packets_requested) = crate::peer::nacks_received();
                 let _ = reply.send(s);
             }

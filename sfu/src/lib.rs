@@ -59,6 +59,10 @@ pub struct SfuConfig {
     /// (to subscribers in slots after a second: a client's first packets
     /// may lack the level).
     pub audio_loudest: usize,
+    /// Open media TCP connections from one IP address at most.
+    pub tcp_max_per_address: usize,
+    /// A media TCP connection that has not passed ICE this soon is closed.
+    pub tcp_ice_timeout: std::time::Duration,
 }
 
 /// Identifies a room (a meeting's media).

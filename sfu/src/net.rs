@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
@@ -103,6 +104,71 @@ pub(crate) struct Sockets {
     pub udp_bound: Vec<SocketAddr>,
     pub tcp_bound: Vec<SocketAddr>,
     tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    tcp_limits: TcpLimits,
+}
+
+/// What one address may hold of the media TCP port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpLimits {
+    /// Open connections from one IP address at most; more are closed as
+    /// soon as they are accepted.
+    pub per_address: usize,
+    /// A connection must have passed ICE this soon after it was accepted,
+    /// or it is closed: we must have answered a connectivity check on it
+    /// with a Binding success response (which the stack sends only for a
+    /// check that names one of our peers and carries its integrity).
+    pub ice_timeout: Duration,
+}
+
+/// A connection that carried nothing at all this long after ICE is closed
+/// (the engine gives its peer up after 40 s of silence).
+const TCP_IDLE_AFTER_ICE: Duration = Duration::from_secs(60);
+
+/// Open TCP connections per remote IP address.
+type TcpCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One counted connection; uncounts it when dropped.
+struct TcpSlot {
+    counts: TcpCounts,
+    ip: IpAddr,
+}
+
+impl TcpSlot {
+    /// Counts a connection from `ip`, unless `ip` already has `max`.
+    fn take(counts: &TcpCounts, ip: IpAddr, max: usize) -> Option<TcpSlot> {
+        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(TcpSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for TcpSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// TCP connections closed by [`TcpLimits`] (over the per-address cap, or
+/// no ICE in time, or idle after it).
+static TCP_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// TCP connections the media port closed by its limits since the process
+/// started.
+pub(crate) fn tcp_refused() -> u64 {
+    TCP_REFUSED.load(Ordering::Relaxed)
 }
 
 /// (address to bind, address to announce) pairs for the configuration.
@@ -161,7 +227,13 @@ pub(crate) async fn bind(config: &SfuConfig) -> io::Result<Sockets> {
     let mut last_err = None;
     for _ in 0..attempts {
         match try_bind(&ips, want, tcp_port).await {
-            Ok(s) => return Ok(s),
+            Ok(mut s) => {
+                s.tcp_limits = TcpLimits {
+                    per_address: config.tcp_max_per_address.max(1),
+                    ice_timeout: config.tcp_ice_timeout,
+                };
+                return Ok(s);
+            }
             Err(e) => last_err = Some(e),
         }
     }
@@ -177,6 +249,10 @@ async fn try_bind(ips: &[(IpAddr, IpAddr)], port: u16, tcp_port: u16) -> io::Res
         udp_bound: vec![],
         tcp_bound: vec![],
         tcp_listeners: vec![],
+        tcp_limits: TcpLimits {
+            per_address: usize::MAX,
+            ice_timeout: Duration::MAX,
+        },
     };
     for &(bind_ip, announce) in ips {
         let udp = UdpSocket::bind(SocketAddr::new(bind_ip, port)).await?;
@@ -256,10 +332,13 @@ impl Sockets {
                 udp_reader(sock, announced, tx).await;
             }));
         }
+        let counts = TcpCounts::default();
         for (listener, announced) in self.tcp_listeners.drain(..) {
             let tx = tx.clone();
+            let limits = self.tcp_limits;
+            let counts = counts.clone();
             tasks.push(tokio::spawn(async move {
-                tcp_acceptor(listener, announced, tx).await;
+                tcp_acceptor(listener, announced, tx, limits, counts).await;
             }));
         }
         tasks
@@ -295,12 +374,27 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<In
     }
 }
 
-async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, tx: mpsc::Sender<Inbound>) {
+async fn tcp_acceptor(
+    listener: TcpListener,
+    local: SocketAddr,
+    tx: mpsc::Sender<Inbound>,
+    limits: TcpLimits,
+    counts: TcpCounts,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
+                let Some(slot) = TcpSlot::take(&counts, remote.ip(), limits.per_address) else {
+                    TCP_REFUSED.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%remote, max = limits.per_address, "media TCP: too many connections from one address");
+                    drop(stream);
+                    continue;
+                };
                 let tx = tx.clone();
-                tokio::spawn(async move { tcp_connection(stream, local, remote, tx).await });
+                tokio::spawn(async move {
+                    tcp_connection(stream, local, remote, tx, limits.ice_timeout).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!("tcp accept: {e}");
@@ -315,6 +409,7 @@ async fn tcp_connection(
     local: SocketAddr,
     remote: SocketAddr,
     tx: mpsc::Sender<Inbound>,
+    ice_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
@@ -329,20 +424,50 @@ async fn tcp_connection(
     {
         return;
     }
-    let writer = tokio::spawn(async move {
-        while let Some(data) = wrx.recv().await {
-            if data.len() > u16::MAX as usize {
-                continue;
+    // ICE passed on this connection once we answered a check on it with a
+    // Binding success response: the stack sends one only for a request that
+    // names one of our peers and carries its MESSAGE-INTEGRITY.
+    let past_ice = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let past_ice = past_ice.clone();
+        tokio::spawn(async move {
+            while let Some(data) = wrx.recv().await {
+                if data.len() > u16::MAX as usize {
+                    continue;
+                }
+                if is_binding_success(&data) {
+                    past_ice.store(true, Ordering::Relaxed);
+                }
+                if wr.write_all(&frame_packet(&data)).await.is_err() {
+                    return;
+                }
             }
-            if wr.write_all(&frame_packet(&data)).await.is_err() {
-                return;
-            }
-        }
-    });
+        })
+    };
     let mut decoder = TcpFrameDecoder::new();
     let mut buf = vec![0u8; 8192];
+    // Until ICE passed, the connection lives until `ice_deadline`; after,
+    // while it carries anything.
+    let ice_deadline = tokio::time::Instant::now()
+        .checked_add(ice_timeout)
+        .unwrap_or_else(|| tokio::time::Instant::now() + TCP_IDLE_AFTER_ICE * 1000);
     'read: loop {
-        match rd.read(&mut buf).await {
+        let passed = past_ice.load(Ordering::Relaxed);
+        let deadline = if passed {
+            tokio::time::Instant::now() + TCP_IDLE_AFTER_ICE
+        } else {
+            ice_deadline
+        };
+        let Ok(read) = tokio::time::timeout_at(deadline, rd.read(&mut buf)).await else {
+            if !passed && past_ice.load(Ordering::Relaxed) {
+                // ICE passed while we waited: the idle rule from now on.
+                continue;
+            }
+            TCP_REFUSED.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, past_ice = passed, "media TCP: closed, no ICE in time or idle");
+            break;
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 decoder.extend_from_slice(&buf[..n]);
@@ -367,6 +492,11 @@ async fn tcp_connection(
     }
     writer.abort();
     let _ = tx.send(Inbound::TcpClosed { remote }).await;
+}
+
+/// Whether a datagram is a STUN Binding success response (type 0x0101).
+fn is_binding_success(data: &[u8]) -> bool {
+    data.len() >= 20 && data[..2] == [0x01, 0x01] && data[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
 /// What the TCP reader does with bytes from a connection, on `data` arriving
@@ -595,5 +725,35 @@ mod tests {
         for d in [&[][..], &[0u8][..], &[1u8, 1, 0, 200][..]] {
             assert_eq!(route(&m, Proto::Udp, addr(5000), d), Route::ByAddr(1));
         }
+    }
+
+    #[test]
+    fn binding_success_is_recognised() {
+        assert!(is_binding_success(&stun(SUCCESS, None)));
+        assert!(!is_binding_success(&stun(REQUEST, Some("ours:peer"))));
+        assert!(!is_binding_success(&stun(ERROR, None)));
+        assert!(!is_binding_success(&[0x01, 0x01, 0, 0]));
+    }
+
+    #[test]
+    fn tcp_slots_cap_each_address_and_free_on_drop() {
+        let counts = TcpCounts::default();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let first: Vec<TcpSlot> = (0..3)
+            .filter_map(|_| TcpSlot::take(&counts, a, 3))
+            .collect();
+        assert_eq!(first.len(), 3);
+        assert!(
+            TcpSlot::take(&counts, a, 3).is_none(),
+            "a fourth from one address"
+        );
+        let other = TcpSlot::take(&counts, b, 3);
+        assert!(other.is_some(), "another address has its own count");
+        drop(first);
+        assert!(TcpSlot::take(&counts, a, 3).is_some(), "freed when closed");
+        drop(other);
+        let left = counts.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        assert_eq!(left, 0, "no entry stays for closed connections");
     }
 }
