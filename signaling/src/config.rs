@@ -163,8 +163,8 @@ pub struct MediaConfig {
     /// Open media TCP connections from one IP address at most; more are
     /// closed at once.
     pub tcp_max_per_address: usize,
-    /// A media TCP connection must pass ICE (carry DTLS) within this many
-    /// seconds, or it is closed.
+    /// A media TCP connection must pass ICE (the server answered a valid
+    /// check on it) within this many seconds, or it is closed.
     pub tcp_ice_timeout_secs: u64,
 }
 
