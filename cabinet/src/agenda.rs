@@ -7,15 +7,43 @@ use crate::meetings::MAX_TEXT;
 use crate::{
     new_id, now_unix, optional_text, parse_stored, required_text, AgendaItem, AgendaItemPatch,
     Document, DocumentAccess, DocumentVersion, Error, IdempotencyKey, NewAgendaItem, NewDocument,
-    Pool, Result, Store, Upload,
+    Pool, Replacement, Result, Store, Upload,
 };
 
 const ITEM_COLUMNS: &str =
     "id, meeting_id, position, title, presenter, duration_minutes, created_at, updated_at";
-const DOC_COLUMNS: &str =
-    "id, meeting_id, agenda_item_id, title, access, current_version, created_at, updated_at";
+const DOC_COLUMNS: &str = "id, meeting_id, agenda_item_id, title, access, current_version, \
+                           created_at, updated_at, withdrawn_at, withdrawn_by, withdrawn_reason, \
+                           replaced_by, replaces";
 const VERSION_COLUMNS: &str = "document_id, version, sha256, size, filename, content_type, \
-                               uploaded_by, uploaded_at, signature_report";
+                               uploaded_by, uploaded_at, signature_report, file_type";
+
+/// Refuses (inside `$tx`) when the document `$id` does not exist or has
+/// been withdrawn.
+macro_rules! require_in_force {
+    ($tx:ident, $id:expr) => {{
+        let w: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT withdrawn_at FROM documents WHERE id = $1")
+                .bind($id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        match w {
+            None => {
+                return Err(Error::NotFound {
+                    what: "document",
+                    id: String::from($id),
+                })
+            }
+            Some(Some(_)) => return Err(withdrawn($id)),
+            Some(None) => {}
+        }
+    }};
+}
+
+/// The error for a change to a withdrawn document.
+fn withdrawn(id: &str) -> Error {
+    Error::Conflict(format!("document {id} has been withdrawn"))
+}
 
 /// Longest planned duration of one item (a day).
 const MAX_DURATION_MINUTES: i64 = 24 * 60;
@@ -57,6 +85,11 @@ struct DocRow {
     current_version: i64,
     created_at: i64,
     updated_at: i64,
+    withdrawn_at: Option<i64>,
+    withdrawn_by: Option<String>,
+    withdrawn_reason: Option<String>,
+    replaced_by: Option<String>,
+    replaces: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -70,6 +103,7 @@ struct VersionRow {
     uploaded_by: String,
     uploaded_at: i64,
     signature_report: String,
+    file_type: Option<String>,
 }
 
 impl TryFrom<VersionRow> for DocumentVersion {
@@ -83,6 +117,11 @@ impl TryFrom<VersionRow> for DocumentVersion {
             size: r.size,
             filename: r.filename,
             content_type: r.content_type,
+            file_type: r
+                .file_type
+                .as_deref()
+                .map(|t| parse_stored(t, "file type"))
+                .transpose()?,
             uploaded_by: r.uploaded_by,
             uploaded_at: r.uploaded_at,
         })
@@ -116,15 +155,8 @@ fn clean_filename(name: &str) -> String {
     }
 }
 
-fn clean_content_type(ct: &str) -> String {
-    let ct = ct.trim();
-    if ct.is_empty() || ct.len() > 200 || !ct.is_ascii() || ct.chars().any(|c| c.is_ascii_control())
-    {
-        "application/octet-stream".to_owned()
-    } else {
-        ct.to_owned()
-    }
-}
+/// Longest reason of a withdrawal.
+const MAX_REASON: usize = 1000;
 
 impl Store {
     /// Adds an item at the end of a meeting's agenda (meeting not frozen).
@@ -407,8 +439,11 @@ impl Store {
             .map_err(|_| Error::InvalidInput("the file is too large".into()))?;
         let id = new_id();
         let now = now_unix();
-        let filename = clean_filename(&upload.filename);
-        let content_type = clean_content_type(&upload.content_type);
+        let filename = upload
+            .file_type
+            .fix_extension(&clean_filename(&upload.filename));
+        let file_type = upload.file_type;
+        let content_type = file_type.mime().to_owned();
         let report_value = upload.signature_report;
         let report = report_value.to_string();
         // Checks that do not need the content come first, so a refused
@@ -452,8 +487,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
-                 content_type, uploaded_by, uploaded_at, signature_report) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)",
+                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&id)
             .bind(&sha256)
@@ -463,12 +498,13 @@ impl Store {
             .bind(actor)
             .bind(now)
             .bind(&report)
+            .bind(file_type.as_str())
             .execute(&mut *tx)
             .await?;
             audit!(tx, actor, "document.create", "document", &id, json!({
                 "meeting_id": item.meeting_id, "agenda_item_id": item.id, "title": title,
                 "access": new.access, "participant_ids": named, "version": 1,
-                "sha256": sha256, "size": size, "filename": filename,
+                "sha256": sha256, "size": size, "filename": filename, "file_type": file_type,
             }));
             if idem.is_some() {
                 // The answer as get_document will read it back.
@@ -486,12 +522,18 @@ impl Store {
                         size,
                         filename: filename.clone(),
                         content_type: content_type.clone(),
+                        file_type: Some(file_type),
                         uploaded_by: actor.to_owned(),
                         uploaded_at: now,
                         signature_report: report_value.clone(),
                     }],
                     created_at: now,
                     updated_at: now,
+                    withdrawn_at: None,
+                    withdrawn_by: None,
+                    withdrawn_reason: None,
+                    replaced_by: None,
+                    replaces: None,
                 };
                 remember!(tx, actor, idem, 201u16, &doc);
             }
@@ -522,9 +564,15 @@ impl Store {
         let size = i64::try_from(content.size)
             .map_err(|_| Error::InvalidInput("the file is too large".into()))?;
         let now = now_unix();
-        let filename = clean_filename(&upload.filename);
-        let content_type = clean_content_type(&upload.content_type);
+        let filename = upload
+            .file_type
+            .fix_extension(&clean_filename(&upload.filename));
+        let file_type = upload.file_type;
+        let content_type = file_type.mime().to_owned();
         let report = upload.signature_report.to_string();
+        if doc.is_withdrawn() {
+            return Err(withdrawn(document_id));
+        }
         in_tx!(self, tx => {
             require_open_meeting!(tx, doc.meeting_id.as_str());
         });
@@ -537,11 +585,12 @@ impl Store {
             .bind(document_id)
             .fetch_one(&mut *tx)
             .await?;
+            require_in_force!(tx, document_id);
             let version = last + 1;
             sqlx::query(
                 "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
-                 content_type, uploaded_by, uploaded_at, signature_report) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(document_id)
             .bind(version)
@@ -552,6 +601,7 @@ impl Store {
             .bind(actor)
             .bind(now)
             .bind(&report)
+            .bind(file_type.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE documents SET current_version = $1, updated_at = $2 WHERE id = $3")
@@ -562,6 +612,7 @@ impl Store {
                 .await?;
             audit!(tx, actor, "document.version", "document", document_id, json!({
                 "version": version, "sha256": sha256, "size": size, "filename": filename,
+                "file_type": file_type,
             }));
         });
         self.get_document(document_id)
@@ -570,6 +621,161 @@ impl Store {
                 what: "document",
                 id: document_id.to_owned(),
             })
+    }
+
+    /// Withdraws a document (meeting not frozen): it stays in the record,
+    /// marked with who, when and why. `reason` is required.
+    pub async fn withdraw_document(
+        &self,
+        actor: &str,
+        document_id: &str,
+        reason: &str,
+    ) -> Result<Document> {
+        let reason = required_text(reason, "reason", MAX_REASON)?;
+        let doc = self
+            .get_document(document_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "document",
+                id: document_id.to_owned(),
+            })?;
+        let now = now_unix();
+        in_tx!(self, tx => {
+            require_open_meeting!(tx, doc.meeting_id.as_str());
+            require_in_force!(tx, document_id);
+            sqlx::query(
+                "UPDATE documents SET withdrawn_at = $1, withdrawn_by = $2, withdrawn_reason = $3, \
+                 updated_at = $1 WHERE id = $4",
+            )
+            .bind(now)
+            .bind(actor)
+            .bind(&reason)
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+            audit!(tx, actor, "document.withdraw", "document", document_id, json!({
+                "meeting_id": doc.meeting_id, "agenda_item_id": doc.agenda_item_id,
+                "title": doc.title, "reason": reason,
+            }));
+        });
+        self.get_document(document_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "document",
+                id: document_id.to_owned(),
+            })
+    }
+
+    /// Replaces a document by a new one (same agenda item, same access,
+    /// the replacement's title or the old title, this file as its first
+    /// version) and withdraws the old one, marked `replaced_by` the new
+    /// one, in one transaction. The reason may be empty. Returns the new
+    /// document.
+    pub async fn replace_document(
+        &self,
+        actor: &str,
+        document_id: &str,
+        replacement: Replacement,
+        upload: Upload,
+        content: StagedBlob,
+        blobs: &Blobs,
+    ) -> Result<Document> {
+        let reason = optional_text(&replacement.reason, "reason", MAX_REASON)?;
+        let old = self
+            .get_document(document_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "document",
+                id: document_id.to_owned(),
+            })?;
+        if old.is_withdrawn() {
+            return Err(withdrawn(document_id));
+        }
+        let title = match replacement.title.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => required_text(t, "document title", MAX_TEXT)?,
+            _ => old.title.clone(),
+        };
+        let sha256 = content.sha256.clone();
+        let size = i64::try_from(content.size)
+            .map_err(|_| Error::InvalidInput("the file is too large".into()))?;
+        let id = new_id();
+        let now = now_unix();
+        let filename = upload
+            .file_type
+            .fix_extension(&clean_filename(&upload.filename));
+        let file_type = upload.file_type;
+        let content_type = file_type.mime().to_owned();
+        let report = upload.signature_report.to_string();
+        in_tx!(self, tx => {
+            require_open_meeting!(tx, old.meeting_id.as_str());
+        });
+        blobs.commit(content).await?;
+        in_tx!(self, tx => {
+            require_open_meeting!(tx, old.meeting_id.as_str());
+            require_in_force!(tx, document_id);
+            sqlx::query(
+                "INSERT INTO documents (id, meeting_id, agenda_item_id, title, access, \
+                 current_version, created_at, updated_at, replaces) \
+                 VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
+            )
+            .bind(&id)
+            .bind(&old.meeting_id)
+            .bind(&old.agenda_item_id)
+            .bind(&title)
+            .bind(old.access.as_str())
+            .bind(now)
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+            for pid in &old.participant_ids {
+                sqlx::query("INSERT INTO document_access (document_id, participant_id) VALUES ($1, $2)")
+                    .bind(&id)
+                    .bind(pid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
+                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&id)
+            .bind(&sha256)
+            .bind(size)
+            .bind(&filename)
+            .bind(&content_type)
+            .bind(actor)
+            .bind(now)
+            .bind(&report)
+            .bind(file_type.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE documents SET withdrawn_at = $1, withdrawn_by = $2, withdrawn_reason = $3, \
+                 replaced_by = $4, updated_at = $1 WHERE id = $5",
+            )
+            .bind(now)
+            .bind(actor)
+            .bind(&reason)
+            .bind(&id)
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+            audit!(tx, actor, "document.create", "document", &id, json!({
+                "meeting_id": old.meeting_id, "agenda_item_id": old.agenda_item_id,
+                "title": title, "access": old.access, "participant_ids": old.participant_ids,
+                "version": 1, "sha256": sha256, "size": size, "filename": filename,
+                "file_type": file_type, "replaces": document_id,
+            }));
+            audit!(tx, actor, "document.replace", "document", document_id, json!({
+                "meeting_id": old.meeting_id, "agenda_item_id": old.agenda_item_id,
+                "title": old.title, "replaced_by": id, "reason": reason,
+            }));
+        });
+        self.get_document(&id).await?.ok_or(Error::NotFound {
+            what: "document",
+            id,
+        })
     }
 
     /// Every content hash a document version references (to clean the
@@ -645,6 +851,11 @@ impl Store {
                 current_version: r.current_version,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
+                withdrawn_at: r.withdrawn_at,
+                withdrawn_by: r.withdrawn_by,
+                withdrawn_reason: r.withdrawn_reason,
+                replaced_by: r.replaced_by,
+                replaces: r.replaces,
             });
         }
         Ok(out)
@@ -662,8 +873,5 @@ mod tests {
         assert_eq!(clean_filename("a\r\nb.pdf"), "ab.pdf");
         assert_eq!(clean_filename(""), "document");
         assert_eq!(clean_filename(".."), "document");
-        assert_eq!(clean_content_type("application/pdf"), "application/pdf");
-        assert_eq!(clean_content_type("x\ny"), "application/octet-stream");
-        assert_eq!(clean_content_type(""), "application/octet-stream");
     }
 }

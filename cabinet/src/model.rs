@@ -405,6 +405,19 @@ pub struct Document {
     pub versions: Vec<DocumentVersion>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set when the secretariat withdrew the document (Unix seconds). It
+    /// stays in the record (listed, marked withdrawn); invitees can no
+    /// longer download it, the secretariat still can.
+    pub withdrawn_at: Option<i64>,
+    /// Who withdrew it (an actor, see the audit log).
+    pub withdrawn_by: Option<String>,
+    /// Why (may be empty).
+    pub withdrawn_reason: Option<String>,
+    /// The document that replaced it, when it was withdrawn by a
+    /// replacement.
+    pub replaced_by: Option<String>,
+    /// The document this one replaced, if any.
+    pub replaces: Option<String>,
 }
 
 impl Document {
@@ -412,6 +425,11 @@ impl Document {
     pub fn version(&self, n: Option<i64>) -> Option<&DocumentVersion> {
         let n = n.unwrap_or(self.current_version);
         self.versions.iter().find(|v| v.version == n)
+    }
+
+    /// Whether it has been withdrawn (or replaced).
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn_at.is_some()
     }
 }
 
@@ -423,9 +441,16 @@ pub struct DocumentVersion {
     pub sha256: String,
     /// Bytes.
     pub size: i64,
-    /// The file's name as uploaded (for downloads).
+    /// The file's name as uploaded (for downloads), with the extension of
+    /// its verified type added when it had another one.
     pub filename: String,
+    /// The media type: that of `file_type`; for a file uploaded before
+    /// types were verified, what the uploader said (it is then served as
+    /// the type found in its bytes, else `application/octet-stream`).
     pub content_type: String,
+    /// The format verified from the bytes at upload; `None` for files
+    /// uploaded before types were verified.
+    pub file_type: Option<crate::FileType>,
     /// Who uploaded it (an actor, see the audit log).
     pub uploaded_by: String,
     pub uploaded_at: i64,
@@ -443,11 +468,23 @@ pub struct NewDocument {
     pub participant_ids: Vec<String>,
 }
 
+/// What replacing a document needs besides the new file
+/// ([`crate::Store::replace_document`]).
+#[derive(Debug, Clone, Default)]
+pub struct Replacement {
+    /// The new document's title; `None` or empty: the old title.
+    pub title: Option<String>,
+    /// Why (may be empty), kept as the old document's `withdrawn_reason`.
+    pub reason: String,
+}
+
 /// The metadata of an uploaded file.
 #[derive(Debug, Clone)]
 pub struct Upload {
     pub filename: String,
-    pub content_type: String,
+    /// The format found in its bytes ([`crate::FileType::of_path`]); it
+    /// decides the stored content type.
+    pub file_type: crate::FileType,
     pub signature_report: serde_json::Value,
 }
 

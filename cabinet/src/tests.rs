@@ -329,7 +329,7 @@ async fn upload(blobs: &Blobs, bytes: &[u8]) -> StagedBlob {
 fn pdf_upload(name: &str) -> Upload {
     Upload {
         filename: name.into(),
-        content_type: "application/pdf".into(),
+        file_type: FileType::Pdf,
         signature_report: serde_json::json!({"status": "not_checked"}),
     }
 }
@@ -1040,7 +1040,7 @@ async fn agenda_and_documents(store: &Store, data: &std::path::Path) {
             },
             Upload {
                 filename: "../bao-cao.pdf".into(),
-                content_type: "application/pdf".into(),
+                file_type: FileType::Pdf,
                 signature_report: serde_json::json!({"status": "valid", "signatures": []}),
             },
             upload(&blobs, b"%PDF-1.7 secret").await,

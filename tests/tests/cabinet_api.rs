@@ -13,6 +13,8 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+mod doc_fixtures;
+
 /// A small HTTP client for the API.
 struct Api {
     http: reqwest::Client,
@@ -404,7 +406,7 @@ async fn core_flow(server: &TestServer) -> anyhow::Result<()> {
         .expect(200, "patch item")?;
     assert_eq!(it["duration_minutes"], Value::Null);
 
-    // Documents: a PDF (verified), a text file (not checked), a new version.
+    // Documents: a PDF (verified), a Word file (not checked), a new version.
     let before = stored_files(server).len();
     let pdf = unsigned_pdf("to-trinh");
     let doc = api
@@ -439,12 +441,17 @@ async fn core_flow(server: &TestServer) -> anyhow::Result<()> {
         .upload(
             &format!("/api/agenda/{}/documents", items[1]),
             Some(&sec),
-            form(b"bien ban".to_vec(), "notes.txt", "text/plain", &[]),
+            form(
+                doc_fixtures::docx("biên bản"),
+                "notes.docx",
+                "application/octet-stream",
+                &[],
+            ),
         )
         .await?
-        .expect(201, "upload txt")?;
+        .expect(201, "upload docx")?;
     assert_eq!(
-        txt["title"], "notes.txt",
+        txt["title"], "notes.docx",
         "the title defaults to the file name"
     );
     assert_eq!(
@@ -709,6 +716,7 @@ struct Fixture {
     item: String,
     item_to_delete: String,
     document: String,
+    document_to_withdraw: String,
     invitation: String,
     bridge_point: String,
     draft_meeting: String,
@@ -749,6 +757,14 @@ async fn fixture(api: &Api, admin: &str, mid: &str) -> anyhow::Result<Fixture> {
         )
         .await?
         .expect(201, "fixture document")?)?;
+    let document_to_withdraw = id(api
+        .upload(
+            &format!("/api/agenda/{item}/documents"),
+            Some(admin),
+            form(unsigned_pdf("withdraw"), "w.pdf", "application/pdf", &[]),
+        )
+        .await?
+        .expect(201, "fixture document")?)?;
     let invitation = id(api
         .post(
             &format!("/api/meetings/{mid}/invitations"),
@@ -774,6 +790,7 @@ async fn fixture(api: &Api, admin: &str, mid: &str) -> anyhow::Result<Fixture> {
         item,
         item_to_delete,
         document,
+        document_to_withdraw,
         invitation,
         bridge_point,
         draft_meeting,
@@ -1143,6 +1160,20 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                 [200, 200, 200, 200, 403],
             ),
             (
+                "post",
+                "/api/documents/{id}/replace",
+                format!("/api/documents/{}/replace", f.document),
+                Body::Upload,
+                [201, 201, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/documents/{id}/withdraw",
+                format!("/api/documents/{}/withdraw", f.document_to_withdraw),
+                Body::Json(json!({"reason": "Tải nhầm"})),
+                [200, 200, 403, 403, 403],
+            ),
+            (
                 "delete",
                 "/api/agenda/{item_id}",
                 format!("/api/agenda/{}", f.item_to_delete),
@@ -1184,9 +1215,9 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                         &path,
                         token,
                         form(
-                            format!("{caller} {path}").into_bytes(),
-                            "x.txt",
-                            "text/plain",
+                            format!("%PDF-1.4\n% {caller} {path}\n").into_bytes(),
+                            "x.pdf",
+                            "application/pdf",
                             &[],
                         ),
                     )
@@ -1511,16 +1542,13 @@ async fn upload_limit_and_refusals() -> anyhow::Result<()> {
     let listed = api.get(&path, &sec).await?.expect(200, "list")?;
     assert_eq!(listed, json!([]));
 
-    // Exactly the limit: accepted.
+    // Exactly the limit: accepted (a document: a PDF header).
+    let mut max = b"%PDF-1.4\n".to_vec();
+    max.resize(LIMIT, b'z');
     api.upload(
         &path,
         Some(&sec),
-        form(
-            vec![b'z'; LIMIT],
-            "max.bin",
-            "application/octet-stream",
-            &[],
-        ),
+        form(max, "max.pdf", "application/pdf", &[]),
     )
     .await?
     .expect(201, "at the limit")?;
@@ -1756,6 +1784,17 @@ async fn signed_pdfs_are_verified_on_upload() -> anyhow::Result<()> {
         ("garbage.pdf", "unreadable"),
     ] {
         let bytes = std::fs::read(fx.path().join(file))?;
+        if !bytes.starts_with(b"%PDF-") {
+            // Not a PDF by its bytes: refused, whatever its name says.
+            api.upload(
+                &format!("/api/agenda/{item}/documents"),
+                Some(&sec),
+                form(bytes, file, "application/pdf", &[]),
+            )
+            .await?
+            .expect_error(415, "unsupported_document_type", file)?;
+            continue;
+        }
         let doc = api
             .upload(
                 &format!("/api/agenda/{item}/documents"),

@@ -91,8 +91,8 @@ async fn send(
             content,
         } => {
             let part = Part::bytes(content.clone())
-                .file_name(format!("{title}.txt"))
-                .mime_str("text/plain")?;
+                .file_name(format!("{title}.pdf"))
+                .mime_str("application/pdf")?;
             http.post(format!("{base}/api/agenda/{item_id}/documents"))
                 .multipart(Form::new().part("file", part).text("title", title.clone()))
         }
@@ -150,7 +150,10 @@ async fn writer(
             Some(item_id) if i.is_multiple_of(3) => Write::Doc {
                 item_id: item_id.clone(),
                 title,
-                content: format!("nội dung {n}-{i}\n").repeat(200).into_bytes(),
+                // A PDF header: the server accepts documents only.
+                content: format!("%PDF-1.4\n% nội dung {n}-{i}\n")
+                    .repeat(200)
+                    .into_bytes(),
             },
             _ => Write::Item { title },
         };

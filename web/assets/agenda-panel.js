@@ -1,10 +1,11 @@
 // The participants' view of a meeting's agenda (on the join page): the items
-// in order, their documents with the signature badge, open and download
-// links. Reads the API with the invitation token; `reload()` is called
+// in order, their documents with the signature badge and the verified
+// format, and a download button (withdrawn documents stay listed, marked
+// withdrawn, without it). Reads the API with the invitation token; `reload()` is called
 // again when the server pushes `agenda_changed`.
 
 import { apiRequest } from './api.js';
-import { downloadDocument, el, formatSize, openDocument, signatureBadge, signatureOf } from './documents.js';
+import { downloadDocument, el, fileIcon, formatSize, isWithdrawn, signatureBadge, signatureOf, withdrawnNote } from './documents.js';
 import { errorText, hasText, t } from './i18n.js';
 
 function listOf(v, key) {
@@ -150,16 +151,17 @@ export class AgendaPanel {
           ? el(
               'ul',
               { class: 'doc-list' },
-              docs.map((doc) => this.renderDoc(doc)),
+              docs.map((doc) => this.renderDoc(doc, docs)),
             )
           : el('p', { class: 'muted small', text: t('agenda.noDocs') }),
       ),
     );
   }
 
-  renderDoc(doc) {
+  renderDoc(doc, siblings) {
     const v = latestVersion(doc);
-    const li = el('li', { class: 'doc', dataset: { id: doc.id } });
+    const withdrawn = isWithdrawn(doc);
+    const li = el('li', { class: withdrawn ? 'doc doc-withdrawn' : 'doc', dataset: { id: doc.id, withdrawn: withdrawn ? 'true' : 'false' } });
     const name = v ? v.filename || doc.title : doc.title;
     const act = (fn) => async () => {
       try {
@@ -174,22 +176,24 @@ export class AgendaPanel {
       el(
         'div',
         { class: 'doc-head' },
-        el('span', { class: 'doc-icon', 'aria-hidden': 'true', text: 'PDF' }),
+        fileIcon(v),
         el(
           'div',
           { class: 'doc-main' },
           el('h4', { class: 'doc-title', text: doc.title }),
           v ? el('p', { class: 'muted small', text: `${v.filename} · ${formatSize(v.size)} · ${t('doc.version', { n: v.version })}` }) : null,
+          withdrawnNote(doc, siblings),
         ),
-        el(
-          'div',
-          { class: 'doc-actions' },
-          el('button', { type: 'button', class: 'btn btn-secondary btn-small doc-open', 'aria-label': t('doc.openNamed', { name, version: v ? v.version : 1 }), onclick: act(openDocument) }, t('doc.open')),
-          el('button', { type: 'button', class: 'btn btn-secondary btn-small doc-download', 'aria-label': t('doc.downloadNamed', { name, version: v ? v.version : 1 }), onclick: act(downloadDocument) }, t('doc.download')),
-        ),
+        withdrawn
+          ? null
+          : el(
+              'div',
+              { class: 'doc-actions' },
+              el('button', { type: 'button', class: 'btn btn-secondary btn-small doc-download', 'aria-label': t('doc.downloadNamed', { name, version: v ? v.version : 1 }), onclick: act(downloadDocument) }, t('doc.download')),
+            ),
       ),
     );
-    if (v) li.append(signatureBadge(signatureOf(v)));
+    if (v && !withdrawn) li.append(signatureBadge(signatureOf(v)));
     return li;
   }
 
@@ -203,6 +207,8 @@ export class AgendaPanel {
         title: d.querySelector('.doc-title').textContent,
         signature: (d.querySelector('.sig-badge') || {}).textContent || null,
         status: (d.querySelector('.sig') || { dataset: {} }).dataset.status || null,
+        type: (d.querySelector('.doc-icon') || { dataset: {} }).dataset.type || null,
+        withdrawn: d.dataset.withdrawn === 'true',
       })),
     }));
   }

@@ -1,6 +1,8 @@
 // Documents as both the secretariat and the participants see them: the
-// signature badge, sizes and times, opening and downloading a version with
-// a Bearer token (fetched as a blob: a plain link could not carry it).
+// signature badge, the verified format, sizes and times, withdrawn
+// documents, and downloading a version with a Bearer token (fetched as a
+// blob: a plain link could not carry it). An uploaded file is never opened
+// as a page of this origin: it is only ever saved as a download.
 
 import { apiBlob } from './api.js';
 import { getLang, t } from './i18n.js';
@@ -189,45 +191,78 @@ export function contentUrl(documentId, version) {
   return `/api/documents/${encodeURIComponent(documentId)}/content${v}`;
 }
 
+/** The formats the server accepts (it decides from the bytes; this is for the file picker). */
+export const ACCEPTED_TYPES = ['pdf', 'docx', 'xlsx', 'pptx', 'doc', 'xls', 'ppt', 'odt', 'ods', 'odp'];
+
+/** The `accept` attribute of a document file input. */
+export const ACCEPT_ATTR = ACCEPTED_TYPES.map((x) => `.${x}`).join(',');
+
 /**
- * Opens a version in a new tab (a PDF shows in the browser's viewer). The
- * tab is opened at once, in the click, so that no popup blocker stops it,
- * and pointed at the content once it has arrived.
+ * The label of a version's format, from the type the server verified
+ * (`file_type`), never from the file name: "PDF", "DOCX"…, or a neutral
+ * "TỆP"/"FILE" for a file uploaded before types were verified.
  */
-export async function openDocument(documentId, version, token, filename) {
-  const win = window.open('', '_blank');
-  if (win) {
-    try {
-      win.document.title = filename || t('doc.opening');
-      win.document.body.textContent = t('doc.opening');
-    } catch (_) {
-      // A cross-origin blank page: nothing to write.
-    }
-  }
-  try {
-    const { blob } = await apiBlob(contentUrl(documentId, version), { token });
-    const url = URL.createObjectURL(blob);
-    if (win && !win.closed) win.location.href = url;
-    else saveBlob(blob, filename || 'document');
-    // The tab has its own reference once loaded; free ours later.
-    setTimeout(() => URL.revokeObjectURL(url), 120000);
-  } catch (e) {
-    if (win && !win.closed) win.close();
-    throw e;
-  }
+export function fileTypeOf(version) {
+  const ft = version && typeof version.file_type === 'string' ? version.file_type : '';
+  return ACCEPTED_TYPES.includes(ft) ? ft : '';
 }
 
-/** Downloads a version under its file name. */
+/** The icon of a version: its verified format as text and a `doc-icon-<type>` class. */
+export function fileIcon(version) {
+  const ft = fileTypeOf(version);
+  return el('span', {
+    class: `doc-icon doc-icon-${ft || 'unknown'}`,
+    'aria-hidden': 'true',
+    dataset: { type: ft || 'unknown' },
+    text: ft ? ft.toUpperCase() : t('doc.fileUnknown'),
+  });
+}
+
+/**
+ * Downloads a version under its file name. The content is fetched with the
+ * Bearer token and saved through a download link: it is never opened as a
+ * page of this origin (see saveBlob).
+ */
 export async function downloadDocument(documentId, version, token, filename) {
   const { blob, filename: served } = await apiBlob(contentUrl(documentId, version), { token });
-  saveBlob(blob, filename || served || 'document');
+  saveBlob(blob, served || filename || 'document');
 }
 
-function saveBlob(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const a = el('a', { href: url, download: filename, hidden: true });
+/**
+ * Saves bytes as a file. The blob is re-typed `application/octet-stream`, so
+ * even if something navigated to its URL the browser would download it, not
+ * render it in this origin; the link has `download` and
+ * `rel="noopener noreferrer"`.
+ */
+export function saveBlob(blob, filename) {
+  const safe = new Blob([blob], { type: 'application/octet-stream' });
+  const url = URL.createObjectURL(safe);
+  const a = el('a', { href: url, download: filename, rel: 'noopener noreferrer', hidden: true });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** Whether a document has been withdrawn (or replaced). */
+export function isWithdrawn(doc) {
+  return !!(doc && doc.withdrawn_at);
+}
+
+/**
+ * The "withdrawn" note of a document: when, why, and the title of the
+ * document that replaced it (looked up in `siblings`, the item's documents).
+ */
+export function withdrawnNote(doc, siblings) {
+  if (!isWithdrawn(doc)) return null;
+  const by = doc.replaced_by ? (siblings || []).find((d) => d.id === doc.replaced_by) : null;
+  const parts = [t('doc.withdrawnAt', { time: formatTime(doc.withdrawn_at) })];
+  if (doc.withdrawn_reason) parts.push(t('doc.withdrawnReason', { reason: doc.withdrawn_reason }));
+  if (doc.replaced_by) parts.push(t('doc.replacedBy', { title: by ? by.title : '' }));
+  return el(
+    'p',
+    { class: 'doc-withdrawn-note small', role: 'note' },
+    el('span', { class: 'doc-withdrawn-badge', text: t(doc.replaced_by ? 'doc.replaced' : 'doc.withdrawn') }),
+    ` ${parts.join(' · ')}`,
+  );
 }

@@ -1,13 +1,15 @@
 //! Documents: multipart uploads streamed to a temp file (hashed while
-//! written, size-limited), signature verification of PDFs, metadata, and
-//! downloads authorized on every request.
+//! written, size-limited), the format decided from the bytes (anything but
+//! the accepted document formats is refused), signature verification of
+//! PDFs, metadata, withdrawal and replacement, and downloads authorized on
+//! every request, served so that they never run in the app's origin.
 
 use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cabinet::{DocumentAccess, NewDocument, StagedBlob, Upload};
+use cabinet::{DocumentAccess, FileType, NewDocument, StagedBlob, Upload};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,12 +17,14 @@ use super::handlers::agenda_changed;
 use super::{replay, replay_after, ApiError, ApiResult, Caller, IdempotencyHeader, PREPARE};
 use crate::AppState;
 
-/// What a multipart upload carried.
+/// What a multipart upload carried. The part's own `Content-Type` is
+/// ignored: the format comes from the bytes ([`detect`]).
 struct Parsed {
-    file: Option<(StagedBlob, String, String)>,
+    file: Option<(StagedBlob, String)>,
     title: Option<String>,
     access: Option<String>,
     participant_ids: Option<String>,
+    reason: Option<String>,
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -53,6 +57,7 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
         title: None,
         access: None,
         participant_ids: None,
+        reason: None,
     };
     let mut over = false;
     while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_error(e, max))? {
@@ -66,10 +71,6 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
                     ));
                 }
                 let filename = field.file_name().unwrap_or("document").to_owned();
-                let ctype = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_owned();
                 let mut w = blobs.stage().await?;
                 while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, max))? {
                     if over {
@@ -84,10 +85,10 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
                     w.write(&chunk).await?;
                 }
                 if !over {
-                    out.file = Some((w.finish().await?, filename, ctype));
+                    out.file = Some((w.finish().await?, filename));
                 }
             }
-            "title" | "access" | "participant_ids" => {
+            "title" | "access" | "participant_ids" | "reason" => {
                 let text = field.text().await.map_err(|e| multipart_error(e, max))?;
                 if text.len() > MAX_FIELD_BYTES {
                     return Err(ApiError::bad_request(
@@ -98,6 +99,7 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
                 match name.as_str() {
                     "title" => out.title = Some(text),
                     "access" => out.access = Some(text),
+                    "reason" => out.reason = Some(text),
                     _ => out.participant_ids = Some(text),
                 }
             }
@@ -121,7 +123,7 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
 /// What the upload endpoints do with a request body before the database:
 /// the multipart form (the file streamed into `blobs`' temp folder, at most
 /// `max` bytes), the `access` and `participant_ids` fields, the file check,
-/// the "is it a PDF" test, and the download header made from the file
+/// the format detection, and the download header made from the file
 /// name. The staged file is dropped (removed), never committed. For the
 /// fuzz targets in `fuzz/` (see `crate::fuzzing`).
 #[doc(hidden)]
@@ -143,49 +145,55 @@ pub async fn check_upload(
     let form = read_form(blobs, max, mp).await.map_err(|e| e.code)?;
     parse_access(form.access.as_deref()).map_err(|e| e.code)?;
     parse_ids(form.participant_ids.as_deref()).map_err(|e| e.code)?;
-    let (staged, filename, ctype) = require_file(form.file).map_err(|e| e.code)?;
-    let _ = looks_pdf(&staged, &filename, &ctype).await;
-    let _ = content_disposition(&filename);
-    let _ = HeaderValue::from_str(&ctype);
+    let (staged, filename) = require_file(form.file).map_err(|e| e.code)?;
+    let file_type = detect(&staged).await.map_err(|e| e.code)?;
+    let _ = content_disposition(&file_type.fix_extension(&filename));
     Ok(())
 }
 
-/// Whether an upload is to be checked as a PDF: it starts with `%PDF-`, or
-/// says it is one by its content type or file name.
-async fn looks_pdf(staged: &StagedBlob, filename: &str, ctype: &str) -> bool {
-    let Some(path) = staged.path() else {
-        return false;
+/// The accepted formats, for the refusal message.
+const ACCEPTED: &str = "PDF, DOCX, XLSX, PPTX, DOC, XLS, PPT, ODT, ODS, ODP";
+
+/// The format of an uploaded file, from its bytes; 415
+/// `unsupported_document_type` for anything else (the staged file is then
+/// dropped, so nothing is kept).
+async fn detect(staged: &StagedBlob) -> ApiResult<FileType> {
+    let Some(path) = staged.path().map(|p| p.to_owned()) else {
+        return Err(ApiError::internal());
     };
-    let head = {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 5];
-        match tokio::fs::File::open(path).await {
-            Ok(mut f) => f
-                .read_exact(&mut buf)
-                .await
-                .map(|_| buf)
-                .unwrap_or_default(),
-            Err(_) => [0u8; 5],
-        }
-    };
-    &head == b"%PDF-"
-        || ctype.eq_ignore_ascii_case("application/pdf")
-        || filename.to_ascii_lowercase().ends_with(".pdf")
+    let found = tokio::task::spawn_blocking(move || FileType::of_path(&path))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "file type detection task failed");
+            ApiError::internal()
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read an upload to detect its type");
+            ApiError::internal()
+        })?;
+    found.ok_or_else(unsupported)
+}
+
+fn unsupported() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_document_type",
+        format!(
+            "the file is not a document format that is accepted ({ACCEPTED}; \
+             macro-enabled files are refused); the format is read from the \
+             file's content, not from its name"
+        ),
+    )
 }
 
 /// The signature report of an uploaded file: the verifier's report for a
 /// PDF, `{"status": "unreadable", ...}` for a PDF it cannot read, and
 /// `{"status": "not_checked", "reason": "not_pdf"}` for other files.
-async fn signature_report(
-    state: &AppState,
-    staged: &StagedBlob,
-    filename: &str,
-    ctype: &str,
-) -> Value {
+async fn signature_report(state: &AppState, staged: &StagedBlob, file_type: FileType) -> Value {
     let Some(path) = staged.path().map(|p| p.to_owned()) else {
         return json!({"status": "not_checked", "reason": "not_pdf"});
     };
-    if !looks_pdf(staged, filename, ctype).await {
+    if file_type != FileType::Pdf {
         return json!({"status": "not_checked", "reason": "not_pdf"});
     }
     let trust = state.api.trust.clone();
@@ -230,9 +238,7 @@ fn parse_ids(s: Option<&str>) -> ApiResult<Vec<String>> {
     }
 }
 
-fn require_file(
-    file: Option<(StagedBlob, String, String)>,
-) -> ApiResult<(StagedBlob, String, String)> {
+fn require_file(file: Option<(StagedBlob, String)>) -> ApiResult<(StagedBlob, String)> {
     match file {
         None => Err(ApiError::bad_request(
             "missing_file",
@@ -266,7 +272,8 @@ pub async fn create(
     let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
     let access = parse_access(form.access.as_deref())?;
     let participant_ids = parse_ids(form.participant_ids.as_deref())?;
-    let (staged, filename, ctype) = require_file(form.file)?;
+    let (staged, filename) = require_file(form.file)?;
+    let file_type = detect(&staged).await?;
     let title = match form.title.as_deref().map(str::trim) {
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => filename.clone(),
@@ -278,7 +285,7 @@ pub async fn create(
         item.id.as_bytes(),
         staged.sha256.as_bytes(),
         filename.as_bytes(),
-        ctype.as_bytes(),
+        file_type.as_str().as_bytes(),
         title.as_bytes(),
         access.as_str().as_bytes(),
         ids.as_bytes(),
@@ -286,7 +293,7 @@ pub async fn create(
     if let Some(r) = replay(&state, &actor, key.as_ref()).await? {
         return Ok(r);
     }
-    let report = signature_report(&state, &staged, &filename, &ctype).await;
+    let report = signature_report(&state, &staged, file_type).await;
     let added = state
         .store
         .add_document_idempotent(
@@ -299,7 +306,7 @@ pub async fn create(
             },
             Upload {
                 filename,
-                content_type: ctype,
+                file_type,
                 signature_report: report,
             },
             staged,
@@ -323,15 +330,11 @@ pub async fn add_version(
     mp: Multipart,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
-    if state.store.get_document(&id).await?.is_none() {
-        return Err(ApiError::not_found(
-            "document_not_found",
-            format!("document {id} not found"),
-        ));
-    }
+    in_force(&state, &id).await?;
     let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
-    let (staged, filename, ctype) = require_file(form.file)?;
-    let report = signature_report(&state, &staged, &filename, &ctype).await;
+    let (staged, filename) = require_file(form.file)?;
+    let file_type = detect(&staged).await?;
+    let report = signature_report(&state, &staged, file_type).await;
     let doc = state
         .store
         .add_document_version(
@@ -339,7 +342,85 @@ pub async fn add_version(
             &id,
             Upload {
                 filename,
-                content_type: ctype,
+                file_type,
+                signature_report: report,
+            },
+            staged,
+            &state.api.blobs,
+        )
+        .await?;
+    agenda_changed(&state, &doc.meeting_id);
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+/// The document, if it exists and is not withdrawn: 404
+/// `document_not_found`, 409 `document_withdrawn`.
+async fn in_force(state: &AppState, id: &str) -> ApiResult<cabinet::Document> {
+    match state.store.get_document(id).await? {
+        None => Err(ApiError::not_found(
+            "document_not_found",
+            format!("document {id} not found"),
+        )),
+        Some(d) if d.is_withdrawn() => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "document_withdrawn",
+            format!("document {id} has been withdrawn"),
+        )),
+        Some(d) => Ok(d),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawBody {
+    reason: String,
+}
+
+/// `POST /api/documents/{id}/withdraw`: the document stays in the record,
+/// marked withdrawn (who, when, why); invitees can no longer download it.
+pub async fn withdraw(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    super::ApiJson(body): super::ApiJson<WithdrawBody>,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    in_force(&state, &id).await?;
+    let doc = state
+        .store
+        .withdraw_document(&caller.actor(), &id, &body.reason)
+        .await?;
+    agenda_changed(&state, &doc.meeting_id);
+    Ok(Json(doc).into_response())
+}
+
+/// `POST /api/documents/{id}/replace`: a new document (the form's file,
+/// title or the old title, same item and access) takes the place of this
+/// one, which is withdrawn with `replaced_by` naming the new one.
+pub async fn replace(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    mp: Multipart,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    in_force(&state, &id).await?;
+    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
+    let (staged, filename) = require_file(form.file)?;
+    let file_type = detect(&staged).await?;
+    let report = signature_report(&state, &staged, file_type).await;
+    let doc = state
+        .store
+        .replace_document(
+            &caller.actor(),
+            &id,
+            cabinet::Replacement {
+                title: form.title,
+                reason: form.reason.unwrap_or_default(),
+            },
+            Upload {
+                filename,
+                file_type,
                 signature_report: report,
             },
             staged,
@@ -405,12 +486,22 @@ pub struct ContentQuery {
     version: Option<i64>,
 }
 
-/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`.
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded`
+/// (RFC 6266, RFC 8187). The ASCII fallback keeps letters, digits, space
+/// and `-_.()+,[]`; everything else (quotes, backslashes, `;`, `/`, `%`,
+/// control characters, non-ASCII) becomes `_`. The encoded name escapes
+/// every byte but RFC 5987's `attr-char`s, so neither can end the header
+/// value or add a parameter.
 fn content_disposition(filename: &str) -> HeaderValue {
-    let ascii: String = filename
+    // Only the last path component, without control characters.
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or_default();
+    let base: String = base.chars().filter(|c| !c.is_control()).collect();
+    let base = base.trim().trim_start_matches('.');
+    let base = if base.is_empty() { "document" } else { base };
+    let ascii: String = base
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            if c.is_ascii_alphanumeric() || " -_.()+,[]".contains(c) {
                 c
             } else {
                 '_'
@@ -418,8 +509,8 @@ fn content_disposition(filename: &str) -> HeaderValue {
         })
         .collect();
     let mut encoded = String::new();
-    for b in filename.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+    for b in base.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
             encoded.push(char::from(b));
         } else {
             encoded.push_str(&format!("%{b:02X}"));
@@ -431,6 +522,20 @@ fn content_disposition(filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// What a version is served as: its verified type; for a version from
+/// before types were verified, the type found in its bytes now, else
+/// `application/octet-stream`. Never anything a browser would run.
+async fn served_type(state: &AppState, v: &cabinet::DocumentVersion) -> Option<FileType> {
+    if let Some(t) = v.file_type {
+        return Some(t);
+    }
+    let path = state.api.blobs.path_of(&v.sha256)?;
+    tokio::task::spawn_blocking(move || FileType::of_path(&path).ok().flatten())
+        .await
+        .ok()
+        .flatten()
+}
+
 pub async fn content(
     caller: Caller,
     State(state): State<AppState>,
@@ -438,6 +543,14 @@ pub async fn content(
     Query(q): Query<ContentQuery>,
 ) -> ApiResult<Response> {
     let doc = readable(&caller, &state, &id).await?;
+    if doc.is_withdrawn() && !matches!(caller, Caller::Staff(_)) {
+        // The secretariat keeps access for the record; participants do not.
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "document_withdrawn",
+            format!("document {id} has been withdrawn"),
+        ));
+    }
     let Some(v) = doc.version(q.version) else {
         return Err(ApiError::not_found(
             "version_not_found",
@@ -448,9 +561,21 @@ pub async fn content(
         tracing::error!(error = %e, document = %id, "document content missing");
         ApiError::internal()
     })?;
+    super::audit::record_later(
+        &state,
+        caller.actor(),
+        "document.download",
+        "document",
+        id.clone(),
+        serde_json::json!({"version": v.version, "sha256": v.sha256}),
+    );
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    let ctype = HeaderValue::from_str(&v.content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let served = served_type(&state, v).await;
+    let ctype = HeaderValue::from_static(served.map_or("application/octet-stream", FileType::mime));
+    let filename = match served {
+        Some(t) => t.fix_extension(&v.filename),
+        None => v.filename.clone(),
+    };
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, ctype);
@@ -458,10 +583,7 @@ pub async fn content(
         header::CONTENT_LENGTH,
         HeaderValue::from(v.size.max(0) as u64),
     );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        content_disposition(&v.filename),
-    );
+    h.insert(header::CONTENT_DISPOSITION, content_disposition(&filename));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
@@ -469,6 +591,16 @@ pub async fn content(
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    // Opened anyway (a direct navigation, a PDF viewer): no script, no
+    // plugin, no same-origin access, no fetches.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
     );
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.sha256)) {
         h.insert(header::ETAG, etag);
@@ -492,5 +624,26 @@ mod tests {
             s.contains("filename*=UTF-8''T%E1%BB%9D%20tr%C3%ACnh"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn disposition_cannot_be_abused() {
+        for (name, fallback) in [
+            ("a\"; filename=evil.html", "a__ filename_evil.html"),
+            ("x\r\nSet-Cookie: a=b.pdf", "xSet-Cookie_ a_b.pdf"),
+            ("../../etc/passwd", "passwd"),
+            ("..\\win.ini", "win.ini"),
+            ("100%.pdf", "100_.pdf"),
+            ("", "document"),
+        ] {
+            let v = content_disposition(name);
+            let s = v.to_str().expect("ascii");
+            let want = format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''");
+            assert!(s.starts_with(&want), "{name:?}: {s}");
+            // One filename, one filename*: nothing else was injected.
+            assert_eq!(s.matches(';').count(), 2, "{s}");
+            assert_eq!(s.matches('"').count(), 2, "{s}");
+            assert!(!s.contains('\r') && !s.contains('\n'), "{s}");
+        }
     }
 }
