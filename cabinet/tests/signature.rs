@@ -671,3 +671,22 @@ fn version_1_crl() {
     let other = verify_with("valid_ecdsa.pdf", "trust_v1");
     assert_eq!(other.revocation, Some(RevocationStatus::CheckedGood));
 }
+
+#[test]
+fn crls_that_do_not_cover_the_signer_are_not_used() {
+    // Three CRLs of the sub CA, none a complete list for the signer: one for
+    // CA certificates only, one for another distribution point, one delta.
+    let r = verify_with("valid_rsa.pdf", "trust_scoped");
+    assert_not_checked(&r, "no usable CRL of");
+    let msg = &r.signatures[0].reasons[0].message;
+    for needle in [
+        "sub_ca_only.crl ignored: it covers CA certificates only",
+        "sub_elsewhere.crl ignored: it is for another distribution point",
+        "sub_delta.crl ignored: it is a delta CRL",
+    ] {
+        assert!(msg.contains(needle), "{needle} in {msg}");
+    }
+    // The intermediate CA is a CA certificate: the root's CRL checks it.
+    let rev = r.signatures[0].revocation.as_ref().expect("revocation");
+    assert_eq!(rev.certificates[1].status, RevocationStatus::CheckedGood);
+}
