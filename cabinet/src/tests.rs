@@ -1926,3 +1926,154 @@ async fn audit_pages(store: &Store, _dir: &std::path::Path) {
 }
 
 on_both!(sqlite_audit_pages, pg_audit_pages, audit_pages);
+
+/// Staff sessions: token epochs (revoke all, disable, password change and
+/// reset raise them), single-token revocation (logout), the last admin, and
+/// an audit row for each change.
+async fn staff_sessions(store: &Store, _data: &std::path::Path) {
+    let new = |username: &str, role| NewUser {
+        username: username.into(),
+        display_name: username.into(),
+        role,
+        password: "mật-khẩu-ban-đầu".into(),
+    };
+    let admin = store
+        .create_user("cli", new("admin", StaffRole::Admin))
+        .await
+        .expect("admin");
+    let u = store
+        .create_user("cli", new("thuky", StaffRole::Secretary))
+        .await
+        .expect("user");
+    let (got, epoch) = store
+        .authenticate_staff("thuky", "mật-khẩu-ban-đầu")
+        .await
+        .expect("auth")
+        .expect("right password");
+    assert_eq!((got.id.as_str(), epoch), (u.id.as_str(), 0));
+    let ok = |e: i64, jti: &'static str| {
+        let id = u.id.clone();
+        async move { store.staff_token_user(&id, e, jti).await.expect("check") }
+    };
+    assert!(ok(0, "a").await.is_some());
+    assert!(ok(1, "a").await.is_none(), "another epoch");
+    assert!(store
+        .staff_token_user("nobody", 0, "a")
+        .await
+        .expect("check")
+        .is_none());
+
+    // Logout: one token.
+    store
+        .revoke_staff_token("user:x", &u.id, "a", now_unix() + 60)
+        .await
+        .expect("logout");
+    store
+        .revoke_staff_token("user:x", &u.id, "a", now_unix() + 60)
+        .await
+        .expect("logout twice");
+    assert!(ok(0, "a").await.is_none());
+    assert!(ok(0, "b").await.is_some());
+
+    // Revoke all, disable, enable, change, reset: each ends what came before.
+    assert_eq!(
+        store
+            .revoke_user_sessions("user:x", &u.id)
+            .await
+            .expect("all"),
+        1
+    );
+    assert!(ok(0, "b").await.is_none());
+    assert!(ok(1, "b").await.is_some());
+    store
+        .set_user_active("user:x", &u.id, false)
+        .await
+        .expect("disable");
+    assert!(ok(1, "b").await.is_none());
+    assert!(ok(2, "b").await.is_none(), "disabled");
+    store
+        .set_user_active("user:x", &u.id, true)
+        .await
+        .expect("enable");
+    assert!(ok(1, "b").await.is_none(), "not revived");
+    assert!(ok(2, "b").await.is_some());
+    assert_eq!(
+        store
+            .change_password("user:x", &u.id, "sai-mật-khẩu", "mật-khẩu-mới-1")
+            .await
+            .expect("change"),
+        None,
+        "a wrong old password changes nothing"
+    );
+    assert!(matches!(
+        store
+            .change_password("user:x", &u.id, "mật-khẩu-ban-đầu", "ngắn")
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        store
+            .change_password("user:x", &u.id, "mật-khẩu-ban-đầu", "mật-khẩu-mới-1")
+            .await
+            .expect("change"),
+        Some(3)
+    );
+    assert!(store
+        .authenticate("thuky", "mật-khẩu-ban-đầu")
+        .await
+        .expect("auth")
+        .is_none());
+    store
+        .reset_password("user:admin", &u.id, "mật-khẩu-đặt-lại")
+        .await
+        .expect("reset");
+    let (_, epoch) = store
+        .authenticate_staff("thuky", "mật-khẩu-đặt-lại")
+        .await
+        .expect("auth")
+        .expect("the reset password");
+    assert_eq!(epoch, 4);
+    assert!(matches!(
+        store
+            .reset_password("user:admin", "nobody", "mật-khẩu-dài")
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // The last active admin stays.
+    assert!(matches!(
+        store.set_user_active("user:x", &admin.id, false).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_user("THUKY").await.expect("find").map(|x| x.id),
+        Some(u.id.clone())
+    );
+    assert_eq!(
+        store.find_user(&u.id).await.expect("find").map(|x| x.id),
+        Some(u.id.clone())
+    );
+
+    let actions: Vec<String> = store
+        .audit_of("user", &u.id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "auth.logout",
+            "auth.logout",
+            "user.revoke_sessions",
+            "user.active",
+            "user.active",
+            "user.password_change",
+            "user.password_reset"
+        ]
+    );
+}
+
+on_both!(sqlite_staff_sessions, pg_staff_sessions, staff_sessions);

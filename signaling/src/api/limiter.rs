@@ -10,14 +10,16 @@
 //!   flood from one address cannot lock the real `admin` out from another.
 //!   Both tables hold at most [`MAX_KEYS`] keys (the oldest go first).
 //! - [`HashGate`]: at most N password hashes at once (Argon2id takes 19 MiB
-//!   each); a login that cannot start within [`GATE_WAIT`] gets 503. When the
-//!   last hash of a burst ends, freed heap is given back to the system.
+//!   each, from a pool in `cabinet`); a login that cannot start within
+//!   [`GATE_WAIT`] gets 503. Once no hash has run for [`RELEASE_AFTER`], the
+//!   pool is freed and the heap given back to the system.
 //! - [`client_ip`]: the client's address, from `X-Forwarded-For` only when
 //!   the TCP peer is a trusted proxy.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,8 @@ pub const MAX_KEYS: usize = 10_000;
 pub const MAX_USERNAME_CHARS: usize = 64;
 /// How long a login waits for a free hashing slot before 503.
 pub const GATE_WAIT: Duration = Duration::from_secs(2);
+/// Quiet time after the last hash before its memory is given back.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// The throttle's key for a username: trimmed and lowercase (as accounts
 /// are stored).
@@ -231,6 +235,8 @@ pub struct HashGate {
     sem: Arc<Semaphore>,
     permits: usize,
     wait: Duration,
+    /// Slots taken so far: tells a pending release whether hashes ran since.
+    entered: Arc<AtomicU64>,
 }
 
 impl HashGate {
@@ -246,6 +252,7 @@ impl HashGate {
             sem: Arc::new(Semaphore::new(permits)),
             permits,
             wait,
+            entered: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -260,10 +267,12 @@ impl HashGate {
             .await
             .ok()?
             .ok()?;
+        self.entered.fetch_add(1, Ordering::SeqCst);
         Some(HashPermit {
             permit: Some(p),
             sem: self.sem.clone(),
             permits: self.permits,
+            entered: self.entered.clone(),
         })
     }
 }
@@ -275,18 +284,32 @@ pub struct HashPermit {
     permit: Option<OwnedSemaphorePermit>,
     sem: Arc<Semaphore>,
     permits: usize,
+    entered: Arc<AtomicU64>,
 }
 
 impl Drop for HashPermit {
     fn drop(&mut self) {
         drop(self.permit.take());
-        // The last hash of a burst: each held 19 MiB that glibc keeps
-        // unless it is given back.
-        if self.sem.available_permits() == self.permits {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn_blocking(sfu::release_freed_memory);
-            }
+        if self.sem.available_permits() != self.permits {
+            return;
         }
+        // The last hash for now: if none starts for a moment, give its
+        // memory back (each slot holds 19 MiB, which glibc would keep).
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (sem, permits, entered) = (self.sem.clone(), self.permits, self.entered.clone());
+        let seen = entered.load(Ordering::SeqCst);
+        rt.spawn(async move {
+            tokio::time::sleep(RELEASE_AFTER).await;
+            if entered.load(Ordering::SeqCst) == seen && sem.available_permits() == permits {
+                let _ = tokio::task::spawn_blocking(|| {
+                    cabinet::Store::release_password_memory();
+                    sfu::release_freed_memory();
+                })
+                .await;
+            }
+        });
     }
 }
 
