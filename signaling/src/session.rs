@@ -774,6 +774,14 @@ impl Session {
                 media.leave().await;
             }
             tracing::info!(participant = %j.pid, meeting = %j.meeting_id, reason = left_reason, "participant left");
+            crate::api::audit::record_later(
+                &self.state,
+                format!("participant:{}", j.pid),
+                "session.leave",
+                "meeting",
+                j.meeting_id.clone(),
+                json!({"participant_id": j.pid, "reason": left_reason, "via": "websocket"}),
+            );
         }
     }
 
@@ -1153,6 +1161,15 @@ impl Session {
             .join(&meeting.id, &inv.id, info.clone(), hub_tx);
         tracing::info!(participant = %pid, meeting = %meeting.id, invitation = %inv.id,
             replaced = ?out.replaced, "participant joined");
+        crate::api::audit::record_now(
+            &self.state,
+            format!("invitation:{}", inv.id),
+            "session.join",
+            "meeting",
+            meeting.id.clone(),
+            json!({"participant_id": pid, "name": inv.name, "role": inv.role.as_str(), "via": "websocket"}),
+        )
+        .await;
         self.state
             .hub
             .set_resume_token(&meeting.id, &pid, resume_token.clone(), attach_tx.clone());

@@ -388,6 +388,15 @@ async fn whip_post(
     );
     tracing::info!(participant = %pid, meeting = %meeting.id, invitation = %inv.id,
         replaced = ?out.replaced, "WHIP publisher joined");
+    crate::api::audit::record_now(
+        &state,
+        format!("invitation:{}", inv.id),
+        "whip.start",
+        "meeting",
+        meeting.id.clone(),
+        serde_json::json!({"participant_id": pid, "session_id": session_id, "name": inv.name}),
+    )
+    .await;
     tokio::spawn(run_whip(WhipSession {
         state: state.clone(),
         registry,
@@ -440,6 +449,15 @@ async fn whep_post(
         },
     );
     tracing::info!(meeting = %meeting.id, invitation = %inv.id, player = viewer.id(), "WHEP player started");
+    crate::api::audit::record_now(
+        &state,
+        format!("invitation:{}", inv.id),
+        "whep.start",
+        "meeting",
+        meeting.id.clone(),
+        serde_json::json!({"session_id": session_id, "name": inv.name}),
+    )
+    .await;
     tokio::spawn(run_whep(WhepSession {
         state: state.clone(),
         registry,
@@ -726,6 +744,14 @@ async fn run_whip(mut s: WhipSession) {
     s.state.hub.leave(&s.meeting_id, &s.pid, reason);
     s.media.leave().await;
     tracing::info!(participant = %s.pid, meeting = %s.meeting_id, reason, "WHIP publisher left");
+    crate::api::audit::record_later(
+        &s.state,
+        format!("participant:{}", s.pid),
+        "whip.end",
+        "meeting",
+        s.meeting_id.clone(),
+        serde_json::json!({"participant_id": s.pid, "session_id": s.session_id, "reason": reason}),
+    );
     if let Some(reply) = deleted {
         let _ = reply.send(());
     }
@@ -793,6 +819,14 @@ async fn run_whep(mut s: WhepSession) {
     };
     s.registry.lock().remove(&s.session_id);
     tracing::info!(player = s.viewer.id(), meeting = %s.meeting_id, reason, "WHEP player ended");
+    crate::api::audit::record_later(
+        &s.state,
+        format!("whep:{}", s.session_id),
+        "whep.end",
+        "meeting",
+        s.meeting_id.clone(),
+        serde_json::json!({"session_id": s.session_id, "reason": reason}),
+    );
     s.viewer.close();
     if let Some(reply) = deleted {
         let _ = reply.send(());
