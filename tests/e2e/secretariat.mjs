@@ -11,7 +11,14 @@
 //  4. the participant joins; the secretary adds a second item; the panel
 //     shows it without a reload (the server's `agenda_changed` push);
 //  5. the secretary uploads a tampered copy as a new version of the document:
-//     both pages show "Không hợp lệ" for it, and two versions are listed.
+//     both pages show "Không hợp lệ" for it, and two versions are listed;
+//  6. the secretary withdraws the document with a reason: the participant's
+//     panel shows it withdrawn, without a download button.
+//
+// Uploaded files never open as pages of this origin: an HTML file named
+// bao-cao.pdf is refused with a Vietnamese message, the participant's panel
+// has no "Open" button, a download opens no page, and the file icon shows
+// the type the server verified.
 //
 //   node secretariat.mjs BASE_URL SIGNED_PDF TAMPERED_PDF
 //
@@ -155,6 +162,18 @@ async function main() {
 
     const item = admin.locator('#agenda-list .agenda-item').filter({ hasText: itemTitle });
     await item.locator('.doc-upload > summary').click();
+    // HTML with a script, named like a PDF: refused, with a clear message.
+    await item.locator('.doc-upload .upload-form [name=file]').setInputFiles({
+      name: 'bao-cao.pdf',
+      mimeType: 'application/pdf',
+      buffer: Buffer.from('<!doctype html><script>window.opener && window.opener.postMessage(sessionStorage.getItem("giaoban.staff"), "*")</script>'),
+    });
+    await item.locator('.doc-upload .upload-form [type=submit]').click();
+    summary.refused_upload = await until(admin, 'the refusal of HTML named bao-cao.pdf', () => {
+      const a = document.querySelector('.doc-upload .upload-form > .alert-error');
+      return a && !a.hidden && a.dataset.code ? { code: a.dataset.code, text: a.textContent } : null;
+    });
+    step('HTML named bao-cao.pdf refused', summary.refused_upload);
     await item.locator('.doc-upload .upload-form [name=file]').setInputFiles(pdfPath);
     await item.locator('.doc-upload .upload-form [name=title]').fill(docTitle);
     await item.locator('.doc-upload .upload-form [name=access][value=everyone]').check();
@@ -227,15 +246,30 @@ async function main() {
     summary.download = { filename: download.suggestedFilename(), size: got.length, sha256_matches: sha256(got) === pdfSha };
     step('participant downloaded the document', summary.download);
 
-    // "Open" shows the PDF in a new tab, from a blob of the fetched bytes.
-    const [popup] = await Promise.all([
-      guestPage.waitForEvent('popup', { timeout: waitMs }),
-      guestPage.locator('#agenda-panel .doc .doc-open').first().click(),
+    // The document never opens as a page of this origin: no "Open", a
+    // download opens no page and leaves the page where it was, and the icon
+    // shows the verified type.
+    const pagesBefore = guestPage.context().pages().length;
+    const urlBefore = guestPage.url();
+    const [again] = await Promise.all([
+      guestPage.waitForEvent('download', { timeout: waitMs }),
+      guestPage.locator('#agenda-panel .doc .doc-download').first().click(),
     ]);
-    await popup.waitForURL(/^blob:/, { timeout: waitMs });
-    summary.opened = { scheme: new URL(popup.url()).protocol };
-    await popup.close();
-    step('participant opened the document in a new tab', summary.opened);
+    await again.path();
+    await guestPage.waitForTimeout(300);
+    summary.opened = await guestPage.evaluate(() => {
+      const d = document.querySelector('#agenda-panel .doc');
+      const icon = d && d.querySelector('.doc-icon');
+      return {
+        open_buttons: document.querySelectorAll('.doc-open').length,
+        icon_type: icon ? icon.dataset.type : null,
+        icon_text: icon ? icon.textContent : null,
+      };
+    });
+    summary.opened.new_pages = guestPage.context().pages().length - pagesBefore;
+    summary.opened.same_url = guestPage.url() === urlBefore;
+    summary.opened.download_name = again.suggestedFilename();
+    step('the download opened no page', summary.opened);
 
     // ---- 4. live update ------------------------------------------------------
     await until(guestPage, 'the Join button', () => {
@@ -295,13 +329,42 @@ async function main() {
     await admin.locator('#agenda-list .doc .sig > summary').first().click();
     await shot(admin, 'admin-new-version');
 
+    // ---- 6. withdraw ---------------------------------------------------------------
+    const reason = 'Gửi nhầm bản dự thảo';
+    await doc.locator('.doc-withdraw > summary').click();
+    await doc.locator('.withdraw-form [name=reason]').fill(reason);
+    await doc.locator('.withdraw-form [type=submit]').click();
+    await admin.locator('#confirm-dialog[open]').waitFor({ timeout: waitMs });
+    await admin.click('#confirm-ok');
+    summary.admin_withdrawn = await until(admin, 'the document marked withdrawn', (title) => {
+      for (const d of document.querySelectorAll('#agenda-list .doc')) {
+        if (d.querySelector('.doc-title').textContent !== title) continue;
+        const note = d.querySelector('.doc-withdrawn-note');
+        return d.dataset.withdrawn === 'true' && note ? { note: note.textContent, withdraw_buttons: d.querySelectorAll('.doc-withdraw').length } : null;
+      }
+      return null;
+    }, docTitle);
+    step('document withdrawn', summary.admin_withdrawn);
+    summary.participant_withdrawn = await until(guestPage, 'the withdrawal pushed to the participant', (title) => {
+      for (const li of document.querySelectorAll('#agenda-panel .doc')) {
+        if (li.querySelector('.doc-title').textContent !== title || li.dataset.withdrawn !== 'true') continue;
+        return {
+          note: (li.querySelector('.doc-withdrawn-note') || {}).textContent || '',
+          download_buttons: li.querySelectorAll('.doc-download').length,
+        };
+      }
+      return null;
+    }, docTitle);
+    step('participant sees it withdrawn', summary.participant_withdrawn);
+    await shot(guestPage, 'participant-withdrawn');
+
     // The server's Content-Security-Policy blocked nothing either page needed.
     for (const [name, p] of [['admin', admin], ['participant', guestPage]]) {
       const v = await cspViolations(p);
       if (v.length) fail(`the ${name} page broke the CSP: ${v.join('; ')}`);
     }
     step('no CSP violation on the admin and participant pages');
-    summary.expected = { meeting: meetingTitle, item: itemTitle, item2: item2Title, document: docTitle, pdf_sha256: pdfSha, pdf_name: basename(pdfPath) };
+    summary.expected = { meeting: meetingTitle, item: itemTitle, item2: item2Title, document: docTitle, pdf_sha256: pdfSha, pdf_name: basename(pdfPath), reason };
     summary.ok = true;
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;

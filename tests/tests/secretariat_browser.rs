@@ -245,9 +245,23 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
         s["download"]
     );
 
+    // Uploaded files never open as pages of the app's origin (issue 19):
+    // HTML named bao-cao.pdf is refused with the Vietnamese message, there
+    // is no "Open", a download opens no page, and the icon is the verified
+    // type.
     ensure!(
-        text(&s, "/opened/scheme") == "blob:",
-        "the document opened as {}",
+        text(&s, "/refused_upload/code") == "unsupported_document_type"
+            && text(&s, "/refused_upload/text").contains("không được nhận"),
+        "HTML named bao-cao.pdf: {}",
+        s["refused_upload"]
+    );
+    ensure!(
+        s["opened"]["open_buttons"] == json!(0)
+            && s["opened"]["new_pages"] == json!(0)
+            && s["opened"]["same_url"] == Value::Bool(true)
+            && s["opened"]["icon_type"] == "pdf"
+            && s["opened"]["icon_text"] == "PDF",
+        "the document opened: {}",
         s["opened"]
     );
 
@@ -324,6 +338,26 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
     ensure!(
         report(v2)["status"] == "invalid",
         "version 2 on the server: {v2}"
+    );
+
+    // Withdrawn: marked on both pages (no download for the participant) and
+    // on the server with the reason.
+    let reason = text(&s, "/expected/reason");
+    ensure!(
+        text(&s, "/admin_withdrawn/note").contains(reason)
+            && s["admin_withdrawn"]["withdraw_buttons"] == json!(0),
+        "the admin page after the withdrawal: {}",
+        s["admin_withdrawn"]
+    );
+    ensure!(
+        text(&s, "/participant_withdrawn/note").contains("Đã rút")
+            && s["participant_withdrawn"]["download_buttons"] == json!(0),
+        "the participant's panel after the withdrawal: {}",
+        s["participant_withdrawn"]
+    );
+    ensure!(
+        doc["withdrawn_reason"] == reason && doc["withdrawn_at"].is_i64(),
+        "the withdrawal on the server: {doc}"
     );
     Ok(())
 }
