@@ -5,7 +5,7 @@
 //! they hand in; every broadcast is serialized once. The lock is a plain
 //! mutex held only while the maps change (no awaits under it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -27,6 +27,20 @@ pub enum KickReason {
     Shutdown,
     /// Its invitation was revoked.
     Revoked,
+    /// Its meeting ended (or was cancelled).
+    MeetingEnded,
+}
+
+impl KickReason {
+    /// The `reason` the others (and the roster) see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KickReason::Replaced => "replaced",
+            KickReason::Shutdown => "disconnected",
+            KickReason::Revoked => "revoked",
+            KickReason::MeetingEnded => "meeting_ended",
+        }
+    }
 }
 
 /// A participant as the protocol shows it.
@@ -37,6 +51,9 @@ pub struct ParticipantInfo {
     pub role: String,
     pub audio_muted: bool,
     pub video_muted: bool,
+    /// How it is connected: `participant` (WebSocket) or `whip` (an
+    /// encoder). Shown in the operator's roster, not in protocol messages.
+    pub kind: &'static str,
 }
 
 impl ParticipantInfo {
@@ -78,6 +95,8 @@ pub struct JoinOutcome {
 
 struct Member {
     info: ParticipantInfo,
+    /// When it joined (Unix seconds), for the roster.
+    joined_at: i64,
     /// The invitation it joined with: a second join with it replaces this one.
     invitation_id: String,
     tx: tokio::sync::mpsc::UnboundedSender<HubMsg>,
@@ -87,9 +106,77 @@ struct Member {
     seq: u64,
 }
 
+/// A WHEP player of a meeting's main view: not a participant (it sends
+/// nothing and nobody sees it in the meeting), but the operator's roster
+/// lists it, its invitation's cap counts it, and it ends with the meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerInfo {
+    /// The WHEP session id.
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}
+
+struct Viewer {
+    info: ViewerInfo,
+    invitation_id: String,
+    joined_at: i64,
+    tx: tokio::sync::mpsc::UnboundedSender<HubMsg>,
+}
+
+/// A session that took over a live invitation from another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub invitation_id: String,
+    pub name: String,
+    pub old_participant_id: String,
+    pub new_participant_id: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl Replacement {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "invitation_id": self.invitation_id,
+            "name": self.name,
+            "old_participant_id": self.old_participant_id,
+            "new_participant_id": self.new_participant_id,
+            "at": self.at,
+        })
+    }
+}
+
+/// Replacements kept per meeting for the roster (the audit log keeps all).
+const REPLACEMENTS_KEPT: usize = 50;
+/// Resume tokens of sessions ended with their meeting, kept to answer
+/// `meeting_closed` instead of `resume_failed` (cleared when over).
+const ENDED_TOKENS_KEPT: usize = 10_000;
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Why a viewer was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerRefused {
+    /// The invitation has its cap of viewers already.
+    TooMany,
+}
+
 #[derive(Default)]
 struct Room {
     members: HashMap<String, Member>,
+    /// WHEP players, by session id.
+    viewers: HashMap<String, Viewer>,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.viewers.is_empty()
+    }
 }
 
 impl Room {
@@ -132,6 +219,10 @@ struct HubInner {
     next_seq: u64,
     /// Resume tokens of live sessions: token -> where a resuming socket goes.
     resumes: HashMap<String, Resumable>,
+    /// Resume tokens of sessions whose meeting ended: token -> meeting.
+    ended_resumes: HashMap<String, String>,
+    /// The latest replacements of live invitations, per meeting.
+    replacements: HashMap<String, VecDeque<Replacement>>,
 }
 
 /// A session that a new WebSocket may take over with its resume token.
@@ -149,6 +240,8 @@ pub enum ResumeRefused {
     Unknown,
     /// The token belongs to a session of another meeting than the one named.
     WrongMeeting,
+    /// The session ended with its meeting.
+    MeetingEnded,
 }
 
 impl Hub {
@@ -188,6 +281,17 @@ impl Hub {
         }
         if let Some(old_id) = &old {
             inner.resumes.retain(|_, r| &r.pid != old_id);
+            let list = inner.replacements.entry(meeting_id.to_owned()).or_default();
+            list.push_back(Replacement {
+                invitation_id: invitation_id.to_owned(),
+                name: info.name.clone(),
+                old_participant_id: old_id.clone(),
+                new_participant_id: info.id.clone(),
+                at: now_unix(),
+            });
+            while list.len() > REPLACEMENTS_KEPT {
+                list.pop_front();
+            }
         }
         let Some(room) = inner.rooms.get_mut(meeting_id) else {
             return JoinOutcome {
@@ -211,6 +315,7 @@ impl Hub {
             info.id.clone(),
             Member {
                 info,
+                joined_at: now_unix(),
                 invitation_id: invitation_id.to_owned(),
                 tx,
                 tracks: Vec::new(),
@@ -233,10 +338,143 @@ impl Hub {
             return false;
         };
         let removed = room.remove(pid, reason).is_some();
-        if room.members.is_empty() {
+        if room.is_empty() {
             inner.rooms.remove(meeting_id);
         }
         removed
+    }
+
+    /// Adds a WHEP player of the meeting's main view, unless its invitation
+    /// has `per_invitation` viewers already. Its channel gets the kicks
+    /// (revoked, meeting ended, shutdown).
+    pub fn add_viewer(
+        &self,
+        meeting_id: &str,
+        invitation_id: &str,
+        info: ViewerInfo,
+        per_invitation: usize,
+        tx: tokio::sync::mpsc::UnboundedSender<HubMsg>,
+    ) -> Result<(), ViewerRefused> {
+        let mut inner = self.lock();
+        let room = inner.rooms.entry(meeting_id.to_owned()).or_default();
+        let same = room
+            .viewers
+            .values()
+            .filter(|v| v.invitation_id == invitation_id)
+            .count();
+        if same >= per_invitation {
+            if room.is_empty() {
+                inner.rooms.remove(meeting_id);
+            }
+            return Err(ViewerRefused::TooMany);
+        }
+        room.viewers.insert(
+            info.id.clone(),
+            Viewer {
+                info,
+                invitation_id: invitation_id.to_owned(),
+                joined_at: now_unix(),
+                tx,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a WHEP player (no-op if it is gone already).
+    pub fn remove_viewer(&self, meeting_id: &str, viewer_id: &str) {
+        let mut inner = self.lock();
+        let Some(room) = inner.rooms.get_mut(meeting_id) else {
+            return;
+        };
+        room.viewers.remove(viewer_id);
+        if room.is_empty() {
+            inner.rooms.remove(meeting_id);
+        }
+    }
+
+    /// Ends every live session of a meeting (it ended or was cancelled):
+    /// participants, WHIP publishers and WHEP players are kicked with
+    /// [`KickReason::MeetingEnded`]; their resume tokens then answer
+    /// `meeting_closed`. Returns how many sessions were ended.
+    pub fn end_meeting(&self, meeting_id: &str) -> usize {
+        let mut inner = self.lock();
+        inner.replacements.remove(meeting_id);
+        let Some(room) = inner.rooms.remove(meeting_id) else {
+            return 0;
+        };
+        for m in room.members.values() {
+            let _ = m.tx.send(HubMsg::Kick(KickReason::MeetingEnded));
+        }
+        for v in room.viewers.values() {
+            let _ = v.tx.send(HubMsg::Kick(KickReason::MeetingEnded));
+        }
+        let ended: Vec<String> = inner
+            .resumes
+            .iter()
+            .filter(|(_, r)| r.meeting_id == meeting_id)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if inner.ended_resumes.len() + ended.len() > ENDED_TOKENS_KEPT {
+            inner.ended_resumes.clear();
+        }
+        for t in ended {
+            inner.resumes.remove(&t);
+            inner.ended_resumes.insert(t, meeting_id.to_owned());
+        }
+        room.members.len() + room.viewers.len()
+    }
+
+    /// Meetings with a live session now (participants or viewers).
+    pub fn live_meetings(&self) -> Vec<String> {
+        self.lock().rooms.keys().cloned().collect()
+    }
+
+    /// The operator's view of a meeting now: its participants (`kind`
+    /// `participant` or `whip`), its WHEP viewers (`kind` `viewer`), and the
+    /// latest replacements of a live invitation by a new session.
+    pub fn roster(&self, meeting_id: &str) -> Value {
+        let inner = self.lock();
+        let replacements: Vec<Value> = inner
+            .replacements
+            .get(meeting_id)
+            .map(|l| l.iter().map(Replacement::to_json).collect())
+            .unwrap_or_default();
+        let (mut participants, mut viewers) = (Vec::new(), Vec::new());
+        if let Some(room) = inner.rooms.get(meeting_id) {
+            let mut members: Vec<&Member> = room.members.values().collect();
+            members.sort_by_key(|m| m.seq);
+            for m in members {
+                participants.push(json!({
+                    "id": m.info.id,
+                    "name": m.info.name,
+                    "role": m.info.role,
+                    "kind": m.info.kind,
+                    "invitation_id": m.invitation_id,
+                    "joined_at": m.joined_at,
+                    "audio_muted": m.info.audio_muted,
+                    "video_muted": m.info.video_muted,
+                    "tracks": m.tracks.len(),
+                }));
+            }
+            let mut vs: Vec<&Viewer> = room.viewers.values().collect();
+            vs.sort_by(|a, b| (a.joined_at, &a.info.id).cmp(&(b.joined_at, &b.info.id)));
+            for v in vs {
+                viewers.push(json!({
+                    "id": v.info.id,
+                    "name": v.info.name,
+                    "role": v.info.role,
+                    "kind": "viewer",
+                    "invitation_id": v.invitation_id,
+                    "joined_at": v.joined_at,
+                }));
+            }
+        }
+        json!({
+            "meeting_id": meeting_id,
+            "participants": participants,
+            "viewers": viewers,
+            "replacements": replacements,
+        })
     }
 
     /// Makes `token` the one resume token of participant `pid` (an earlier
@@ -277,6 +515,12 @@ impl Hub {
         ResumeRefused,
     > {
         let mut inner = self.lock();
+        if let Some(m) = inner.ended_resumes.get(token) {
+            if meeting_id.is_some_and(|want| want != m) {
+                return Err(ResumeRefused::WrongMeeting);
+            }
+            return Err(ResumeRefused::MeetingEnded);
+        }
         let r = inner.resumes.get(token).ok_or(ResumeRefused::Unknown)?;
         if meeting_id.is_some_and(|m| m != r.meeting_id) {
             return Err(ResumeRefused::WrongMeeting);
@@ -366,18 +610,30 @@ impl Hub {
         let Some(room) = inner.rooms.get_mut(meeting_id) else {
             return false;
         };
+        let before = room.viewers.len();
+        room.viewers.retain(|_, v| {
+            let keep = v.invitation_id != invitation_id;
+            if !keep {
+                let _ = v.tx.send(HubMsg::Kick(KickReason::Revoked));
+            }
+            keep
+        });
+        let viewers_kicked = room.viewers.len() != before;
         let pid = room
             .members
             .values()
             .find(|m| m.invitation_id == invitation_id)
             .map(|m| m.info.id.clone());
         let Some(pid) = pid else {
-            return false;
+            if room.is_empty() {
+                inner.rooms.remove(meeting_id);
+            }
+            return viewers_kicked;
         };
         if let Some(m) = room.remove(&pid, "revoked") {
             let _ = m.tx.send(HubMsg::Kick(KickReason::Revoked));
         }
-        if room.members.is_empty() {
+        if room.is_empty() {
             inner.rooms.remove(meeting_id);
         }
         inner.resumes.retain(|_, r| r.pid != pid);
@@ -393,7 +649,9 @@ impl Hub {
             .flat_map(|(mid, r)| {
                 r.members
                     .values()
-                    .map(move |m| (mid.clone(), m.invitation_id.clone()))
+                    .map(|m| m.invitation_id.clone())
+                    .chain(r.viewers.values().map(|v| v.invitation_id.clone()))
+                    .map(move |inv| (mid.clone(), inv))
             })
             .collect()
     }
@@ -412,6 +670,9 @@ impl Hub {
         for room in inner.rooms.values() {
             for m in room.members.values() {
                 let _ = m.tx.send(HubMsg::Kick(KickReason::Shutdown));
+            }
+            for v in room.viewers.values() {
+                let _ = v.tx.send(HubMsg::Kick(KickReason::Shutdown));
             }
         }
     }
@@ -446,6 +707,7 @@ mod tests {
             role: "bridge".into(),
             audio_muted: false,
             video_muted: false,
+            kind: "participant",
         }
     }
 
@@ -507,6 +769,46 @@ mod tests {
         assert_eq!(events(&mut ra2), vec!["participant_left"]);
         assert!(hub.leave("m", "a2", "left"));
         assert_eq!(hub.count("m"), 0);
+    }
+
+    #[test]
+    fn viewers_capped_and_everything_ends_with_the_meeting() {
+        let hub = Hub::new();
+        let viewer = |id: &str| ViewerInfo {
+            id: id.into(),
+            name: id.into(),
+            role: "observer".into(),
+        };
+        let (ta, mut ra) = mpsc::unbounded_channel();
+        let (tv, mut rv) = mpsc::unbounded_channel();
+        hub.join("m", "inv-a", info("a"), ta);
+        hub.set_resume_token("m", "a", "tok".into(), mpsc::unbounded_channel().0);
+        assert!(hub
+            .add_viewer("m", "inv-v", viewer("v1"), 1, tv.clone())
+            .is_ok());
+        assert_eq!(
+            hub.add_viewer("m", "inv-v", viewer("v2"), 1, tv.clone()),
+            Err(ViewerRefused::TooMany)
+        );
+        assert!(hub.add_viewer("m", "inv-w", viewer("w1"), 1, tv).is_ok());
+        let r = hub.roster("m");
+        assert_eq!(r["viewers"].as_array().map(Vec::len), Some(2));
+        assert_eq!(r["viewers"][0]["kind"], "viewer");
+        assert_eq!(r["participants"][0]["kind"], "participant");
+        events(&mut ra);
+        assert_eq!(hub.end_meeting("m"), 3);
+        assert_eq!(events(&mut ra), vec!["kick:MeetingEnded"]);
+        assert_eq!(
+            events(&mut rv),
+            vec!["kick:MeetingEnded", "kick:MeetingEnded"]
+        );
+        assert_eq!(hub.count("m"), 0);
+        assert!(hub.live_meetings().is_empty());
+        assert_eq!(
+            hub.take_resume("tok", None).err(),
+            Some(ResumeRefused::MeetingEnded)
+        );
+        assert_eq!(hub.end_meeting("m"), 0);
     }
 
     #[test]

@@ -45,7 +45,7 @@ const MESSAGE_TYPES: [&str; 12] = [
 
 /// Error codes of the signaling protocol (docs/protocol.md); anything else
 /// counts as `other`.
-const ERROR_CODES: [&str; 23] = [
+const ERROR_CODES: [&str; 29] = [
     "bad_json",
     "unknown_type",
     "bad_request",
@@ -67,6 +67,12 @@ const ERROR_CODES: [&str; 23] = [
     "negotiation_failed",
     "bad_candidate",
     "unknown_track",
+    "forbidden",
+    "join_timeout",
+    "send_timeout",
+    "too_many_connections",
+    "server_busy",
+    "too_many_media",
     "internal",
     "other",
 ];

@@ -3,7 +3,9 @@
 //! handle and its hub channel; it never panics on input and its failure
 //! affects nobody else.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -31,9 +33,22 @@ mod close {
     pub const RESUMING: u16 = 4000;
 }
 
-/// Limits of one session.
+/// Limits of one session (and of the WebSockets and WHIP/WHEP sessions
+/// together).
 #[derive(Debug, Clone)]
 pub struct SessionLimits {
+    /// A socket must have joined (or resumed) this long after it opened,
+    /// or it is closed; its pings do not extend it.
+    pub join_timeout: Duration,
+    /// A write to a client that does not finish within this is given up:
+    /// the client stopped reading, its socket is dropped.
+    pub send_timeout: Duration,
+    /// Most m-sections in one publish offer (WebSocket or WHIP).
+    pub max_offer_media: usize,
+    /// Most WHEP players of one invitation at once.
+    pub whep_viewers_per_invitation: usize,
+    /// Open WebSockets per client address and in total.
+    pub sockets: Arc<SocketCaps>,
     /// Largest text message accepted.
     pub max_message_bytes: usize,
     /// Messages per second (and burst).
@@ -52,9 +67,114 @@ impl Default for SessionLimits {
             messages_per_second: 50,
             idle_timeout: Duration::from_secs(40),
             resume_grace: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            max_offer_media: 16,
+            whep_viewers_per_invitation: 1,
+            sockets: Arc::new(SocketCaps::new(50, 2000)),
         }
     }
 }
+
+/// Counts the open WebSockets, per client address and in total, against
+/// their caps. A [`SocketSlot`] is one counted socket.
+#[derive(Debug)]
+pub struct SocketCaps {
+    per_address: usize,
+    total: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a WebSocket was refused before its upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRefused {
+    /// The address has its cap of open sockets (429 `too_many_connections`).
+    PerAddress,
+    /// The server has its cap of open sockets (503 `server_busy`).
+    Total,
+}
+
+impl SocketCaps {
+    pub fn new(per_address: usize, total: usize) -> SocketCaps {
+        SocketCaps {
+            per_address,
+            total,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new socket of `ip` (None: unknown, counted in the total
+    /// only), or refuses it.
+    pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<SocketSlot, SocketRefused> {
+        let mut open = self.lock();
+        let total: usize = open.values().sum();
+        if total >= self.total {
+            return Err(SocketRefused::Total);
+        }
+        let key = ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        let n = open.entry(key).or_insert(0);
+        if ip.is_some() && *n >= self.per_address {
+            return Err(SocketRefused::PerAddress);
+        }
+        *n += 1;
+        Ok(SocketSlot {
+            caps: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One open WebSocket, counted until dropped (it travels with the socket
+/// when a resume hands it to another session).
+#[derive(Debug)]
+pub struct SocketSlot {
+    caps: Arc<SocketCaps>,
+    key: IpAddr,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.caps.lock();
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Refuses an offer with more than `max` m-sections (media sections: one
+/// track each), or a section with more than [`MAX_SIMULCAST_LAYERS`]
+/// simulcast layers (`a=rid`): the error text says which.
+pub fn check_offer(sdp: &str, max: usize) -> Result<(), String> {
+    let mut sections = 0usize;
+    let mut rids = 0usize;
+    for line in sdp.lines().map(str::trim_start) {
+        if line.starts_with("m=") {
+            sections += 1;
+            rids = 0;
+            if sections > max {
+                return Err(format!("the offer has more than {max} media sections"));
+            }
+        } else if line.starts_with("a=rid:") {
+            rids += 1;
+            if rids > MAX_SIMULCAST_LAYERS {
+                return Err(format!(
+                    "a media section has more than {MAX_SIMULCAST_LAYERS} simulcast layers"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Most simulcast layers (`a=rid` lines) of one media section.
+pub const MAX_SIMULCAST_LAYERS: usize = 4;
 
 /// A token bucket: `rate` tokens per second, at most `rate` stored.
 struct RateLimiter {
@@ -117,6 +237,8 @@ const OUTBOX_MAX_BYTES: usize = 512 * 1024;
 /// A new socket taking over a session with its resume token.
 pub struct Attach {
     socket: WebSocket,
+    /// The socket's place in the caps; it goes with the socket.
+    slot: Option<SocketSlot>,
     /// The `resume` request's id, for the answer.
     id: Option<Value>,
     /// How many messages of the session the client has received.
@@ -287,12 +409,17 @@ struct Session {
     rate: RateLimiter,
     /// Counts the session in the open-sockets gauge while a socket is attached.
     counted: Option<crate::metrics::WsSessionGuard>,
+    /// The socket's place in the per-address and total caps.
+    slot: Option<SocketSlot>,
+    /// A write did not finish within the send timeout: the client stopped
+    /// reading and its socket was dropped.
+    stalled: bool,
 }
 
 /// Runs a session until the client leaves, its socket closes (and, once
 /// joined, no `resume` came within the grace), it is kicked or the server
 /// shuts down.
-pub async fn run(socket: WebSocket, state: AppState) {
+pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
     let _alive = state.sessions.clone();
     let mut shutdown = state.shutdown.clone();
     let limits = state.limits.clone();
@@ -303,7 +430,10 @@ pub async fn run(socket: WebSocket, state: AppState) {
         hello: false,
         joined: None,
         counted: Some(crate::metrics::WsSessionGuard::new()),
+        slot,
+        stalled: false,
     };
+    let opened = Instant::now();
     let mut last_activity = Instant::now();
     // Since when the joined participant has had no socket.
     let mut detached_since: Option<Instant> = None;
@@ -315,6 +445,10 @@ pub async fn run(socket: WebSocket, state: AppState) {
     loop {
         let deadline = match detached_since {
             Some(since) => since + limits.resume_grace,
+            // Until it joins, nothing the socket sends keeps it open.
+            None if s.joined.is_none() => {
+                (opened + limits.join_timeout).min(last_activity + limits.idle_timeout)
+            }
             None => last_activity + limits.idle_timeout,
         };
         let timer = tokio::time::sleep_until(deadline.into());
@@ -413,6 +547,18 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     left_reason: "revoked",
                 }
             }
+            Input::Hub(Some(HubMsg::Kick(KickReason::MeetingEnded))) => {
+                // Everyone of the meeting goes at once: nobody is told of
+                // the others leaving.
+                let ev = json!({"type": "error", "code": "meeting_closed", "message": "the meeting has ended"});
+                crate::metrics::ws_error("meeting_closed");
+                s.send_text(ev.to_string()).await;
+                Flow::Close {
+                    code: close::POLICY,
+                    reason: "meeting ended",
+                    left_reason: "meeting_ended",
+                }
+            }
             Input::Hub(Some(HubMsg::Kick(KickReason::Shutdown))) | Input::Shutdown => Flow::Close {
                 code: close::GOING_AWAY,
                 reason: "server shutting down",
@@ -446,11 +592,27 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     left_reason: "disconnected",
                 }
             }
+            Input::Timer if s.joined.is_none() && opened.elapsed() >= limits.join_timeout => {
+                tracing::debug!("closing a websocket that did not join in time");
+                s.send_error(
+                    None,
+                    "join_timeout",
+                    "join (or resume) within the time allowed",
+                )
+                .await;
+                s.close(close::POLICY, "join timeout").await;
+                Flow::Detach
+            }
             Input::Timer => {
                 tracing::debug!("closing an idle websocket");
                 s.close(close::POLICY, "idle timeout").await;
                 Flow::Detach
             }
+        };
+        // A client that stopped reading lost its socket while we wrote.
+        let flow = match flow {
+            Flow::Continue if std::mem::take(&mut s.stalled) => Flow::Detach,
+            other => other,
         };
         match flow {
             Flow::Continue => {}
@@ -459,6 +621,7 @@ pub async fn run(socket: WebSocket, state: AppState) {
                 // stays for the grace, its media flowing, waiting for resume.
                 s.socket = None;
                 s.counted = None;
+                s.slot = None;
                 if s.joined.is_none() || limits.resume_grace.is_zero() {
                     break;
                 }
@@ -478,12 +641,14 @@ pub async fn run(socket: WebSocket, state: AppState) {
                 };
                 match tx.send(Attach {
                     socket,
+                    slot: s.slot.take(),
                     id,
                     received,
                 }) {
                     Ok(()) => return,
                     Err(mpsc::error::SendError(a)) => {
                         s.socket = Some(a.socket);
+                        s.slot = a.slot;
                         s.send_error(
                             a.id.as_ref(),
                             "resume_failed",
@@ -651,11 +816,30 @@ impl Session {
         self.write(text).await
     }
 
-    /// Writes to the socket, if there is one, without numbering.
+    /// Writes to the socket, if there is one, without numbering. A write
+    /// that does not finish within the send timeout (the client stopped
+    /// reading) drops the socket: nothing is buffered for it beyond what
+    /// the outbox keeps for a resume.
     async fn write(&mut self, text: String) -> bool {
-        match self.socket.as_mut() {
-            Some(socket) => socket.send(Message::text(text)).await.is_ok(),
-            None => false,
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout(
+            self.state.limits.send_timeout,
+            socket.send(Message::text(text)),
+        )
+        .await
+        {
+            Ok(r) => r.is_ok(),
+            Err(_) => {
+                tracing::info!("a client stopped reading; its socket is dropped");
+                crate::metrics::ws_error("send_timeout");
+                self.socket = None;
+                self.counted = None;
+                self.slot = None;
+                self.stalled = true;
+                false
+            }
         }
     }
 
@@ -679,12 +863,11 @@ impl Session {
 
     async fn close(&mut self, code: u16, reason: &'static str) {
         if let Some(socket) = self.socket.as_mut() {
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                })))
-                .await;
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            }));
+            let _ = tokio::time::timeout(self.state.limits.send_timeout, socket.send(frame)).await;
         }
     }
 
@@ -695,6 +878,7 @@ impl Session {
     async fn attach(&mut self, a: Attach) -> bool {
         let Attach {
             socket,
+            slot,
             id,
             received,
         } = a;
@@ -732,6 +916,8 @@ impl Session {
             self.close(close::NORMAL, "resumed on another socket").await;
         }
         self.socket = Some(socket);
+        self.slot = slot;
+        self.stalled = false;
         self.counted = Some(crate::metrics::WsSessionGuard::new());
         self.hello = true;
         self.rate = RateLimiter::new(self.state.limits.messages_per_second);
@@ -937,23 +1123,30 @@ impl Session {
                     )));
                 }
                 let req: ResumeReq = body_as(&env.body).map_err(stay)?;
-                let (_, pid, tx) = self
+                let (meeting_id, pid, tx) = self
                     .state
                     .hub
                     .take_resume(&req.resume_token, req.meeting_id.as_deref())
                     .map_err(|r| {
-                        stay(Fail::new(
-                            "resume_failed",
-                            match r {
-                                ResumeRefused::Unknown => {
-                                    "unknown, used or expired resume token; join again"
-                                }
-                                ResumeRefused::WrongMeeting => {
-                                    "the resume token is for another meeting; join again"
-                                }
-                            },
-                        ))
+                        stay(match r {
+                            ResumeRefused::Unknown => Fail::new(
+                                "resume_failed",
+                                "unknown, used or expired resume token; join again",
+                            ),
+                            ResumeRefused::WrongMeeting => Fail::new(
+                                "resume_failed",
+                                "the resume token is for another meeting; join again",
+                            ),
+                            ResumeRefused::MeetingEnded => meeting_closed(),
+                        })
                     })?;
+                // The meeting may have ended behind the server's back (the
+                // command line): then its sessions end now, this one too.
+                if meeting_is_over(&self.state, &meeting_id).await {
+                    let n = self.state.hub.end_meeting(&meeting_id);
+                    tracing::info!(meeting = %meeting_id, sessions = n, "meeting ended; its live sessions end");
+                    return Err(stay(meeting_closed()));
+                }
                 tracing::debug!(participant = %pid, "a socket resumes a session");
                 Ok(Flow::Resume {
                     tx,
@@ -969,6 +1162,8 @@ impl Session {
             }
             "publish" => {
                 let req: SdpReq = body_as(&env.body).map_err(stay)?;
+                check_offer(&req.sdp, self.state.limits.max_offer_media)
+                    .map_err(|m| stay(Fail::new("too_many_media", m)))?;
                 let media = self.media().map_err(stay)?;
                 let answer = media.publish(req.sdp).await.map_err(|e| stay(e.into()))?;
                 self.reply(&id, "publish_answer", json!({"sdp": answer}))
@@ -1142,6 +1337,7 @@ impl Session {
             role: inv.role.as_str().to_owned(),
             audio_muted: false,
             video_muted: false,
+            kind: "participant",
         };
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let (attach_tx, attach_rx) = mpsc::unbounded_channel();
@@ -1170,6 +1366,9 @@ impl Session {
             json!({"participant_id": pid, "name": inv.name, "role": inv.role.as_str(), "via": "websocket"}),
         )
         .await;
+        if let Some(old) = &out.replaced {
+            record_replacement(&self.state, &meeting.id, &inv, old, &pid, "websocket").await;
+        }
         self.state
             .hub
             .set_resume_token(&meeting.id, &pid, resume_token.clone(), attach_tx.clone());
@@ -1310,6 +1509,57 @@ fn authorize(j: &Joined, env: &Envelope) -> Result<(), Fail> {
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+fn meeting_closed() -> Fail {
+    Fail::new("meeting_closed", "the meeting has ended")
+}
+
+/// Whether a meeting has ended (or is gone). A database error says no: the
+/// sweep of `crate::server` looks again.
+pub(crate) async fn meeting_is_over(state: &AppState, meeting_id: &str) -> bool {
+    match state.store.get_meeting(meeting_id).await {
+        Ok(Some(m)) => m.status.is_frozen(),
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a meeting's status");
+            false
+        }
+    }
+}
+
+/// Records in the audit log that a new session (`via` `websocket` or
+/// `whip`) of a live invitation replaced the old one (which was kicked).
+pub(crate) async fn record_replacement(
+    state: &AppState,
+    meeting_id: &str,
+    inv: &cabinet::Invitation,
+    old_pid: &str,
+    new_pid: &str,
+    via: &str,
+) {
+    tracing::warn!(invitation = %inv.id, meeting = %meeting_id, old = %old_pid, new = %new_pid, via,
+        "a new session replaced the live session of an invitation");
+    let detail = json!({
+        "meeting_id": meeting_id,
+        "name": inv.name,
+        "old_participant_id": old_pid,
+        "new_participant_id": new_pid,
+        "via": via,
+    });
+    if let Err(e) = state
+        .store
+        .record_audit(
+            &format!("invitation:{}", inv.id),
+            "session.replaced",
+            "invitation",
+            &inv.id,
+            detail,
+        )
+        .await
+    {
+        tracing::error!(error = %e, "cannot record a session replacement in the audit log");
     }
 }
 

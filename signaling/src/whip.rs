@@ -352,6 +352,8 @@ async fn whip_post(
     let (meeting, inv) = authorize(&state, &headers, &meeting_id).await?;
     permit(&inv, Permission::Publish)?;
     let offer = read_offer(&headers, body).await?;
+    crate::session::check_offer(&offer, state.limits.max_offer_media)
+        .map_err(|m| ApiError::bad_request("too_many_media", m))?;
     let sfu = state.sfu.clone().ok_or_else(no_media)?;
     let pid = crate::session::new_participant_id();
     let (media, sfu_rx) = sfu
@@ -370,9 +372,13 @@ async fn whip_post(
         role: inv.role.as_str().to_owned(),
         audio_muted: false,
         video_muted: false,
+        kind: "whip",
     };
     let (hub_tx, hub_rx) = mpsc::unbounded_channel();
     let out = state.hub.join(&meeting.id, &inv.id, info, hub_tx);
+    if let Some(old) = &out.replaced {
+        crate::session::record_replacement(&state, &meeting.id, &inv, old, &pid, "whip").await;
+    }
     let session_id = random_id();
     let etag = format!("\"{}\"", random_id());
     let (control, control_rx) = mpsc::unbounded_channel();
@@ -431,11 +437,33 @@ async fn whep_post(
     }
     let sfu = state.sfu.clone().ok_or_else(no_media)?;
     let remote_ufrag = ice_ufrag(&offer);
-    let (viewer, answer, events) = sfu
-        .view(meeting.id.clone(), offer)
-        .await
-        .map_err(sfu_error)?;
+    // The player counts against its invitation's cap and shows in the
+    // operator's roster from here; it ends with the meeting.
     let session_id = random_id();
+    let (hub_tx, hub_rx) = mpsc::unbounded_channel();
+    let cap = state.limits.whep_viewers_per_invitation;
+    let viewer_info = crate::hub::ViewerInfo {
+        id: session_id.clone(),
+        name: inv.name.clone(),
+        role: inv.role.as_str().to_owned(),
+    };
+    state
+        .hub
+        .add_viewer(&meeting.id, &inv.id, viewer_info, cap, hub_tx)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_viewers",
+                format!("this invitation has {cap} WHEP player(s) already; end one (DELETE) first"),
+            )
+        })?;
+    let (viewer, answer, events) = match sfu.view(meeting.id.clone(), offer).await {
+        Ok(v) => v,
+        Err(e) => {
+            state.hub.remove_viewer(&meeting.id, &session_id);
+            return Err(sfu_error(e));
+        }
+    };
     let etag = format!("\"{}\"", random_id());
     let (control, control_rx) = mpsc::unbounded_channel();
     registry.lock().insert(
@@ -467,6 +495,7 @@ async fn whep_post(
         viewer,
         events,
         control_rx,
+        hub_rx,
     }));
     Ok(created(Kind::Whep, &meeting.id, &session_id, &etag, answer))
 }
@@ -728,6 +757,7 @@ async fn run_whip(mut s: WhipSession) {
             m = s.hub_rx.recv() => match m {
                 Some(HubMsg::Kick(KickReason::Revoked)) => break "revoked",
                 Some(HubMsg::Kick(KickReason::Replaced)) => break "replaced",
+                Some(HubMsg::Kick(KickReason::MeetingEnded)) => break "meeting_ended",
                 Some(HubMsg::Kick(_)) | None => break "disconnected",
                 Some(_) => {}
             },
@@ -766,6 +796,8 @@ struct WhepSession {
     viewer: sfu::Viewer,
     events: mpsc::UnboundedReceiver<ViewerEvent>,
     control_rx: mpsc::UnboundedReceiver<Control>,
+    /// Kicks of the hub: revoked, meeting ended, shutdown.
+    hub_rx: mpsc::UnboundedReceiver<HubMsg>,
 }
 
 async fn run_whep(mut s: WhepSession) {
@@ -814,10 +846,16 @@ async fn run_whep(mut s: WhepSession) {
                     }
                 }
             }
+            m = s.hub_rx.recv() => match m {
+                Some(HubMsg::Kick(r)) => break r.as_str(),
+                Some(HubMsg::Event(_)) => {}
+                None => break "disconnected",
+            },
             _ = shutdown.changed() => break "shutdown",
         }
     };
     s.registry.lock().remove(&s.session_id);
+    s.state.hub.remove_viewer(&s.meeting_id, &s.session_id);
     tracing::info!(player = s.viewer.id(), meeting = %s.meeting_id, reason, "WHEP player ended");
     crate::api::audit::record_later(
         &s.state,
