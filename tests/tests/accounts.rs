@@ -145,7 +145,43 @@ async fn flood_from_one_address_never_locks_admin_out_from_another() -> anyhow::
     assert_eq!(v["code"], "too_many_attempts");
     let (s, v) = login_as(&admin_desk, &server, "ADMIN ", "quản-trị-đúng", None).await?;
     assert_eq!(s, 200, "the admin from another address: {v}");
+
+    // Checked logins are in the audit log with their address; refused ones
+    // are not recorded one by one.
+    let admin = token(&v)?;
+    let failed = audit(&server, &admin, "auth.login_failed").await?;
+    let from_attacker = failed
+        .iter()
+        .filter(|e| e["actor"] == "anonymous" && e["detail"]["address"] == "127.0.0.2")
+        .count();
+    assert!(
+        (1..=35).contains(&from_attacker),
+        "{from_attacker} failed logins recorded"
+    );
+    assert!(failed
+        .iter()
+        .any(|e| e["target_type"] == "username" && e["target_id"] == "admin"));
+    let ok = audit(&server, &admin, "auth.login").await?;
+    assert!(
+        ok.iter()
+            .any(|e| e["detail"]["address"] == "127.0.0.3" && e["target_type"] == "user"),
+        "{ok:?}"
+    );
     Ok(())
+}
+
+/// The audit entries with `action`, newest first.
+async fn audit(server: &TestServer, token: &str, action: &str) -> anyhow::Result<Vec<Value>> {
+    let (s, v) = call(
+        server,
+        reqwest::Method::GET,
+        &format!("/api/audit?action={action}&limit=500"),
+        token,
+        None,
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "audit: {s} {v}");
+    Ok(v["entries"].as_array().context("entries")?.clone())
 }
 
 #[tokio::test]
@@ -355,6 +391,25 @@ async fn disable_enable_passwords_logout_and_revoke_all() -> anyhow::Result<()> 
     )
     .await?;
     assert_eq!(s, 401, "a revoked token resets nothing");
+
+    // Every change is in the audit log, with who did it.
+    let admin_actor = format!("user:{admin_id}");
+    let thuky_actor = format!("user:{thuky_id}");
+    for (action, actor, n) in [
+        ("user.active", &admin_actor, 2),
+        ("user.password_change", &thuky_actor, 1),
+        ("auth.logout", &thuky_actor, 1),
+        ("user.revoke_sessions", &admin_actor, 1),
+        ("user.revoke_sessions", &thuky_actor, 1),
+        ("user.password_reset", &admin_actor, 1),
+    ] {
+        let rows = audit(&server, &admin, action).await?;
+        let mine = rows
+            .iter()
+            .filter(|e| e["target_id"] == thuky_id.as_str() && e["actor"] == actor.as_str())
+            .count();
+        assert_eq!(mine, n, "{action} by {actor}: {rows:?}");
+    }
     Ok(())
 }
 
