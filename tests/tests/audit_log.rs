@@ -558,3 +558,57 @@ async fn audit_verify_catches_a_hostile_dba() -> anyhow::Result<()> {
     pool.close().await;
     Ok(())
 }
+
+/// The admin page's audit log in real Chromium (`tests/e2e/audit_page.mjs`):
+/// the menu entry, pages with "more", an action filter, the integrity
+/// check and a CSV export, under the server's CSP.
+#[tokio::test]
+async fn audit_page_in_chromium() -> anyhow::Result<()> {
+    use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
+    let chromium = chromium()?;
+    ensure_node_modules(&e2e_dir()).await?;
+    let server = TestServer::start().await?;
+    let api = Api::new(&server);
+    let password = "Quản-trị e2e 2026!";
+    server.add_user("quantri.e2e", "admin", password).await?;
+    let admin = server.login("quantri.e2e", password).await?;
+    for i in 0..60 {
+        api.post(
+            "/api/meetings",
+            &admin,
+            json!({"title": format!("Họp {i}")}),
+        )
+        .await?;
+    }
+    let run = run_script(
+        "audit_page.mjs",
+        &[server.base_url().as_ref()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", "20000".to_owned()),
+            ("E2E_USERNAME", "quantri.e2e".to_owned()),
+            ("E2E_PASSWORD", password.to_owned()),
+        ],
+        Duration::from_secs(240),
+    )
+    .await?;
+    ensure!(
+        run.status.success(),
+        "audit_page.mjs failed: {:?}\n{}",
+        run.summary,
+        tail(&run.stderr, 40)
+    );
+    let summary = run.summary.context("no summary")?;
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(
+        summary["steps"].as_array().map(Vec::len),
+        Some(6),
+        "{summary}"
+    );
+    // The export was recorded by the server.
+    let v = api
+        .get_json("/api/audit?action=audit.export", &admin, 200)
+        .await?;
+    assert_eq!(v["entries"][0]["detail"]["format"], "csv", "{v}");
+    Ok(())
+}

@@ -9,11 +9,13 @@
 //   #/accounts                       my password, sign out everywhere; for
 //                                    admins every account (disable, enable,
 //                                    reset password, end sessions, create)
+//   #/audit                          admins: the audit log (audit.js)
 //
 // The REST calls are in api.js, the document helpers in documents.js, the
 // strings in i18n.js. For tests, `window.giaobanAdmin` exposes the state.
 
 import { ApiError, apiRequest, apiUpload } from './api.js';
+import { auditView } from './audit.js';
 import {
   ACCEPT_ATTR,
   downloadDocument,
@@ -283,6 +285,7 @@ function parseRoute() {
   const parts = window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'bridge-points') return { name: 'bridge-points' };
   if (parts[0] === 'accounts') return { name: 'accounts' };
+  if (parts[0] === 'audit') return { name: 'audit' };
   if (parts[0] === 'meetings' && parts[1] === 'new') return { name: 'meeting-new' };
   if (parts[0] === 'meetings' && parts[1]) {
     const tab = ['info', 'agenda', 'participants', 'invitations'].includes(parts[2]) ? parts[2] : 'info';
@@ -304,7 +307,7 @@ async function route() {
   const prev = state.route;
   state.route = parseRoute();
   for (const a of document.querySelectorAll('.admin-nav a')) {
-    const on = a.dataset.nav === (['bridge-points', 'accounts'].includes(state.route.name) ? state.route.name : 'meetings');
+    const on = a.dataset.nav === (['bridge-points', 'accounts', 'audit'].includes(state.route.name) ? state.route.name : 'meetings');
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -314,6 +317,7 @@ async function route() {
   try {
     if (state.route.name === 'bridge-points') await bridgePointsView(view);
     else if (state.route.name === 'accounts') await accountsView(view);
+    else if (state.route.name === 'audit') await auditView(view, { api, token: () => state.token, showAlert, clearAlert });
     else if (state.route.name === 'meeting-new') await meetingNewView(view);
     else if (state.route.name === 'meeting') await meetingView(view, state.route.id, state.route.tab);
     else await meetingsView(view);
@@ -358,6 +362,12 @@ function showApp() {
   const nav = document.querySelector('.admin-nav');
   if (nav && !nav.querySelector('[data-nav="accounts"]')) {
     nav.append(el('a', { href: '#/accounts', dataset: { nav: 'accounts', i18n: 'nav.accounts' }, text: t('nav.accounts') }));
+  }
+  const auditLink = nav && nav.querySelector('[data-nav="audit"]');
+  if (nav && state.user && state.user.role === 'admin' && !auditLink) {
+    nav.append(el('a', { href: '#/audit', dataset: { nav: 'audit', i18n: 'nav.audit' }, text: t('nav.audit') }));
+  } else if (auditLink && !(state.user && state.user.role === 'admin')) {
+    auditLink.remove();
   }
   if (state.user) {
     $('user-name').textContent = state.user.display_name || state.user.username || '';
