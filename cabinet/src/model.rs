@@ -116,12 +116,74 @@ text_enum! {
 }
 
 text_enum! {
-    /// The administrative level of a bridge point.
+    /// The administrative level of a bridge point. Since 1 July 2025 local
+    /// government has two levels: the province (with its departments) and
+    /// its communes, wards and special zones. `District` stays only for units
+    /// stored before the reform: it is read, kept, never accepted for a new
+    /// unit (see [`BridgeLevel::is_current`]).
     BridgeLevel, "bridge point level" {
+        /// Tỉnh (or a centrally-run city).
         Province => "province",
+        /// Sở, ban, ngành.
         Department => "department",
-        District => "district",
+        /// Xã.
         Commune => "commune",
+        /// Phường.
+        Ward => "ward",
+        /// Đặc khu.
+        SpecialZone => "special_zone",
+        /// Anything else (a party or mass organisation, a company...).
+        Other => "other",
+        /// Huyện: abolished on 1 July 2025; old data only.
+        District => "district",
+    }
+}
+
+impl BridgeLevel {
+    /// The levels a new unit may have (all but `district`), in the order
+    /// the UI offers them.
+    pub const CURRENT: &'static [BridgeLevel] = &[
+        BridgeLevel::Province,
+        BridgeLevel::Department,
+        BridgeLevel::Commune,
+        BridgeLevel::Ward,
+        BridgeLevel::SpecialZone,
+        BridgeLevel::Other,
+    ];
+
+    /// Whether a new unit may have this level (`district` may not).
+    pub fn is_current(self) -> bool {
+        self != BridgeLevel::District
+    }
+
+    /// The level named by an English key (`commune`) or a Vietnamese name
+    /// (`Xã`, `Phường`, `Đặc khu`, `Sở`...), as a province's list of units
+    /// writes it; case and surrounding spaces do not matter. `district`
+    /// (`Huyện`) is recognised so the caller can refuse it by name.
+    pub fn from_label(label: &str) -> Option<BridgeLevel> {
+        let l = label
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        if let Ok(v) = l.replace(' ', "_").parse::<BridgeLevel>() {
+            return Some(v);
+        }
+        Some(match l.as_str() {
+            "tỉnh" | "thành phố trực thuộc trung ương" | "ubnd tỉnh" => {
+                BridgeLevel::Province
+            }
+            "sở" | "ban" | "ngành" | "sở/ban/ngành" | "sở, ban, ngành" | "sở ban ngành"
+            | "sở/ngành" | "sở ngành" => BridgeLevel::Department,
+            "xã" => BridgeLevel::Commune,
+            "phường" => BridgeLevel::Ward,
+            "đặc khu" => BridgeLevel::SpecialZone,
+            "khác" => BridgeLevel::Other,
+            "huyện" | "quận" | "thị xã" | "thành phố thuộc tỉnh" => {
+                BridgeLevel::District
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -271,6 +333,11 @@ pub struct BridgePoint {
     pub level: BridgeLevel,
     /// Who to call about it (name, phone); may be empty.
     pub contact: String,
+    /// The unit's administrative code (or the province's own code for a
+    /// department); may be empty.
+    pub code: String,
+    /// The phone of the operator who runs its room; may be empty.
+    pub operator_phone: String,
     /// Inactive points stay in the registry but get no new invitations.
     pub active: bool,
     pub created_at: i64,
@@ -282,9 +349,14 @@ pub struct BridgePoint {
 #[serde(deny_unknown_fields)]
 pub struct NewBridgePoint {
     pub name: String,
+    /// Any level but `district` (see [`BridgeLevel::is_current`]).
     pub level: BridgeLevel,
     #[serde(default)]
     pub contact: String,
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub operator_phone: String,
 }
 
 /// A change of a bridge point: absent fields stay.
@@ -297,6 +369,10 @@ pub struct BridgePointPatch {
     pub level: Option<BridgeLevel>,
     #[serde(default)]
     pub contact: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub operator_phone: Option<String>,
     #[serde(default)]
     pub active: Option<bool>,
 }

@@ -632,14 +632,83 @@ async fn registry_and_participants(store: &Store, _data: &std::path::Path) {
         .add_bridge_point(
             ACTOR,
             NewBridgePoint {
-                name: "UBND huyện Cư Jút".into(),
-                level: BridgeLevel::District,
+                name: "UBND xã Cư Jút".into(),
+                level: BridgeLevel::Commune,
                 contact: "0262 3880 123".into(),
+                code: "24611".into(),
+                operator_phone: " 0912 345 678 ".into(),
             },
         )
         .await
         .expect("bridge point");
     assert!(bp.active);
+    assert_eq!(bp.code, "24611");
+    assert_eq!(bp.operator_phone, "0912 345 678");
+    // Districts were abolished on 1 July 2025: no new one.
+    let district = store
+        .add_bridge_point(
+            ACTOR,
+            NewBridgePoint {
+                name: "UBND huyện Krông Nô".into(),
+                level: BridgeLevel::District,
+                contact: String::new(),
+                code: String::new(),
+                operator_phone: String::new(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&district, Err(Error::InvalidInput(m)) if m.contains("district")),
+        "{district:?}"
+    );
+    // A district stored before the reform is still read and kept.
+    with_pool!(store, p => sqlx::query(
+        "INSERT INTO bridge_points (id, name, level, contact, active, created_at, updated_at) \
+         VALUES ('old-district', 'UBND huyện cũ', 'district', '', TRUE, 1, 1)",
+    )
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .expect("old row");
+    let old = store
+        .get_bridge_point("old-district")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(old.level, BridgeLevel::District);
+    assert_eq!(old.code, "");
+    let renamed = store
+        .update_bridge_point(
+            ACTOR,
+            "old-district",
+            BridgePointPatch {
+                name: Some("UBND huyện cũ (lưu)".into()),
+                ..BridgePointPatch::default()
+            },
+        )
+        .await
+        .expect("an old district can still be edited");
+    assert_eq!(renamed.level, BridgeLevel::District);
+    assert!(matches!(
+        store
+            .update_bridge_point(
+                ACTOR,
+                &bp.id,
+                BridgePointPatch {
+                    level: Some(BridgeLevel::District),
+                    ..BridgePointPatch::default()
+                },
+            )
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    with_pool!(store, p => sqlx::query(
+        "UPDATE bridge_points SET active = FALSE WHERE id = 'old-district'",
+    )
+    .execute(p)
+    .await
+    .map(|_| ()))
+    .expect("old row off");
     let bp2 = store
         .add_bridge_point(
             ACTOR,
@@ -647,6 +716,8 @@ async fn registry_and_participants(store: &Store, _data: &std::path::Path) {
                 name: "Sở Tài chính".into(),
                 level: BridgeLevel::Department,
                 contact: String::new(),
+                code: String::new(),
+                operator_phone: String::new(),
             },
         )
         .await
@@ -654,7 +725,7 @@ async fn registry_and_participants(store: &Store, _data: &std::path::Path) {
     let list = store.list_bridge_points().await.expect("list");
     assert_eq!(
         list.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
-        vec!["Sở Tài chính", "UBND huyện Cư Jút"]
+        vec!["Sở Tài chính", "UBND huyện cũ (lưu)", "UBND xã Cư Jút"]
     );
     assert!(matches!(
         store
@@ -663,7 +734,9 @@ async fn registry_and_participants(store: &Store, _data: &std::path::Path) {
                 NewBridgePoint {
                     name: "".into(),
                     level: BridgeLevel::Commune,
-                    contact: String::new()
+                    contact: String::new(),
+                    code: String::new(),
+                    operator_phone: String::new(),
                 }
             )
             .await,
@@ -1288,6 +1361,147 @@ async fn users_and_audit(store: &Store, _data: &std::path::Path) {
     );
 }
 
+/// Withdrawing and replacing a document: kept in the record, marked, with
+/// the new document taking the old one's item and access; refused twice,
+/// without a reason, and once the meeting is frozen; audited.
+async fn withdraw_and_replace(store: &Store, data: &std::path::Path) {
+    let blobs = Blobs::new(data.join("documents"));
+    let m = store
+        .create_meeting("Họp chuyên đề")
+        .await
+        .expect("meeting");
+    let member = store
+        .add_participant(
+            ACTOR,
+            &m.id,
+            NewParticipant {
+                name: "Trần Thị B".into(),
+                position: String::new(),
+                role: ParticipantRole::Member,
+                voting: None,
+                bridge_point_id: None,
+            },
+        )
+        .await
+        .expect("participant");
+    let item = store
+        .add_agenda_item(
+            ACTOR,
+            &m.id,
+            NewAgendaItem {
+                title: "Tờ trình".into(),
+                presenter: String::new(),
+                duration_minutes: None,
+            },
+        )
+        .await
+        .expect("item");
+    let mut docs = Vec::new();
+    for tag in ["a", "b"] {
+        docs.push(
+            store
+                .add_document(
+                    ACTOR,
+                    NewDocument {
+                        agenda_item_id: item.id.clone(),
+                        title: format!("Tài liệu {tag}"),
+                        access: DocumentAccess::Named,
+                        participant_ids: vec![member.id.clone()],
+                    },
+                    pdf_upload(&format!("{tag}.pdf")),
+                    upload(&blobs, format!("%PDF-1.7 {tag}").as_bytes()).await,
+                    &blobs,
+                )
+                .await
+                .expect("document"),
+        );
+    }
+    assert_eq!(docs[0].versions[0].file_type, Some(FileType::Pdf));
+    assert_eq!(docs[0].versions[0].content_type, "application/pdf");
+    assert!(matches!(
+        store.withdraw_document(ACTOR, &docs[0].id, " ").await,
+        Err(Error::InvalidInput(_))
+    ));
+    let w = store
+        .withdraw_document(ACTOR, &docs[0].id, "Tải nhầm")
+        .await
+        .expect("withdraw");
+    assert!(w.is_withdrawn());
+    assert_eq!(w.withdrawn_by.as_deref(), Some(ACTOR));
+    assert_eq!(w.withdrawn_reason.as_deref(), Some("Tải nhầm"));
+    assert!(matches!(
+        store.withdraw_document(ACTOR, &docs[0].id, "again").await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_document_version(
+                ACTOR,
+                &docs[0].id,
+                pdf_upload("v2.pdf"),
+                upload(&blobs, b"%PDF-1.7 v2").await,
+                &blobs
+            )
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let new = store
+        .replace_document(
+            ACTOR,
+            &docs[1].id,
+            Replacement {
+                title: None,
+                reason: "Sửa số liệu".into(),
+            },
+            Upload {
+                filename: "b-sua.pdf".into(),
+                file_type: FileType::Docx,
+                signature_report: serde_json::json!({"status": "not_checked"}),
+            },
+            upload(&blobs, b"PK docx bytes").await,
+            &blobs,
+        )
+        .await
+        .expect("replace");
+    assert_eq!(new.title, "Tài liệu b");
+    assert_eq!(new.access, DocumentAccess::Named);
+    assert_eq!(new.participant_ids, vec![member.id.clone()]);
+    assert_eq!(new.replaces.as_deref(), Some(docs[1].id.as_str()));
+    assert_eq!(new.versions[0].filename, "b-sua.pdf.docx");
+    assert_eq!(new.versions[0].file_type, Some(FileType::Docx));
+    let old = store
+        .get_document(&docs[1].id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(old.replaced_by.as_deref(), Some(new.id.as_str()));
+    assert_eq!(old.withdrawn_reason.as_deref(), Some("Sửa số liệu"));
+    let listed = store.list_documents(&item.id).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.iter().filter(|d| d.is_withdrawn()).count(), 2);
+    let actions: Vec<String> = store
+        .audit_of("document", &docs[1].id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, vec!["document.create", "document.replace"]);
+    store
+        .change_meeting_status(ACTOR, &m.id, MeetingStatus::Ended)
+        .await
+        .expect("end");
+    assert!(matches!(
+        store.withdraw_document(ACTOR, &new.id, "late").await,
+        Err(Error::Frozen { .. })
+    ));
+}
+
+on_both!(
+    sqlite_withdraw_and_replace,
+    pg_withdraw_and_replace,
+    withdraw_and_replace
+);
 on_both!(sqlite_lifecycle, pg_lifecycle, lifecycle);
 on_both!(
     sqlite_registry_and_participants,
