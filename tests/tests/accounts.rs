@@ -527,3 +527,53 @@ async fn forwarded_for_counts_only_from_trusted_proxies() -> anyhow::Result<()> 
     assert_eq!(s, 429, "X-Forwarded-For from an untrusted peer is ignored");
     Ok(())
 }
+
+/// The admin page's accounts view in real Chromium
+/// (`tests/e2e/accounts_page.mjs`): disable, enable, reset, end sessions,
+/// change one's own password, sign out; checked here on the server.
+#[tokio::test]
+async fn accounts_page_in_chromium() -> anyhow::Result<()> {
+    use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
+    let chromium = chromium()?;
+    ensure_node_modules(&e2e_dir()).await?;
+    let server = TestServer::start().await?;
+    server.add_user("quantri", "admin", "quản-trị-cũ-1").await?;
+    server.add_user("thuky", "secretary", "thư-ký-cũ-1").await?;
+    let thuky_before = server.login("thuky", "thư-ký-cũ-1").await?;
+    let run = run_script(
+        "accounts_page.mjs",
+        &[server.base_url().as_ref()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", "20000".to_owned()),
+            ("E2E_USERNAME", "quantri".to_owned()),
+            ("E2E_PASSWORD", "quản-trị-cũ-1".to_owned()),
+            ("E2E_NEW_PASSWORD", "quản-trị-mới-2".to_owned()),
+            ("E2E_OTHER", "thuky".to_owned()),
+            ("E2E_OTHER_PASSWORD", "thư-ký-mới-2".to_owned()),
+        ],
+        std::time::Duration::from_secs(240),
+    )
+    .await?;
+    anyhow::ensure!(
+        run.status.success(),
+        "accounts_page.mjs failed: {:?}\n{}\n--- server log ---\n{}",
+        run.summary,
+        tail(&run.stderr, 40),
+        tail(&server.log(), 40)
+    );
+    let summary = run.summary.context("no summary")?;
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(
+        summary["steps"].as_array().map(Vec::len),
+        Some(8),
+        "{summary}"
+    );
+    // What the page did holds on the server.
+    assert_eq!(me_status(&server, &thuky_before).await?, 401);
+    assert!(server.login("thuky", "thư-ký-cũ-1").await.is_err());
+    server.login("thuky", "thư-ký-mới-2").await?;
+    assert!(server.login("quantri", "quản-trị-cũ-1").await.is_err());
+    server.login("quantri", "quản-trị-mới-2").await?;
+    Ok(())
+}
