@@ -82,6 +82,7 @@ export function sleep(ms) {
  * @param {{width: number, height: number}} [opts.viewport]  default 1024x768
  * @param {string[]} [opts.extraFlags]  appended to FLAGS
  * @param {Function|string} [opts.initScript]  runs in the page before its own scripts
+ * @param {object} [opts.firefoxPrefs]  more Firefox prefs, after FIREFOX_PREFS
  */
 export async function openBrowser(index, opts = {}) {
   if (opts.browser === 'firefox') return openFirefox(index, opts);
@@ -139,7 +140,7 @@ async function openFirefox(index, opts) {
       executablePath: firefoxPath,
       headless: true,
       userDataDir,
-      extraPrefsFirefox: FIREFOX_PREFS,
+      extraPrefsFirefox: { ...FIREFOX_PREFS, ...(opts.firefoxPrefs || {}) },
       timeout: 30000,
     });
   } catch (e) {
