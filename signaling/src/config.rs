@@ -1003,6 +1003,42 @@ mod tests {
         let c = Config::load_with_env(None, env(&[("GIAOBAN_SIGNALING_RESUME_GRACE_SECS", "5")]))
             .expect("a short grace is valid");
         assert_eq!(c.signaling.resume_grace_secs, 5);
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GIAOBAN_SIGNALING_JOIN_TIMEOUT_SECS", "3"),
+                ("GIAOBAN_SIGNALING_SEND_TIMEOUT_SECS", "4"),
+                ("GIAOBAN_SIGNALING_MAX_SOCKETS_PER_ADDRESS", "5"),
+                ("GIAOBAN_SIGNALING_MAX_SOCKETS", "6"),
+                ("GIAOBAN_SIGNALING_MAX_OFFER_MEDIA", "7"),
+                ("GIAOBAN_SIGNALING_WHEP_VIEWERS_PER_INVITATION", "2"),
+            ]),
+        )
+        .expect("live-session limits from the environment");
+        let sg = &c.signaling;
+        assert_eq!(
+            (sg.join_timeout_secs, sg.send_timeout_secs, sg.max_sockets_per_address),
+            (3, 4, 5)
+        );
+        assert_eq!(
+            (sg.max_sockets, sg.max_offer_media, sg.whep_viewers_per_invitation),
+            (6, 7, 2)
+        );
+        for bad in [
+            ("GIAOBAN_SIGNALING_JOIN_TIMEOUT_SECS", "0"),
+            ("GIAOBAN_SIGNALING_SEND_TIMEOUT_SECS", "301"),
+            ("GIAOBAN_SIGNALING_MAX_SOCKETS", "0"),
+            ("GIAOBAN_SIGNALING_MAX_OFFER_MEDIA", "0"),
+            ("GIAOBAN_SIGNALING_WHEP_VIEWERS_PER_INVITATION", "0"),
+        ] {
+            assert!(
+                matches!(
+                    Config::load_with_env(None, env(&[bad])),
+                    Err(ConfigError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
         assert!(matches!(
             Config::load_with_env(Some(Path::new("/nonexistent/giaoban.toml")), env(&[])),
             Err(ConfigError::Read { .. })

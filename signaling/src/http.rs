@@ -149,11 +149,13 @@ const WS_READ_BUFFER: usize = 4 * 1024;
 async fn ws(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Caps on open sockets, per client address and in total, before any
     // work is done for this one (docs/protocol.md, "Limits").
-    let slot = match state.limits.sockets.acquire(crate::api::peer_ip(&ext)) {
+    let ip = crate::api::request_ip(&state, &ext, &headers);
+    let slot = match state.limits.sockets.acquire(ip) {
         Ok(slot) => slot,
         Err(crate::session::SocketRefused::PerAddress) => {
             crate::metrics::ws_error("too_many_connections");
