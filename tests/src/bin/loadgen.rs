@@ -881,7 +881,13 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
     let server = TestServer::start_with(ServerOptions {
         bin: args.server_bin.clone(),
         log_level: Some(args.server_log.clone()),
-        extra_toml: format!("[media]\nlast_n = {last_n}\naudio_loudest = {loudest}\n"),
+        // Every simulated participant connects from 127.0.0.1: the
+        // per-address socket cap (signaling.max_sockets_per_address) is
+        // lifted for the benchmark.
+        extra_toml: format!(
+            "[media]\nlast_n = {last_n}\naudio_loudest = {loudest}\n\
+             [signaling]\nmax_sockets_per_address = 100000\n"
+        ),
     })
     .await
     .context("start the server")?;

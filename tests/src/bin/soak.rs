@@ -384,7 +384,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = TestServer::start_with(ServerOptions {
         bin: args.server_bin.clone(),
         log_level: Some("warn".into()),
-        extra_toml: String::new(),
+        // Every participant connects from 127.0.0.1: lift the per-address
+        // socket cap (signaling.max_sockets_per_address).
+        extra_toml: "[signaling]\nmax_sockets_per_address = 100000\n".into(),
     })
     .await
     .context("start the server")?;
