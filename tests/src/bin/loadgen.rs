@@ -9,7 +9,10 @@
 //! after a warm-up and prints a table (and JSON with `--json`).
 //!
 //! `--scenario giaoban100` is issue 7's meeting: one chair and 98 bridge
-//! points (scaled by `--scale`). Every client publishes simulcast VP8 (rid
+//! points (scaled by `--scale`); `--scenario giaoban200` is the same meeting
+//! at the size of a merged province's giao ban since July 2025 (issue 25):
+//! one chair and 199 bridge points (communes, wards, special zones and
+//! departments). Every client publishes simulcast VP8 (rid
 //! `q`/`h`/`f` on their own SSRCs, as Chromium sends it, obeying the
 //! server's `layers_wanted` and answering its key frame requests) and Opus
 //! with RFC 6464 audio levels; a few bridge points take turns to speak
@@ -35,7 +38,7 @@
 //!
 //! # Layout
 //! - [`Args`]: the command line; [`plan`] turns it into participants;
-//!   [`Scene`]: the selective giaoban100's speakers, subscriptions and check.
+//!   [`Scene`]: the selective giao ban's speakers, subscriptions and check.
 //! - [`run`]: giaoban ([`run_giaoban`]: server, invitations, joins), then
 //!   the references ([`run_janus`], [`run_bare`]), then the comparison.
 //! - [`measure`]: for one system: every stream flowing, warm-up, the
@@ -77,6 +80,26 @@ enum Scenario {
     /// of last-N at the low layer and the loudest audio; scaled by `--scale`.
     /// With `--selective false`: the former all-to-all run.
     Giaoban100,
+    /// The same meeting with one chair and 199 bridge points (a merged
+    /// province's communes and departments), scaled by `--scale`.
+    Giaoban200,
+}
+
+impl Scenario {
+    /// The giao ban scenarios: participants at `--scale 1`, the chair
+    /// included. `None` for `custom`.
+    fn meeting_size(self) -> Option<usize> {
+        match self {
+            Scenario::Custom => None,
+            Scenario::Giaoban100 => Some(99),
+            Scenario::Giaoban200 => Some(200),
+        }
+    }
+
+    /// The scenario's name on the command line and in the JSON.
+    fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// Which references to measure after giaoban, with the same load.
@@ -109,7 +132,8 @@ struct Args {
     /// Scenario.
     #[arg(long, value_enum, default_value = "custom")]
     scenario: Scenario,
-    /// giaoban100: fraction of the 99 participants (1 chair + 98 bridges).
+    /// giaoban100, giaoban200: fraction of the meeting's participants (99:
+    /// 1 chair + 98 bridges; 200: 1 chair + 199 bridges).
     #[arg(long, default_value_t = 0.2)]
     scale: f64,
     /// custom: participants that publish audio and video (and receive).
@@ -124,29 +148,29 @@ struct Args {
     /// Seconds of warm-up once every stream flows.
     #[arg(long, default_value_t = 5)]
     warmup: u64,
-    /// Video bitrate of each publisher (the bridges in giaoban100), kbit/s.
+    /// Video bitrate of each publisher (the bridges in a giao ban), kbit/s.
     #[arg(long, default_value_t = 300)]
     video_kbps: u32,
-    /// giaoban100: video bitrate of the chair, kbit/s.
+    /// giaoban100, giaoban200: video bitrate of the chair, kbit/s.
     #[arg(long, default_value_t = 1000)]
     chair_video_kbps: u32,
-    /// giaoban100: publish simulcast and subscribe as the scenario says
-    /// (set_quality, last-N, loudest audio). false: the all-to-all run of
-    /// before (one layer, everybody receives everybody; what the Janus
-    /// reference can be compared with).
+    /// giaoban100, giaoban200: publish simulcast and subscribe as the
+    /// scenario says (set_quality, last-N, loudest audio). false: the
+    /// all-to-all run of before (one layer, everybody receives everybody;
+    /// what the Janus reference can be compared with).
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     selective: bool,
-    /// giaoban100 (selective): the server's `media.last_n`.
+    /// giao ban (selective): the server's `media.last_n`.
     #[arg(long, default_value_t = 10)]
     last_n: usize,
-    /// giaoban100 (selective): the server's `media.audio_loudest`.
+    /// giao ban (selective): the server's `media.audio_loudest`.
     #[arg(long, default_value_t = 3)]
     audio_loudest: usize,
-    /// giaoban100 (selective): bridge points that take turns to speak (the
+    /// giao ban (selective): bridge points that take turns to speak (the
     /// speaker loud, the two before it quieter, everybody else silent).
     #[arg(long, default_value_t = 4)]
     talkers: usize,
-    /// giaoban100 (selective): seconds of each speaker's turn.
+    /// giao ban (selective): seconds of each speaker's turn.
     #[arg(long, default_value_t = 10)]
     speaker_every: u64,
     /// Participants receive in slots (`join` with `"receive": "slots"`): the
@@ -201,16 +225,16 @@ struct Args {
     bare_bin: Option<PathBuf>,
 }
 
-/// RFC 6464 levels (-dBov) the selective giaoban100's publishers send: the
+/// RFC 6464 levels (-dBov) the selective giao ban's publishers send: the
 /// speaker of the turn, the two speakers before it (quieter, still above
 /// the server's audibility threshold of about -55 dBov), everybody else.
 const LEVEL_SPEAKER: u8 = 10;
 const LEVEL_QUIET: u8 = 40;
 const LEVEL_SILENT: u8 = 127;
 
-/// The selective giaoban100: who speaks when (each publisher's audio
-/// level, by turns of `--speaker-every` seconds among `--talkers` bridge
-/// points), and what each client asks for, as the web client would: the
+/// The selective giao ban (giaoban100, giaoban200): who speaks when (each
+/// publisher's audio level, by turns of `--speaker-every` seconds among
+/// `--talkers` bridge points), and what each client asks for, as the web client would: the
 /// chair's video and the video of the latest `active_speaker` it was told
 /// of `high`, every other video `low` (`set_quality` whenever that changes
 /// or a new track appears). Also the check of what each client receives.
@@ -609,16 +633,16 @@ fn planned_pps_layers(args: &Args, video_kbps: u32, active: &[String]) -> f64 {
     audio + video
 }
 
-/// Whether the run is the selective giaoban100 (simulcast, set_quality,
+/// Whether the run is a selective giao ban (simulcast, set_quality,
 /// last-N, loudest audio).
 fn selective(args: &Args) -> bool {
-    args.scenario == Scenario::Giaoban100 && args.selective
+    args.scenario.meeting_size().is_some() && args.selective
 }
 
 fn plan(args: &Args) -> anyhow::Result<Vec<Planned>> {
     let mut out = Vec::new();
-    match args.scenario {
-        Scenario::Custom => {
+    match args.scenario.meeting_size() {
+        None => {
             for i in 0..args.publishers {
                 out.push(Planned {
                     name: format!("Điểm cầu {i:03}"),
@@ -636,11 +660,11 @@ fn plan(args: &Args) -> anyhow::Result<Vec<Planned>> {
                 });
             }
         }
-        Scenario::Giaoban100 => {
+        Some(full) => {
             if !(args.scale > 0.0 && args.scale <= 1.0) {
                 bail!("--scale must be in (0, 1]");
             }
-            let n = ((99.0 * args.scale).round() as usize).max(2);
+            let n = ((full as f64 * args.scale).round() as usize).max(2);
             out.push(Planned {
                 name: "Chủ tịch UBND tỉnh".into(),
                 role: "chair",
@@ -740,15 +764,15 @@ fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     sorted.get(i.min(sorted.len() - 1)).copied()
 }
 
-/// What `--scenario giaoban100 --selective false` measures.
-const GIAOBAN100_ALL_TO_ALL: &str = "all-to-all (--selective false): every client publishes one \
+/// What a giao ban scenario with `--selective false` measures.
+const GIAOBAN_ALL_TO_ALL: &str = "all-to-all (--selective false): every client publishes one \
 VP8 layer and receives all N-1 videos and all N-1 audios; the server's last-N and loudest-audio \
 selection are off (media.last_n = 0, media.audio_loudest = 0)";
 
-/// What the selective giaoban100 does, for the output and the JSON.
-fn giaoban100_description(args: &Args) -> String {
+/// What the giao ban scenario does, for the output and the JSON.
+fn giaoban_description(args: &Args) -> String {
     if !selective(args) {
-        return GIAOBAN100_ALL_TO_ALL.to_owned();
+        return GIAOBAN_ALL_TO_ALL.to_owned();
     }
     format!(
         "every client publishes simulcast VP8 (q/h/f: 1/4, 1/2, all of its bit rate) and Opus with \
@@ -764,23 +788,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let planned = plan(&args)?;
     let n = planned.len();
     println!(
-        "loadgen: {} participants ({} publishing), scenario {:?}, {} s warm-up + {} s measured, {} client threads",
+        "loadgen: {} participants ({} publishing), scenario {}, {} s warm-up + {} s measured, {} client threads",
         n,
         planned.iter().filter(|p| p.publish).count(),
-        args.scenario,
+        args.scenario.name(),
         args.warmup,
         args.duration,
         args.threads
     );
-    if args.scenario == Scenario::Giaoban100 {
-        println!("giaoban100: {}", giaoban100_description(&args));
+    if args.scenario.meeting_size().is_some() {
+        println!("{}: {}", args.scenario.name(), giaoban_description(&args));
     }
     // The Janus adapter subscribes everybody to everything, one layer.
     let janus_skipped = selective(&args) && args.reference.janus();
     if janus_skipped {
         println!(
             "Janus reference skipped: it is measured all-to-all only (--scenario custom, or \
-             giaoban100 with --selective false)"
+             a giao ban with --selective false)"
         );
     }
     let (mut report, ids) = run_giaoban(&args, &planned).await?;
@@ -872,7 +896,7 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
     // All-to-all runs: every participant receives every other publisher's
     // media (the expected streams and the loss count assume it, and Janus
     // does the same), so the server's last-N and loudest-audio selection
-    // are off. The selective giaoban100 sets them as the scenario says.
+    // are off. The selective giao ban sets them as the scenario says.
     let (last_n, loudest) = if selective(args) {
         (args.last_n, args.audio_loudest)
     } else {
@@ -1196,7 +1220,7 @@ struct Measured<'a> {
     /// Whether join to first media means the same as for giaoban.
     join_times: bool,
     bin: String,
-    /// The selective giaoban100's scene (speakers, set_quality), driven
+    /// The selective giao ban's scene (speakers, set_quality), driven
     /// during the measurement and checked in it.
     scene: Option<&'a Scene>,
 }
@@ -1441,12 +1465,12 @@ async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyho
         "label": args.label,
         "date_utc": date,
         "machine": machine_description(),
-        "scenario": format!("{:?}", args.scenario).to_lowercase(),
-        "scenario_description": (args.scenario == Scenario::Giaoban100).then(|| giaoban100_description(args)),
+        "scenario": args.scenario.name(),
+        "scenario_description": args.scenario.meeting_size().map(|_| giaoban_description(args)),
         "participants": n,
         "publishers": planned.iter().filter(|p| p.publish).count(),
         "video_kbps": args.video_kbps,
-        "chair_video_kbps": (args.scenario == Scenario::Giaoban100).then_some(args.chair_video_kbps),
+        "chair_video_kbps": args.scenario.meeting_size().map(|_| args.chair_video_kbps),
         "audio": args.audio,
         "video": args.video,
         "warmup_s": args.warmup,
@@ -1488,7 +1512,7 @@ async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyho
         "client_errors": errors.len(),
         "server_bin": bin,
     });
-    // The selective giaoban100 (json! above is at its macro recursion limit).
+    // The selective giao ban (json! above is at its macro recursion limit).
     let extra = json!({
         "selective": scene.is_some(),
         "slots": args.slots,
@@ -1659,7 +1683,7 @@ fn print_table(r: &Value) {
     println!();
 }
 
-/// The selective giaoban100's check of what every subscriber received.
+/// The selective giao ban's check of what every subscriber received.
 fn print_checks(r: &Value) {
     let Some(checks) = r["selection_check"].as_array() else {
         return;
@@ -1844,22 +1868,48 @@ mod tests {
 
     #[test]
     fn each_turn_has_one_loud_speaker_and_two_quieter_ones() {
-        let args = Args::parse_from(["loadgen", "--scenario", "giaoban100", "--scale", "0.3"]);
-        let planned = plan(&args).unwrap();
-        let scene = Scene::new(&args, &planned).unwrap();
-        assert_eq!(scene.talkers.len(), 4);
-        assert!(!scene.talkers.contains(&scene.chair));
-        for turn in 0..8 {
-            let levels: Vec<u8> = (0..planned.len()).map(|i| scene.level(turn, i)).collect();
-            let count = |l: u8| levels.iter().filter(|x| **x == l).count();
-            assert_eq!(count(LEVEL_SPEAKER), 1);
-            assert_eq!(count(LEVEL_QUIET), 2);
-            assert_eq!(count(LEVEL_SILENT), planned.len() - 3);
-            // The speaker rotates; the previous one stays audible.
-            let speaker = scene.talker(turn, 0);
-            assert_eq!(scene.level(turn + 1, speaker), LEVEL_QUIET);
-            assert_ne!(scene.talker(turn + 1, 0), speaker);
+        for scenario in ["giaoban100", "giaoban200"] {
+            let args = Args::parse_from(["loadgen", "--scenario", scenario, "--scale", "0.3"]);
+            let planned = plan(&args).unwrap();
+            let scene = Scene::new(&args, &planned).unwrap();
+            assert_eq!(scene.talkers.len(), 4);
+            assert!(!scene.talkers.contains(&scene.chair));
+            for turn in 0..8 {
+                let levels: Vec<u8> = (0..planned.len()).map(|i| scene.level(turn, i)).collect();
+                let count = |l: u8| levels.iter().filter(|x| **x == l).count();
+                assert_eq!(count(LEVEL_SPEAKER), 1);
+                assert_eq!(count(LEVEL_QUIET), 2);
+                assert_eq!(count(LEVEL_SILENT), planned.len() - 3);
+                // The speaker rotates; the previous one stays audible.
+                let speaker = scene.talker(turn, 0);
+                assert_eq!(scene.level(turn + 1, speaker), LEVEL_QUIET);
+                assert_ne!(scene.talker(turn + 1, 0), speaker);
+            }
+            assert_eq!(scene.videos(planned.len()), 10);
         }
-        assert_eq!(scene.videos(planned.len()), 10);
+    }
+
+    #[test]
+    fn giao_ban_meetings_have_one_chair_and_their_bridge_points() {
+        let count = |scenario: &str, scale: &str| {
+            let args = Args::parse_from(["loadgen", "--scenario", scenario, "--scale", scale]);
+            assert!(selective(&args));
+            let planned = plan(&args).unwrap();
+            assert_eq!(planned.iter().filter(|p| p.role == "chair").count(), 1);
+            assert!(planned.iter().all(|p| p.publish));
+            let chair = planned.iter().find(|p| p.role == "chair").unwrap();
+            assert_eq!(chair.video_kbps, args.chair_video_kbps);
+            planned.len()
+        };
+        assert_eq!(count("giaoban100", "1.0"), 99);
+        assert_eq!(count("giaoban100", "0.3"), 30);
+        assert_eq!(count("giaoban200", "1.0"), 200);
+        assert_eq!(count("giaoban200", "0.1"), 20);
+        assert_eq!(count("giaoban200", "0.5"), 100);
+        let custom = Args::parse_from(["loadgen", "--publishers", "3"]);
+        assert!(!selective(&custom));
+        assert_eq!(plan(&custom).unwrap().len(), 3);
+        let over = Args::parse_from(["loadgen", "--scenario", "giaoban200", "--scale", "1.5"]);
+        assert!(plan(&over).is_err());
     }
 }
