@@ -107,6 +107,10 @@ pub struct ServerConfig {
     /// Origins allowed to show the pages in a frame (CSP `frame-ancestors`);
     /// empty: none (`'none'` and `X-Frame-Options: DENY`).
     pub frame_ancestors: Vec<String>,
+    /// Who bridge points call about the meeting or a link that does not
+    /// work ("Văn phòng UBND tỉnh, 0262 3 123 456, vanphong@…"): shown on the
+    /// join page and its error pages. Empty: none.
+    pub contact: String,
 }
 
 impl ServerConfig {
@@ -127,6 +131,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             frame_ancestors: Vec::new(),
+            contact: String::new(),
         }
     }
 }
@@ -509,6 +514,7 @@ impl Config {
             ("SERVER", "header_read_timeout_secs") => {
                 self.server.header_read_timeout_secs = parse(value).map_err(bad)?
             }
+            ("SERVER", "contact") => self.server.contact = value.trim().to_owned(),
             ("SERVER", "frame_ancestors") => {
                 self.server.frame_ancestors = value
                     .split(',')
@@ -663,6 +669,9 @@ impl Config {
         }
         for a in &self.metrics.allow {
             crate::metrics::IpNet::parse(a).map_err(ConfigError::Invalid)?;
+        }
+        if self.server.contact.chars().count() > 300 {
+            return invalid("server.contact must be at most 300 characters");
         }
         if self.server.header_read_timeout_secs == 0 {
             return invalid("server.header_read_timeout_secs must be at least 1");

@@ -121,26 +121,39 @@ pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap
         auth::check_invitation(&state.store, &claims, None).await
     }
     .await;
-    match result {
-        Ok((meeting, inv)) => {
-            let mut r = Json(json!({
-                "meeting": {"id": meeting.id, "title": meeting.title},
+    // Who to call, also when the link does not work (`server.contact`).
+    let contact = Some(state.api.contact.as_str()).filter(|c| !c.is_empty());
+    let (status, body) = match result {
+        Ok((meeting, inv)) => (
+            StatusCode::OK,
+            json!({
+                "meeting": {
+                    "id": meeting.id,
+                    "title": meeting.title,
+                    "starts_at": meeting.starts_at,
+                    "ends_at": meeting.ends_at,
+                    "location": meeting.location,
+                    "status": meeting.status,
+                },
                 "name": inv.name,
                 "role": inv.role.as_str(),
                 "expires_at": inv.expires_at,
-            }))
-            .into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(TokenError::Internal) => api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "could not check the invitation",
+                "contact": contact,
+            }),
         ),
-        Err(e) => api_error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()),
-    }
+        Err(TokenError::Internal) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"code": "internal", "message": "could not check the invitation", "contact": contact}),
+        ),
+        Err(e) => (
+            StatusCode::UNAUTHORIZED,
+            json!({"code": e.code(), "message": e.to_string(), "contact": contact}),
+        ),
+    };
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// The WebSocket read buffer a session starts with.

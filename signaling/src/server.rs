@@ -171,6 +171,7 @@ pub async fn serve(
             .map(|u| u.trim_end_matches('/').to_owned()),
         fallback_url,
         tls: tls.is_some(),
+        contact: config.server.contact.clone(),
         invite_ttl_hours: config.auth.invite_ttl_hours,
         invite_grace_hours: config.auth.invite_grace_hours,
         staff_token_ttl_seconds: i64::from(config.auth.staff_token_ttl_hours) * 3600,

@@ -102,22 +102,45 @@ async fn slow_headers_are_cut_off() -> anyhow::Result<()> {
 async fn every_route_limits_the_request_body() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
     let admin = server.staff_token("quantri", "admin").await?;
-    let http = reqwest::Client::new();
-    let base = server.base_url();
-    let big = format!("{{\"title\": \"{}\"}}", "a".repeat(3 * 1024 * 1024));
     for (path, token) in [
         ("/api/meetings", Some(admin.as_str())),
         ("/api/auth/login", None),
     ] {
-        let mut req = http
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .body(big.clone());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        // The client announces 3 MiB but sends only a little over the
+        // limit, then reads: the server must refuse once past 2 MiB (all it
+        // was sent is read by then, so its close cannot reset the answer).
+        let mut s = tokio::net::TcpStream::connect(server.http_addr).await?;
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n{auth}\r\n",
+            server.http_addr,
+            3 * 1024 * 1024
+        );
+        s.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..33 {
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
         }
-        let r = req.send().await?;
-        anyhow::ensure!(r.status() == 413, "{path}: a 3 MiB body got {}", r.status());
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .with_context(|| format!("{path}: no answer to a 3 MiB body"))??;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        anyhow::ensure!(
+            text.starts_with("HTTP/1.1 413"),
+            "{path}: a 3 MiB body got {}",
+            text.lines().next().unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -288,5 +311,65 @@ async fn invitation_links_work_elsewhere_and_last_until_the_meeting_ends() -> an
             "no warning for {link}: {stderr}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_join_page_learns_when_where_and_whom_to_call() -> anyhow::Result<()> {
+    let contact = "Văn phòng UBND tỉnh, 0262 3 123 456";
+    let server = TestServer::start_with_config(&format!(
+        "[server]\ncontact = {}\n",
+        giaoban_tests::toml_quote(contact)
+    ))
+    .await?;
+    let admin = server.staff_token("thuky", "secretary").await?;
+    let (starts, ends) = (1_900_000_000_i64, 1_900_012_600_i64);
+    let (st, m) = post(
+        &server,
+        &admin,
+        "/api/meetings",
+        None,
+        json!({"title": "Giao ban", "starts_at": starts, "ends_at": ends,
+               "location": "Hội trường UBND tỉnh"}),
+    )
+    .await?;
+    anyhow::ensure!(st == 201, "meeting: {st} {m}");
+    let mid = m["id"].as_str().context("id")?;
+    let (st, inv) = post(
+        &server,
+        &admin,
+        &format!("/api/meetings/{mid}/invitations"),
+        None,
+        json!({"name": "UBND xã Ea Tiêu", "role": "bridge"}),
+    )
+    .await?;
+    anyhow::ensure!(st == 201, "invitation: {st} {inv}");
+    let token = inv["token"].as_str().context("token")?;
+    let get = |token: String| {
+        let url = format!("{}/api/invitation", server.base_url());
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            anyhow::Ok((status, r.json::<Value>().await?))
+        }
+    };
+    let (st, v) = get(token.to_owned()).await?;
+    anyhow::ensure!(st == 200, "{st} {v}");
+    let meeting = &v["meeting"];
+    anyhow::ensure!(
+        meeting["starts_at"] == starts
+            && meeting["ends_at"] == ends
+            && meeting["location"] == "Hội trường UBND tỉnh"
+            && meeting["status"] == "draft",
+        "{v}"
+    );
+    anyhow::ensure!(v["contact"] == contact, "{v}");
+    // A link that does not work still says whom to call.
+    let (st, v) = get("not-a-token".to_owned()).await?;
+    anyhow::ensure!(st == 401 && v["contact"] == contact, "{st} {v}");
     Ok(())
 }

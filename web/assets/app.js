@@ -5,6 +5,7 @@
 // For tests, `window.giaoban` exposes the client and its peer connections.
 
 import { applyI18n, errorText, onLangChange, roleText, setupLangSwitch, t, getLang } from './i18n.js';
+import { formatTime } from './documents.js';
 import { GiaobanClient, fetchInvitation } from './protocol.js';
 import { AgendaPanel } from './agenda-panel.js';
 
@@ -42,6 +43,8 @@ const state = {
   token: '',
   invitation: null,
   inviteError: null,
+  /** Who to call when the invitation does not work (server.contact). */
+  inviteContact: null,
   localStream: new MediaStream(),
   mediaError: null,
   muted: { audio: false, video: false },
@@ -234,16 +237,19 @@ function meterLoop() {
 
 // ---- join screen ------------------------------------------------------------
 
+/** A time as the admin pages write it (dd/mm/yyyy hh:mm), or ''. */
 function formatExpiry(unix) {
-  if (!unix) return '';
-  try {
-    return new Date(unix * 1000).toLocaleString(getLang() === 'vi' ? 'vi-VN' : 'en-GB', {
-      dateStyle: 'medium',
-      timeStyle: 'short',
-    });
-  } catch (_) {
-    return new Date(unix * 1000).toISOString();
-  }
+  return unix ? formatTime(unix) : '';
+}
+
+/** The meeting's planned time: "14/12/2026 08:00 – 11:30", or a dash. */
+function meetingWhen(m) {
+  if (!m.starts_at) return '—';
+  const start = formatTime(m.starts_at);
+  if (!m.ends_at) return start;
+  const end = formatTime(m.ends_at);
+  // Same day: only the end's time.
+  return end.slice(0, 10) === start.slice(0, 10) ? `${start} – ${end.slice(11)}` : `${start} – ${end}`;
 }
 
 function renderControlButton(btn, kind, muted) {
@@ -264,6 +270,9 @@ function renderJoin() {
   const err = $('invite-error');
   err.hidden = !state.inviteError;
   err.textContent = state.inviteError ? errorText(state.inviteError) : '';
+  const contact = (inv && inv.contact) || state.inviteContact;
+  $('invite-contact').hidden = !contact;
+  $('invite-contact').textContent = contact ? t('join.contact', { contact }) : '';
   $('invite-details').hidden = !inv;
   // No usable invitation: no preview, only the message.
   $('join-screen').classList.toggle('join-failed', !!state.inviteError);
@@ -271,6 +280,12 @@ function renderJoin() {
   $('join-form').hidden = !inv;
   if (inv) {
     $('invite-title').textContent = inv.meeting.title;
+    $('invite-when').textContent = meetingWhen(inv.meeting);
+    const st = inv.meeting.status;
+    $('invite-status').hidden = !st;
+    $('invite-status').textContent = st ? t(`mstatus.${st}`) : '';
+    $('invite-status').dataset.status = st || '';
+    $('invite-where').textContent = inv.meeting.location || '—';
     $('invite-name').textContent = inv.name;
     $('invite-role').textContent = roleText(inv.role);
     $('invite-expires').textContent = formatExpiry(inv.expires_at);
@@ -796,6 +811,7 @@ async function main() {
     state.invitation = await fetchInvitation(state.token);
   } catch (e) {
     state.inviteError = e.code || 'unknown';
+    state.inviteContact = e.contact || null;
   }
   renderJoin();
   if (state.invitation) {

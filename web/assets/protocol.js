@@ -112,7 +112,10 @@ export async function fetchInvitation(token) {
   }
   if (!resp.ok) {
     const code = body && typeof body.code === 'string' ? body.code : resp.status >= 500 ? 'internal' : 'token_invalid';
-    throw new ProtocolError(code, body && body.message);
+    const err = new ProtocolError(code, body && body.message);
+    // Who to call about a link that does not work (server.contact).
+    err.contact = body && typeof body.contact === 'string' ? body.contact : null;
+    throw err;
   }
   if (!body || typeof body !== 'object' || !body.meeting) throw new ProtocolError('internal', 'bad invitation answer');
   return body;

@@ -50,6 +50,8 @@ pub struct ApiState {
     pub fallback_url: String,
     /// Whether the server speaks HTTPS itself (links then use https).
     pub tls: bool,
+    /// `server.contact`: who to call, shown on the join page; may be empty.
+    pub contact: String,
     /// Lifetime of an invitation to a meeting with no planned time, in hours.
     pub invite_ttl_hours: u32,
     /// An invitation lives until its meeting's planned end plus this, in hours.
