@@ -10,9 +10,14 @@
 //    in its own viewer: another origin), and the blob it saves is re-typed
 //    application/octet-stream;
 //  - a withdrawn document is listed as withdrawn, without a download button;
-//  - the page's Content-Security-Policy blocked nothing.
+//  - in /admin, the secretary replaces a document through its "Thay thế"
+//    form: the old one is shown replaced, the new one with its verified type;
+//  - neither page's Content-Security-Policy blocked anything.
 //
-//   E2E_BROWSER=chromium|firefox node documents.mjs INVITATION_URL
+//   E2E_BROWSER=chromium|firefox E2E_USERNAME=… E2E_PASSWORD=… \
+//     node documents.mjs INVITATION_URL MEETING_ID DOCUMENT_ID REPLACEMENT_FILE
+//
+// DOCUMENT_ID is the document to replace, in the invitation's meeting.
 //
 // Prints a JSON summary on stdout (last line) and exits 0, or the reason on
 // stderr (and a summary with "ok": false) and exits 1.
@@ -43,9 +48,9 @@ const SPY = `(() => {
 })();`;
 
 async function main() {
-  const [url] = process.argv.slice(2);
-  if (!url) {
-    process.stderr.write('usage: E2E_BROWSER=chromium|firefox node documents.mjs INVITATION_URL\n');
+  const [url, mid, replaceId, replacementFile] = process.argv.slice(2);
+  if (!url || !mid || !replaceId || !replacementFile) {
+    process.stderr.write('usage: E2E_BROWSER=chromium|firefox E2E_USERNAME=… E2E_PASSWORD=… node documents.mjs INVITATION_URL MEETING_ID DOCUMENT_ID FILE\n');
     return 2;
   }
   const browsers = [];
@@ -118,6 +123,55 @@ async function main() {
 
     const v = await cspViolations(page);
     if (v.length) throw new Error(`the page broke the CSP: ${v.join('; ')}`);
+
+    // ---- the secretary replaces a document in /admin ------------------------
+    const firefox = b.kind === 'firefox';
+    const fill = (sel, text) => (firefox ? page.$eval(sel, (el, t) => { el.value = t; el.dispatchEvent(new Event('input', { bubbles: true })); }, text) : page.fill(sel, text));
+    const click = (sel) => (firefox ? page.click(sel) : page.locator(sel).click());
+    const waitFor = async (what, fn, arg) => {
+      const end = Date.now() + waitMs;
+      while (Date.now() < end) {
+        const r = await page.evaluate(fn, arg);
+        if (r) return r;
+        await sleep(100);
+      }
+      const alerts = await page.evaluate(() => [...document.querySelectorAll('.alert-error')].filter((a) => !a.hidden).map((a) => a.textContent));
+      throw new Error(`${what}: not within ${waitMs} ms${alerts.length ? ` (page shows: ${alerts.join(' | ')})` : ''}`);
+    };
+    await page.goto(`${origin}/admin`, { waitUntil: 'load', timeout: waitMs });
+    await waitFor('the login form', () => !!document.getElementById('login-username') && !document.getElementById('login-screen').hidden);
+    await fill('#login-username', process.env.E2E_USERNAME || '');
+    await fill('#login-password', process.env.E2E_PASSWORD || '');
+    await click('#login-button');
+    await waitFor('the meetings list', () => !!document.querySelector('#new-meeting'));
+    await page.evaluate((m) => {
+      location.hash = `#/meetings/${m}/agenda`;
+    }, mid);
+    const sel = `#agenda-list .doc[data-id="${replaceId}"]`;
+    await waitFor('the document in the agenda tab', (s2) => !!document.querySelector(s2), sel);
+    await click(`${sel} .doc-replace > summary`);
+    if (firefox) {
+      const input = await page.$(`${sel} .replace-form [name=file]`);
+      await input.uploadFile(replacementFile);
+    } else {
+      await page.setInputFiles(`${sel} .replace-form [name=file]`, replacementFile);
+    }
+    await fill(`${sel} .replace-form [name=reason]`, 'Sửa số liệu');
+    await click(`${sel} .replace-form [type=submit]`);
+    summary.replaced = await waitFor('the replaced document and its replacement', (id) => {
+      const old = document.querySelector(`#agenda-list .doc[data-id="${id}"]`);
+      if (!old || old.dataset.withdrawn !== 'true') return null;
+      const note = old.querySelector('.doc-withdrawn-note');
+      const fresh = [...document.querySelectorAll('#agenda-list .doc')].filter((d) => d.dataset.withdrawn !== 'true' && d.dataset.id !== id);
+      return {
+        note: note ? note.textContent : '',
+        old_manage_forms: old.querySelectorAll('.doc-replace, .doc-withdraw').length,
+        in_force: fresh.map((d) => ({ title: d.querySelector('.doc-title').textContent, type: d.querySelector('.doc-icon').dataset.type })),
+      };
+    }, replaceId);
+    log('replaced', JSON.stringify(summary.replaced));
+    const va = await cspViolations(page);
+    if (va.length) throw new Error(`the admin page broke the CSP: ${va.join('; ')}`);
     summary.ok = true;
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;

@@ -23,12 +23,25 @@ mod doc_fixtures;
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A meeting with one item and three documents (the last withdrawn);
-/// returns the server and a bridge point's invitation URL.
-async fn prepared() -> Result<(TestServer, String)> {
+const USERNAME: &str = "thuky";
+const PASSWORD: &str = "Mật khẩu thư ký 2026!";
+
+/// What the script works on.
+struct Prepared {
+    server: TestServer,
+    /// A bridge point's invitation link.
+    url: String,
+    meeting: String,
+    /// The Word document the secretary replaces in /admin.
+    word: String,
+}
+
+/// A meeting with one item and three documents (the last withdrawn).
+async fn prepared() -> Result<Prepared> {
     let server = TestServer::start().await?;
     let base = server.base_url();
-    let sec = server.staff_token("thuky", "secretary").await?;
+    server.add_user(USERNAME, "secretary", PASSWORD).await?;
+    let sec = server.login(USERNAME, PASSWORD).await?;
     let http = reqwest::Client::new();
     let post = |path: String, body: Value| {
         http.post(format!("{base}{path}"))
@@ -86,7 +99,12 @@ async fn prepared() -> Result<(TestServer, String)> {
     .json()
     .await?;
     let url = inv["url"].as_str().context("invitation url")?.to_owned();
-    Ok((server, url))
+    Ok(Prepared {
+        server,
+        url,
+        meeting: mid,
+        word: ids[1].clone(),
+    })
 }
 
 async fn check(browser: &str) -> Result<()> {
@@ -97,14 +115,25 @@ async fn check(browser: &str) -> Result<()> {
         String::new()
     };
     ensure_node_modules(&e2e_dir()).await?;
-    let (server, url) = prepared().await?;
+    let p = prepared().await?;
+    let server = &p.server;
+    let dir = tempfile::tempdir()?;
+    let replacement = dir.path().join("ke-hoach-sua.pdf");
+    std::fs::write(&replacement, doc_fixtures::pdf("replacement"))?;
     let run = run_script(
         "documents.mjs",
-        &[url.as_ref()],
+        &[
+            p.url.as_ref(),
+            p.meeting.as_ref(),
+            p.word.as_ref(),
+            replacement.as_os_str(),
+        ],
         &[
             ("CHROMIUM_PATH", chromium),
             ("FIREFOX_PATH", firefox),
             ("E2E_BROWSER", browser.to_owned()),
+            ("E2E_USERNAME", USERNAME.to_owned()),
+            ("E2E_PASSWORD", PASSWORD.to_owned()),
         ],
         SCRIPT_TIMEOUT,
     )
@@ -154,6 +183,19 @@ async fn check(browser: &str) -> Result<()> {
             && a["blob_pages"] == json!(0)
             && a["alerts"] == json!([]),
         "{browser}: after downloading: {a}"
+    );
+    // Replaced in /admin: the old one marked replaced (no more forms), the
+    // new one in force with the same title and its verified type.
+    let r = &s["replaced"];
+    ensure!(
+        r["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("Đã thay thế") && n.contains("Sửa số liệu"))
+            && r["old_manage_forms"] == json!(0)
+            && r["in_force"]
+                .as_array()
+                .is_some_and(|d| d.contains(&json!({"title": "Kế hoạch (Word)", "type": "pdf"}))),
+        "{browser}: after the replacement: {r}"
     );
     Ok(())
 }
