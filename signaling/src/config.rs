@@ -201,7 +201,7 @@ pub struct AuthConfig {
     /// Lifetime of a secretariat login (staff token), in hours.
     pub staff_token_ttl_hours: u32,
     /// Password hashes (Argon2id, 19 MiB each) computed at once; more
-    /// logins wait up to 2 s, then get 503. 0: the number of CPU cores.
+    /// logins wait up to 2 s, then get 503. 0: half the CPU cores (at least 1).
     pub password_hash_concurrency: usize,
     /// An invitation made without an explicit expiry is valid until the
     /// meeting's planned end (or start) plus this many hours; a meeting

@@ -240,11 +240,12 @@ pub struct HashGate {
 }
 
 impl HashGate {
-    /// A gate of `permits` slots (0: the number of CPU cores); a caller
+    /// A gate of `permits` slots (0: half the CPU cores, at least one, so
+    /// a flood of logins leaves the media plane the other half); a caller
     /// waits up to `wait` for one.
     pub fn new(permits: usize, wait: Duration) -> HashGate {
         let permits = if permits == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
         } else {
             permits
         };
