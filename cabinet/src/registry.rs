@@ -5,8 +5,8 @@ use serde_json::json;
 use crate::meetings::MAX_TEXT;
 use crate::{
     new_id, now_unix, optional_text, parse_stored, required_text, BridgeLevel, BridgePoint,
-    BridgePointPatch, Error, NewBridgePoint, NewParticipant, Participant, ParticipantPatch, Pool,
-    Result, Store,
+    BridgePointPatch, Error, NewBridgePoint, NewParticipant, Participant, ParticipantPatch,
+    ParticipantRole, Pool, Result, Store,
 };
 
 const BRIDGE_COLUMNS: &str =
@@ -294,6 +294,25 @@ impl Store {
                 "meeting_id": p.meeting_id, "name": p.name, "role": p.role,
                 "voting": p.voting, "bridge_point_id": p.bridge_point_id,
             }));
+            // The first participant added as chair chairs the meeting, unless
+            // the secretariat already named one (it can change it later).
+            if p.role == ParticipantRole::Chair {
+                let named = sqlx::query(
+                    "UPDATE meetings SET chair_participant_id = $1, updated_at = $2 \
+                     WHERE id = $3 AND chair_participant_id IS NULL",
+                )
+                .bind(&p.id)
+                .bind(now)
+                .bind(meeting_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if named == 1 {
+                    audit!(tx, actor, "meeting.update", "meeting", meeting_id, json!({
+                        "chair_participant_id": p.id,
+                    }));
+                }
+            }
         });
         Ok(p)
     }

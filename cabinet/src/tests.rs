@@ -2291,3 +2291,58 @@ async fn staff_sessions(store: &Store, _data: &std::path::Path) {
 }
 
 on_both!(sqlite_staff_sessions, pg_staff_sessions, staff_sessions);
+
+/// The first participant added as chair becomes the meeting's chair; a
+/// second one does not replace a chair already named.
+async fn first_chair_chairs(store: &Store, _dir: &std::path::Path) {
+    let m = store
+        .add_meeting(
+            ACTOR,
+            NewMeeting {
+                title: "Giao ban".into(),
+                kind: MeetingKind::Regular,
+                starts_at: None,
+                ends_at: None,
+                location: String::new(),
+            },
+        )
+        .await
+        .expect("meeting");
+    let person = |name: &str, role| NewParticipant {
+        name: name.into(),
+        position: String::new(),
+        role,
+        voting: None,
+        bridge_point_id: None,
+    };
+    store
+        .add_participant(ACTOR, &m.id, person("Thành viên", ParticipantRole::Member))
+        .await
+        .expect("member");
+    let chair = store
+        .add_participant(ACTOR, &m.id, person("Chủ tịch", ParticipantRole::Chair))
+        .await
+        .expect("chair");
+    let got = store
+        .get_meeting(&m.id)
+        .await
+        .expect("get")
+        .expect("meeting");
+    assert_eq!(got.chair_participant_id.as_deref(), Some(chair.id.as_str()));
+    store
+        .add_participant(ACTOR, &m.id, person("Phó chủ tịch", ParticipantRole::Chair))
+        .await
+        .expect("second chair");
+    let got = store
+        .get_meeting(&m.id)
+        .await
+        .expect("get")
+        .expect("meeting");
+    assert_eq!(got.chair_participant_id.as_deref(), Some(chair.id.as_str()));
+}
+
+on_both!(
+    sqlite_first_chair_chairs,
+    pg_first_chair_chairs,
+    first_chair_chairs
+);

@@ -515,6 +515,12 @@ function meetingForm(m, onSubmit, submitKey) {
       showAlert(form, t('form.endBeforeStart'));
       return;
     }
+    // A start more than a day ago is most often a typo in the year or month.
+    const changed = startsAt !== m.starts_at;
+    if (changed && startsAt < Date.now() / 1000 - 86400) {
+      const ok = await confirmDialog(t('form.pastStartTitle'), t('form.pastStart', { when: formatTime(startsAt) }), t('form.pastStartOk'));
+      if (!ok) return;
+    }
     clearAlert(form);
     const body = { title: d.title, kind: d.kind, starts_at: startsAt, ends_at: endsAt, location: d.location || '' };
     const submit = form.querySelector('[type=submit]');

@@ -502,9 +502,13 @@ function renderSelfTile() {
 }
 
 function renderCount() {
-  const n = state.tiles.size;
+  // Bridge points are the invitations with role bridge; the chair, members
+  // and the secretariat are counted among those connected, not as points.
+  const total = state.tiles.size;
+  const points = [...state.tiles.values()].filter((tile) => tile.participant.role === 'bridge').length;
+  const count = t('meeting.participants', { points, total });
   const title = state.meeting ? state.meeting.title : '';
-  $('topbar-title').textContent = title ? `${title} · ${t('meeting.participants', { n })}` : t('meeting.participants', { n });
+  $('topbar-title').textContent = title ? `${title} · ${count}` : count;
 }
 
 const watchedTracks = new WeakSet();
