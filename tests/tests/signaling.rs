@@ -761,14 +761,17 @@ async fn postgres_backed_server() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A socket silent for 40 s is closed; one that pings every 10 s is not.
+/// A joined socket silent for 40 s is closed; one that pings every 10 s is
+/// not. (A socket that never joins is closed sooner: live_hardening.rs.)
 #[tokio::test]
 async fn idle_sockets_are_closed_after_40_seconds() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let (_m, token) = server.meeting_with_token("A", "chair").await?;
+    let (m, token) = server.meeting_with_token("A", "chair").await?;
     let mut busy = WsClient::connect(&server.ws_url()).await?;
     busy.hello_and_join(&token).await?;
-    let mut silent = hello(&server).await?;
+    let quiet = token_of(&server.invite(&m, "B", "bridge").await?)?.to_owned();
+    let mut silent = WsClient::connect(&server.ws_url()).await?;
+    silent.hello_and_join(&quiet).await?;
     let started = std::time::Instant::now();
     let silent_closed = tokio::spawn(async move {
         let code = silent.expect_close(Duration::from_secs(50)).await;
