@@ -337,8 +337,16 @@ async fn documents_are_typed_by_their_bytes_and_served_safely() -> anyhow::Resul
         ("META-INF/manifest.xml", b"<manifest/>"),
         ("content.xml", b"<office:document-content/>"),
     ]);
-    let cases: Vec<(Vec<u8>, &str, &str, &str, &str, &str)> = vec![
-        // bytes, name sent, type sent, file_type, stored type, stored name
+    // bytes, name sent, type sent, file_type, stored type, stored name
+    type Case = (
+        Vec<u8>,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             pdf("to-trinh"),
             "to-trinh.pdf",
