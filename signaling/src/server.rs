@@ -268,6 +268,7 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sweep.abort();
+    crate::api::audit::drain(Duration::from_secs(3)).await;
     if let Err(e) = store.audit_checkpoint().await {
         tracing::error!(error = %e, "cannot write the audit checkpoint at shutdown");
     }

@@ -612,3 +612,35 @@ async fn audit_page_in_chromium() -> anyhow::Result<()> {
     assert_eq!(v["entries"][0]["detail"]["format"], "csv", "{v}");
     Ok(())
 }
+
+/// A participant still connected when the server stops gets its
+/// `session.leave` row (the server waits for the spawned writes before it
+/// closes the database), and the chain still verifies after the restart.
+#[tokio::test]
+async fn leave_recorded_at_shutdown() -> anyhow::Result<()> {
+    let mut server = TestServer::start().await?;
+    let (mid, token) = server.meeting_with_token("Điểm cầu B", "bridge").await?;
+    let mut ws = WsClient::connect(&server.ws_url()).await?;
+    ws.hello_and_join(&token).await?;
+    server.terminate(Duration::from_secs(15)).await?;
+    drop(ws);
+    assert_eq!(verify(&server).await?, (0, json!({"ok": true})));
+    server.restart().await?;
+    let api = Api::new(&server);
+    let admin = server.staff_token("quantri", "admin").await?;
+    let v = api
+        .get_json(
+            &format!("/api/audit?action=session.*&target_id={mid}"),
+            &admin,
+            200,
+        )
+        .await?;
+    let got: Vec<&str> = v["entries"]
+        .as_array()
+        .context("entries")?
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(got, vec!["session.leave", "session.join"], "{v}");
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! The audit log for administrators: read it filtered and paged, export it
 //! (CSV or JSON lines), and check its chain. Admin accounts only.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
@@ -259,6 +261,7 @@ pub fn record_later(
     detail: serde_json::Value,
 ) {
     let store = state.store.clone();
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         if let Err(e) = store
             .record_audit(&actor, action, target_type, &target_id, detail)
@@ -266,7 +269,21 @@ pub fn record_later(
         {
             tracing::error!(error = %e, action, "cannot record an event in the audit log");
         }
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     });
+}
+
+/// Writes started by [`record_later`] and not finished yet.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits (at most `limit`) for the writes of [`record_later`] to finish:
+/// the server calls it at shutdown, after the sessions left and before the
+/// database closes, so their `session.leave` rows are not lost.
+pub async fn drain(limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[cfg(test)]
