@@ -1048,6 +1048,14 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                 [200, 200, 403, 403, 403],
             ),
             (
+                // A JSON body is not a list of units: 415 once authorized.
+                "post",
+                "/api/bridge-points/import",
+                "/api/bridge-points/import?dry_run=true".into(),
+                Body::Json(json!({})),
+                [415, 415, 403, 403, 403],
+            ),
+            (
                 "get",
                 "/api/meetings/{id}/participants",
                 format!("/api/meetings/{mid}/participants"),
@@ -1088,6 +1096,20 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                 format!("/api/meetings/{mid}/invitations"),
                 Body::Json(json!({"name": "W", "role": "observer"})),
                 [201, 201, 403, 403, 403],
+            ),
+            (
+                "post",
+                "/api/meetings/{id}/invitations/group",
+                format!("/api/meetings/{mid}/invitations/group"),
+                Body::Json(json!({"levels": ["commune"]})),
+                [201, 201, 403, 403, 403],
+            ),
+            (
+                "get",
+                "/api/meetings/{id}/invitations/export",
+                format!("/api/meetings/{mid}/invitations/export"),
+                Body::None,
+                [200, 200, 403, 403, 403],
             ),
             (
                 "post",

@@ -469,12 +469,24 @@ pub async fn list_bridge_points(
     Ok(Json(state.store.list_bridge_points().await?).into_response())
 }
 
+/// 400 `level_retired`: districts were abolished on 1 July 2025.
+fn level_retired() -> ApiError {
+    ApiError::bad_request(
+        "level_retired",
+        "the level \"district\" no longer exists for new units (abolished on 1 July 2025); \
+         use province, department, commune, ward, special_zone or other",
+    )
+}
+
 pub async fn create_bridge_point(
     caller: Caller,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<NewBridgePoint>,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
+    if !req.level.is_current() {
+        return Err(level_retired());
+    }
     Ok(created(
         state.store.add_bridge_point(&caller.actor(), req).await?,
     ))
@@ -494,6 +506,91 @@ pub async fn update_bridge_point(
             .await?,
     )
     .into_response())
+}
+
+/// The largest list of units `POST /api/bridge-points/import` reads.
+const MAX_UNIT_CSV_BYTES: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Check and report, write nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Import even when names or codes are already taken.
+    #[serde(default)]
+    allow_duplicates: bool,
+}
+
+/// Imports a province's list of units from a CSV body (`text/csv`): a
+/// preview with `dry_run`, else all rows in one transaction or none.
+pub async fn import_bridge_points(
+    caller: Caller,
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let ctype = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !matches!(
+        ctype.as_str(),
+        "text/csv" | "text/plain" | "application/csv" | "application/vnd.ms-excel"
+    ) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the list of units as a text/csv body",
+        ));
+    }
+    let too_big = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the list of units is larger than {MAX_UNIT_CSV_BYTES} bytes"),
+        )
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_big()
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    if body.len() > MAX_UNIT_CSV_BYTES {
+        return Err(too_big());
+    }
+    let report = state
+        .store
+        .import_bridge_points(&caller.actor(), &body, q.dry_run, q.allow_duplicates)
+        .await?;
+    let (status, code) = if q.dry_run {
+        (StatusCode::OK, None)
+    } else if report.imported {
+        (StatusCode::CREATED, None)
+    } else if !report.errors.is_empty() {
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("import_invalid"))
+    } else {
+        (StatusCode::CONFLICT, Some("import_duplicates"))
+    };
+    let mut v = json!(report);
+    if let Some(code) = code {
+        v["code"] = json!(code);
+        v["message"] = json!(if code == "import_invalid" {
+            "some rows have errors: nothing was imported"
+        } else {
+            "some names or codes are already taken: nothing was imported \
+             (allow_duplicates=true imports them anyway)"
+        });
+    }
+    Ok((status, Json(v)).into_response())
 }
 
 // ---------------------------------------------------------- participants ----
@@ -742,6 +839,170 @@ pub async fn revoke_invitation(
     }
     let meeting = meeting_exists(&state, &inv.meeting_id).await?;
     Ok(Json(invitation_json(&state, &meeting, &inv, None)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteGroupReq {
+    /// Every active unit of these levels is invited (`district` included,
+    /// for old data).
+    levels: Vec<cabinet::BridgeLevel>,
+}
+
+/// Invites every active bridge point of the chosen levels that has no
+/// active invitation to the meeting yet, in one step; each invitation lives
+/// as long as one made without an expiry (see [`crate::links::default_expiry`]).
+pub async fn invite_group(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<InviteGroupReq>,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    let meeting = meeting_exists(&state, &id).await?;
+    if req.levels.is_empty() || req.levels.len() > cabinet::BridgeLevel::ALL.len() {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "give between one and seven levels",
+        ));
+    }
+    let mut levels = req.levels.clone();
+    levels.sort_by_key(|l| l.as_str());
+    levels.dedup();
+    let now = cabinet::now_unix();
+    let expires_at = crate::links::default_expiry(
+        &meeting,
+        now,
+        state.api.invite_ttl_hours,
+        state.api.invite_grace_hours,
+    )
+    .min(now + MAX_INVITATION_SECONDS);
+    let made = state
+        .store
+        .invite_bridge_points(&caller.actor(), &id, &levels, expires_at - now)
+        .await?;
+    let base = link_base(&state, &headers);
+    let list: Vec<Value> = made
+        .iter()
+        .map(|i| invitation_json(&state, &meeting, i, Some(&base)))
+        .collect();
+    Ok(created(list))
+}
+
+/// A CSV cell: quoted when needed, and never read as a formula by a
+/// spreadsheet (a leading `=`, `@`, or `+`/`-` not starting a number gets `'`).
+fn csv_cell(v: &str) -> String {
+    let formula = match v.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !v[1..].starts_with(|c: char| c.is_ascii_digit() || c == ' '),
+        _ => false,
+    };
+    let v = if formula {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if v.contains([',', '"', '\n', '\r', ';']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// Unix seconds as `2026-12-14 17:00 (UTC+7)`, Vietnam's time.
+fn vn_time(at: i64) -> String {
+    let offset = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    match time::OffsetDateTime::from_unix_timestamp(at) {
+        Ok(t) => {
+            let t = t.to_offset(offset);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} (UTC+7)",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        }
+        Err(_) => at.to_string(),
+    }
+}
+
+/// The meeting's active invitation links as CSV (UTF-8 with BOM, for
+/// spreadsheets): name, level, code, operator phone, link, expiry, for
+/// operators who get their link by phone or on paper. Showing the links is
+/// audited, as the invitation list does.
+pub async fn export_invitations(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    let meeting = meeting_exists(&state, &id).await?;
+    let base = link_base(&state, &headers);
+    let units: std::collections::HashMap<String, cabinet::BridgePoint> = state
+        .store
+        .list_bridge_points()
+        .await?
+        .into_iter()
+        .map(|b| (b.id.clone(), b))
+        .collect();
+    let mut out = String::from("\u{feff}name,level,code,operator_phone,link,expires\r\n");
+    let mut ids = Vec::new();
+    let mut invs = state.store.list_invitations(&id).await?;
+    invs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    for inv in &invs {
+        let v = invitation_json(&state, &meeting, inv, Some(&base));
+        let Some(url) = v.get("url").and_then(Value::as_str) else {
+            continue; // revoked or expired: no link to hand out
+        };
+        let unit = inv.bridge_point_id.as_ref().and_then(|b| units.get(b));
+        let cells = [
+            inv.name.clone(),
+            unit.map(|u| u.level.as_str().to_owned())
+                .unwrap_or_default(),
+            unit.map(|u| u.code.clone()).unwrap_or_default(),
+            unit.map(|u| u.operator_phone.clone()).unwrap_or_default(),
+            url.to_owned(),
+            vn_time(inv.expires_at),
+        ];
+        out.push_str(
+            &cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push_str("\r\n");
+        ids.push(inv.id.clone());
+    }
+    if !ids.is_empty() {
+        super::audit::record_later(
+            &state,
+            caller.actor(),
+            "invitation.links_exported",
+            "meeting",
+            id.clone(),
+            json!({"invitations": ids}),
+        );
+    }
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"invitation-links.csv\"".to_owned(),
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        out,
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------- agenda ----

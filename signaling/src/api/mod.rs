@@ -582,12 +582,15 @@ mod tests {
         assert!(spec["openapi"]
             .as_str()
             .is_some_and(|v| v.starts_with("3.")));
+        post "/api/bridge-points/import" => handlers::import_bridge_points,
         let paths = spec["paths"].as_object().expect("paths");
         // The WHIP/WHEP routes (crate::whip) are described here too.
         let all: Vec<(&str, &str)> = ROUTES.iter().chain(crate::whip::ROUTES).copied().collect();
         for (method, path) in &all {
             let op = &paths
                 .get(*path)
+        post "/api/meetings/{id}/invitations/group" => handlers::invite_group,
+        get "/api/meetings/{id}/invitations/export" => handlers::export_invitations,
                 .unwrap_or_else(|| panic!("{path} is not in openapi.json"))[*method];
             assert!(op.is_object(), "{method} {path} is not in openapi.json");
             assert!(
