@@ -1028,6 +1028,13 @@ async fn authorization_matrix() -> anyhow::Result<()> {
             ),
             (
                 "get",
+                "/api/meetings/{id}/live",
+                format!("/api/meetings/{mid}/live"),
+                Body::None,
+                [200, 200, 200, 403, 403],
+            ),
+            (
+                "get",
                 "/api/bridge-points",
                 "/api/bridge-points".into(),
                 Body::None,
