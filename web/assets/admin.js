@@ -14,7 +14,7 @@
 // The REST calls are in api.js, the document helpers in documents.js, the
 // strings in i18n.js. For tests, `window.giaobanAdmin` exposes the state.
 
-import { ApiError, apiRequest, apiUpload } from './api.js';
+import { ApiError, apiBlob, apiRequest, apiUpload } from './api.js';
 import { auditView } from './audit.js';
 import {
   ACCEPT_ATTR,
@@ -24,6 +24,7 @@ import {
   formatSize,
   formatTime,
   isWithdrawn,
+  saveBlob,
   signatureBadge,
   signatureOf,
   toDate,
@@ -36,7 +37,10 @@ const SESSION_KEY = 'giaoban.staff';
 
 export const MEETING_STATUSES = ['draft', 'scheduled', 'in_progress', 'ended', 'archived'];
 const MEETING_KINDS = ['regular', 'thematic', 'extraordinary'];
-const LEVELS = ['province', 'department', 'district', 'commune'];
+/** Bridge point levels, in display order; `district` only on units stored before 1 July 2025. */
+const LEVELS = ['province', 'department', 'commune', 'ward', 'special_zone', 'other', 'district'];
+/** The levels a new unit may have. */
+const NEW_LEVELS = LEVELS.filter((l) => l !== 'district');
 const PARTICIPANT_ROLES = ['chair', 'member', 'secretary', 'delegate', 'observer', 'bridge_operator'];
 /** The roles of an invitation (what the meeting page knows a guest as). */
 const INVITE_ROLES = ['chair', 'member', 'secretary', 'bridge', 'delegate', 'observer'];
@@ -1239,6 +1243,7 @@ async function invitationsTab(body, meeting) {
   body.textContent = '';
   const pointName = (id) => (points.find((b) => b.id === id) || {}).name || '';
   body.append(el('h2', { text: t('invite.title') }), el('p', { class: 'muted', text: t('invite.help') }));
+  body.append(inviteGroupBar(body, meeting, invitations));
   const flagged = invitations.find((i) => i.url_warning);
   const warning = flagged ? linkWarning(flagged.url_warning) : null;
   if (warning) body.append(warning);
@@ -1305,6 +1310,38 @@ async function invitationsTab(body, meeting) {
     );
   }
   body.append(invitationForm(meeting, participants, points, created));
+}
+
+/** One-step invitations of whole groups of units, and the CSV of links. */
+function inviteGroupBar(body, meeting, invitations) {
+  const mid = encodeURIComponent(meeting.id);
+  const group = (levels) => async () => {
+    try {
+      const made = listOf(await api('POST', `/api/meetings/${mid}/invitations/group`, { levels }), 'invitations');
+      for (const inv of made) if (inv.url) state.inviteUrls.set(inv.id, inv.url);
+      toast(made.length ? t('invite.group.done', { n: made.length }) : t('invite.group.none'));
+      route();
+    } catch (e) {
+      showAlert(body, e);
+    }
+  };
+  const exportLinks = async () => {
+    try {
+      const { blob, filename } = await apiBlob(`/api/meetings/${mid}/invitations/export`, { token: state.token });
+      saveBlob(blob, filename || 'invitation-links.csv');
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) logout(true);
+      else showAlert(body, e);
+    }
+  };
+  const active = invitations.some((i) => inviteStatus(i) === 'active');
+  return el(
+    'div',
+    { class: 'form-actions invite-group-bar prepare-only', id: 'invite-group-bar' },
+    button('invite.group.communes', group(['commune', 'ward', 'special_zone']), 'btn btn-primary', { id: 'invite-group-communes' }),
+    button('invite.group.departments', group(['department']), 'btn btn-secondary', { id: 'invite-group-departments' }),
+    button('invite.export', exportLinks, 'btn btn-secondary', { id: 'invite-export', title: t('invite.exportHint'), disabled: !active }),
+  );
 }
 
 function invitationForm(meeting, participants, points, created) {
@@ -1400,7 +1437,7 @@ async function bridgePointsView(view) {
         el(
           'table',
           { class: 'data-table', id: 'bridge-points-table' },
-          el('thead', {}, el('tr', {}, ['bridge.name', 'bridge.level', 'bridge.contact', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) })))),
+          el('thead', {}, el('tr', {}, ['bridge.name', 'bridge.level', 'bridge.code', 'bridge.operatorPhone', 'bridge.contact', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) })))),
           el(
             'tbody',
             {},
@@ -1410,6 +1447,8 @@ async function bridgePointsView(view) {
                 { dataset: { id: b.id } },
                 el('td', {}, b.name, b.active === false ? el('span', { class: 'status-badge invite-revoked inactive-badge', text: t('bridge.inactive') }) : null),
                 el('td', {}, el('span', { class: `level-badge level-${b.level}`, text: t(`level.${b.level}`) })),
+                el('td', { text: b.code || '' }),
+                el('td', { text: b.operator_phone || '' }),
                 el('td', { text: b.contact || '' }),
                 el('td', { class: 'row-actions prepare-only' }, button('action.edit', () => showForm(b), 'btn btn-secondary btn-small', { 'aria-label': t('bridge.editNamed', { name: b.name }) })),
               ),
@@ -1419,8 +1458,106 @@ async function bridgePointsView(view) {
       ),
     );
   }
-  view.append(formBox);
+  view.append(formBox, unitImportCard());
   showForm(null);
+}
+
+/** Importing the province's list of units: choose a CSV, preview (errors, duplicates), confirm. */
+function unitImportCard() {
+  const fileInput = el('input', { type: 'file', name: 'file', accept: '.csv,text/csv', id: 'unit-import-file' });
+  const result = el('div', { id: 'unit-import-result', 'aria-live': 'polite' });
+  const card = el(
+    'section',
+    { class: 'card form-grid prepare-only', id: 'unit-import' },
+    el('h3', { class: 'form-title', text: t('bridge.import.title') }),
+    el('p', { class: 'muted', text: t('bridge.import.help') }),
+    field('bridge.import.file', fileInput),
+    el('div', { class: 'form-actions' }, button('bridge.import.preview', () => send(true), 'btn btn-secondary', { id: 'unit-import-preview' })),
+    result,
+  );
+  const post = async (query) => {
+    const file = fileInput.files && fileInput.files[0];
+    let resp;
+    try {
+      resp = await fetch(`/api/bridge-points/import${query}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${state.token}`, 'Content-Type': 'text/csv', Accept: 'application/json' },
+        body: file,
+        cache: 'no-store',
+      });
+    } catch (e) {
+      throw new ApiError(0, 'network', String(e));
+    }
+    const v = await resp.json().catch(() => null);
+    if (resp.status === 401) logout(true);
+    // 409 and 422 carry the report: shown like a preview.
+    if (resp.ok || ((resp.status === 409 || resp.status === 422) && v && v.errors)) return v;
+    throw new ApiError(resp.status, (v && v.code) || 'unknown', v && v.message);
+  };
+  const send = async (preview, allowDuplicates) => {
+    clearAlert(card);
+    if (!fileInput.files || !fileInput.files[0]) {
+      showAlert(card, t('bridge.import.noFile'));
+      return;
+    }
+    try {
+      const q = preview ? '?dry_run=true' : allowDuplicates ? '?allow_duplicates=true' : '';
+      const report = await post(q);
+      if (report.imported) {
+        toast(t('bridge.import.done', { n: report.created.length }));
+        route();
+        return;
+      }
+      showReport(report);
+    } catch (e) {
+      showAlert(card, e);
+    }
+  };
+  const showReport = (r) => {
+    result.textContent = '';
+    const fieldName = (f) => t(f === 'code' ? 'bridge.code' : 'bridge.name');
+    result.append(el('p', { text: t('bridge.import.summary', { rows: r.rows, valid: r.valid }) }));
+    if (r.ignored_columns && r.ignored_columns.length) result.append(el('p', { class: 'muted', text: t('bridge.import.ignored', { cols: r.ignored_columns.join(', ') }) }));
+    if (r.errors.length) {
+      result.append(
+        el('p', { class: 'alert alert-error', role: 'alert', text: t('bridge.import.errors') }),
+        el('ul', { class: 'import-errors' }, r.errors.map((e) => el('li', { text: t('bridge.import.lineError', { line: e.line, message: e.message }) }))),
+      );
+    }
+    const allow = el('input', { type: 'checkbox', name: 'allow_duplicates', id: 'unit-import-allow' });
+    if (r.duplicates.length) {
+      result.append(
+        el('p', { class: 'alert alert-warn', role: 'alert', text: t('bridge.import.duplicates') }),
+        el(
+          'ul',
+          { class: 'import-duplicates' },
+          r.duplicates.map((d) =>
+            el('li', {
+              text: d.same_as_line
+                ? t('bridge.import.dupFile', { line: d.line, field: fieldName(d.field), value: d.value, other: d.same_as_line })
+                : t('bridge.import.dupRegistry', { line: d.line, field: fieldName(d.field), value: d.value }),
+            }),
+          ),
+        ),
+        el('label', { class: 'check' }, allow, ` ${t('bridge.import.allowDuplicates')}`),
+      );
+    }
+    if (!r.errors.length) {
+      const go = button('bridge.import.confirm', () => send(false, allow.checked), 'btn btn-primary', { id: 'unit-import-confirm' });
+      go.textContent = t('bridge.import.confirm', { n: r.valid });
+      if (r.duplicates.length) {
+        go.disabled = true;
+        allow.addEventListener('change', () => {
+          go.disabled = !allow.checked;
+        });
+      }
+      result.append(el('div', { class: 'form-actions' }, go));
+    }
+  };
+  fileInput.addEventListener('change', () => {
+    result.textContent = '';
+  });
+  return card;
 }
 
 function bridgePointForm(b) {
@@ -1430,7 +1567,9 @@ function bridgePointForm(b) {
     { class: 'card form-grid prepare-only', id: 'bridge-point-form', novalidate: true },
     el('h3', { class: 'form-title', text: t(editing ? 'bridge.edit' : 'bridge.add') }),
     field('bridge.name', el('input', { name: 'name', required: true, maxlength: 200, value: b ? b.name : '' })),
-    field('bridge.level', select('level', LEVELS, (l) => t(`level.${l}`), b ? b.level : 'district')),
+    field('bridge.level', select('level', b && b.level === 'district' ? LEVELS : NEW_LEVELS, (l) => t(`level.${l}`), b ? b.level : 'commune'), b && b.level === 'district' ? 'bridge.districtOld' : null),
+    field('bridge.code', el('input', { name: 'code', maxlength: 64, value: b ? b.code || '' : '' })),
+    field('bridge.operatorPhone', el('input', { name: 'operator_phone', type: 'tel', maxlength: 64, value: b ? b.operator_phone || '' : '' })),
     field('bridge.contact', el('input', { name: 'contact', maxlength: 300, value: b ? b.contact || '' : '' }), 'bridge.contactHint'),
     editing ? el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'active', checked: b.active !== false }), ` ${t('bridge.activeLabel')}`) : null,
     el(
@@ -1447,7 +1586,7 @@ function bridgePointForm(b) {
       showAlert(form, t('form.nameRequired'));
       return;
     }
-    const payload = { name: d.name, level: d.level, contact: d.contact || '' };
+    const payload = { name: d.name, level: d.level, contact: d.contact || '', code: d.code || '', operator_phone: d.operator_phone || '' };
     if (editing) payload.active = form.querySelector('[name=active]').checked;
     try {
       if (editing) await api('PATCH', `/api/bridge-points/${encodeURIComponent(b.id)}`, payload);
