@@ -1026,11 +1026,19 @@ mod tests {
         .expect("live-session limits from the environment");
         let sg = &c.signaling;
         assert_eq!(
-            (sg.join_timeout_secs, sg.send_timeout_secs, sg.max_sockets_per_address),
+            (
+                sg.join_timeout_secs,
+                sg.send_timeout_secs,
+                sg.max_sockets_per_address
+            ),
             (3, 4, 5)
         );
         assert_eq!(
-            (sg.max_sockets, sg.max_offer_media, sg.whep_viewers_per_invitation),
+            (
+                sg.max_sockets,
+                sg.max_offer_media,
+                sg.whep_viewers_per_invitation
+            ),
             (6, 7, 2)
         );
         for bad in [
