@@ -30,7 +30,8 @@ pub(crate) const FAILED_AFTER: Duration = Duration::from_secs(40);
 pub(crate) struct Liveness {
     /// When anything last arrived from the peer.
     last_rx: Option<Instant>,
-    /// Declared failed by silence: final, whatever arrives later.
+    /// Declared failed by silence: final while the stack still calls the
+    /// connection connected (an ICE restart starts afresh).
     failed: bool,
 }
 
@@ -44,11 +45,14 @@ impl Liveness {
     /// stack's, except that a connected peer silent too long is
     /// disconnected, then failed.
     pub fn state(&mut self, stack: ConnectionState, now: Instant) -> ConnectionState {
+        if stack != ConnectionState::Connected {
+            // Checking again (an ICE restart), closed, or failed by the
+            // stack's own verdict: the stack's word.
+            self.failed = false;
+            return stack;
+        }
         if self.failed {
             return ConnectionState::Failed;
-        }
-        if stack != ConnectionState::Connected {
-            return stack;
         }
         let Some(last) = self.last_rx else {
             return stack;
@@ -126,6 +130,11 @@ mod tests {
         assert_eq!(l.deadline(Connected, gone), None);
         l.received(gone);
         assert_eq!(l.state(Connected, gone), Failed, "failed is final");
+        // Unless the connection starts again (an ICE restart).
+        let later = gone + secs(1);
+        assert_eq!(l.state(Connecting, later), Connecting);
+        l.received(later);
+        assert_eq!(l.state(Connected, later), Connected);
     }
 
     #[test]
