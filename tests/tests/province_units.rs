@@ -400,3 +400,70 @@ async fn import_refusals() -> anyhow::Result<()> {
     ensure!(v["created"][0]["name"] == "Sở Tài chính, tỉnh", "{v}");
     Ok(())
 }
+
+/// The clerk's flow in real Chromium (`tests/e2e/province_units.mjs`):
+/// import 150 units from CSV with a preview, invite every commune, ward and
+/// special zone in one click, download the links; prints the clicks.
+#[tokio::test]
+async fn province_units_in_chromium() -> anyhow::Result<()> {
+    use giaoban_tests::e2e::{chromium, e2e_dir, ensure_node_modules, run_script, tail};
+    let chromium = chromium()?;
+    ensure_node_modules(&e2e_dir()).await?;
+    let server = TestServer::start().await?;
+    let password = "Thư-ký e2e 2026!";
+    server.add_user("thuky.e2e", "secretary", password).await?;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: server.base_url(),
+        token: server.login("thuky.e2e", password).await?,
+    };
+    c.json(
+        c.http.post(c.url("/api/bridge-points")).json(&json!({
+            "name": "Xã Thử Nghiệm 10", "level": "commune"
+        })),
+        201,
+    )
+    .await?;
+    let m = c
+        .json(
+            c.http
+                .post(c.url("/api/meetings"))
+                .json(&json!({"title": "Giao ban toàn tỉnh"})),
+            201,
+        )
+        .await?;
+    let mid = m["id"].as_str().context("id")?.to_owned();
+    let dir = tempfile::tempdir()?;
+    let csv = dir.path().join("don-vi.csv");
+    std::fs::write(&csv, units_csv(150, ""))?;
+    let run = run_script(
+        "province_units.mjs",
+        &[server.base_url().as_ref(), mid.as_ref(), csv.as_os_str()],
+        &[
+            ("CHROMIUM_PATH", chromium),
+            ("E2E_TIMEOUT_MS", "20000".to_owned()),
+            ("E2E_USERNAME", "thuky.e2e".to_owned()),
+            ("E2E_PASSWORD", password.to_owned()),
+        ],
+        std::time::Duration::from_secs(240),
+    )
+    .await?;
+    ensure!(
+        run.status.success(),
+        "province_units.mjs failed: {:?}\n{}",
+        run.summary,
+        tail(&run.stderr, 40)
+    );
+    let summary = run.summary.context("no summary")?;
+    ensure!(summary["ok"] == true, "{summary}");
+    // 140 communes of the file and the one registered before, 5 wards, 1 special zone.
+    ensure!(summary["invited"] == 147, "{summary}");
+    ensure!(summary["exported_rows"] == 147, "{summary}");
+    eprintln!(
+        "clicks for 150 units imported, 147 invited and the links exported: {}",
+        summary["clicks"]
+    );
+    let units = c.units().await?;
+    ensure!(units.len() == 151, "{} units", units.len());
+    Ok(())
+}
