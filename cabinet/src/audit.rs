@@ -14,7 +14,9 @@
 //!   rows, the seal replaces `audit.checkpoint` in the data folder (written
 //!   to a temporary file, synced, renamed): the count (`seq`) and hash of the
 //!   newest row, the switch point `keyed_from`, the time, and an HMAC over
-//!   them. Cutting rows off the end, or rewriting the chain (even with the
+//!   them (not if the chain no longer holds the row the previous
+//!   checkpoint names: that one is kept as evidence). Cutting rows off the
+//!   end, or rewriting the chain (even with the
 //!   plain algorithm and a consistent head row), disagrees with it. The
 //!   server also writes one at start (an anchor, when the file is missing)
 //!   and at shutdown.
@@ -144,8 +146,12 @@ impl AuditCheckpoint {
 pub struct AuditSeal {
     key: Vec<u8>,
     checkpoint: Option<PathBuf>,
-    /// The `seq` of the newest checkpoint written (serializes writers).
-    written: tokio::sync::Mutex<i64>,
+    /// The `seq` and hash of the newest checkpoint written (serializes
+    /// writers).
+    written: tokio::sync::Mutex<(i64, String)>,
+    /// The newest committed head handed in, so one checkpoint write covers
+    /// every commit that queued behind the one being written.
+    pending: std::sync::Mutex<Option<Head>>,
 }
 
 impl fmt::Debug for AuditSeal {
@@ -169,11 +175,12 @@ impl AuditSeal {
         let written = checkpoint
             .as_deref()
             .and_then(|p| read_checkpoint(p).ok().flatten())
-            .map_or(0, |c| c.seq);
+            .map_or((0, GENESIS_HASH.to_owned()), |c| (c.seq, c.hash));
         AuditSeal {
             key,
             checkpoint,
             written: tokio::sync::Mutex::new(written),
+            pending: std::sync::Mutex::new(None),
         }
     }
 
@@ -252,15 +259,46 @@ impl AuditSeal {
 
     /// Writes a checkpoint of `head` unless a newer one was written (by
     /// this process; `force` writes it anyway when the file is missing).
-    async fn write_checkpoint(&self, head: &Head, force: bool) -> Result<()> {
+    /// Before replacing a checkpoint, checks that the chain still holds the
+    /// row it names (through `store`): if the log was cut and grown again
+    /// past it, the old checkpoint is kept as evidence and this fails.
+    async fn write_checkpoint(&self, store: &Store, head: &Head, force: bool) -> Result<()> {
         let Some(path) = &self.checkpoint else {
             return Ok(());
         };
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.as_ref().is_none_or(|n| n.seq < head.seq) {
+                *p = Some(head.clone());
+            }
+        }
         let mut written = self.written.lock().await;
         let missing = !tokio::fs::try_exists(path).await.unwrap_or(false);
-        if head.seq <= *written && !(force && missing) {
+        if head.seq <= written.0 && !(force && missing) {
             return Ok(());
         }
+        if !missing && written.0 > 0 {
+            let sql = "SELECT hash FROM audit_log WHERE seq = $1";
+            let hash: Option<String> = with_pool!(store, p => sqlx::query_scalar(sql)
+                .bind(written.0)
+                .fetch_optional(p)
+                .await)?;
+            if hash.as_deref() != Some(written.1.as_str()) {
+                return Err(Error::Corrupt(format!(
+                    "the audit log no longer holds row {} of the last checkpoint: it was \
+                     rewritten below it; the checkpoint is kept (giaoban audit verify)",
+                    written.0
+                )));
+            }
+        }
+        // Every head handed in was committed: write the newest.
+        let head = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|n| n.seq >= head.seq)
+            .unwrap_or_else(|| head.clone());
         let c = self.sign(head.seq, &head.hash, head.keyed_from, crate::now_unix());
         let text = serde_json::to_string(&c)
             .map_err(|e| Error::Corrupt(format!("audit checkpoint: {e}")))?;
@@ -277,7 +315,9 @@ impl AuditSeal {
             f.sync_all().await.map_err(io)?;
         }
         tokio::fs::rename(&tmp, path).await.map_err(io)?;
-        *written = head.seq.max(*written);
+        if head.seq > written.0 {
+            *written = (head.seq, head.hash.clone());
+        }
         Ok(())
     }
 }
@@ -518,7 +558,7 @@ impl Store {
     #[doc(hidden)]
     pub async fn audit_committed(&self, head: Option<Head>) {
         if let Some(head) = head {
-            if let Err(e) = self.audit.write_checkpoint(&head, false).await {
+            if let Err(e) = self.audit.write_checkpoint(self, &head, false).await {
                 tracing::error!(error = %e, "cannot write the audit checkpoint");
             }
         }
@@ -542,7 +582,7 @@ impl Store {
     /// shutdown).
     pub async fn audit_checkpoint(&self) -> Result<()> {
         let head = self.audit_head().await?;
-        self.audit.write_checkpoint(&head, true).await
+        self.audit.write_checkpoint(self, &head, true).await
     }
 
     /// Appends one audit event in its own transaction (for facts that are

@@ -1975,6 +1975,58 @@ on_both!(
     audit_against_hostile_dba
 );
 
+/// The tail cut (head row fixed up) and the log grown again past the old
+/// checkpoint: the checkpoint is not replaced, and the rewrite shows.
+async fn audit_cut_and_grown_again(store: &Store, dir: &std::path::Path) {
+    let checkpoint = dir.join(AUDIT_CHECKPOINT_FILE);
+    let store = store
+        .clone()
+        .with_audit_seal(AuditSeal::new(vec![0x11; 32], Some(checkpoint.clone())));
+    for i in 1..=5 {
+        store
+            .record_audit(
+                ACTOR,
+                "test.event",
+                "thing",
+                &format!("t{i}"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect("record");
+    }
+    drop_audit_guards(&store).await;
+    let rows = raw_rows(&store).await;
+    put_rows(&store, &rows[..3], 1).await;
+    for i in 6..=8 {
+        store
+            .record_audit(
+                ACTOR,
+                "test.event",
+                "thing",
+                &format!("t{i}"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect("record");
+    }
+    let kept: AuditCheckpoint =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).expect("checkpoint"))
+            .expect("checkpoint json");
+    assert_eq!(
+        (kept.seq, kept.hash.as_str()),
+        (5, rows[4].hash.as_str()),
+        "kept as evidence"
+    );
+    let b = broken(&store).await;
+    assert_eq!((b.seq, b.problem), (5, AuditProblem::CheckpointMismatch));
+}
+
+on_both!(
+    sqlite_audit_cut_and_grown_again,
+    pg_audit_cut_and_grown_again,
+    audit_cut_and_grown_again
+);
+
 /// A chain from before migration 0007 (plain SHA-256) stays valid and is
 /// continued with keyed rows; moving the switch point in the database shows.
 async fn audit_plain_rows_before_the_switch(store: &Store, dir: &std::path::Path) {

@@ -109,7 +109,10 @@ pub async fn serve(
     if !checkpoint.exists() {
         tracing::warn!(path = %checkpoint.display(), "no audit checkpoint yet: anchoring the audit chain at its current head");
     }
-    store.audit_checkpoint().await?;
+    if let Err(e) = store.audit_checkpoint().await {
+        // Evidence of tampering is kept; the meetings go on.
+        tracing::error!(error = %e, "cannot checkpoint the audit log: run `giaoban audit verify`");
+    }
     // What a crash may have left in the content store: unfinished uploads
     // and contents whose database write never committed.
     let referenced = store.referenced_contents().await?;
