@@ -100,7 +100,15 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     RUNNING.fetch_add(1, Ordering::SeqCst);
     let mut mem = lock().pop().unwrap_or_default();
     if mem.len() < blocks {
-        mem = vec![Block::default(); blocks];
+        // Capacity past glibc's largest mmap threshold (32 MiB on 64-bit):
+        // the block gets its own mapping, given back to the system as soon
+        // as it is freed, never kept in an arena (a freed block at the top
+        // of a thread arena's heap is out of malloc_trim's reach). Only the
+        // `blocks` used are ever touched, so only they are resident.
+        const MMAP_ALWAYS: usize = 33 * 1024 * 1024;
+        let cap = blocks.max(MMAP_ALWAYS / std::mem::size_of::<Block>());
+        mem = Vec::with_capacity(cap);
+        mem.resize(blocks, Block::default());
     }
     let out = f(&mut mem[..blocks]);
     lock().push(mem);

@@ -89,6 +89,9 @@ fn mib(bytes: u64) -> f64 {
 fn client_from(ip: [u8; 4]) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .local_address(IpAddr::from(ip))
+        // No idle connections kept: the server's RSS after a flood is then
+        // what the logins left, not the buffers of open keep-alive sockets.
+        .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(60))
         .build()?)
 }
