@@ -644,3 +644,100 @@ async fn leave_recorded_at_shutdown() -> anyhow::Result<()> {
     assert_eq!(got, vec!["session.leave", "session.join"], "{v}");
     Ok(())
 }
+
+/// An SDP offer a WebRTC stack accepts (nothing ever connects to it):
+/// audio and video, `sendonly` (WHIP) or `recvonly` (WHEP).
+fn webrtc_offer(direction: &str) -> String {
+    let fp: Vec<String> = (0..32)
+        .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
+        .collect();
+    let fp = fp.join(":");
+    let mut s = String::from(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS s\r\n",
+    );
+    for (mid, kind, pt, codec, ssrc) in [
+        (0, "audio", 111, "opus/48000/2", 1111u32),
+        (1, "video", 96, "VP8/90000", 2222u32),
+    ] {
+        s.push_str(&format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:Ab1c\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+             a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:{mid}\r\na={direction}\r\n\
+             a=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n"
+        ));
+        if direction == "sendonly" {
+            s.push_str(&format!(
+                "a=msid:s t{mid}\r\na=ssrc:{ssrc} cname:whip-test\r\na=ssrc:{ssrc} msid:s t{mid}\r\n"
+            ));
+        }
+    }
+    s
+}
+
+/// WHIP and WHEP sessions are recorded when they start and end.
+#[tokio::test]
+async fn whip_whep_sessions_recorded() -> anyhow::Result<()> {
+    let server = TestServer::start().await?;
+    let (mid, enc) = server.meeting_with_token("Bộ mã hóa", "bridge").await?;
+    let player_url = server.invite(&mid, "Trình phát", "observer").await?;
+    let player = giaoban_tests::token_of(&player_url)?.to_owned();
+    let http = reqwest::Client::new();
+    let mut locations = Vec::new();
+    for (kind, token, dir) in [("whip", &enc, "sendonly"), ("whep", &player, "recvonly")] {
+        let r = http
+            .post(format!("{}/{kind}/{mid}", server.base_url()))
+            .bearer_auth(token)
+            .header("content-type", "application/sdp")
+            .body(webrtc_offer(dir))
+            .send()
+            .await?;
+        ensure!(r.status() == 201, "{kind}: {}", r.status());
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("Location")?
+            .to_owned();
+        locations.push((kind, token.clone(), loc));
+    }
+    for (kind, token, loc) in &locations {
+        let r = http
+            .delete(format!("{}{loc}", server.base_url()))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        ensure!(r.status().is_success(), "DELETE {kind}: {}", r.status());
+    }
+    let api = Api::new(&server);
+    let admin = server.staff_token("quantri", "admin").await?;
+    let want = ["whip.start", "whip.end", "whep.start", "whep.end"];
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = all_pages(&api, &admin, &format!("&target_id={mid}"), 100).await?;
+        if want.iter().all(|w| actions(&rows).contains(w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for w in want {
+        assert!(actions(&rows).contains(&w), "{w}: {:?}", actions(&rows));
+    }
+    let start = rows
+        .iter()
+        .find(|r| r["action"] == "whip.start")
+        .context("whip.start")?;
+    assert!(start["actor"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("invitation:")));
+    let end = rows
+        .iter()
+        .find(|r| r["action"] == "whip.end")
+        .context("whip.end")?;
+    assert_eq!(
+        end["detail"]["participant_id"],
+        start["detail"]["participant_id"]
+    );
+    assert_eq!(server.cli(&["audit", "verify"]).await?, "ok");
+    Ok(())
+}
