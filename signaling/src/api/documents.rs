@@ -5,7 +5,7 @@
 //! every request, served so that they never run in the app's origin.
 
 use axum::body::Body;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -256,7 +256,7 @@ pub async fn create(
     State(state): State<AppState>,
     Path(item_id): Path<String>,
     idem: IdempotencyHeader,
-    mp: Multipart,
+    super::ApiMultipart(mp): super::ApiMultipart,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     let item = state
@@ -327,7 +327,7 @@ pub async fn add_version(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    mp: Multipart,
+    super::ApiMultipart(mp): super::ApiMultipart,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     in_force(&state, &id).await?;
@@ -401,7 +401,7 @@ pub async fn replace(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    mp: Multipart,
+    super::ApiMultipart(mp): super::ApiMultipart,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     in_force(&state, &id).await?;
@@ -540,7 +540,7 @@ pub async fn content(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<ContentQuery>,
+    super::ApiQuery(q): super::ApiQuery<ContentQuery>,
 ) -> ApiResult<Response> {
     let doc = readable(&caller, &state, &id).await?;
     if doc.is_withdrawn() && !matches!(caller, Caller::Staff(_)) {

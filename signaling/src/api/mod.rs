@@ -360,8 +360,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+        // Read as a JSON value first: serde would also take an array for a
+        // struct (its fields in order), which the API does not accept.
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) if !v.is_object() => Err(ApiError::bad_request(
+                "invalid_json",
+                "the request body must be a JSON object",
+            )),
+            Ok(axum::Json(v)) => serde_json::from_value(v).map(ApiJson).map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            }),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -379,6 +390,55 @@ where
                 rejection.body_text(),
             )),
         }
+    }
+}
+
+/// A query string whose rejection is an [`ApiError`] (400 `bad_query`), not
+/// axum's plain-text answer.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+    }
+}
+
+/// A `multipart/form-data` body whose rejection is an [`ApiError`]: 415
+/// `unsupported_media_type` when the body is not declared as
+/// `multipart/form-data`, 400 `bad_multipart` when its boundary is missing
+/// or bad (axum answers both in plain text).
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"));
+        if !is_form {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a multipart/form-data body",
+            ));
+        }
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))
     }
 }
 
