@@ -259,7 +259,7 @@ async fn core_flow(server: &TestServer) -> anyhow::Result<()> {
         .post(
             "/api/bridge-points",
             &sec,
-            json!({"name": "UBND huyện Cư Jút", "level": "district", "contact": "0262 3880 123"}),
+            json!({"name": "UBND xã Cư Jút", "level": "commune", "contact": "0262 3880 123"}),
         )
         .await?
         .expect(201, "bridge point")?;
