@@ -277,9 +277,11 @@ def main():
     loop = GLib.MainLoop()
     counts = Counts()
     player = make_player(f"{base}/whep/{args.meeting}", args.whep_token, counts)
-    last = {"frames": 0, "audio_ns": 0}
+    last = {"frames": 0, "audio_ns": 0, "playing": True}
 
     def progress():
+        if not last["playing"]:
+            return False
         with counts.lock:
             f, a = counts.video_frames, counts.audio_ns
         emit(
@@ -293,6 +295,7 @@ def main():
         return True
 
     def finish():
+        last["playing"] = False
         with counts.lock:
             emit(
                 "whep_result",

@@ -34,7 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const PLAY_SECONDS: u64 = 60;
 /// The publisher goes on this long after the player ends, so that the
 /// browser's 5 s samples cover a full minute of it.
-const TAIL_SECONDS: u64 = 8;
+const TAIL_SECONDS: u64 = 15;
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(PLAY_SECONDS + TAIL_SECONDS + 90);
 const PYTHON: &str = "/usr/bin/python3";
 
