@@ -698,7 +698,7 @@ impl Store {
                     Arg::Int(i) => q.bind(*i),
                 };
             }
-            q.bind(limit.clamp(1, 1000)).fetch_all(p).await
+            q.bind(limit.clamp(1, 10_000)).fetch_all(p).await
         })?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
@@ -975,6 +975,32 @@ mod tests {
         forged.seq = 2;
         assert!(!seal.check(&forged));
         assert!(!AuditSeal::new(vec![8; 32], None).check(&c));
+    }
+
+    /// The API asks one row more than a full page (1000) to know whether
+    /// another page follows: the store must not cap it at 1000.
+    #[tokio::test]
+    async fn a_page_may_hold_more_than_1000_rows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.expect("open");
+        for i in 0..1002 {
+            store
+                .record_audit(
+                    "cli",
+                    "test.event",
+                    "thing",
+                    &i.to_string(),
+                    serde_json::json!({}),
+                )
+                .await
+                .expect("record");
+        }
+        let page = store
+            .audit_page(&AuditFilter::default(), 1001)
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 1001);
     }
 
     #[tokio::test]
