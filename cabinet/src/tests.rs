@@ -2398,3 +2398,148 @@ on_both!(
     pg_first_chair_chairs,
     first_chair_chairs
 );
+
+// Administrative units after 1 July 2025 (migration 0009).
+
+/// A database just before migration 0009, with bridge points of the old
+/// levels referenced by a participant and an invitation, is upgraded
+/// without loss: the levels are kept, code and phone are empty, the new
+/// levels are allowed, unknown ones still refused, references still hold.
+async fn upgrade_to_0009<DB>(pool: &sqlx::Pool<DB>, url: &str)
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::migrate::Migrate;
+    let mut conn = pool.acquire().await.expect("connection");
+    conn.ensure_migrations_table().await.expect("table");
+    for m in MIGRATOR.iter().filter(|m| m.version < 9) {
+        conn.apply(m).await.expect("apply an older migration");
+    }
+    sqlx::raw_sql(
+        "INSERT INTO meetings (id, title, kind, status, location, created_at, updated_at) \
+         VALUES ('m1', 'Giao ban', 'regular', 'draft', '', 1, 1);\
+         INSERT INTO bridge_points (id, name, level, contact, active, created_at, updated_at) \
+         VALUES ('b1', 'UBND huyện Cư Jút', 'district', '0262', TRUE, 1, 2);\
+         INSERT INTO bridge_points (id, name, level, contact, active, created_at, updated_at) \
+         VALUES ('b2', 'UBND xã Đắk Wil', 'commune', '', FALSE, 1, 1);\
+         INSERT INTO participants (id, meeting_id, name, position, role, voting, bridge_point_id, \
+         created_at, updated_at) VALUES ('p1', 'm1', 'KTV', '', 'bridge_operator', FALSE, 'b1', 1, 1);\
+         INSERT INTO invitations (id, meeting_id, name, role, participant_id, bridge_point_id, \
+         created_at, expires_at, revoked_at) VALUES ('i1', 'm1', 'Huyện', 'bridge', NULL, 'b1', 1, 9, NULL);",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("old rows");
+    drop(conn);
+    pool.close().await;
+
+    let store = Store::connect(url).await.expect("upgrade");
+    let b1 = store
+        .get_bridge_point("b1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(b1.level, BridgeLevel::District);
+    assert_eq!(
+        (
+            b1.contact.as_str(),
+            b1.code.as_str(),
+            b1.operator_phone.as_str()
+        ),
+        ("0262", "", "")
+    );
+    assert_eq!((b1.created_at, b1.updated_at, b1.active), (1, 2, true));
+    let b2 = store
+        .get_bridge_point("b2")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!((b2.level, b2.active), (BridgeLevel::Commune, false));
+    let p = store
+        .get_participant("p1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(p.bridge_point_id.as_deref(), Some("b1"));
+    let i = store
+        .get_invitation("i1")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(i.bridge_point_id.as_deref(), Some("b1"));
+    for (level, ok) in [
+        ("ward", true),
+        ("special_zone", true),
+        ("other", true),
+        ("county", false),
+    ] {
+        let r = with_pool!(store, p => sqlx::query(
+            "INSERT INTO bridge_points (id, name, level, contact, active, created_at, updated_at) \
+             VALUES ($1, 'x', $2, '', TRUE, 1, 1)",
+        )
+        .bind(format!("new-{level}"))
+        .bind(level)
+        .execute(p)
+        .await
+        .map(|_| ()));
+        assert_eq!(r.is_ok(), ok, "level {level}: {r:?}");
+    }
+    // References to bridge points are still enforced.
+    let r = with_pool!(store, p => sqlx::query(
+        "INSERT INTO participants (id, meeting_id, name, position, role, voting, bridge_point_id, \
+         created_at, updated_at) VALUES ('p9', 'm1', 'X', '', 'observer', FALSE, 'missing', 1, 1)",
+    )
+    .execute(p)
+    .await
+    .map(|_| ()));
+    assert!(r.is_err(), "a participant of a missing bridge point");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_to_0009() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let opts = SqliteConnectOptions::from_str(&url)
+        .expect("url")
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("open");
+    upgrade_to_0009(&pool, &url).await;
+}
+
+#[tokio::test]
+async fn pg_upgrade_to_0009() {
+    let Some((store, schema)) = pg_store().await else {
+        return;
+    };
+    store.close().await;
+    // Start again from an empty schema.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&schema.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA {s} CASCADE; CREATE SCHEMA {s}",
+        s = schema.schema
+    ))
+    .execute(&admin)
+    .await
+    .expect("empty schema");
+    admin.close().await;
+    let url = schema.store_url();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    upgrade_to_0009(&pool, &url).await;
+    let store = Store::connect(&url).await.expect("reopen");
+    schema.drop_now(store).await;
+}
