@@ -237,6 +237,17 @@ function meterLoop() {
 
 // ---- join screen ------------------------------------------------------------
 
+/**
+ * An observer only watches and listens: the server refuses its `publish`
+ * and `mute`, so the page asks for no camera or microphone and shows no
+ * mic/cam buttons. The invitation says the role before joining; `joined`
+ * (or `resumed`) says it again.
+ */
+function isObserver() {
+  const role = (state.self && state.self.role) || (state.invitation && state.invitation.role);
+  return role === 'observer';
+}
+
 /** A time as the admin pages write it (dd/mm/yyyy hh:mm), or ''. */
 function formatExpiry(unix) {
   return unix ? formatTime(unix) : '';
@@ -292,6 +303,12 @@ function renderJoin() {
     $('topbar-title').removeAttribute('data-i18n');
     if (state.screen === 'join') $('topbar-title').textContent = inv.meeting.title;
   }
+  // An observer: no device choice, no level meter, no preview buttons; a note.
+  const observer = isObserver();
+  $('observer-note').hidden = !observer;
+  for (const id of ['camera-select', 'mic-select']) $(id).closest('.field').hidden = observer;
+  document.querySelector('.join-form .meter').hidden = observer;
+  document.querySelector('.controls-preview').hidden = observer;
   const merr = $('media-error');
   merr.hidden = !state.mediaError;
   merr.textContent = state.mediaError ? t(state.mediaError) : '';
@@ -306,13 +323,14 @@ function renderJoin() {
   $('preview-placeholder').hidden = showVideo;
   $('preview-initials').textContent = inv ? initials(inv.name) : '';
   const ph = $('preview-placeholder-text');
-  ph.dataset.i18n = vt ? 'join.previewOff' : state.mediaError ? 'meeting.noMedia' : 'join.mediaStarting';
+  ph.dataset.i18n = observer ? 'join.observerPreview' : vt ? 'join.previewOff' : state.mediaError ? 'meeting.noMedia' : 'join.mediaStarting';
   ph.textContent = t(ph.dataset.i18n);
   renderControlButton($('preview-mic'), 'audio', state.muted.audio);
   renderControlButton($('preview-cam'), 'video', state.muted.video);
 }
 
 function toggleMute(kind) {
+  if (isObserver()) return;
   const muted = !state.muted[kind];
   state.muted[kind] = muted;
   if (state.client) state.client.setMuted(kind, muted);
@@ -379,6 +397,8 @@ function toggleAgenda(open) {
 function renderControls() {
   renderControlButton($('mic-button'), 'audio', state.muted.audio);
   renderControlButton($('cam-button'), 'video', state.muted.video);
+  $('mic-button').hidden = isObserver();
+  $('cam-button').hidden = isObserver();
   const leave = $('leave-button');
   const label = t('meeting.leave');
   leave.innerHTML = `${icon('leave')}<span class="ctl-label"></span>`;
@@ -610,6 +630,7 @@ function onJoined(d) {
   for (const tr of d.tracks) state.trackKinds.set(tr.track_id, { kind: tr.kind, participantId: tr.participant_id });
   renderCount();
   renderBanner();
+  renderControls();
   // Changes pushed while the socket was down were missed: read it again.
   if (state.agenda && state.agenda.items) state.agenda.reload();
 }
@@ -719,7 +740,13 @@ async function join() {
   if (meter && meter.ctx && meter.ctx.state === 'suspended') meter.ctx.resume().catch(() => {});
   // Slots unless the page was opened with ?receive=tracks (docs/protocol.md).
   const receive = new URLSearchParams(window.location.search).get('receive') === 'tracks' ? 'tracks' : 'slots';
-  const client = new GiaobanClient({ token: state.token, localStream: state.localStream, muted: state.muted, receive });
+  const client = new GiaobanClient({
+    token: state.token,
+    localStream: state.localStream,
+    muted: state.muted,
+    receive,
+    receiveOnly: isObserver(),
+  });
   state.client = client;
   wireClient(client);
   showScreen('meeting');
@@ -823,8 +850,11 @@ async function main() {
     $('agenda-heading').tabIndex = -1;
     placeAgenda();
     state.agenda.reload();
-    state.mediaReady = openMedia();
-    await state.mediaReady;
+    // An observer sends nothing: no camera or microphone is asked for.
+    if (!isObserver()) {
+      state.mediaReady = openMedia();
+      await state.mediaReady;
+    }
   }
 }
 

@@ -41,6 +41,8 @@ const vi = {
   'join.previewOff': 'Camera đang tắt',
   'join.mediaStarting': 'Đang mở camera và micro…',
   'join.retryMedia': 'Thử lại camera và micro',
+  'join.observerNote': 'Bạn tham dự với tư cách quan sát viên: chỉ xem và nghe, không gửi hình ảnh và âm thanh.',
+  'join.observerPreview': 'Chỉ xem và nghe',
 
   'media.insecure':
     'Trình duyệt chỉ cho dùng camera và micro trên kết nối HTTPS hoặc localhost. Hãy mở lời mời qua địa chỉ HTTPS.',
@@ -596,6 +598,8 @@ const en = {
   'role.secretary': 'Secretary',
   'role.bridge': 'Bridge point',
   'role.delegate': 'Delegate',
+  'join.observerNote': 'You attend as an observer: you watch and listen, and send no picture or sound.',
+  'join.observerPreview': 'Watching and listening only',
   'role.observer': 'Observer',
 
   'error.no_token': 'The link has no invitation code. Open the exact invitation link the organisers sent you.',

@@ -132,9 +132,13 @@ export class GiaobanClient extends EventTarget {
    * @param {'slots'|'tracks'} [opts.receive]  how the subscriber connection
    *   carries the others' media (docs/protocol.md, "Receiving in slots");
    *   default 'slots'
+   * @param {boolean} [opts.receiveOnly]  never publish nor send `mute` (an
+   *   observer's invitation; also when `joined` says the role is observer)
    */
-  constructor({ token, url, localStream, muted, receive }) {
+  constructor({ token, url, localStream, muted, receive, receiveOnly }) {
     super();
+    /** Receive only: no publisher connection, no `mute` (observers may not). */
+    this.receiveOnly = !!receiveOnly;
     /** 'slots' or 'tracks': what `join` asks for. */
     this.receive = receive === 'tracks' ? 'tracks' : 'slots';
     // Receiving in slots: slot name -> {track, stream, participantId}.
@@ -235,6 +239,7 @@ export class GiaobanClient extends EventTarget {
    * stops sending (track.enabled) and the others are told with `mute`.
    */
   setMuted(kind, muted) {
+    if (this.receiveOnly) return; // the server refuses `mute` from an observer
     this.muted[kind] = muted;
     if (this.localStream) {
       const tracks = kind === 'audio' ? this.localStream.getAudioTracks() : this.localStream.getVideoTracks();
@@ -550,13 +555,14 @@ export class GiaobanClient extends EventTarget {
     this._attachedGen = gen;
     this._resumeToken = resumed.resume_token || null;
     if (resumed.participant) this.self = resumed.participant;
+    if (this.self && this.self.role === 'observer') this.receiveOnly = true;
     this._healthySince = Date.now();
     this._setState('connected');
     this._emit('resumed', { self: this.self, replayed: resumed.replayed || 0 });
     this._replayLeft = resumed.replayed || 0;
     if (this._replayLeft === 0) this._resendPending(gen);
     // A mute toggled while the socket was down was not sent: send it now.
-    for (const kind of ['audio', 'video']) {
+    for (const kind of this.receiveOnly ? [] : ['audio', 'video']) {
       const known = this.self && this.self[`${kind}_muted`];
       if (typeof known === 'boolean' && known !== this.muted[kind]) {
         this._request({ type: 'mute', kind, muted: this.muted[kind] }).catch((e) => this._reportError(e));
@@ -658,6 +664,8 @@ export class GiaobanClient extends EventTarget {
     const sess = this._session;
     this.self = joined.participant;
     this.meeting = joined.meeting;
+    // An observer only watches: the server refuses its publish and mute.
+    if (this.self && this.self.role === 'observer') this.receiveOnly = true;
     this._setIce(joined);
     this._remoteVideo = new Map();
     for (const t of joined.tracks || []) this._noteRemoteTrack(t);
@@ -669,6 +677,7 @@ export class GiaobanClient extends EventTarget {
       participants: joined.participants || [],
       tracks: joined.tracks || [],
     });
+    if (this.receiveOnly) return;
     for (const kind of ['audio', 'video']) {
       if (this.muted[kind]) this._request({ type: 'mute', kind, muted: true }).catch((e) => this._reportError(e));
     }
@@ -737,6 +746,7 @@ export class GiaobanClient extends EventTarget {
   }
 
   async _publish(gen) {
+    if (this.receiveOnly) return;
     const stream = this.localStream;
     const tracks = stream ? [...stream.getAudioTracks().slice(0, 1), ...stream.getVideoTracks().slice(0, 1)] : [];
     if (tracks.length === 0) return; // nothing to send: receive only
