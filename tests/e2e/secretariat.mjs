@@ -13,7 +13,10 @@
 //  5. the secretary uploads a tampered copy as a new version of the document:
 //     both pages show "Không hợp lệ" for it, and two versions are listed;
 //  6. the secretary withdraws the document with a reason: the participant's
-//     panel shows it withdrawn, without a download button.
+//     panel shows it withdrawn, without a download button;
+//  7. the Live tab (the operator's roster) listed the joined participant;
+//     a copied link joins with the same invitation and replaces it: the tab
+//     shows the replacement (old and new session) by itself, highlighted.
 //
 // Uploaded files never open as pages of this origin: an HTML file named
 // bao-cao.pdf is refused with a Vietnamese message, the participant's panel
@@ -281,6 +284,25 @@ async function main() {
     await guestPage.click('#agenda-button');
     await until(guestPage, 'the agenda side panel', () => !document.getElementById('agenda-panel').hidden);
     step('participant joined, agenda panel open');
+    summary.guest_id = await guestPage.evaluate(() => window.giaoban.client.self.id);
+
+    // The operator's Live tab lists the joined participant (GET .../live).
+    await admin.click('[data-tab=live]');
+    summary.live_tab = await until(admin, 'the participant on the Live tab', (name) => {
+      const row = [...document.querySelectorAll('#live-participants tbody tr')].find((r) => r.cells[0].textContent === name);
+      return row
+        ? {
+            id: row.dataset.id,
+            kind: row.dataset.kind,
+            cells: [...row.cells].map((c) => c.textContent),
+            tab: document.querySelector('[data-tab=live]').textContent,
+            updated: document.getElementById('live-updated').textContent,
+            replacements: document.querySelectorAll('#live-replacements tbody tr').length,
+          }
+        : null;
+    }, guest);
+    step('the Live tab shows the participant', summary.live_tab);
+    await shot(admin, 'admin-live');
 
     await admin.click('[data-tab=agenda]');
     await admin.locator('#agenda-add').waitFor({ timeout: waitMs });
@@ -358,8 +380,33 @@ async function main() {
     step('participant sees it withdrawn', summary.participant_withdrawn);
     await shot(guestPage, 'participant-withdrawn');
 
+    // ---- 7. a copied link replaces the participant: the Live tab says so -----------
+    await admin.click('[data-tab=live]');
+    await admin.locator('#live-updated').waitFor({ timeout: waitMs });
+    const copied = await newPage('copied-link', { width: 1024, height: 768 });
+    await copied.goto(inviteUrl, { waitUntil: 'load', timeout: waitMs });
+    await until(copied, 'the Join button of the copied link', () => {
+      const b = document.getElementById('join-button');
+      return b && !b.hidden && !b.disabled;
+    });
+    await copied.click('#join-button');
+    summary.copied_id = await until(copied, 'the copied link joined', () => window.giaoban.client && window.giaoban.client.self && window.giaoban.client.self.id);
+    // The Live tab reads the roster again by itself (every 5 s): no click.
+    summary.live_replacement = await until(admin, 'the replacement on the Live tab', (name) => {
+      const row = [...document.querySelectorAll('#live-replacements tbody tr.live-replacement')].find((r) => r.cells[1].textContent === name);
+      const alert = document.getElementById('live-replaced-alert');
+      return row && alert
+        ? { cells: [...row.cells].map((c) => c.textContent), alert: alert.textContent, background: getComputedStyle(row.cells[0]).backgroundColor }
+        : null;
+    }, guest);
+    step('the Live tab shows the replacement', summary.live_replacement);
+    await admin.setViewportSize({ width: 768, height: 1024 });
+    await shot(admin, 'admin-live-replaced-tablet');
+    summary.live_tablet_overflow = await admin.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await admin.setViewportSize({ width: 1280, height: 800 });
+
     // The server's Content-Security-Policy blocked nothing either page needed.
-    for (const [name, p] of [['admin', admin], ['participant', guestPage]]) {
+    for (const [name, p] of [['admin', admin], ['participant', guestPage], ['copied-link', copied]]) {
       const v = await cspViolations(p);
       if (v.length) fail(`the ${name} page broke the CSP: ${v.join('; ')}`);
     }

@@ -286,6 +286,46 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
         s["participant_new_version"]
     );
 
+    // The operator's Live tab listed the joined participant; a copied link
+    // then replaced its session, and the tab showed that by itself,
+    // highlighted, with the old and the new session (issue 19).
+    let guest_id = text(&s, "/guest_id");
+    ensure!(
+        !guest_id.is_empty()
+            && text(&s, "/live_tab/id") == guest_id
+            && text(&s, "/live_tab/kind") == "participant"
+            && text(&s, "/live_tab/tab") == "Trực tiếp"
+            && text(&s, "/live_tab/updated").starts_with("Cập nhật lúc")
+            && s["live_tab"]["replacements"] == json!(0),
+        "the Live tab: {}",
+        s["live_tab"]
+    );
+    let cells: Vec<&str> = s["live_replacement"]["cells"]
+        .as_array()
+        .context("no replacement row")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(
+        cells.len() == 4
+            && cells[0].len() == "dd/mm/yyyy hh:mm:ss".len()
+            && cells[2] == guest_id
+            && cells[3] == text(&s, "/copied_id"),
+        "the replacement row: {cells:?} (participant {guest_id}, copied link {})",
+        s["copied_id"]
+    );
+    ensure!(
+        text(&s, "/live_replacement/alert").contains("bị thay thế")
+            && text(&s, "/live_replacement/background") != "rgba(0, 0, 0, 0)",
+        "the replacement is not highlighted: {}",
+        s["live_replacement"]
+    );
+    ensure!(
+        s["live_tablet_overflow"] == json!(0),
+        "the Live tab is wider than a tablet: {}",
+        s["live_tablet_overflow"]
+    );
+
     // The server's own record agrees with what the pages showed.
     let http = reqwest::Client::new();
     let token = api_login(&http, &base).await?;

@@ -4,7 +4,7 @@
 //
 //   #/meetings                       the list (filter by status, search)
 //   #/meetings/new                   create
-//   #/meetings/ID[/info|agenda|participants|invitations]
+//   #/meetings/ID[/info|agenda|participants|invitations|live]
 //   #/bridge-points
 //   #/accounts                       my password, sign out everywhere; for
 //                                    admins every account (disable, enable,
@@ -292,7 +292,7 @@ function parseRoute() {
   if (parts[0] === 'audit') return { name: 'audit' };
   if (parts[0] === 'meetings' && parts[1] === 'new') return { name: 'meeting-new' };
   if (parts[0] === 'meetings' && parts[1]) {
-    const tab = ['info', 'agenda', 'participants', 'invitations'].includes(parts[2]) ? parts[2] : 'info';
+    const tab = ['info', 'agenda', 'participants', 'invitations', 'live'].includes(parts[2]) ? parts[2] : 'info';
     return { name: 'meeting', id: parts[1], tab };
   }
   return { name: 'meetings' };
@@ -562,7 +562,7 @@ async function meetingView(view, id, tab) {
   const meeting = m && m.meeting ? m.meeting : m;
   view.textContent = '';
   const tabs = el('nav', { class: 'tabs', 'aria-label': t('meeting.sections') });
-  for (const k of ['info', 'agenda', 'participants', 'invitations']) {
+  for (const k of ['info', 'agenda', 'participants', 'invitations', 'live']) {
     const a = el('a', { href: `#/meetings/${encodeURIComponent(id)}/${k}`, dataset: { tab: k } }, t(`meeting.tab.${k}`));
     if (k === tab) a.setAttribute('aria-current', 'page');
     tabs.append(a);
@@ -583,6 +583,7 @@ async function meetingView(view, id, tab) {
   if (tab === 'agenda') await agendaTab(body, meeting);
   else if (tab === 'participants') await participantsTab(body, meeting);
   else if (tab === 'invitations') await invitationsTab(body, meeting);
+  else if (tab === 'live') await liveTab(body, meeting);
   else {
     const participants = listOf(await api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`), 'participants');
     infoTab(body, meeting, participants);
@@ -1232,6 +1233,133 @@ function copyButton(url, name) {
 function linkWarning(kind) {
   if (kind !== 'local_only' && kind !== 'insecure') return null;
   return el('p', { class: 'alert alert-warn link-warning', dataset: { warning: kind }, role: 'alert', text: t(`invite.warn.${kind}`) });
+}
+
+// ---- the live roster (the operator's view) ------------------------------------------
+
+/** How often the Live tab reads the roster again while it is shown. */
+const LIVE_REFRESH_MS = 5000;
+
+/** Unix seconds as dd/mm/yyyy hh:mm:ss (a replacement's moment, to the second). */
+function secondsTime(unix) {
+  const d = toDate(unix);
+  if (!d) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${p(d.getDate())}/${p(d.getMonth() + 1)}/${d.getFullYear()} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/**
+ * The Live tab: who is connected now (GET /api/meetings/{id}/live), the WHEP
+ * players, and the sessions a new join with the same invitation replaced (a
+ * copied link kicks the real bridge point: the operator must see it). Reads
+ * again every LIVE_REFRESH_MS while the tab is on the page.
+ */
+async function liveTab(body, meeting) {
+  const path = `/api/meetings/${encodeURIComponent(meeting.id)}/live`;
+  const updated = el('p', { class: 'muted live-updated', id: 'live-updated' });
+  const content = el('div', { id: 'live-content' });
+  body.append(el('h2', { text: t('meeting.tab.live') }), el('p', { class: 'muted', text: t('live.help') }), updated, content);
+  let seen = -1; // replacements shown last time (-1: none yet)
+  const tick = async () => {
+    if (!body.isConnected || !state.token) return;
+    try {
+      const roster = await api('GET', path);
+      if (!body.isConnected) return;
+      clearAlert(body);
+      seen = renderLive(content, roster || {}, seen);
+      updated.textContent = t('live.updated', { time: secondsTime(Date.now()).slice(11) });
+    } catch (e) {
+      if (!body.isConnected || !state.token) return;
+      showAlert(body, t('live.failed', { error: apiErrorText(e) }));
+    }
+    if (body.isConnected) setTimeout(tick, LIVE_REFRESH_MS);
+  };
+  await tick();
+}
+
+/** Fills the Live tab's lists; returns how many replacements it shows. */
+function renderLive(box, roster, seen) {
+  const participants = Array.isArray(roster.participants) ? roster.participants : [];
+  const viewers = Array.isArray(roster.viewers) ? roster.viewers : [];
+  const replacements = (Array.isArray(roster.replacements) ? [...roster.replacements] : []).sort((a, b) => (b.at || 0) - (a.at || 0));
+  const table = (id, heads, rows) =>
+    el(
+      'div',
+      { class: 'table-box' },
+      el('table', { class: 'data-table', id }, el('thead', {}, el('tr', {}, heads.map((k) => el('th', { scope: 'col', text: t(k) })))), el('tbody', {}, rows)),
+    );
+  const kindText = (k) => (hasText(`live.kind.${k}`) ? t(`live.kind.${k}`) : k || '');
+  box.textContent = '';
+  if (replacements.length > 0) {
+    // Announced (role alert) only when a new one appears, not every refresh.
+    const more = seen >= 0 && replacements.length > seen;
+    box.append(el('p', { class: 'alert alert-warn', id: 'live-replaced-alert', role: more ? 'alert' : null, text: t('live.replacedAlert', { n: replacements.length }) }));
+  }
+  box.append(el('h3', { text: t('live.participants', { n: participants.length }) }));
+  if (participants.length === 0) box.append(el('p', { class: 'muted empty', id: 'live-no-participants', text: t('live.noParticipants') }));
+  else {
+    box.append(
+      table(
+        'live-participants',
+        ['live.name', 'participant.role', 'live.kind', 'live.since', 'live.media'],
+        participants.map((p) =>
+          el(
+            'tr',
+            { dataset: { id: p.id || '', kind: p.kind || '', invitationId: p.invitation_id || '' } },
+            el('td', { text: p.name || '' }),
+            el('td', {}, el('span', { class: 'role-badge', text: roleText(p.role) })),
+            el('td', { text: kindText(p.kind) }),
+            el('td', { text: formatTime(p.joined_at) }),
+            el('td', { text: [t('live.tracks', { n: p.tracks || 0 }), p.audio_muted ? t('live.micOff') : null, p.video_muted ? t('live.camOff') : null].filter(Boolean).join(' · ') }),
+          ),
+        ),
+      ),
+    );
+  }
+  box.append(el('h3', { text: t('live.viewers', { n: viewers.length }) }));
+  if (viewers.length === 0) box.append(el('p', { class: 'muted empty', id: 'live-no-viewers', text: t('live.noViewers') }));
+  else {
+    box.append(
+      table(
+        'live-viewers',
+        ['live.name', 'participant.role', 'live.kind', 'live.since'],
+        viewers.map((v) =>
+          el(
+            'tr',
+            { dataset: { id: v.id || '', kind: 'viewer', invitationId: v.invitation_id || '' } },
+            el('td', { text: v.name || '' }),
+            el('td', {}, el('span', { class: 'role-badge', text: roleText(v.role) })),
+            el('td', { text: kindText('viewer') }),
+            el('td', { text: formatTime(v.joined_at) }),
+          ),
+        ),
+      ),
+    );
+  }
+  const section = el('section', { class: replacements.length > 0 ? 'live-replacements has-replacements' : 'live-replacements' });
+  section.append(el('h3', { text: t('live.replacements', { n: replacements.length }) }));
+  if (replacements.length === 0) section.append(el('p', { class: 'muted empty', id: 'live-no-replacements', text: t('live.noReplacements') }));
+  else {
+    section.append(
+      el('p', { class: 'muted', text: t('live.replacementsHelp') }),
+      table(
+        'live-replacements',
+        ['live.at', 'live.invitation', 'live.oldSession', 'live.newSession'],
+        replacements.map((r) =>
+          el(
+            'tr',
+            { class: 'live-replacement', dataset: { invitationId: r.invitation_id || '' } },
+            el('td', { text: secondsTime(r.at) }),
+            el('td', { text: r.name || '' }),
+            el('td', {}, el('code', { text: r.old_participant_id || '' })),
+            el('td', {}, el('code', { text: r.new_participant_id || '' })),
+          ),
+        ),
+      ),
+    );
+  }
+  box.append(section);
+  return replacements.length;
 }
 
 async function invitationsTab(body, meeting) {
