@@ -14,6 +14,7 @@
 //
 // Environment: CHROMIUM_PATH, E2E_TIMEOUT_MS (each wait, default 20000),
 // E2E_STAFF_TOKEN (reads the operator's live roster at the end),
+// E2E_ERROR_CODES (codes whose texts the page must have, comma-separated),
 // E2E_VERBOSE=1. Prints a JSON summary on stdout (last line); exits 0 or 1.
 
 import { closeBrowsers, cspViolations, dumpConsoles, inboundStats, joinMeeting, log, openBrowser, selfOf, sleep, watchdog } from './lib.mjs';
@@ -129,6 +130,17 @@ async function main() {
       };
     });
     summary.inbound = (await inboundStats(page)).map((s) => ({ kind: s.kind, owner: s.owner, packets: s.packetsReceived }));
+    // The texts of the codes the server sends since issue 19 (E2E_ERROR_CODES,
+    // comma-separated), in both languages, as the page's catalogue has them.
+    summary.error_texts = await page.evaluate(async (codes) => {
+      const i18n = await import('/assets/i18n.js');
+      const out = {};
+      for (const lang of ['en', 'vi']) {
+        i18n.setLang(lang);
+        out[lang] = Object.fromEntries(codes.map((c) => [c, i18n.errorText(c) === i18n.t('error.unknown') ? null : i18n.errorText(c)]));
+      }
+      return out;
+    }, (process.env.E2E_ERROR_CODES || '').split(',').filter(Boolean));
     summary.csp = await cspViolations(page);
     // The operator's live roster, while both pages are in (E2E_STAFF_TOKEN).
     const meetingId = await page.evaluate(() => window.giaoban.client.meeting.id);

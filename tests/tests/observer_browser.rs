@@ -21,6 +21,28 @@ const STEP_TIMEOUT_MS: u64 = 30_000;
 /// A hard limit for the whole script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 
+/// Codes the server sends since the hardening of issue 19: the page must
+/// have a Vietnamese and an English text for each (not "unknown error").
+const ERROR_CODES: [&str; 17] = [
+    "forbidden",
+    "join_timeout",
+    "too_many_media",
+    "meeting_closed",
+    "too_many_connections",
+    "server_busy",
+    "document_withdrawn",
+    "unsupported_document_type",
+    "body_too_large",
+    "too_many_viewers",
+    "level_retired",
+    "too_many_attempts",
+    "busy",
+    "token_revoked",
+    "resume_failed",
+    "media_unavailable",
+    "bad_query",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_page_joins_receive_only() -> Result<()> {
     let chromium = chromium()?;
@@ -42,6 +64,7 @@ async fn an_observer_page_joins_receive_only() -> Result<()> {
             ("CHROMIUM_PATH", chromium),
             ("E2E_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string()),
             ("E2E_STAFF_TOKEN", staff),
+            ("E2E_ERROR_CODES", ERROR_CODES.join(",")),
         ],
         SCRIPT_TIMEOUT,
     )
@@ -115,6 +138,15 @@ async fn an_observer_page_joins_receive_only() -> Result<()> {
         "CSP violations: {}",
         s["csp"]
     );
+
+    // Every code has its own text in both languages, and they differ.
+    for code in ERROR_CODES {
+        let (vi, en) = (&s["error_texts"]["vi"][code], &s["error_texts"]["en"][code]);
+        ensure!(
+            vi.is_string() && en.is_string() && vi != en,
+            "no text for {code}: vi {vi}, en {en}"
+        );
+    }
 
     // The operator sees both: the bridge point with its tracks, the
     // observer with none.
