@@ -1615,7 +1615,8 @@ async fn pg_store_without_migrations() -> Option<((PgPool, String), PgSchema)> {
     };
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS audit_head, audit_log, audit_log_legacy, users, document_versions, document_access, documents, \
-         agenda_items, invitations, participants, bridge_points, meetings, idempotency_keys, _sqlx_migrations CASCADE",
+         agenda_items, invitations, participants, bridge_points, meetings, idempotency_keys, \
+         revoked_staff_tokens, _sqlx_migrations CASCADE",
     )
     .execute(p)
     .await

@@ -993,6 +993,27 @@ async fn authorization_matrix() -> anyhow::Result<()> {
             ),
             (
                 "get",
+                "/api/audit",
+                "/api/audit".into(),
+                Body::None,
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "get",
+                "/api/audit/export",
+                "/api/audit/export?format=jsonl".into(),
+                Body::None,
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "get",
+                "/api/audit/verify",
+                "/api/audit/verify".into(),
+                Body::None,
+                [200, 403, 403, 403, 403],
+            ),
+            (
+                "get",
                 "/api/meetings",
                 "/api/meetings".into(),
                 Body::None,
