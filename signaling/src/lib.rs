@@ -13,6 +13,8 @@
 //!   tokens, roles checked per endpoint), described by `openapi.json`.
 //! - [`links`]: where invitation links point and how long they live.
 //! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
+//! - [`protocol`]: the typed protocol: the error codes shared with the REST
+//!   API and the one parser of client messages.
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
 //! - [`permissions`]: the one table of what each invitation role may do.
 //! - [`metrics`]: Prometheus `/metrics` and the readiness check `/readyz`.
@@ -37,6 +39,7 @@ pub mod hub;
 pub mod links;
 pub mod metrics;
 pub mod permissions;
+pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod tls;

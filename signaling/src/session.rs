@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::auth;
 use crate::hub::{HubMsg, KickReason, ParticipantInfo, ResumeRefused, TrackInfo};
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 /// The protocol version this server speaks.
@@ -371,12 +372,12 @@ enum Flow {
 
 /// An error answer.
 struct Fail {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl Fail {
-    fn new(code: &'static str, message: impl Into<String>) -> Fail {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Fail {
         Fail {
             code,
             message: message.into(),
@@ -387,13 +388,15 @@ impl Fail {
 impl From<SfuError> for Fail {
     fn from(e: SfuError) -> Fail {
         match e {
-            SfuError::BadSdp(m) => Fail::new("bad_sdp", m),
-            SfuError::Negotiation(m) => Fail::new("negotiation_failed", m),
-            SfuError::BadCandidate(m) => Fail::new("bad_candidate", m),
-            SfuError::UnknownTrack(t) => Fail::new("unknown_track", format!("no track {t}")),
+            SfuError::BadSdp(m) => Fail::new(ErrorCode::BadSdp, m),
+            SfuError::Negotiation(m) => Fail::new(ErrorCode::NegotiationFailed, m),
+            SfuError::BadCandidate(m) => Fail::new(ErrorCode::BadCandidate, m),
+            SfuError::UnknownTrack(t) => {
+                Fail::new(ErrorCode::UnknownTrack, format!("no track {t}"))
+            }
             other => {
                 tracing::error!(error = %other, "media plane error");
-                Fail::new("internal", "the media plane failed")
+                Fail::new(ErrorCode::Internal, "the media plane failed")
             }
         }
     }
@@ -506,7 +509,7 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                 tracing::debug!(error = %e, "websocket read error");
                 // Most likely a frame over the hard size limit.
                 if is_capacity_error(&e) {
-                    s.send_error(None, "message_too_large", "the message is too large")
+                    s.send_error(None, ErrorCode::MessageTooLarge, "the message is too large")
                         .await;
                     Flow::Close {
                         code: close::TOO_BIG,
@@ -538,8 +541,8 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
             }
             Input::Hub(Some(HubMsg::Kick(KickReason::Revoked))) => {
                 // The hub already told the others (participant_left, revoked).
-                let ev = json!({"type": "error", "code": "token_revoked", "message": "the invitation was revoked"});
-                crate::metrics::ws_error("token_revoked");
+                let ev =
+                    error_message(&None, ErrorCode::TokenRevoked, "the invitation was revoked");
                 s.send_text(ev.to_string()).await;
                 Flow::Close {
                     code: close::POLICY,
@@ -550,8 +553,7 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
             Input::Hub(Some(HubMsg::Kick(KickReason::MeetingEnded))) => {
                 // Everyone of the meeting goes at once: nobody is told of
                 // the others leaving.
-                let ev = json!({"type": "error", "code": "meeting_closed", "message": "the meeting has ended"});
-                crate::metrics::ws_error("meeting_closed");
+                let ev = error_message(&None, ErrorCode::MeetingClosed, "the meeting has ended");
                 s.send_text(ev.to_string()).await;
                 Flow::Close {
                     code: close::POLICY,
@@ -596,7 +598,7 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                 tracing::debug!("closing a websocket that did not join in time");
                 s.send_error(
                     None,
-                    "join_timeout",
+                    ErrorCode::JoinTimeout,
                     "join (or resume) within the time allowed",
                 )
                 .await;
@@ -651,7 +653,7 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                         s.slot = a.slot;
                         s.send_error(
                             a.id.as_ref(),
-                            "resume_failed",
+                            ErrorCode::ResumeFailed,
                             "the session has ended; join again",
                         )
                         .await;
@@ -750,23 +752,27 @@ impl SetQualityReq {
     /// The quality and the tracks it names, checked: exactly one of
     /// `track_id` and `track_ids`, the list neither empty nor too long.
     fn checked(self) -> Result<(sfu::Quality, Tracks), Fail> {
-        let quality = sfu::Quality::parse(&self.quality)
-            .ok_or_else(|| Fail::new("bad_request", "quality must be off, low, medium or high"))?;
+        let quality = sfu::Quality::parse(&self.quality).ok_or_else(|| {
+            Fail::new(
+                ErrorCode::BadRequest,
+                "quality must be off, low, medium or high",
+            )
+        })?;
         let tracks = match (self.track_id, self.track_ids) {
             (Some(one), None) => Tracks::One(one),
             (None, Some(many)) if many.is_empty() => {
-                return Err(Fail::new("bad_request", "track_ids is empty"));
+                return Err(Fail::new(ErrorCode::BadRequest, "track_ids is empty"));
             }
             (None, Some(many)) if many.len() > MAX_QUALITY_TRACKS => {
                 return Err(Fail::new(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("track_ids names more than {MAX_QUALITY_TRACKS} tracks"),
                 ));
             }
             (None, Some(many)) => Tracks::Many(many),
             _ => {
                 return Err(Fail::new(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     "give either track_id or track_ids",
                 ));
             }
@@ -789,7 +795,7 @@ struct MuteReq {
 
 fn body_as<T: serde::de::DeserializeOwned>(body: &Map<String, Value>) -> Result<T, Fail> {
     serde_json::from_value(Value::Object(body.clone()))
-        .map_err(|e| Fail::new("bad_request", format!("invalid request: {e}")))
+        .map_err(|e| Fail::new(ErrorCode::BadRequest, format!("invalid request: {e}")))
 }
 
 const KNOWN_TYPES: [&str; 11] = [
@@ -847,13 +853,9 @@ impl Session {
         self.send_text(v.to_string()).await;
     }
 
-    async fn send_error(&mut self, id: Option<&Value>, code: &str, message: &str) {
-        crate::metrics::ws_error(code);
-        let mut v = json!({"type": "error", "code": code, "message": message});
-        if let Some(id) = id {
-            v["id"] = id.clone();
-        }
-        self.send_json(v).await;
+    async fn send_error(&mut self, id: Option<&Value>, code: ErrorCode, message: &str) {
+        self.send_json(error_message(&id.cloned(), code, message))
+            .await;
     }
 
     /// A reply of `type` with the request's `id` and these fields.
@@ -889,11 +891,10 @@ impl Session {
             // The client claims more than was sent, or what it missed is no
             // longer kept: it must join again (which replaces this session).
             let mut socket = socket;
-            crate::metrics::ws_error("resume_failed");
-            let err = envelope(
+            let err = error_message(
                 &id,
-                "error",
-                json!({"code": "resume_failed", "message": "the missed messages are no longer kept; join again"}),
+                ErrorCode::ResumeFailed,
+                "the missed messages are no longer kept; join again",
             );
             let _ = socket.send(Message::text(err.to_string())).await;
             let _ = socket
@@ -946,11 +947,10 @@ impl Session {
             // Sockets that came to resume just as the session ended.
             j.attach_rx.close();
             while let Ok(mut a) = j.attach_rx.try_recv() {
-                crate::metrics::ws_error("resume_failed");
-                let err = envelope(
+                let err = error_message(
                     &a.id,
-                    "error",
-                    json!({"code": "resume_failed", "message": "the session has ended; join again"}),
+                    ErrorCode::ResumeFailed,
+                    "the session has ended; join again",
                 );
                 let _ = a.socket.send(Message::text(err.to_string())).await;
                 let _ = a.socket.send(Message::Close(None)).await;
@@ -980,7 +980,7 @@ impl Session {
                 }
                 self.send_error(
                     None,
-                    "binary_not_supported",
+                    ErrorCode::BinaryNotSupported,
                     "binary frames are not supported",
                 )
                 .await;
@@ -1003,7 +1003,7 @@ impl Session {
         if text.len() > self.state.limits.max_message_bytes {
             self.send_error(
                 None,
-                "message_too_large",
+                ErrorCode::MessageTooLarge,
                 &format!(
                     "the message is over {} bytes",
                     self.state.limits.max_message_bytes
@@ -1033,7 +1033,7 @@ impl Session {
         if !self.hello && env.kind != "hello" {
             self.send_error(
                 env.id.as_ref(),
-                "hello_required",
+                ErrorCode::HelloRequired,
                 "send hello before anything else",
             )
             .await;
@@ -1051,8 +1051,12 @@ impl Session {
 
     async fn rate_limited(&mut self) -> Flow {
         if self.rate.should_notify() {
-            self.send_error(None, "rate_limited", "too many messages; some were dropped")
-                .await;
+            self.send_error(
+                None,
+                ErrorCode::RateLimited,
+                "too many messages; some were dropped",
+            )
+            .await;
         }
         Flow::Continue
     }
@@ -1069,7 +1073,7 @@ impl Session {
                 if req.version != PROTOCOL_VERSION {
                     return Err((
                         Fail::new(
-                            "unsupported_version",
+                            ErrorCode::UnsupportedVersion,
                             format!("this server speaks protocol version {PROTOCOL_VERSION}"),
                         ),
                         Flow::Close {
@@ -1096,13 +1100,13 @@ impl Session {
             "join" => {
                 if self.joined.is_some() {
                     return Err(stay(Fail::new(
-                        "already_joined",
+                        ErrorCode::AlreadyJoined,
                         "this socket already joined",
                     )));
                 }
                 let req: JoinReq = body_as(&env.body).map_err(stay)?;
                 self.join(&id, req).await.map_err(|f| {
-                    let flow = if f.code == "internal" {
+                    let flow = if f.code == ErrorCode::Internal {
                         Flow::Continue
                     } else {
                         Flow::Close {
@@ -1118,7 +1122,7 @@ impl Session {
             "resume" => {
                 if self.joined.is_some() {
                     return Err(stay(Fail::new(
-                        "already_joined",
+                        ErrorCode::AlreadyJoined,
                         "this socket already joined",
                     )));
                 }
@@ -1130,11 +1134,11 @@ impl Session {
                     .map_err(|r| {
                         stay(match r {
                             ResumeRefused::Unknown => Fail::new(
-                                "resume_failed",
+                                ErrorCode::ResumeFailed,
                                 "unknown, used or expired resume token; join again",
                             ),
                             ResumeRefused::WrongMeeting => Fail::new(
-                                "resume_failed",
+                                ErrorCode::ResumeFailed,
                                 "the resume token is for another meeting; join again",
                             ),
                             ResumeRefused::MeetingEnded => meeting_closed(),
@@ -1163,7 +1167,7 @@ impl Session {
             "publish" => {
                 let req: SdpReq = body_as(&env.body).map_err(stay)?;
                 check_offer(&req.sdp, self.state.limits.max_offer_media)
-                    .map_err(|m| stay(Fail::new("too_many_media", m)))?;
+                    .map_err(|m| stay(Fail::new(ErrorCode::TooManyMedia, m)))?;
                 let media = self.media().map_err(stay)?;
                 let answer = media.publish(req.sdp).await.map_err(|e| stay(e.into()))?;
                 self.reply(&id, "publish_answer", json!({"sdp": answer}))
@@ -1190,7 +1194,7 @@ impl Session {
                     "subscriber" => PcKind::Subscriber,
                     _ => {
                         return Err(stay(Fail::new(
-                            "bad_request",
+                            ErrorCode::BadRequest,
                             "pc must be publisher or subscriber",
                         )))
                     }
@@ -1244,7 +1248,7 @@ impl Session {
                 let j = self.joined.as_ref().ok_or_else(|| stay(not_joined()))?;
                 if req.kind != "audio" && req.kind != "video" {
                     return Err(stay(Fail::new(
-                        "bad_request",
+                        ErrorCode::BadRequest,
                         "kind must be audio or video",
                     )));
                 }
@@ -1278,7 +1282,10 @@ impl Session {
                     left_reason: "left",
                 })
             }
-            _ => Err(stay(Fail::new("unknown_type", "unknown message type"))),
+            _ => Err(stay(Fail::new(
+                ErrorCode::UnknownType,
+                "unknown message type",
+            ))),
         }
     }
 
@@ -1286,7 +1293,7 @@ impl Session {
         let j = self.joined.as_ref().ok_or_else(not_joined)?;
         j.media
             .as_ref()
-            .ok_or_else(|| Fail::new("internal", "the media plane is not available"))
+            .ok_or_else(|| Fail::new(ErrorCode::Internal, "the media plane is not available"))
     }
 
     async fn join(&mut self, id: &Option<Value>, req: JoinReq) -> Result<(), Fail> {
@@ -1294,17 +1301,17 @@ impl Session {
             .state
             .keys
             .decode(&req.token)
-            .map_err(|e| Fail::new(e.code(), e.to_string()))?;
+            .map_err(|e| Fail::new(ErrorCode::from(&e), e.to_string()))?;
         let (meeting, inv) =
             auth::check_invitation(&self.state.store, &claims, req.meeting_id.as_deref())
                 .await
-                .map_err(|e| Fail::new(e.code(), e.to_string()))?;
+                .map_err(|e| Fail::new(ErrorCode::from(&e), e.to_string()))?;
         let in_slots = match req.receive.as_deref() {
             None | Some("tracks") => false,
             Some("slots") => true,
             Some(other) => {
                 return Err(Fail::new(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("receive must be \"tracks\" or \"slots\", not {other:?}"),
                 ))
             }
@@ -1474,6 +1481,13 @@ impl Session {
     }
 }
 
+/// An `error` message with the request's `id` (if any), counted in the
+/// metrics.
+fn error_message(id: &Option<Value>, code: ErrorCode, message: &str) -> Value {
+    crate::metrics::ws_error(code.as_str());
+    envelope(id, "error", json!({"code": code, "message": message}))
+}
+
 /// A message of `type` with the request's `id` (if any) and these fields.
 fn envelope(id: &Option<Value>, kind: &str, fields: Value) -> Value {
     let mut v = json!({"type": kind});
@@ -1495,13 +1509,16 @@ fn envelope(id: &Option<Value>, kind: &str, fields: Value) -> Value {
 fn authorize(j: &Joined, env: &Envelope) -> Result<(), Fail> {
     if let Some(p) = env.body.get("participant_id") {
         if p.as_str() != Some(j.pid.as_str()) {
-            return Err(Fail::new("forbidden", "a participant acts only for itself"));
+            return Err(Fail::new(
+                ErrorCode::Forbidden,
+                "a participant acts only for itself",
+            ));
         }
     }
     let pc = env.body.get("pc").and_then(Value::as_str);
     match crate::permissions::for_client_message(&env.kind, pc) {
         Some(p) if !crate::permissions::allows(j.role, p) => Err(Fail::new(
-            "forbidden",
+            ErrorCode::Forbidden,
             format!(
                 "the role {} does not give the permission {}",
                 j.role.as_str(),
@@ -1513,7 +1530,7 @@ fn authorize(j: &Joined, env: &Envelope) -> Result<(), Fail> {
 }
 
 fn meeting_closed() -> Fail {
-    Fail::new("meeting_closed", "the meeting has ended")
+    Fail::new(ErrorCode::MeetingClosed, "the meeting has ended")
 }
 
 /// Whether a meeting has ended (or is gone). A database error says no: the
@@ -1564,18 +1581,22 @@ pub(crate) async fn record_replacement(
 }
 
 fn not_joined() -> Fail {
-    Fail::new("not_joined", "join the meeting first")
+    Fail::new(ErrorCode::NotJoined, "join the meeting first")
 }
 
 /// Parses a text frame into an envelope, or the error to answer (with the
 /// request's id when it could be read).
 fn parse_envelope(text: &str) -> Result<Envelope, (Option<Value>, Fail)> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|_| (None, Fail::new("bad_json", "the message is not valid JSON")))?;
+    let v: Value = serde_json::from_str(text).map_err(|_| {
+        (
+            None,
+            Fail::new(ErrorCode::BadJson, "the message is not valid JSON"),
+        )
+    })?;
     let Value::Object(mut body) = v else {
         return Err((
             None,
-            Fail::new("bad_json", "the message is not a JSON object"),
+            Fail::new(ErrorCode::BadJson, "the message is not a JSON object"),
         ));
     };
     let id = match body.remove("id") {
@@ -1586,7 +1607,7 @@ fn parse_envelope(text: &str) -> Result<Envelope, (Option<Value>, Fail)> {
             return Err((
                 None,
                 Fail::new(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     "id must be a number or a string of at most 64 characters",
                 ),
             ))
@@ -1594,7 +1615,12 @@ fn parse_envelope(text: &str) -> Result<Envelope, (Option<Value>, Fail)> {
     };
     let kind = match body.remove("type") {
         Some(Value::String(t)) if KNOWN_TYPES.contains(&t.as_str()) => t,
-        _ => return Err((id, Fail::new("unknown_type", "type is missing or unknown"))),
+        _ => {
+            return Err((
+                id,
+                Fail::new(ErrorCode::UnknownType, "type is missing or unknown"),
+            ))
+        }
     };
     Ok(Envelope { kind, id, body })
 }
@@ -1605,9 +1631,9 @@ fn parse_envelope(text: &str) -> Result<Envelope, (Option<Value>, Fail)> {
 /// targets in `fuzz/` (see `crate::fuzzing`); the session does not call it.
 #[doc(hidden)]
 pub fn check_client_message(text: &str) -> Result<String, &'static str> {
-    let env = parse_envelope(text).map_err(|(_, f)| f.code)?;
+    let env = parse_envelope(text).map_err(|(_, f)| f.code.as_str())?;
     let b = &env.body;
-    let code = |f: Fail| f.code;
+    let code = |f: Fail| f.code.as_str();
     match env.kind.as_str() {
         "hello" => {
             body_as::<HelloReq>(b).map_err(code)?;
@@ -1659,7 +1685,7 @@ mod tests {
             .expect("parses");
         assert_eq!(e.kind, "ping");
         assert_eq!(e.id, Some(json!(5)));
-        let code = |t: &str| parse_envelope(t).err().map(|(_, f)| f.code);
+        let code = |t: &str| parse_envelope(t).err().map(|(_, f)| f.code.as_str());
         assert_eq!(code("nope"), Some("bad_json"));
         assert_eq!(code("[1]"), Some("bad_json"));
         assert_eq!(code(r#"{"id":1}"#), Some("unknown_type"));

@@ -31,6 +31,7 @@ use cabinet::{Invitation, Meeting, StaffRole, User};
 use serde_json::json;
 
 use crate::auth::{self, TokenError};
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 #[doc(hidden)]
@@ -81,7 +82,9 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-/// An error answer: status, stable code, human message.
+/// An error answer: status, stable code, human message. Every code is one of
+/// [`ErrorCode`] (the catalogue shared with the WebSocket protocol; a test
+/// of `crate::protocol` checks the codes given here as strings).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -98,14 +101,19 @@ impl ApiError {
         }
     }
 
+    /// An error answer with a typed code.
+    pub fn coded(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, code.as_str(), message)
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn forbidden() -> ApiError {
-        ApiError::new(
+        ApiError::coded(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "you are not allowed to do this",
         )
     }
@@ -115,9 +123,9 @@ impl ApiError {
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(
+        ApiError::coded(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; see the server log",
         )
     }
@@ -149,14 +157,14 @@ impl From<cabinet::Error> for ApiError {
             E::InvitationNotFound(_) => ApiError::not_found("invitation_not_found", e.to_string()),
             E::NotFound { what, .. } => {
                 let code = match what {
-                    "bridge point" => "bridge_point_not_found",
-                    "participant" => "participant_not_found",
-                    "agenda item" => "agenda_item_not_found",
-                    "document" => "document_not_found",
-                    "user" => "user_not_found",
-                    _ => "not_found",
+                    "bridge point" => ErrorCode::BridgePointNotFound,
+                    "participant" => ErrorCode::ParticipantNotFound,
+                    "agenda item" => ErrorCode::AgendaItemNotFound,
+                    "document" => ErrorCode::DocumentNotFound,
+                    "user" => ErrorCode::UserNotFound,
+                    _ => ErrorCode::NotFound,
                 };
-                ApiError::not_found(code, e.to_string())
+                ApiError::coded(StatusCode::NOT_FOUND, code, e.to_string())
             }
             E::Frozen { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "meeting_frozen", e.to_string())
