@@ -253,14 +253,21 @@ async fn schemathesis_finds_no_contract_failure() -> anyhow::Result<()> {
     // It ran for real: operations were tested and requests generated.
     let tested = output
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Tested: "))
-        .and_then(|n| n.trim().parse::<u32>().ok())
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Tested: ")?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
         .context("no `Tested:` line in the schemathesis output")?;
     assert!(tested >= 30, "only {tested} operations tested");
     let generated = output
         .lines()
-        .find_map(|l| l.trim().split_once(" generated"))
-        .and_then(|(n, _)| n.trim().parse::<u64>().ok())
+        .find_map(|l| {
+            let (n, _) = l.trim().split_once(" generated,")?;
+            n.trim().parse::<u64>().ok()
+        })
         .context("no `N generated` line in the schemathesis output")?;
     assert!(generated >= 100, "only {generated} test cases generated");
     // The admin token stayed valid all along (nothing in the run ended it),
