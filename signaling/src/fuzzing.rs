@@ -12,14 +12,16 @@ fn keys() -> &'static crate::auth::Keys {
     KEYS.get_or_init(|| crate::auth::Keys::from_secret(b"giaoban fuzzing key, not secret"))
 }
 
-/// A WebSocket text frame as a session reads it: envelope, body checks, and
-/// the `join` token (and the whole frame, as a bearer token) through the
-/// token decoders. Not UTF-8: ignored (the WebSocket layer refuses it).
+/// A WebSocket text frame as a session reads it: the protocol's one parser
+/// ([`crate::protocol::parse`], which the session calls) with the body
+/// checks, and the `join` token (and the whole frame, as a bearer token)
+/// through the token decoders. Not UTF-8: ignored (the WebSocket layer
+/// refuses it).
 pub fn client_message(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = crate::session::check_client_message(text);
+    let _ = crate::protocol::check_client_message(text);
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text) {
         if let Some(serde_json::Value::String(token)) = o.get("token") {
             let _ = keys().decode(token);

@@ -21,30 +21,25 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::config::MetricsConfig;
+use crate::protocol::ClientType;
 use crate::AppState;
 
 /// How long a scrape or a readiness check waits for the media plane.
 const SFU_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Request types of the signaling protocol, counted by type; anything else
-/// (unparseable or unknown) counts as `invalid`.
-const MESSAGE_TYPES: [&str; 12] = [
-    "hello",
-    "join",
-    "resume",
-    "ice_restart",
-    "publish",
-    "subscriber_answer",
-    "candidate",
-    "set_quality",
-    "mute",
-    "ping",
-    "leave",
-    "invalid",
-];
+/// Request types of the signaling protocol ([`ClientType::ALL`]), counted
+/// by type; anything else (unparseable or unknown) counts as `invalid`, the
+/// last counter.
+const MESSAGE_TYPES: usize = ClientType::ALL.len() + 1;
 
-/// Error codes of the signaling protocol (docs/protocol.md); anything else
-/// counts as `other`.
+/// The label of the `i`-th message counter.
+fn message_label(i: usize) -> &'static str {
+    ClientType::ALL.get(i).map_or("invalid", |t| t.as_str())
+}
+
+/// Error codes of the signaling protocol (docs/protocol.md; each one of
+/// [`crate::protocol::ErrorCode`] but `send_timeout`, a dropped socket);
+/// anything else counts as `other`.
 const ERROR_CODES: [&str; 29] = [
     "bad_json",
     "unknown_type",
@@ -86,7 +81,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct Metrics {
     ws_open: AtomicI64,
     ws_total: AtomicU64,
-    ws_messages: [AtomicU64; MESSAGE_TYPES.len()],
+    ws_messages: [AtomicU64; MESSAGE_TYPES],
     ws_errors: [AtomicU64; ERROR_CODES.len()],
     http: [[AtomicU64; CLASSES.len()]; AREAS.len()],
 }
@@ -99,7 +94,7 @@ impl Metrics {
         Metrics {
             ws_open: AtomicI64::new(0),
             ws_total: AtomicU64::new(0),
-            ws_messages: [const { AtomicU64::new(0) }; MESSAGE_TYPES.len()],
+            ws_messages: [const { AtomicU64::new(0) }; MESSAGE_TYPES],
             ws_errors: [const { AtomicU64::new(0) }; ERROR_CODES.len()],
             http: [const { [const { AtomicU64::new(0) }; CLASSES.len()] }; AREAS.len()],
         }
@@ -129,12 +124,12 @@ impl Drop for WsSessionGuard {
     }
 }
 
-/// Counts a WebSocket request of type `kind` (unknown: `invalid`).
-pub fn ws_message(kind: &str) {
-    let i = MESSAGE_TYPES
-        .iter()
-        .position(|t| *t == kind)
-        .unwrap_or(MESSAGE_TYPES.len() - 1);
+/// Counts a WebSocket request of type `kind` (None: unparseable or unknown,
+/// `invalid`), as [`crate::protocol::parse`] read it.
+pub fn ws_message(kind: Option<ClientType>) {
+    let i = kind
+        .and_then(|k| ClientType::ALL.iter().position(|t| *t == k))
+        .unwrap_or(MESSAGE_TYPES - 1);
     METRICS.ws_messages[i].fetch_add(1, Ordering::Relaxed);
 }
 
@@ -291,7 +286,8 @@ pub async fn render(app: &AppState) -> String {
         "counter",
         "Signaling requests received, by type (invalid: unparseable or unknown).",
     );
-    for (t, c) in MESSAGE_TYPES.iter().zip(&m.ws_messages) {
+    for (i, c) in m.ws_messages.iter().enumerate() {
+        let t = message_label(i);
         let _ = writeln!(
             out,
             "giaoban_ws_messages_total{{type=\"{t}\"}} {}",
@@ -623,8 +619,23 @@ mod tests {
         let before = METRICS.ws_errors[ERROR_CODES.len() - 1].load(Ordering::Relaxed);
         ws_error("no_such_code");
         assert!(METRICS.ws_errors[ERROR_CODES.len() - 1].load(Ordering::Relaxed) > before);
-        let before = METRICS.ws_messages[MESSAGE_TYPES.len() - 1].load(Ordering::Relaxed);
-        ws_message("dance");
-        assert!(METRICS.ws_messages[MESSAGE_TYPES.len() - 1].load(Ordering::Relaxed) > before);
+        let before = METRICS.ws_messages[MESSAGE_TYPES - 1].load(Ordering::Relaxed);
+        ws_message(None);
+        assert!(METRICS.ws_messages[MESSAGE_TYPES - 1].load(Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn labels_are_the_protocol_s() {
+        let labels: Vec<&str> = (0..MESSAGE_TYPES).map(message_label).collect();
+        assert_eq!(labels.first(), Some(&"hello"));
+        assert_eq!(labels.last(), Some(&"invalid"));
+        assert!(labels.contains(&"set_quality"));
+        for code in ERROR_CODES {
+            assert!(
+                matches!(code, "send_timeout" | "other")
+                    || crate::protocol::ErrorCode::parse(code).is_some(),
+                "{code}"
+            );
+        }
     }
 }

@@ -9,6 +9,8 @@
 
 use cabinet::Role;
 
+use crate::protocol::ClientType;
+
 /// Something an invitee may or may not do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
@@ -66,16 +68,16 @@ pub fn allows(role: Role, permission: Permission) -> bool {
 /// The permission a WebSocket client message needs once joined, or None if
 /// every joined participant may send it. `pc` is the `candidate`'s `pc`
 /// field (`publisher` or `subscriber`).
-pub fn for_client_message(kind: &str, pc: Option<&str>) -> Option<Permission> {
+pub fn for_client_message(kind: ClientType, pc: Option<&str>) -> Option<Permission> {
+    use ClientType as T;
     match kind {
-        "publish" | "mute" => Some(Permission::Publish),
-        "candidate" if pc == Some("publisher") => Some(Permission::Publish),
-        "candidate" | "subscriber_answer" | "set_quality" | "ice_restart" => {
+        T::Publish | T::Mute => Some(Permission::Publish),
+        T::Candidate if pc == Some("publisher") => Some(Permission::Publish),
+        T::Candidate | T::SubscriberAnswer | T::SetQuality | T::IceRestart => {
             Some(Permission::Receive)
         }
-        // hello, join (checked against the invitation itself), resume,
-        // ping, leave.
-        _ => None,
+        // join is checked against the invitation itself.
+        T::Hello | T::Join | T::Resume | T::Ping | T::Leave => None,
     }
 }
 
@@ -105,17 +107,17 @@ mod tests {
     #[test]
     fn client_messages() {
         assert_eq!(
-            for_client_message("publish", None),
+            for_client_message(ClientType::Publish, None),
             Some(Permission::Publish)
         );
         assert_eq!(
-            for_client_message("candidate", Some("publisher")),
+            for_client_message(ClientType::Candidate, Some("publisher")),
             Some(Permission::Publish)
         );
         assert_eq!(
-            for_client_message("candidate", Some("subscriber")),
+            for_client_message(ClientType::Candidate, Some("subscriber")),
             Some(Permission::Receive)
         );
-        assert_eq!(for_client_message("ping", None), None);
+        assert_eq!(for_client_message(ClientType::Ping, None), None);
     }
 }

@@ -4,6 +4,7 @@
 //! ([`crate::fuzzing`]) and the metrics ([`crate::metrics`]).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
@@ -139,9 +140,479 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// An error answer to a request: a code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Fail {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Fail {
+        Fail::new(ErrorCode::BadRequest, message)
+    }
+}
+
+macro_rules! client_types {
+    ($($variant:ident = $text:literal,)*) => {
+        /// The `type` of a client message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ClientType {
+            $($variant,)*
+        }
+
+        impl ClientType {
+            /// Every client message type, in a stable order (the metrics'
+            /// labels).
+            pub const ALL: &'static [ClientType] = &[$(ClientType::$variant,)*];
+
+            /// The type on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ClientType::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+client_types! {
+    Hello = "hello",
+    Join = "join",
+    Resume = "resume",
+    IceRestart = "ice_restart",
+    Publish = "publish",
+    SubscriberAnswer = "subscriber_answer",
+    Candidate = "candidate",
+    SetQuality = "set_quality",
+    Mute = "mute",
+    Ping = "ping",
+    Leave = "leave",
+}
+
+impl ClientType {
+    /// The type of this wire string, if it is one.
+    pub fn parse(s: &str) -> Option<ClientType> {
+        ClientType::ALL.iter().copied().find(|t| t.as_str() == s)
+    }
+}
+
+/// A client message: the body of a request of each type (docs/protocol.md).
+/// The JSON object's `type` is the tag; its `id` is the [`Request`]'s.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Hello(HelloReq),
+    Join(JoinReq),
+    Resume(ResumeReq),
+    IceRestart(NoFields),
+    Publish(SdpReq),
+    SubscriberAnswer(SdpReq),
+    Candidate(CandidateReq),
+    SetQuality(SetQualityReq),
+    Mute(MuteReq),
+    Ping(PingReq),
+    Leave(NoFields),
+}
+
+impl ClientMsg {
+    pub fn kind(&self) -> ClientType {
+        match self {
+            ClientMsg::Hello(_) => ClientType::Hello,
+            ClientMsg::Join(_) => ClientType::Join,
+            ClientMsg::Resume(_) => ClientType::Resume,
+            ClientMsg::IceRestart(_) => ClientType::IceRestart,
+            ClientMsg::Publish(_) => ClientType::Publish,
+            ClientMsg::SubscriberAnswer(_) => ClientType::SubscriberAnswer,
+            ClientMsg::Candidate(_) => ClientType::Candidate,
+            ClientMsg::SetQuality(_) => ClientType::SetQuality,
+            ClientMsg::Mute(_) => ClientType::Mute,
+            ClientMsg::Ping(_) => ClientType::Ping,
+            ClientMsg::Leave(_) => ClientType::Leave,
+        }
+    }
+
+    /// The checks of the body beyond its JSON shape (the session makes the
+    /// same ones where it acts on the message).
+    pub fn check(&self) -> Result<(), Fail> {
+        match self {
+            ClientMsg::Candidate(c) => c.pc().map(drop),
+            ClientMsg::SetQuality(q) => q.checked().map(drop),
+            ClientMsg::Mute(m) => m.media_kind().map(drop),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A message type without fields (besides `type` and `id`).
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
+#[derive(Debug, Deserialize)]
+pub struct HelloReq {
+    pub version: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JoinReq {
+    pub token: String,
+    #[serde(default)]
+    pub meeting_id: Option<String>,
+    /// How the subscriber connection carries the others' media: `tracks`
+    /// (the default: a track per published track) or `slots`.
+    #[serde(default)]
+    pub receive: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResumeReq {
+    pub resume_token: String,
+    /// Messages of the session the client has received (0 if it counts none).
+    #[serde(default)]
+    pub received: u64,
+    #[serde(default)]
+    pub meeting_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SdpReq {
+    pub sdp: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CandidateInit {
+    #[serde(default)]
+    pub candidate: String,
+    #[serde(default, rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default, rename = "usernameFragment")]
+    pub username_fragment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CandidateReq {
+    pub pc: String,
+    pub candidate: CandidateInit,
+}
+
+impl CandidateReq {
+    /// The connection the candidate is for.
+    pub fn pc(&self) -> Result<sfu::PcKind, Fail> {
+        match self.pc.as_str() {
+            "publisher" => Ok(sfu::PcKind::Publisher),
+            "subscriber" => Ok(sfu::PcKind::Subscriber),
+            _ => Err(Fail::bad_request("pc must be publisher or subscriber")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetQualityReq {
+    /// One track, or ...
+    pub track_id: Option<String>,
+    /// ... many at once (a grid that changes size says it in one message).
+    pub track_ids: Option<Vec<String>>,
+    pub quality: String,
+}
+
+/// Most tracks one `set_quality` may name (a meeting of 100 bridge points
+/// has about 200 video tracks).
+pub const MAX_QUALITY_TRACKS: usize = 1000;
+
+/// What a `set_quality` names.
+pub enum Tracks {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl SetQualityReq {
+    /// The quality and the tracks it names, checked: exactly one of
+    /// `track_id` and `track_ids`, the list neither empty nor too long.
+    pub fn checked(&self) -> Result<(sfu::Quality, Tracks), Fail> {
+        let quality = sfu::Quality::parse(&self.quality)
+            .ok_or_else(|| Fail::bad_request("quality must be off, low, medium or high"))?;
+        let tracks = match (&self.track_id, &self.track_ids) {
+            (Some(one), None) => Tracks::One(one.clone()),
+            (None, Some(many)) if many.is_empty() => {
+                return Err(Fail::bad_request("track_ids is empty"));
+            }
+            (None, Some(many)) if many.len() > MAX_QUALITY_TRACKS => {
+                return Err(Fail::bad_request(format!(
+                    "track_ids names more than {MAX_QUALITY_TRACKS} tracks"
+                )));
+            }
+            (None, Some(many)) => Tracks::Many(many.clone()),
+            _ => return Err(Fail::bad_request("give either track_id or track_ids")),
+        };
+        Ok((quality, tracks))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MuteReq {
+    pub kind: String,
+    pub muted: bool,
+}
+
+impl MuteReq {
+    /// `audio` or `video`.
+    pub fn media_kind(&self) -> Result<&'static str, Fail> {
+        match self.kind.as_str() {
+            "audio" => Ok("audio"),
+            "video" => Ok("video"),
+            _ => Err(Fail::bad_request("kind must be audio or video")),
+        }
+    }
+}
+
+/// `ping`: any field may be missing or of another type (a ping is never
+/// refused for its body).
+#[derive(Debug, Deserialize)]
+pub struct PingReq {
+    /// Echoed in the `pong` as it came (null included).
+    #[serde(default, deserialize_with = "present")]
+    pub ts: Option<Value>,
+    /// How many messages of the session the client has received.
+    #[serde(default)]
+    pub received: Value,
+}
+
+/// A field that is present, whatever its value (null included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl PingReq {
+    pub fn received(&self) -> Option<u64> {
+        self.received.as_u64()
+    }
+}
+
+/// A client's text frame, parsed: its envelope, and its body as the message
+/// of its type (or why the body is refused).
+#[derive(Debug)]
+pub struct Request {
+    /// The request's `id`, echoed in its answer.
+    pub id: Option<Value>,
+    pub kind: ClientType,
+    /// The body's `participant_id`, if it has one: a participant acts only
+    /// for itself.
+    pub participant_id: Option<Value>,
+    /// The permission the message needs once joined
+    /// ([`crate::permissions::for_client_message`]).
+    pub needs: Option<crate::permissions::Permission>,
+    /// The body, or why it is refused (`bad_request`). The session checks
+    /// `hello`, the join state and the permission first.
+    pub msg: Result<ClientMsg, Fail>,
+}
+
+/// Parses a client's text frame: the one parser of the session, the fuzz
+/// target and the metrics. An envelope that cannot be read is an error with
+/// the request's id when it could be read: `bad_json`, `bad_request` (a bad
+/// `id`), `unknown_type`.
+pub fn parse(text: &str) -> Result<Request, (Option<Value>, Fail)> {
+    let v: Value = serde_json::from_str(text).map_err(|_| {
+        (
+            None,
+            Fail::new(ErrorCode::BadJson, "the message is not valid JSON"),
+        )
+    })?;
+    let Value::Object(mut body) = v else {
+        return Err((
+            None,
+            Fail::new(ErrorCode::BadJson, "the message is not a JSON object"),
+        ));
+    };
+    let id = match body.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(Value::Number(n)),
+        Some(Value::String(s)) if s.chars().count() <= 64 => Some(Value::String(s)),
+        Some(_) => {
+            return Err((
+                None,
+                Fail::bad_request("id must be a number or a string of at most 64 characters"),
+            ))
+        }
+    };
+    let kind = match body.get("type") {
+        Some(Value::String(t)) => ClientType::parse(t),
+        _ => None,
+    };
+    let Some(kind) = kind else {
+        return Err((
+            id,
+            Fail::new(ErrorCode::UnknownType, "type is missing or unknown"),
+        ));
+    };
+    let participant_id = body.get("participant_id").cloned();
+    let pc = body.get("pc").and_then(Value::as_str);
+    let needs = crate::permissions::for_client_message(kind, pc);
+    let msg = serde_json::from_value::<ClientMsg>(Value::Object(body))
+        .map_err(|e| Fail::bad_request(format!("invalid request: {e}")));
+    Ok(Request {
+        id,
+        kind,
+        participant_id,
+        needs,
+        msg,
+    })
+}
+
+/// Parses and checks a client's text frame as the session does before it
+/// acts on it: the type, or the error code the client would get (before
+/// `hello`, the join and the permission). For the fuzz target.
+pub fn check_client_message(text: &str) -> Result<ClientType, ErrorCode> {
+    let req = parse(text).map_err(|(_, f)| f.code)?;
+    let msg = req.msg.map_err(|f| f.code)?;
+    msg.check().map_err(|f| f.code)?;
+    Ok(req.kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelopes() {
+        let e = parse(r#"{"type":"ping","id":5,"ts":1}"#).expect("parses");
+        assert_eq!(e.kind, ClientType::Ping);
+        assert!(e.msg.is_ok());
+        assert_eq!(e.id, Some(json!(5)));
+        let code = |t: &str| parse(t).err().map(|(_, f)| f.code.as_str());
+        assert_eq!(code("nope"), Some("bad_json"));
+        assert_eq!(code("[1]"), Some("bad_json"));
+        assert_eq!(code(r#"{"id":1}"#), Some("unknown_type"));
+        assert_eq!(code(r#"{"type":"dance"}"#), Some("unknown_type"));
+        assert_eq!(code(r#"{"type":5}"#), Some("unknown_type"));
+        assert_eq!(code(r#"{"type":"ping","id":[1]}"#), Some("bad_request"));
+        let long = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65));
+        assert_eq!(code(&long), Some("bad_request"));
+        // the id of an unknown type is kept for the error answer
+        let (id, _) = parse(r#"{"type":"dance","id":"a"}"#).expect_err("fails");
+        assert_eq!(id, Some(json!("a")));
+    }
+
+    #[test]
+    fn set_quality_names_one_track_or_a_list() {
+        let check = |t: &str| check_client_message(t);
+        let ok = Ok(ClientType::SetQuality);
+        assert_eq!(
+            check(r#"{"type":"set_quality","track_id":"t1","quality":"low"}"#),
+            ok
+        );
+        assert_eq!(
+            check(r#"{"type":"set_quality","track_ids":["t1","t2"],"quality":"off"}"#),
+            ok
+        );
+        for bad in [
+            r#"{"type":"set_quality","quality":"low"}"#,
+            r#"{"type":"set_quality","track_id":"t1","track_ids":["t2"],"quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":[],"quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":"t1","quality":"low"}"#,
+            r#"{"type":"set_quality","track_ids":["t1"],"quality":"best"}"#,
+        ] {
+            assert_eq!(check(bad), Err(ErrorCode::BadRequest), "{bad}");
+        }
+        let many: Vec<String> = (0..=MAX_QUALITY_TRACKS).map(|i| format!("t{i}")).collect();
+        let long = json!({"type": "set_quality", "track_ids": many, "quality": "low"});
+        assert_eq!(check(&long.to_string()), Err(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn bodies_are_typed_with_the_same_codes() {
+        let check = |t: &str| check_client_message(t);
+        assert_eq!(
+            check(r#"{"type":"hello","version":1}"#),
+            Ok(ClientType::Hello)
+        );
+        assert_eq!(
+            check(r#"{"type":"leave","id":3,"x":1}"#),
+            Ok(ClientType::Leave)
+        );
+        assert_eq!(
+            check(r#"{"type":"ice_restart"}"#),
+            Ok(ClientType::IceRestart)
+        );
+        assert_eq!(
+            check(r#"{"type":"ping","ts":"a","received":"b"}"#),
+            Ok(ClientType::Ping)
+        );
+        for bad in [
+            r#"{"type":"hello"}"#,
+            r#"{"type":"hello","version":"1"}"#,
+            r#"{"type":"join"}"#,
+            r#"{"type":"resume","resume_token":5}"#,
+            r#"{"type":"publish"}"#,
+            r#"{"type":"subscriber_answer","sdp":null}"#,
+            r#"{"type":"candidate","pc":"other","candidate":{"candidate":""}}"#,
+            r#"{"type":"candidate","pc":"publisher"}"#,
+            r#"{"type":"mute","kind":"screen","muted":true}"#,
+            r#"{"type":"mute","kind":"audio"}"#,
+        ] {
+            assert_eq!(check(bad), Err(ErrorCode::BadRequest), "{bad}");
+        }
+        // A refused body still says its type, the participant it names and
+        // the permission it needs (checked before the body).
+        let r = parse(r#"{"type":"candidate","pc":"publisher","participant_id":"p-1"}"#)
+            .expect("envelope");
+        assert_eq!(r.kind, ClientType::Candidate);
+        assert_eq!(r.participant_id, Some(json!("p-1")));
+        assert_eq!(r.needs, Some(crate::permissions::Permission::Publish));
+        assert_eq!(r.msg.err().map(|f| f.code), Some(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn ping_echoes_ts_as_it_came() {
+        let ts = |t: &str| match parse(t).ok().and_then(|r| r.msg.ok()) {
+            Some(ClientMsg::Ping(p)) => (p.ts.clone(), p.received()),
+            _ => panic!("not a ping: {t}"),
+        };
+        assert_eq!(ts(r#"{"type":"ping"}"#), (None, None));
+        assert_eq!(
+            ts(r#"{"type":"ping","ts":null}"#),
+            (Some(Value::Null), None)
+        );
+        assert_eq!(
+            ts(r#"{"type":"ping","ts":7,"received":3}"#),
+            (Some(json!(7)), Some(3))
+        );
+    }
+
+    #[test]
+    fn every_type_parses_to_its_variant() {
+        for t in ClientType::ALL {
+            assert_eq!(ClientType::parse(t.as_str()), Some(*t));
+        }
+        let msgs = [
+            json!({"type": "hello", "version": 1}),
+            json!({"type": "join", "token": "t"}),
+            json!({"type": "resume", "resume_token": "r"}),
+            json!({"type": "ice_restart"}),
+            json!({"type": "publish", "sdp": "v=0"}),
+            json!({"type": "subscriber_answer", "sdp": "v=0"}),
+            json!({"type": "candidate", "pc": "subscriber", "candidate": {}}),
+            json!({"type": "set_quality", "track_id": "t", "quality": "high"}),
+            json!({"type": "mute", "kind": "video", "muted": false}),
+            json!({"type": "ping"}),
+            json!({"type": "leave"}),
+        ];
+        assert_eq!(msgs.len(), ClientType::ALL.len());
+        for (m, t) in msgs.iter().zip(ClientType::ALL) {
+            let r = parse(&m.to_string()).expect("parses");
+            assert_eq!(r.kind, *t);
+            assert_eq!(r.msg.ok().map(|m| m.kind()), Some(*t), "{m}");
+        }
+    }
 
     /// The keys `error.<code>` of one catalogue (`const vi = {` .. `};`).
     fn catalogue_keys(js: &str, name: &str) -> Vec<String> {
