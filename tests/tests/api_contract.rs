@@ -77,6 +77,29 @@ async fn server_with_data() -> anyhow::Result<(TestServer, String, String, Strin
     Ok((server, token, meeting_id, item_id))
 }
 
+/// Uploads a small unsigned PDF to the agenda item; returns its id.
+async fn upload_pdf(server: &TestServer, token: &str, item_id: &str) -> anyhow::Result<String> {
+    let pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n\
+        2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n\
+        trailer\n<< /Root 1 0 R >>\n%%EOF\n";
+    let part = reqwest::multipart::Part::bytes(pdf.to_vec())
+        .file_name("bao-cao.pdf")
+        .mime_str("application/pdf")?;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/agenda/{item_id}/documents",
+            server.base_url()
+        ))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    anyhow::ensure!(status == 201, "upload answered {status}: {v}");
+    Ok(v["id"].as_str().context("document id")?.to_owned())
+}
+
 /// What a request answered: status, Content-Type, body as JSON (or Null).
 async fn answer(req: reqwest::RequestBuilder) -> anyhow::Result<(u16, String, Value)> {
     let r = req.send().await?;
@@ -217,7 +240,8 @@ async fn run_limited(
 
 #[tokio::test]
 async fn schemathesis_finds_no_contract_failure() -> anyhow::Result<()> {
-    let (server, token, _meeting_id, _item_id) = server_with_data().await?;
+    let (server, token, _meeting_id, item_id) = server_with_data().await?;
+    let document_id = upload_pdf(&server, &token, &item_id).await?;
     let seconds: u64 = std::env::var("GIAOBAN_CONTRACT_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -229,6 +253,8 @@ async fn schemathesis_finds_no_contract_failure() -> anyhow::Result<()> {
     let mut cmd = tokio::process::Command::new(python());
     cmd.current_dir(work.path())
         .env("NO_COLOR", "1")
+        // The document operations use it (tests/schemathesis.toml).
+        .env("GIAOBAN_CONTRACT_DOCUMENT", &document_id)
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")
         .env_remove("HTTPS_PROXY")
