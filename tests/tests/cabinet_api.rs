@@ -1631,7 +1631,9 @@ async fn upload_limit_and_refusals() -> anyhow::Result<()> {
         .json(&json!({"file": "x"}))
         .send()
         .await?;
-    assert_eq!(r.status(), 400, "not multipart");
+    assert_eq!(r.status(), 415, "not multipart");
+    let v: Value = r.json().await?;
+    assert_eq!(v["code"], "unsupported_media_type", "{v}");
     api.upload(
         &path,
         Some(&sec),
