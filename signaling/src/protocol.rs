@@ -477,6 +477,97 @@ pub fn check_client_message(text: &str) -> Result<ClientType, ErrorCode> {
     Ok(req.kind)
 }
 
+/// A server message of those the session sends itself (docs/protocol.md;
+/// `joined`, `resumed` and the meeting's events of the hub are still built
+/// as JSON where they are made). The JSON object's `type` is the tag; the
+/// answered request's `id` is added by [`ServerMsg::to_text`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The answer to `hello`.
+    Hello {
+        version: u64,
+        server: &'static str,
+        max_message_bytes: usize,
+    },
+    /// A request done; `set_quality` with a list names the tracks gone.
+    Ok {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unknown_track_ids: Option<Vec<String>>,
+    },
+    PublishAnswer {
+        sdp: String,
+    },
+    /// The answer to `ping`, with its `ts` as it came (if it had one).
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts: Option<Value>,
+    },
+    /// The answer to `leave`.
+    Bye {},
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    SubscriberOffer {
+        sdp: String,
+    },
+    LayersWanted {
+        track_id: String,
+        layers: Vec<String>,
+    },
+    ActiveSpeaker {
+        participant_id: String,
+    },
+    /// The video tracks not received now (`reason`: `last_n`).
+    VideoPaused {
+        track_ids: Vec<String>,
+        reason: &'static str,
+    },
+    Slots {
+        slots: Vec<SlotMsg>,
+    },
+    ParticipantLeft {
+        participant_id: String,
+        reason: &'static str,
+    },
+}
+
+/// One slot of a `slots` message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlotMsg {
+    pub slot: String,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// What it carries now (both null: nothing).
+    pub participant_id: Option<String>,
+    pub track_id: Option<String>,
+}
+
+impl ServerMsg {
+    /// The message as a JSON object, with the answered request's `id` (if
+    /// any). The keys come out sorted, as every server message's do.
+    pub fn to_value(&self, id: Option<&Value>) -> Value {
+        let mut v = match serde_json::to_value(self) {
+            Ok(v) => v,
+            // Not reached: these types always serialize to an object.
+            Err(e) => {
+                tracing::error!(error = %e, "a server message did not serialize");
+                serde_json::json!({"type": "error", "code": ErrorCode::Internal, "message": "internal error"})
+            }
+        };
+        if let (Some(id), Value::Object(o)) = (id, &mut v) {
+            o.insert("id".to_owned(), id.clone());
+        }
+        v
+    }
+
+    /// The message's text on the wire.
+    pub fn to_text(&self, id: Option<&Value>) -> String {
+        self.to_value(id).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,6 +702,115 @@ mod tests {
             let r = parse(&m.to_string()).expect("parses");
             assert_eq!(r.kind, *t);
             assert_eq!(r.msg.ok().map(|m| m.kind()), Some(*t), "{m}");
+        }
+    }
+
+    /// The typed server messages are byte for byte the JSON objects the
+    /// session built before them (keys sorted, nulls kept, `id` added).
+    #[test]
+    fn server_messages_keep_their_json() {
+        let id = json!(7);
+        let cases: Vec<(ServerMsg, Option<&Value>, Value)> = vec![
+            (
+                ServerMsg::Hello {
+                    version: 1,
+                    server: "giaoban/0",
+                    max_message_bytes: 10,
+                },
+                Some(&id),
+                json!({"type": "hello", "id": 7, "version": 1, "server": "giaoban/0", "max_message_bytes": 10}),
+            ),
+            (
+                ServerMsg::Ok {
+                    unknown_track_ids: None,
+                },
+                Some(&id),
+                json!({"type": "ok", "id": 7}),
+            ),
+            (
+                ServerMsg::Ok {
+                    unknown_track_ids: Some(vec!["t".into()]),
+                },
+                None,
+                json!({"type": "ok", "unknown_track_ids": ["t"]}),
+            ),
+            (
+                ServerMsg::PublishAnswer { sdp: "v=0".into() },
+                Some(&id),
+                json!({"type": "publish_answer", "id": 7, "sdp": "v=0"}),
+            ),
+            (ServerMsg::Pong { ts: None }, None, json!({"type": "pong"})),
+            (
+                ServerMsg::Pong {
+                    ts: Some(Value::Null),
+                },
+                Some(&id),
+                json!({"type": "pong", "id": 7, "ts": null}),
+            ),
+            (
+                ServerMsg::Bye {},
+                Some(&id),
+                json!({"type": "bye", "id": 7}),
+            ),
+            (
+                ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    message: "m".into(),
+                },
+                None,
+                json!({"type": "error", "code": "rate_limited", "message": "m"}),
+            ),
+            (
+                ServerMsg::SubscriberOffer { sdp: "v=0".into() },
+                None,
+                json!({"type": "subscriber_offer", "sdp": "v=0"}),
+            ),
+            (
+                ServerMsg::LayersWanted {
+                    track_id: "t".into(),
+                    layers: vec!["q".into()],
+                },
+                None,
+                json!({"type": "layers_wanted", "track_id": "t", "layers": ["q"]}),
+            ),
+            (
+                ServerMsg::ActiveSpeaker {
+                    participant_id: "p-1".into(),
+                },
+                None,
+                json!({"type": "active_speaker", "participant_id": "p-1"}),
+            ),
+            (
+                ServerMsg::VideoPaused {
+                    track_ids: vec![],
+                    reason: "last_n",
+                },
+                None,
+                json!({"type": "video_paused", "track_ids": [], "reason": "last_n"}),
+            ),
+            (
+                ServerMsg::Slots {
+                    slots: vec![SlotMsg {
+                        slot: "s0".into(),
+                        kind: "video",
+                        participant_id: None,
+                        track_id: None,
+                    }],
+                },
+                None,
+                json!({"type": "slots", "slots": [{"slot": "s0", "kind": "video", "participant_id": null, "track_id": null}]}),
+            ),
+            (
+                ServerMsg::ParticipantLeft {
+                    participant_id: "p-1".into(),
+                    reason: "replaced",
+                },
+                None,
+                json!({"type": "participant_left", "participant_id": "p-1", "reason": "replaced"}),
+            ),
+        ];
+        for (msg, id, want) in cases {
+            assert_eq!(msg.to_text(id), want.to_string());
         }
     }
 

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::auth;
 use crate::hub::{HubMsg, KickReason, ParticipantInfo, ResumeRefused, TrackInfo};
-use crate::protocol::{ClientMsg, ClientType, ErrorCode, Fail, JoinReq, Request, Tracks};
+use crate::protocol::{
+    ClientMsg, ClientType, ErrorCode, Fail, JoinReq, Request, ServerMsg, SlotMsg, Tracks,
+};
 use crate::AppState;
 
 /// The protocol version this server speaks.
@@ -514,8 +516,11 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
             }
             Input::Hub(Some(HubMsg::Kick(KickReason::Replaced))) | Input::Hub(None) => {
                 if let Some(j) = &s.joined {
-                    let ev = json!({"type": "participant_left", "participant_id": j.pid, "reason": "replaced"});
-                    s.send_text(ev.to_string()).await;
+                    let ev = ServerMsg::ParticipantLeft {
+                        participant_id: j.pid.clone(),
+                        reason: "replaced",
+                    };
+                    s.send_text(ev.to_text(None)).await;
                 }
                 Flow::Close {
                     code: close::NORMAL,
@@ -709,9 +714,9 @@ impl Session {
             .await;
     }
 
-    /// A reply of `type` with the request's `id` and these fields.
-    async fn reply(&mut self, id: &Option<Value>, kind: &str, fields: Value) {
-        self.send_json(envelope(id, kind, fields)).await;
+    /// A message, with the answered request's `id` (if any).
+    async fn send_msg(&mut self, id: &Option<Value>, msg: ServerMsg) {
+        self.send_text(msg.to_text(id.as_ref())).await;
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -941,14 +946,13 @@ impl Session {
                 }
                 self.hello = true;
                 let max = self.state.limits.max_message_bytes;
-                self.reply(
+                self.send_msg(
                     &id,
-                    "hello",
-                    json!({
-                        "version": PROTOCOL_VERSION,
-                        "server": concat!("giaoban/", env!("CARGO_PKG_VERSION")),
-                        "max_message_bytes": max,
-                    }),
+                    ServerMsg::Hello {
+                        version: PROTOCOL_VERSION,
+                        server: concat!("giaoban/", env!("CARGO_PKG_VERSION")),
+                        max_message_bytes: max,
+                    },
                 )
                 .await;
                 Ok(Flow::Continue)
@@ -1003,7 +1007,13 @@ impl Session {
             ClientMsg::IceRestart(_) => {
                 let media = self.media().map_err(stay)?;
                 media.restart_ice().await.map_err(|e| stay(e.into()))?;
-                self.reply(&id, "ok", json!({})).await;
+                self.send_msg(
+                    &id,
+                    ServerMsg::Ok {
+                        unknown_track_ids: None,
+                    },
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             ClientMsg::Publish(req) => {
@@ -1011,7 +1021,7 @@ impl Session {
                     .map_err(|m| stay(Fail::new(ErrorCode::TooManyMedia, m)))?;
                 let media = self.media().map_err(stay)?;
                 let answer = media.publish(req.sdp).await.map_err(|e| stay(e.into()))?;
-                self.reply(&id, "publish_answer", json!({"sdp": answer}))
+                self.send_msg(&id, ServerMsg::PublishAnswer { sdp: answer })
                     .await;
                 Ok(Flow::Continue)
             }
@@ -1024,7 +1034,13 @@ impl Session {
                 if let Some(j) = self.joined.as_mut() {
                     j.outbox.offer_answered();
                 }
-                self.reply(&id, "ok", json!({})).await;
+                self.send_msg(
+                    &id,
+                    ServerMsg::Ok {
+                        unknown_track_ids: None,
+                    },
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             ClientMsg::Candidate(req) => {
@@ -1057,7 +1073,7 @@ impl Session {
                             .set_quality(track, quality)
                             .await
                             .map_err(|e| stay(e.into()))?;
-                        json!({})
+                        None
                     }
                     // Tracks gone meanwhile are no error for a list: the
                     // others are set, and the answer names the gone ones.
@@ -1066,17 +1082,29 @@ impl Session {
                             .set_qualities(list, quality)
                             .await
                             .map_err(|e| stay(e.into()))?;
-                        json!({ "unknown_track_ids": unknown })
+                        Some(unknown)
                     }
                 };
-                self.reply(&id, "ok", answer).await;
+                self.send_msg(
+                    &id,
+                    ServerMsg::Ok {
+                        unknown_track_ids: answer,
+                    },
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             ClientMsg::Mute(req) => {
                 let j = self.joined.as_ref().ok_or_else(|| stay(not_joined()))?;
                 let kind = req.media_kind().map_err(stay)?;
                 self.state.hub.mute(&j.meeting_id, &j.pid, kind, req.muted);
-                self.reply(&id, "ok", json!({})).await;
+                self.send_msg(
+                    &id,
+                    ServerMsg::Ok {
+                        unknown_track_ids: None,
+                    },
+                )
+                .await;
                 Ok(Flow::Continue)
             }
             ClientMsg::Ping(req) => {
@@ -1084,15 +1112,11 @@ impl Session {
                 if let (Some(j), Some(n)) = (self.joined.as_mut(), req.received()) {
                     j.outbox.ack(n);
                 }
-                let fields = match req.ts {
-                    Some(ts) => json!({"ts": ts}),
-                    None => json!({}),
-                };
-                self.reply(&id, "pong", fields).await;
+                self.send_msg(&id, ServerMsg::Pong { ts: req.ts }).await;
                 Ok(Flow::Continue)
             }
             ClientMsg::Leave(_) => {
-                self.reply(&id, "bye", json!({})).await;
+                self.send_msg(&id, ServerMsg::Bye {}).await;
                 Ok(Flow::Close {
                     code: close::NORMAL,
                     reason: "bye",
@@ -1229,7 +1253,7 @@ impl Session {
         let (meeting_id, pid) = (j.meeting_id.clone(), j.pid.clone());
         match ev {
             SfuEvent::SubscriberOffer { sdp } => {
-                self.send_json(json!({"type": "subscriber_offer", "sdp": sdp}))
+                self.send_msg(&None, ServerMsg::SubscriberOffer { sdp })
                     .await;
                 if let Some(j) = self.joined.as_mut() {
                     j.outbox.pushed_offer();
@@ -1259,36 +1283,42 @@ impl Session {
                 tracing::debug!(participant = %pid, ?pc, ?state, "media connection state");
             }
             SfuEvent::LayersWanted { track_id, layers } => {
-                self.send_json(
-                    json!({"type": "layers_wanted", "track_id": track_id, "layers": layers}),
+                self.send_msg(&None, ServerMsg::LayersWanted { track_id, layers })
+                    .await;
+            }
+            SfuEvent::ActiveSpeaker { participant } => {
+                self.send_msg(
+                    &None,
+                    ServerMsg::ActiveSpeaker {
+                        participant_id: participant,
+                    },
                 )
                 .await;
             }
-            SfuEvent::ActiveSpeaker { participant } => {
-                self.send_json(json!({"type": "active_speaker", "participant_id": participant}))
-                    .await;
-            }
             SfuEvent::VideoPaused { track_ids } => {
-                self.send_json(
-                    json!({"type": "video_paused", "track_ids": track_ids, "reason": "last_n"}),
+                self.send_msg(
+                    &None,
+                    ServerMsg::VideoPaused {
+                        track_ids,
+                        reason: "last_n",
+                    },
                 )
                 .await;
             }
             SfuEvent::Slots { slots } => {
-                let slots: Vec<Value> = slots
+                let slots = slots
                     .into_iter()
                     .map(|s| {
                         let (participant_id, track_id) = s.source.unzip();
-                        json!({
-                            "slot": s.slot,
-                            "kind": s.kind.as_str(),
-                            "participant_id": participant_id,
-                            "track_id": track_id,
-                        })
+                        SlotMsg {
+                            slot: s.slot,
+                            kind: s.kind.as_str(),
+                            participant_id,
+                            track_id,
+                        }
                     })
                     .collect();
-                self.send_json(json!({"type": "slots", "slots": slots}))
-                    .await;
+                self.send_msg(&None, ServerMsg::Slots { slots }).await;
             }
         }
     }
@@ -1298,7 +1328,11 @@ impl Session {
 /// metrics.
 fn error_message(id: &Option<Value>, code: ErrorCode, message: &str) -> Value {
     crate::metrics::ws_error(code.as_str());
-    envelope(id, "error", json!({"code": code, "message": message}))
+    ServerMsg::Error {
+        code,
+        message: message.to_owned(),
+    }
+    .to_value(id.as_ref())
 }
 
 /// A message of `type` with the request's `id` (if any) and these fields.
