@@ -18,7 +18,12 @@
 //!   sockets' demultiplexing and the forwarding; nothing on the hot path locks.
 //! - `peer` (private): the only module that speaks to the WebRTC stack
 //!   (webrtc-rs `rtc`, sans-I/O). Its types do not leak out of it.
-//! - `net` (private): the UDP socket and the TCP listener with RFC 4571 framing.
+//!   `peer::liveness` decides when a connection is gone: any datagram from
+//!   the peer (STUN, DTLS, SRTP, SRTCP) counts, so encoders that send ICE
+//!   keepalives only every 25 s (libnice) stay up.
+//! - `net` (private): the UDP socket and the TCP listener with RFC 4571
+//!   framing, the caps on media TCP connections, and (`demux`)
+//!   routing of STUN by class (requests by USERNAME, responses by 5-tuple).
 //!
 //! Errors are [`SfuError`]: an error means bad input from a client (bad SDP,
 //! a negotiation out of order) or a closed engine; a panic would be a bug.

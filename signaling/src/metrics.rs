@@ -361,7 +361,7 @@ async fn render_sfu(out: &mut String, app: &AppState) {
     for (name, help, v) in gauges {
         single(out, name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 18] = [
+    let counters: [(&str, &str, u64); 19] = [
         (
             "giaoban_sfu_udp_datagrams_in_total",
             "UDP datagrams received on the media port.",
@@ -376,6 +376,11 @@ async fn render_sfu(out: &mut String, app: &AppState) {
             "giaoban_sfu_datagrams_unrouted_total",
             "Datagrams no peer claimed (unknown STUN username or address).",
             s.datagrams_unrouted,
+        ),
+        (
+            "giaoban_sfu_tcp_refused_total",
+            "Media TCP connections closed by the caps (per address, or no ICE in time).",
+            s.tcp_refused,
         ),
         (
             "giaoban_sfu_rtp_packets_in_total",

@@ -157,6 +157,7 @@ async fn metrics_format_and_counters_move() -> anyhow::Result<()> {
         "giaoban_sfu_udp_datagrams_in_total",
         "giaoban_sfu_tcp_frames_in_total",
         "giaoban_sfu_datagrams_unrouted_total",
+        "giaoban_sfu_tcp_refused_total",
         "giaoban_sfu_rtp_packets_in_total",
         "giaoban_sfu_rtp_packets_forwarded_total",
         "giaoban_sfu_keyframe_requests_sent_total",
