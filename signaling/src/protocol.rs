@@ -478,12 +478,33 @@ pub fn check_client_message(text: &str) -> Result<ClientType, ErrorCode> {
 }
 
 /// A server message of those the session sends itself (docs/protocol.md;
-/// `joined`, `resumed` and the meeting's events of the hub are still built
-/// as JSON where they are made). The JSON object's `type` is the tag; the
+/// the meeting's events of the hub are still built as JSON where they are
+/// made, and so are the participants and tracks inside `joined`). The JSON object's `type` is the tag; the
 /// answered request's `id` is added by [`ServerMsg::to_text`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
+    /// The answer to `join`.
+    Joined {
+        participant: Value,
+        meeting: MeetingRef,
+        participants: Vec<Value>,
+        tracks: Vec<Value>,
+        /// `tracks` or `slots`.
+        receive: &'static str,
+        resume_token: String,
+        /// `ice_servers` and `ice_transport_policy` ([`crate::turn::ice_fields`]).
+        #[serde(flatten)]
+        ice: serde_json::Map<String, Value>,
+    },
+    /// The answer to `resume`.
+    Resumed {
+        participant: Option<Value>,
+        meeting: MeetingRef,
+        resume_token: String,
+        /// How many missed messages follow.
+        replayed: usize,
+    },
     /// The answer to `hello`.
     Hello {
         version: u64,
@@ -531,6 +552,14 @@ pub enum ServerMsg {
         participant_id: String,
         reason: &'static str,
     },
+}
+
+/// The meeting in `joined` (id and title) and `resumed` (id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeetingRef {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// One slot of a `slots` message.
@@ -710,7 +739,7 @@ mod tests {
     #[test]
     fn server_messages_keep_their_json() {
         let id = json!(7);
-        let cases: Vec<(ServerMsg, Option<&Value>, Value)> = vec![
+        let mut cases: Vec<(ServerMsg, Option<&Value>, Value)> = vec![
             (
                 ServerMsg::Hello {
                     version: 1,
@@ -809,6 +838,40 @@ mod tests {
                 json!({"type": "participant_left", "participant_id": "p-1", "reason": "replaced"}),
             ),
         ];
+        let mut ice = serde_json::Map::new();
+        ice.insert("ice_servers".into(), json!([]));
+        ice.insert("ice_transport_policy".into(), json!("all"));
+        cases.push((
+            ServerMsg::Joined {
+                participant: json!({"id": "p-1"}),
+                meeting: MeetingRef {
+                    id: "m".into(),
+                    title: Some("T".into()),
+                },
+                participants: vec![],
+                tracks: vec![json!({"track_id": "t"})],
+                receive: "tracks",
+                resume_token: "r".into(),
+                ice,
+            },
+            Some(&id),
+            json!({"type": "joined", "id": 7, "participant": {"id": "p-1"}, "meeting": {"id": "m", "title": "T"},
+                "participants": [], "tracks": [{"track_id": "t"}], "receive": "tracks",
+                "ice_servers": [], "ice_transport_policy": "all", "resume_token": "r"}),
+        ));
+        cases.push((
+            ServerMsg::Resumed {
+                participant: None,
+                meeting: MeetingRef {
+                    id: "m".into(),
+                    title: None,
+                },
+                resume_token: "r".into(),
+                replayed: 2,
+            },
+            None,
+            json!({"type": "resumed", "participant": null, "meeting": {"id": "m"}, "resume_token": "r", "replayed": 2}),
+        ));
         for (msg, id, want) in cases {
             assert_eq!(msg.to_text(id), want.to_string());
         }
@@ -874,6 +937,40 @@ mod tests {
                 "i18n.js {lang} has no error.<code> for {missing:?}"
             );
         }
+    }
+
+    /// docs/protocol.md (the contract) lists the WebSocket error codes: each
+    /// is an [`ErrorCode`], and each code the session and the parser send
+    /// is listed.
+    #[test]
+    fn the_websocket_codes_are_those_of_docs_protocol_md() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let doc = std::fs::read_to_string(format!("{root}/../docs/protocol.md"))
+            .expect("docs/protocol.md");
+        let start = doc.find("| `bad_json` |").expect("the error table");
+        let listed: Vec<&str> = doc[start..]
+            .lines()
+            .take_while(|l| l.starts_with("| `"))
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        for code in &listed {
+            assert!(ErrorCode::parse(code).is_some(), "docs/protocol.md: {code}");
+        }
+        let mut sources =
+            std::fs::read_to_string(format!("{root}/src/session.rs")).expect("session.rs");
+        let own = std::fs::read_to_string(format!("{root}/src/protocol.rs")).expect("protocol.rs");
+        sources.push_str(own.split("#[cfg(test)]").next().unwrap_or_default());
+        let mut used = 0;
+        for c in ErrorCode::ALL {
+            if sources.contains(&format!("ErrorCode::{c:?}")) {
+                used += 1;
+                assert!(
+                    listed.contains(&c.as_str()),
+                    "{c} is sent but not in docs/protocol.md"
+                );
+            }
+        }
+        assert!(used > 15, "only {used} codes found in the session");
     }
 
     /// Every error code string the server's sources give (REST errors, the

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use rand::RngCore;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sfu::{Candidate, MediaKind, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
 use crate::auth;
 use crate::hub::{HubMsg, KickReason, ParticipantInfo, ResumeRefused, TrackInfo};
 use crate::protocol::{
-    ClientMsg, ClientType, ErrorCode, Fail, JoinReq, Request, ServerMsg, SlotMsg, Tracks,
+    ClientMsg, ClientType, ErrorCode, Fail, JoinReq, MeetingRef, Request, ServerMsg, SlotMsg,
+    Tracks,
 };
 use crate::AppState;
 
@@ -778,17 +779,16 @@ impl Session {
         self.counted = Some(crate::metrics::WsSessionGuard::new());
         self.hello = true;
         self.rate = RateLimiter::new(self.state.limits.messages_per_second);
-        let resumed = envelope(
-            &id,
-            "resumed",
-            json!({
-                "participant": info.map(|i| i.to_json()),
-                "meeting": {"id": meeting_id},
-                "resume_token": token,
-                "replayed": missed.len(),
-            }),
-        );
-        self.write(resumed.to_string()).await;
+        let resumed = ServerMsg::Resumed {
+            participant: info.map(|i| i.to_json()),
+            meeting: MeetingRef {
+                id: meeting_id.clone(),
+                title: None,
+            },
+            resume_token: token,
+            replayed: missed.len(),
+        };
+        self.write(resumed.to_text(id.as_ref())).await;
         let count = missed.len();
         for m in missed {
             self.write(m).await;
@@ -1228,21 +1228,23 @@ impl Session {
             attach_tx,
             attach_rx,
         });
-        let others: Vec<Value> = out.others.iter().map(|p| p.to_json()).collect();
-        let tracks: Vec<Value> = out.tracks.iter().map(|t| t.to_json()).collect();
-        let mut fields = json!({
-            "participant": info.to_json(),
-            "meeting": {"id": meeting.id, "title": meeting.title},
-            "participants": others,
-            "tracks": tracks,
-            "receive": if in_slots { "slots" } else { "tracks" },
-        });
-        if let (Value::Object(f), Value::Object(ice)) = (&mut fields, ice) {
-            f.extend(ice);
-        }
-        fields["resume_token"] = json!(resume_token);
+        let joined = ServerMsg::Joined {
+            participant: info.to_json(),
+            meeting: MeetingRef {
+                id: meeting.id.clone(),
+                title: Some(meeting.title.clone()),
+            },
+            participants: out.others.iter().map(|p| p.to_json()).collect(),
+            tracks: out.tracks.iter().map(|t| t.to_json()).collect(),
+            receive: if in_slots { "slots" } else { "tracks" },
+            resume_token,
+            ice: match ice {
+                Value::Object(ice) => ice,
+                _ => Map::new(),
+            },
+        };
         // Not numbered: the session's messages are those after `joined`.
-        self.write(envelope(id, "joined", fields).to_string()).await;
+        self.write(joined.to_text(id.as_ref())).await;
         Ok(())
     }
 
@@ -1333,20 +1335,6 @@ fn error_message(id: &Option<Value>, code: ErrorCode, message: &str) -> Value {
         message: message.to_owned(),
     }
     .to_value(id.as_ref())
-}
-
-/// A message of `type` with the request's `id` (if any) and these fields.
-fn envelope(id: &Option<Value>, kind: &str, fields: Value) -> Value {
-    let mut v = json!({"type": kind});
-    if let Some(id) = id {
-        v["id"] = id.clone();
-    }
-    if let Value::Object(f) = fields {
-        if let Value::Object(o) = &mut v {
-            o.extend(f);
-        }
-    }
-    v
 }
 
 /// Whether the joined participant may send this message: its role must
