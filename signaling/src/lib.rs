@@ -14,7 +14,7 @@
 //! - [`links`]: where invitation links point and how long they live.
 //! - [`session`]: one WebSocket session speaking `docs/protocol.md`.
 //! - [`protocol`]: the typed protocol: the error codes shared with the REST
-//!   API and the one parser of client messages.
+//!   API, the one parser of client messages, the server messages.
 //! - [`hub`]: who is in which meeting now; broadcasts the live changes.
 //! - [`permissions`]: the one table of what each invitation role may do.
 //! - [`metrics`]: Prometheus `/metrics` and the readiness check `/readyz`.

@@ -1,7 +1,12 @@
-//! The typed WebSocket protocol of `docs/protocol.md` (the contract): the
-//! error codes shared with the REST API, and the one parser of a client's
-//! text frame, used by the session ([`crate::session`]), the fuzz target
-//! ([`crate::fuzzing`]) and the metrics ([`crate::metrics`]).
+//! The typed WebSocket protocol of `docs/protocol.md` (the contract):
+//! - [`ErrorCode`]: the stable error codes, shared with the REST API
+//!   ([`crate::api::ApiError`]) and the web client's catalogue;
+//! - [`ClientMsg`] and [`parse`], the one parser of a client's text frame,
+//!   used by the session ([`crate::session`]), the fuzz target
+//!   ([`crate::fuzzing`], through [`check_client_message`]) and the metrics
+//!   ([`crate::metrics`], by [`ClientType`]);
+//! - [`ServerMsg`]: the messages the session sends (the hub's meeting events
+//!   are still JSON built in `crate::hub`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
