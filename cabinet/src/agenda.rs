@@ -18,6 +18,47 @@ const DOC_COLUMNS: &str = "id, meeting_id, agenda_item_id, title, access, curren
 const VERSION_COLUMNS: &str = "document_id, version, sha256, size, filename, content_type, \
                                uploaded_by, uploaded_at, signature_report, file_type";
 
+/// Inserts version `$version` of document `$doc` inside `$tx`; the same
+/// row for a new document, a new version and a replacement.
+macro_rules! insert_version {
+    ($tx:ident, $doc:expr, $version:expr, $sha256:expr, $size:expr, $filename:expr,
+     $content_type:expr, $actor:expr, $now:expr, $report:expr, $file_type:expr) => {
+        sqlx::query(
+            "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
+             content_type, uploaded_by, uploaded_at, signature_report, file_type) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind($doc)
+        .bind(i64::from($version))
+        .bind($sha256)
+        .bind($size)
+        .bind($filename)
+        .bind($content_type)
+        .bind($actor)
+        .bind($now)
+        .bind($report)
+        .bind($file_type.as_str())
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+/// Gives the participants `$pids` access to document `$doc` inside `$tx`
+/// (documents with access `named`).
+macro_rules! grant_access {
+    ($tx:ident, $doc:expr, $pids:expr) => {
+        for pid in $pids {
+            sqlx::query(
+                "INSERT INTO document_access (document_id, participant_id) VALUES ($1, $2)",
+            )
+            .bind($doc)
+            .bind(pid)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 /// Refuses (inside `$tx`) when the document `$id` does not exist or has
 /// been withdrawn.
 macro_rules! require_in_force {
@@ -478,29 +519,9 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            for pid in &named {
-                sqlx::query("INSERT INTO document_access (document_id, participant_id) VALUES ($1, $2)")
-                    .bind(&id)
-                    .bind(pid)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(
-                "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
-                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&id)
-            .bind(&sha256)
-            .bind(size)
-            .bind(&filename)
-            .bind(&content_type)
-            .bind(actor)
-            .bind(now)
-            .bind(&report)
-            .bind(file_type.as_str())
-            .execute(&mut *tx)
-            .await?;
+            grant_access!(tx, &id, &named);
+            insert_version!(tx, &id, 1, &sha256, size, &filename, &content_type,
+                actor, now, &report, file_type);
             audit!(tx, actor, "document.create", "document", &id, json!({
                 "meeting_id": item.meeting_id, "agenda_item_id": item.id, "title": title,
                 "access": new.access, "participant_ids": named, "version": 1,
@@ -587,23 +608,8 @@ impl Store {
             .await?;
             require_in_force!(tx, document_id);
             let version = last + 1;
-            sqlx::query(
-                "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
-                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(document_id)
-            .bind(version)
-            .bind(&sha256)
-            .bind(size)
-            .bind(&filename)
-            .bind(&content_type)
-            .bind(actor)
-            .bind(now)
-            .bind(&report)
-            .bind(file_type.as_str())
-            .execute(&mut *tx)
-            .await?;
+            insert_version!(tx, document_id, version, &sha256, size, &filename, &content_type,
+                actor, now, &report, file_type);
             sqlx::query("UPDATE documents SET current_version = $1, updated_at = $2 WHERE id = $3")
                 .bind(version)
                 .bind(now)
@@ -727,29 +733,9 @@ impl Store {
             .bind(document_id)
             .execute(&mut *tx)
             .await?;
-            for pid in &old.participant_ids {
-                sqlx::query("INSERT INTO document_access (document_id, participant_id) VALUES ($1, $2)")
-                    .bind(&id)
-                    .bind(pid)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(
-                "INSERT INTO document_versions (document_id, version, sha256, size, filename, \
-                 content_type, uploaded_by, uploaded_at, signature_report, file_type) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&id)
-            .bind(&sha256)
-            .bind(size)
-            .bind(&filename)
-            .bind(&content_type)
-            .bind(actor)
-            .bind(now)
-            .bind(&report)
-            .bind(file_type.as_str())
-            .execute(&mut *tx)
-            .await?;
+            grant_access!(tx, &id, &old.participant_ids);
+            insert_version!(tx, &id, 1, &sha256, size, &filename, &content_type,
+                actor, now, &report, file_type);
             sqlx::query(
                 "UPDATE documents SET withdrawn_at = $1, withdrawn_by = $2, withdrawn_reason = $3, \
                  replaced_by = $4, updated_at = $1 WHERE id = $5",
