@@ -331,26 +331,31 @@ pub async fn add_version(
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     in_force(&state, &id).await?;
-    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
-    let (staged, filename) = require_file(form.file)?;
-    let file_type = detect(&staged).await?;
-    let report = signature_report(&state, &staged, file_type).await;
+    let (_, staged, upload) = checked_upload(&state, mp).await?;
     let doc = state
         .store
-        .add_document_version(
-            &caller.actor(),
-            &id,
-            Upload {
-                filename,
-                file_type,
-                signature_report: report,
-            },
-            staged,
-            &state.api.blobs,
-        )
+        .add_document_version(&caller.actor(), &id, upload, staged, &state.api.blobs)
         .await?;
     agenda_changed(&state, &doc.meeting_id);
     Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+/// A new version's or a replacement's form: the other fields, the staged
+/// file, and the file's verified type and signature report.
+async fn checked_upload(
+    state: &AppState,
+    mp: Multipart,
+) -> ApiResult<(Parsed, StagedBlob, Upload)> {
+    let mut form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
+    let (staged, filename) = require_file(form.file.take())?;
+    let file_type = detect(&staged).await?;
+    let signature_report = signature_report(state, &staged, file_type).await;
+    let upload = Upload {
+        filename,
+        file_type,
+        signature_report,
+    };
+    Ok((form, staged, upload))
 }
 
 /// The document, if it exists and is not withdrawn: 404
@@ -405,10 +410,7 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     in_force(&state, &id).await?;
-    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
-    let (staged, filename) = require_file(form.file)?;
-    let file_type = detect(&staged).await?;
-    let report = signature_report(&state, &staged, file_type).await;
+    let (form, staged, upload) = checked_upload(&state, mp).await?;
     let doc = state
         .store
         .replace_document(
@@ -418,11 +420,7 @@ pub async fn replace(
                 title: form.title,
                 reason: form.reason.unwrap_or_default(),
             },
-            Upload {
-                filename,
-                file_type,
-                signature_report: report,
-            },
+            upload,
             staged,
             &state.api.blobs,
         )
