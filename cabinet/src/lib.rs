@@ -46,6 +46,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use answers::{AnswerKind, InvitationAnswer, NewAnswer, MAX_ANSWER_TEXT};
 pub use audit::{
     audit_hash, audit_hash_keyed, AuditBreak, AuditCheckpoint, AuditFields, AuditFilter,
     AuditProblem, AuditSeal, AUDIT_CHECKPOINT_FILE, AUDIT_KEY_FILE,
@@ -194,6 +195,8 @@ pub struct Invitation {
     pub expires_at: i64,
     /// Unix seconds; set once, when the invitation is revoked.
     pub revoked_at: Option<i64>,
+    /// The invitee's last answer (attend, absent, substitute), if any.
+    pub answer: Option<InvitationAnswer>,
 }
 
 impl Invitation {
@@ -369,6 +372,7 @@ macro_rules! require_open_meeting {
 }
 
 mod agenda;
+mod answers;
 mod audit;
 pub mod idempotency;
 mod meetings;

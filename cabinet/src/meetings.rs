@@ -3,8 +3,9 @@
 use serde_json::json;
 
 use crate::{
-    new_id, now_unix, optional_text, parse_stored, required_text, Error, Invitation, Meeting,
-    MeetingPatch, MeetingStatus, NewInvitation, NewMeeting, Pool, Result, Store,
+    new_id, now_unix, optional_text, parse_stored, required_text, BridgeLevel, Error, Invitation,
+    Meeting, MeetingCopy, MeetingPatch, MeetingStatus, NewInvitation, NewMeeting, Pool, Result,
+    Store,
 };
 
 const MEETING_COLUMNS: &str = "id, title, kind, status, starts_at, ends_at, location, \
@@ -133,6 +134,156 @@ impl Store {
                 json!({"title": meeting.title, "kind": meeting.kind}));
         });
         Ok(meeting)
+    }
+
+    /// Copies a meeting (in any status) into a new draft, in one
+    /// transaction: `title` (default: the old one), kind, location, the
+    /// agenda items in order (title, presenter, duration; not their
+    /// documents), the participants (name, position, role, voting, bridge
+    /// point) and the chair, mapped to its copy. With `starts_at` the planned
+    /// time moves there, keeping the old duration; without it the copy has
+    /// no planned time (the old one is past). Invitations are not copied:
+    /// the answer names the levels of the bridge points invited to the old
+    /// meeting instead.
+    pub async fn copy_meeting(
+        &self,
+        actor: &str,
+        source_id: &str,
+        title: Option<&str>,
+        starts_at: Option<i64>,
+    ) -> Result<MeetingCopy> {
+        let sql = format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE id = $1");
+        let copy = in_tx!(self, tx => {
+            let row: Option<MeetingRow> = sqlx::query_as(&sql)
+                .bind(source_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let old = Meeting::try_from(
+                row.ok_or_else(|| Error::MeetingNotFound(source_id.to_owned()))?,
+            )?;
+            let title = required_text(title.unwrap_or(&old.title), "meeting title", MAX_TEXT)?;
+            let ends_at = match (starts_at, old.starts_at, old.ends_at) {
+                (Some(s), Some(os), Some(oe)) => Some(s.saturating_add(oe.saturating_sub(os))),
+                _ => None,
+            };
+            check_schedule(starts_at, ends_at)?;
+            let now = now_unix();
+            let mut meeting = Meeting {
+                id: new_id(),
+                title,
+                kind: old.kind,
+                status: MeetingStatus::Draft,
+                starts_at,
+                ends_at,
+                location: old.location.clone(),
+                chair_participant_id: None,
+                created_at: now,
+                updated_at: now,
+            };
+            sqlx::query(
+                "INSERT INTO meetings (id, title, kind, status, starts_at, ends_at, location, \
+                 chair_participant_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
+            )
+            .bind(&meeting.id)
+            .bind(&meeting.title)
+            .bind(meeting.kind.as_str())
+            .bind(meeting.status.as_str())
+            .bind(meeting.starts_at)
+            .bind(meeting.ends_at)
+            .bind(&meeting.location)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+
+            let items: Vec<(i64, String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT position, title, presenter, duration_minutes FROM agenda_items \
+                 WHERE meeting_id = $1 ORDER BY position, id",
+            )
+            .bind(source_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (i, (_, item_title, presenter, duration)) in items.iter().enumerate() {
+                let position = i64::try_from(i).unwrap_or(i64::MAX - 1) + 1;
+                sqlx::query(
+                    "INSERT INTO agenda_items (id, meeting_id, position, title, presenter, \
+                     duration_minutes, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(new_id())
+                .bind(&meeting.id)
+                .bind(position)
+                .bind(item_title)
+                .bind(presenter)
+                .bind(*duration)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+
+            let people: Vec<(String, String, String, String, bool, Option<String>)> =
+                sqlx::query_as(
+                    "SELECT id, name, position, role, voting, bridge_point_id FROM participants \
+                     WHERE meeting_id = $1 ORDER BY created_at, id",
+                )
+                .bind(source_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            // The copies share one creation time and are listed by id after
+            // it: sorted new ids keep the old order.
+            let mut ids: Vec<String> = people.iter().map(|_| new_id()).collect();
+            ids.sort();
+            for ((old_id, name, position, role, voting, bridge), new_pid) in
+                people.iter().zip(ids)
+            {
+                sqlx::query(
+                    "INSERT INTO participants (id, meeting_id, name, position, role, voting, \
+                     bridge_point_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                )
+                .bind(&new_pid)
+                .bind(&meeting.id)
+                .bind(name)
+                .bind(position)
+                .bind(role)
+                .bind(*voting)
+                .bind(bridge)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if old.chair_participant_id.as_deref() == Some(old_id.as_str()) {
+                    meeting.chair_participant_id = Some(new_pid);
+                }
+            }
+            if let Some(chair) = &meeting.chair_participant_id {
+                sqlx::query("UPDATE meetings SET chair_participant_id = $1 WHERE id = $2")
+                    .bind(chair)
+                    .bind(&meeting.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            let level_names: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT b.level FROM invitations i \
+                 JOIN bridge_points b ON b.id = i.bridge_point_id \
+                 WHERE i.meeting_id = $1 AND i.revoked_at IS NULL ORDER BY b.level",
+            )
+            .bind(source_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let invited_levels = level_names
+                .iter()
+                .map(|l| parse_stored::<BridgeLevel>(l, "bridge point level"))
+                .collect::<Result<Vec<_>>>()?;
+
+            audit!(tx, actor, "meeting.copy", "meeting", &meeting.id, json!({
+                "source": source_id, "title": meeting.title, "starts_at": meeting.starts_at,
+                "ends_at": meeting.ends_at, "agenda_items": items.len(),
+                "participants": people.len(), "chair_participant_id": meeting.chair_participant_id,
+            }));
+            MeetingCopy { meeting, invited_levels }
+        });
+        Ok(copy)
     }
 
     /// The meeting with this id, if any.

@@ -324,6 +324,18 @@ pub struct MeetingPatch {
     pub chair_participant_id: Option<Option<String>>,
 }
 
+/// A meeting copied from an earlier one ([`crate::Store::copy_meeting`]),
+/// with the levels of the bridge points invited to the earlier one, so that
+/// the same groups can be invited again (invitations are never copied: each
+/// meeting gets new links).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingCopy {
+    #[serde(flatten)]
+    pub meeting: Meeting,
+    /// Distinct, sorted by name; empty when no bridge point was invited.
+    pub invited_levels: Vec<BridgeLevel>,
+}
+
 /// A bridge point ("điểm cầu"): a room that joins meetings, kept in a
 /// registry reused across meetings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

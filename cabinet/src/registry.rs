@@ -862,6 +862,7 @@ impl Store {
                     created_at: now,
                     expires_at: now.saturating_add(ttl_seconds),
                     revoked_at: None,
+                    answer: None,
                 };
                 sqlx::query(
                     "INSERT INTO invitations (id, meeting_id, name, role, participant_id, \

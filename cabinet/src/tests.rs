@@ -2544,3 +2544,212 @@ async fn pg_upgrade_to_0009() {
     let store = Store::connect(&url).await.expect("reopen");
     schema.drop_now(store).await;
 }
+
+// Copying a meeting (the monthly giao ban).
+
+/// A copy is a new draft with the title, kind, location, the agenda in
+/// order (no documents), the participants and the chair mapped to its copy,
+/// the time moved keeping the duration; no invitations, but the invited
+/// levels; audited as `meeting.copy`. An unknown meeting is not found.
+async fn copy_meeting(store: &Store, data: &std::path::Path) {
+    let blobs = Blobs::new(data.join("documents"));
+    let old = store
+        .add_meeting(
+            ACTOR,
+            NewMeeting {
+                title: "Giao ban tháng 11".into(),
+                kind: MeetingKind::Thematic,
+                starts_at: Some(1_000_000),
+                ends_at: Some(1_000_000 + 5400),
+                location: "Hội trường UBND tỉnh".into(),
+            },
+        )
+        .await
+        .expect("meeting");
+    for (title, minutes) in [
+        ("Khai mạc", Some(5)),
+        ("Kinh tế", None),
+        ("Kết luận", Some(10)),
+    ] {
+        store
+            .add_agenda_item(
+                ACTOR,
+                &old.id,
+                NewAgendaItem {
+                    title: title.into(),
+                    presenter: format!("Người trình bày {title}"),
+                    duration_minutes: minutes,
+                },
+            )
+            .await
+            .expect("item");
+    }
+    let agenda = store.list_agenda(&old.id).await.expect("agenda");
+    // Reordered: the copy follows the order, not the creation.
+    let order: Vec<String> = [2, 0, 1].iter().map(|&i| agenda[i].id.clone()).collect();
+    store
+        .reorder_agenda(ACTOR, &old.id, &order)
+        .await
+        .expect("reorder");
+    store
+        .add_document(
+            ACTOR,
+            NewDocument {
+                agenda_item_id: agenda[0].id.clone(),
+                title: "Tờ trình".into(),
+                access: DocumentAccess::Everyone,
+                participant_ids: vec![],
+            },
+            pdf_upload("a.pdf"),
+            upload(&blobs, b"%PDF-1.7 a").await,
+            &blobs,
+        )
+        .await
+        .expect("document");
+    let commune = store
+        .add_bridge_point(
+            ACTOR,
+            NewBridgePoint {
+                name: "UBND xã Đắk Wil".into(),
+                level: BridgeLevel::Commune,
+                contact: String::new(),
+                code: String::new(),
+                operator_phone: String::new(),
+            },
+        )
+        .await
+        .expect("unit");
+    let person = |name: &str, role, bridge: Option<String>| NewParticipant {
+        name: name.into(),
+        position: format!("Chức vụ {name}"),
+        role,
+        voting: Some(false),
+        bridge_point_id: bridge,
+    };
+    for (name, role, bridge) in [
+        ("Thành viên", ParticipantRole::Member, None),
+        ("Chủ tịch", ParticipantRole::Chair, None),
+        (
+            "Kỹ thuật viên",
+            ParticipantRole::BridgeOperator,
+            Some(commune.id.clone()),
+        ),
+    ] {
+        store
+            .add_participant(ACTOR, &old.id, person(name, role, bridge))
+            .await
+            .expect("participant");
+    }
+    let old_people = store.list_participants(&old.id).await.expect("people");
+    store
+        .invite_bridge_points(ACTOR, &old.id, &[BridgeLevel::Commune], 3600)
+        .await
+        .expect("group invitation");
+    store
+        .change_meeting_status(ACTOR, &old.id, MeetingStatus::Scheduled)
+        .await
+        .expect("scheduled");
+
+    let copy = store
+        .copy_meeting(ACTOR, &old.id, Some("Giao ban tháng 12"), Some(2_000_000))
+        .await
+        .expect("copy");
+    assert_eq!(copy.invited_levels, vec![BridgeLevel::Commune]);
+    let m = store
+        .get_meeting(&copy.meeting.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(m, copy.meeting);
+    assert_ne!(m.id, old.id);
+    assert_eq!(m.title, "Giao ban tháng 12");
+    assert_eq!(m.kind, MeetingKind::Thematic);
+    assert_eq!(m.status, MeetingStatus::Draft);
+    assert_eq!(m.location, "Hội trường UBND tỉnh");
+    assert_eq!((m.starts_at, m.ends_at), (Some(2_000_000), Some(2_005_400)));
+
+    let items = store.list_agenda(&m.id).await.expect("agenda");
+    let got: Vec<(i64, &str, &str, Option<i64>)> = items
+        .iter()
+        .map(|i| {
+            (
+                i.position,
+                i.title.as_str(),
+                i.presenter.as_str(),
+                i.duration_minutes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "Kết luận", "Người trình bày Kết luận", Some(10)),
+            (2, "Khai mạc", "Người trình bày Khai mạc", Some(5)),
+            (3, "Kinh tế", "Người trình bày Kinh tế", None),
+        ]
+    );
+    for i in &items {
+        assert!(store.list_documents(&i.id).await.expect("docs").is_empty());
+    }
+
+    let people = store.list_participants(&m.id).await.expect("people");
+    let shape = |p: &Participant| {
+        (
+            p.name.clone(),
+            p.position.clone(),
+            p.role,
+            p.voting,
+            p.bridge_point_id.clone(),
+        )
+    };
+    assert_eq!(
+        people.iter().map(shape).collect::<Vec<_>>(),
+        old_people.iter().map(shape).collect::<Vec<_>>()
+    );
+    let chair = people
+        .iter()
+        .find(|p| p.name == "Chủ tịch")
+        .expect("chair copied");
+    assert_eq!(m.chair_participant_id.as_deref(), Some(chair.id.as_str()));
+    assert!(people.iter().all(|p| p.meeting_id == m.id));
+    assert!(store
+        .list_invitations(&m.id)
+        .await
+        .expect("invs")
+        .is_empty());
+
+    let rows = store
+        .audit_page(
+            &AuditFilter {
+                action: Some("meeting.copy".into()),
+                target_id: Some(m.id.clone()),
+                ..AuditFilter::default()
+            },
+            10,
+        )
+        .await
+        .expect("audit");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].detail["source"], serde_json::json!(old.id));
+
+    // Default title; no new start: no planned time.
+    let again = store
+        .copy_meeting(ACTOR, &old.id, None, None)
+        .await
+        .expect("copy again");
+    assert_eq!(again.meeting.title, "Giao ban tháng 11");
+    assert_eq!(
+        (again.meeting.starts_at, again.meeting.ends_at),
+        (None, None)
+    );
+    assert!(matches!(
+        store.copy_meeting(ACTOR, "no-such", None, None).await,
+        Err(Error::MeetingNotFound(_))
+    ));
+    assert!(matches!(
+        store.copy_meeting(ACTOR, &old.id, Some("  "), None).await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+on_both!(sqlite_copy_meeting, pg_copy_meeting, copy_meeting);

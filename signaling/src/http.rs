@@ -138,6 +138,7 @@ pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap
                 "name": inv.name,
                 "role": inv.role.as_str(),
                 "expires_at": inv.expires_at,
+                "answer": crate::api::answer_json(&inv),
                 "contact": contact,
             }),
         ),

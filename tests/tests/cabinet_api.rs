@@ -1048,6 +1048,13 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                 [200, 200, 403, 403, 403],
             ),
             (
+                "post",
+                "/api/meetings/{id}/copy",
+                format!("/api/meetings/{mid}/copy"),
+                Body::Json(json!({"title": "Họp A (bản sao)"})),
+                [201, 201, 403, 403, 403],
+            ),
+            (
                 "get",
                 "/api/meetings/{id}/live",
                 format!("/api/meetings/{mid}/live"),

@@ -643,8 +643,75 @@ function infoTab(body, meeting, participants) {
     );
   }
   if (!actions.childElementCount) actions.append(el('p', { class: 'muted', text: t('meeting.noTransition') }));
-  statusBox.append(actions);
+  statusBox.append(actions, copyMeetingBox(meeting));
   body.append(el('div', { class: 'two-col' }, form, statusBox));
+}
+
+/** "Sao chép cuộc họp": a new draft with this meeting's agenda and
+ * participants at a new time; then offers to invite the same groups. */
+function copyMeetingBox(meeting) {
+  const copyForm = el(
+    'form',
+    { class: 'form-grid', id: 'copy-meeting-form', novalidate: true },
+    field('meeting.copy.title', el('input', { name: 'title', required: true, maxlength: 300, value: meeting.title })),
+    field('meeting.copy.startsAt', el('input', { name: 'starts_at', type: 'datetime-local', required: true })),
+    el('p', { class: 'muted', text: t('meeting.copy.hint') }),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary', id: 'copy-meeting-submit' }, t('meeting.copy.submit'))),
+  );
+  copyForm.hidden = true;
+  const open = button('meeting.copy.open', () => {
+    copyForm.hidden = !copyForm.hidden;
+  }, 'btn btn-secondary', { id: 'copy-meeting' });
+  copyForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = formData(copyForm);
+    if (!d.title) {
+      showAlert(copyForm, t('form.titleRequired'));
+      return;
+    }
+    const startsAt = fromLocalInput(d.starts_at);
+    if (!startsAt) {
+      showAlert(copyForm, t('form.startRequired'));
+      return;
+    }
+    if (startsAt < Date.now() / 1000 - 86400) {
+      const ok = await confirmDialog(t('form.pastStartTitle'), t('form.pastStart', { when: formatTime(startsAt) }), t('form.pastStartOk'));
+      if (!ok) return;
+    }
+    clearAlert(copyForm);
+    const submit = copyForm.querySelector('[type=submit]');
+    submit.disabled = true;
+    let copy;
+    try {
+      copy = await api('POST', `/api/meetings/${encodeURIComponent(meeting.id)}/copy`, { title: d.title, starts_at: startsAt });
+    } catch (e) {
+      showAlert(copyForm, e);
+      submit.disabled = false;
+      return;
+    }
+    toast(t('meeting.copy.done', { title: copy.title }));
+    go(`#/meetings/${encodeURIComponent(copy.id)}/info`);
+    const levels = copy.invited_levels || [];
+    if (!levels.length) return;
+    const names = levels.map((l) => t(`level.${l}`)).join(', ');
+    const again = await confirmDialog(t('meeting.copy.reinviteTitle'), t('meeting.copy.reinvite', { levels: names }), t('meeting.copy.reinviteOk', { levels: names }));
+    if (!again) return;
+    try {
+      const made = listOf(await api('POST', `/api/meetings/${encodeURIComponent(copy.id)}/invitations/group`, { levels }), 'invitations');
+      for (const inv of made) if (inv.url) state.inviteUrls.set(inv.id, inv.url);
+      toast(made.length ? t('invite.group.done', { n: made.length }) : t('invite.group.none'));
+      go(`#/meetings/${encodeURIComponent(copy.id)}/invitations`);
+    } catch (e) {
+      toast(e.message || String(e));
+    }
+  });
+  return el(
+    'div',
+    { class: 'copy-meeting prepare-only' },
+    el('h3', { text: t('meeting.copy.heading') }),
+    open,
+    copyForm,
+  );
 }
 
 // ---- agenda -------------------------------------------------------------------------

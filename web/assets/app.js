@@ -8,6 +8,7 @@ import { applyI18n, errorText, onLangChange, roleText, setupLangSwitch, t, getLa
 import { formatTime } from './documents.js';
 import { GiaobanClient, fetchInvitation } from './protocol.js';
 import { AgendaPanel } from './agenda-panel.js';
+import { setupRsvp } from './rsvp.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -846,6 +847,7 @@ async function main() {
   }
   renderJoin();
   if (state.invitation) {
+    setupRsvp(state.token, state.invitation);
     state.agenda = new AgendaPanel({ root: $('agenda-panel'), token: state.token, meetingId: state.invitation.meeting.id });
     $('agenda-heading').tabIndex = -1;
     placeAgenda();

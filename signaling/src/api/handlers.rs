@@ -405,6 +405,34 @@ pub async fn get_meeting(
     Ok(Json(meeting_exists(&state, &id).await?).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyMeetingReq {
+    /// Default: the old title.
+    #[serde(default)]
+    title: Option<String>,
+    /// The new planned start (Unix seconds); the old duration is kept.
+    /// Absent: the copy has no planned time.
+    #[serde(default)]
+    starts_at: Option<i64>,
+}
+
+/// Copies a meeting into a new draft (agenda, participants, chair; not
+/// documents or invitations), see [`cabinet::Store::copy_meeting`].
+pub async fn copy_meeting(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CopyMeetingReq>,
+) -> ApiResult<Response> {
+    caller.staff_in(PREPARE)?;
+    let copy = state
+        .store
+        .copy_meeting(&caller.actor(), &id, req.title.as_deref(), req.starts_at)
+        .await?;
+    Ok(created(copy))
+}
+
 pub async fn update_meeting(
     caller: Caller,
     State(state): State<AppState>,

@@ -586,6 +586,7 @@ api_routes! {
         get "/api/meetings/{id}" => handlers::get_meeting,
         patch "/api/meetings/{id}" => handlers::update_meeting,
         post "/api/meetings/{id}/status" => handlers::meeting_status,
+        post "/api/meetings/{id}/copy" => handlers::copy_meeting,
         get "/api/meetings/{id}/live" => handlers::live_roster,
         get "/api/bridge-points" => handlers::list_bridge_points,
         post "/api/bridge-points" => handlers::create_bridge_point,
