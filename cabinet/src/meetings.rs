@@ -11,7 +11,8 @@ use crate::{
 const MEETING_COLUMNS: &str = "id, title, kind, status, starts_at, ends_at, location, \
                                chair_participant_id, created_at, updated_at";
 const INVITATION_COLUMNS: &str = "id, meeting_id, name, role, participant_id, bridge_point_id, \
-                                  created_at, expires_at, revoked_at";
+                                  created_at, expires_at, revoked_at, answer, answer_reason, \
+                                  substitute_name, substitute_position, answered_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MeetingRow {
@@ -56,6 +57,11 @@ struct InvitationRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    answer: Option<String>,
+    answer_reason: String,
+    substitute_name: String,
+    substitute_position: String,
+    answered_at: Option<i64>,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -63,6 +69,13 @@ impl TryFrom<InvitationRow> for Invitation {
     fn try_from(r: InvitationRow) -> Result<Invitation> {
         Ok(Invitation {
             role: parse_stored(&r.role, "invitation role")?,
+            answer: crate::answers::from_columns(
+                r.answer.as_deref(),
+                r.answer_reason,
+                r.substitute_name,
+                r.substitute_position,
+                r.answered_at,
+            )?,
             id: r.id,
             meeting_id: r.meeting_id,
             name: r.name,
@@ -439,6 +452,7 @@ impl Store {
             created_at: now,
             expires_at: now.saturating_add(new.ttl_seconds),
             revoked_at: None,
+            answer: None,
         };
         in_tx!(self, tx => {
             require_open_meeting!(tx, &inv.meeting_id);

@@ -916,6 +916,13 @@ async fn authorization_matrix() -> anyhow::Result<()> {
                 [401, 401, 401, 200, 200],
             ),
             (
+                "put",
+                "/api/invitation/answer",
+                "/api/invitation/answer".into(),
+                Body::Json(json!({"answer": "attend"})),
+                [403, 403, 403, 200, 200],
+            ),
+            (
                 "post",
                 "/api/auth/login",
                 "/api/auth/login".into(),

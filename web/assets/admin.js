@@ -1429,6 +1429,17 @@ function renderLive(box, roster, seen) {
   return replacements.length;
 }
 
+/** An invitee's answer in words: attend, absent (reason), substitute (name, position). */
+function answerText(a) {
+  if (!a) return t('invite.ans.none');
+  if (a.answer === 'absent') return `${t('invite.ans.absent')}: ${a.reason}`;
+  if (a.answer === 'substitute') {
+    const who = a.substitute_position ? `${a.substitute_name}, ${a.substitute_position}` : a.substitute_name;
+    return `${t('invite.ans.substitute')}: ${who}`;
+  }
+  return t('invite.ans.attend');
+}
+
 async function invitationsTab(body, meeting) {
   const [invitations, participants, points] = await Promise.all([
     api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`).then((r) => listOf(r, 'invitations')),
@@ -1444,6 +1455,13 @@ async function invitationsTab(body, meeting) {
   if (warning) body.append(warning);
   const early = invitations.filter((i) => i.expires_before_meeting).length;
   if (early > 0) body.append(el('p', { class: 'alert alert-warn', id: 'invite-early', role: 'alert', text: t('invite.warn.early', { n: early }) }));
+  // The invitees' answers (PUT /api/invitation/answer), revoked links aside.
+  const live = invitations.filter((i) => i.state !== 'revoked');
+  if (live.length > 0) {
+    const answered = live.filter((i) => i.answer).length;
+    const subs = live.filter((i) => i.answer && i.answer.answer === 'substitute').length;
+    body.append(el('p', { class: 'muted', id: 'invite-answers', role: 'status', text: t('invite.answersSummary', { n: answered, m: live.length - answered, k: subs }) }));
+  }
   const created = el('div', { id: 'invite-created', 'aria-live': 'polite' });
   body.append(created);
   if (invitations.length === 0) body.append(el('p', { class: 'muted empty', text: t('invite.empty') }));
@@ -1458,7 +1476,7 @@ async function invitationsTab(body, meeting) {
           el(
             'thead',
             {},
-            el('tr', {}, ['invite.name', 'participant.role', 'participant.bridgePoint', 'invite.expires', 'invite.status', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) }))),
+            el('tr', {}, ['invite.name', 'participant.role', 'participant.bridgePoint', 'invite.expires', 'invite.status', 'invite.answer', 'table.actions'].map((k) => el('th', { scope: 'col', class: k === 'table.actions' ? 'prepare-only' : null, text: t(k) }))),
           ),
           el(
             'tbody',
@@ -1479,6 +1497,7 @@ async function invitationsTab(body, meeting) {
                   inv.expires_before_meeting ? el('span', { class: 'status-badge invite-expired expires-early', text: t('invite.expiresEarly') }) : null,
                 ),
                 el('td', {}, el('span', { class: `status-badge invite-${st}`, text: t(`invite.st.${st}`) })),
+                el('td', { class: 'invite-answer', dataset: { answer: (inv.answer && inv.answer.answer) || '' } }, answerText(inv.answer)),
                 el(
                   'td',
                   { class: 'row-actions prepare-only' },

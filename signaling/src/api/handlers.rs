@@ -715,6 +715,7 @@ fn invitation_json(
             && crate::links::expires_before_meeting(meeting, inv.expires_at),
         "revoked_at": inv.revoked_at,
         "state": st,
+        "answer": super::answers::answer_json(inv),
     });
     if let Some(base) = url_base.filter(|_| st == "active") {
         // Claims are a function of the invitation and HS256 is deterministic:

@@ -13,6 +13,7 @@
 //!   document metadata and downloads.
 //! - `audit`: the audit log for admins (filtered pages, export, verify).
 
+mod answers;
 pub(crate) mod audit;
 mod documents;
 mod handlers;
@@ -35,6 +36,7 @@ use crate::protocol::ErrorCode;
 use crate::AppState;
 
 #[doc(hidden)]
+pub use answers::answer_json;
 pub use documents::check_upload;
 pub use limiter::{client_ip, HashGate, LoginLimiter, GATE_WAIT};
 
@@ -571,6 +573,7 @@ api_routes! {
     plain {
         get "/api/openapi.json" => openapi,
         get "/api/invitation" => crate::http::invitation,
+        put "/api/invitation/answer" => answers::put_answer,
         post "/api/auth/login" => handlers::login,
         post "/api/auth/logout" => handlers::logout,
         post "/api/auth/password" => handlers::change_password,
