@@ -177,3 +177,99 @@ impl Store {
             .ok_or_else(|| Error::InvitationNotFound(id.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MeetingStatus, NewInvitation, Role};
+
+    fn answer(kind: AnswerKind, reason: &str, name: &str, position: &str) -> NewAnswer {
+        NewAnswer {
+            answer: Some(kind),
+            reason: reason.into(),
+            substitute_name: name.into(),
+            substitute_position: position.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_checked_stored_and_refused_when_frozen_or_revoked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let s = Store::connect(&url).await.expect("open sqlite");
+        let m = s.create_meeting("Giao ban").await.expect("meeting");
+        let invite = |name: &str| NewInvitation {
+            meeting_id: m.id.clone(),
+            name: name.into(),
+            role: Role::Bridge,
+            ttl_seconds: 3600,
+            participant_id: None,
+            bridge_point_id: None,
+        };
+        let a = s.create_invitation(invite("A")).await.expect("invite A");
+        let b = s.create_invitation(invite("B")).await.expect("invite B");
+
+        // Refused before anything is stored.
+        for bad in [
+            NewAnswer::default(),
+            answer(AnswerKind::Absent, "  ", "", ""),
+            answer(AnswerKind::Substitute, "", "", "Phó"),
+            answer(AnswerKind::Absent, &"x".repeat(MAX_ANSWER_TEXT + 1), "", ""),
+        ] {
+            assert!(matches!(
+                s.answer_invitation("t", &a.id, &bad).await,
+                Err(Error::InvalidInput(_))
+            ));
+        }
+        assert!(matches!(
+            s.answer_invitation("t", "missing", &answer(AnswerKind::Attend, "", "", ""))
+                .await,
+            Err(Error::InvitationNotFound(_))
+        ));
+        let got = s.get_invitation(&a.id).await.expect("get").expect("A");
+        assert_eq!(got.answer, None);
+
+        // Stored, trimmed, and the fields of other kinds dropped.
+        let inv = s
+            .answer_invitation(
+                "t",
+                &a.id,
+                &answer(AnswerKind::Substitute, "", " Nguyễn Văn B ", "Phó GĐ"),
+            )
+            .await
+            .expect("substitute");
+        let ans = inv.answer.expect("answer");
+        assert_eq!(ans.answer, AnswerKind::Substitute);
+        assert_eq!(ans.substitute_name, "Nguyễn Văn B");
+        assert_eq!(ans.substitute_position, "Phó GĐ");
+        let inv = s
+            .answer_invitation("t", &a.id, &answer(AnswerKind::Attend, "x", "y", "z"))
+            .await
+            .expect("attend");
+        let ans = inv.answer.expect("answer");
+        assert_eq!(
+            (ans.reason.as_str(), ans.substitute_name.as_str()),
+            ("", "")
+        );
+
+        // A revoked invitation cannot answer.
+        s.revoke_invitation(&b.id).await.expect("revoke");
+        assert!(matches!(
+            s.answer_invitation("t", &b.id, &answer(AnswerKind::Attend, "", "", ""))
+                .await,
+            Err(Error::Conflict(_))
+        ));
+
+        // Nor anyone once the meeting has ended; the answer stays.
+        s.set_meeting_status(&m.id, MeetingStatus::Ended)
+            .await
+            .expect("end");
+        assert!(matches!(
+            s.answer_invitation("t", &a.id, &answer(AnswerKind::Absent, "ốm", "", ""))
+                .await,
+            Err(Error::Frozen { .. })
+        ));
+        let got = s.get_invitation(&a.id).await.expect("get").expect("A");
+        assert_eq!(got.answer.map(|x| x.answer), Some(AnswerKind::Attend));
+    }
+}
