@@ -64,6 +64,22 @@ async function main() {
       return c ? c.value : null;
     });
     summary.csp = await cspViolations(page);
+
+    // The secretariat's invitations tab: the answer column and the summary.
+    const admin = await b.context.newPage();
+    await admin.goto(`${new URL(url).origin}/admin`, { waitUntil: 'load', timeout: waitMs });
+    await admin.locator('#login-username').waitFor({ state: 'visible', timeout: waitMs });
+    await admin.fill('#login-username', process.env.E2E_USERNAME || '');
+    await admin.fill('#login-password', process.env.E2E_PASSWORD || '');
+    await admin.click('#login-button');
+    await until(admin, 'the meetings list after signing in', () => !!document.querySelector('#new-meeting'));
+    await admin.goto(`${new URL(url).origin}/admin#/meetings/${encodeURIComponent(process.env.E2E_MEETING || '')}/invitations`, { waitUntil: 'load', timeout: waitMs });
+    summary.admin = await until(admin, 'the answers in the invitations tab', () => {
+      const sum = document.getElementById('invite-answers');
+      const cell = document.querySelector('#invitations-table td.invite-answer');
+      return sum && cell ? { summary: sum.textContent, cell: cell.textContent, answer: cell.dataset.answer } : null;
+    });
+    summary.admin_csp = await cspViolations(admin);
     summary.ok = true;
   } catch (e) {
     summary.reason = e && e.message ? e.message : String(e);

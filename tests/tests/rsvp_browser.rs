@@ -1,7 +1,9 @@
 //! End to end in real Chromium: an invitee answers "Xác nhận tham dự" from
 //! its join page (`tests/e2e/rsvp_page.mjs`): it sends a substitute with
 //! name and position, a missing name is refused on the page, the answer
-//! stays after a reload, and the secretariat's invitations list shows it.
+//! stays after a reload, and the secretariat's invitations list and its
+//! /admin tab (answer column, "N đã trả lời · M chưa trả lời · K cử người
+//! dự thay") show it.
 //!
 //! Needs what `browser.rs` needs (node, npm, Chromium).
 
@@ -31,6 +33,9 @@ async fn an_invitee_sends_a_substitute_from_its_join_page() -> Result<()> {
         &[
             ("CHROMIUM_PATH", chromium),
             ("E2E_TIMEOUT_MS", STEP_TIMEOUT_MS.to_string()),
+            ("E2E_USERNAME", "thuky.e2e".to_owned()),
+            ("E2E_PASSWORD", "thuky.e2e-mật-khẩu".to_owned()),
+            ("E2E_MEETING", meeting.clone()),
         ],
         SCRIPT_TIMEOUT,
     )
@@ -76,6 +81,25 @@ async fn an_invitee_sends_a_substitute_from_its_join_page() -> Result<()> {
         s["csp"].as_array().is_some_and(Vec::is_empty),
         "CSP violations: {}",
         s["csp"]
+    );
+
+    // The secretariat's invitations tab shows the answer and the counts.
+    let adm = &s["admin"];
+    ensure!(
+        adm["summary"] == "1 đã trả lời · 0 chưa trả lời · 1 cử người dự thay",
+        "admin summary: {adm}"
+    );
+    ensure!(
+        adm["answer"] == "substitute"
+            && adm["cell"]
+                .as_str()
+                .is_some_and(|t| t.contains("Nguyễn Văn B, Phó Chủ tịch UBND xã")),
+        "admin cell: {adm}"
+    );
+    ensure!(
+        s["admin_csp"].as_array().is_some_and(Vec::is_empty),
+        "CSP violations in /admin: {}",
+        s["admin_csp"]
     );
 
     // The secretariat sees the substitute.
