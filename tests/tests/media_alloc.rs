@@ -464,9 +464,30 @@ async fn a_congested_subscriber_gets_a_lower_simulcast_layer() -> Result<()> {
             .rfind(|l| l.contains(&video_track) && l.contains("cap="))
             .map(str::to_owned)
     };
-    let lossy_cap = last_cap(&lossy);
+    // After the cap, the allocator may probe upwards ("trial upgrade", 15 s
+    // after the cap): an allocation that follows a trial of this track is
+    // that probe, not a decision from the feedback, and does not count.
+    let lossy_decisions: Vec<&str> = {
+        let mut out = Vec::new();
+        let mut after_trial = false;
+        for l in log.lines() {
+            if !(l.contains(lossy.participant_id()) && l.contains(&video_track)) {
+                continue;
+            }
+            if l.contains("trial upgrade") {
+                after_trial = true;
+            } else if l.contains("allocation") && l.contains("cap=") {
+                if !after_trial {
+                    out.push(l);
+                }
+                after_trial = false;
+            }
+        }
+        out
+    };
+    let lossy_cap = lossy_decisions.last().copied();
     ensure!(
-        lossy_cap.as_deref().is_some_and(|l| l.contains("cap=Low")),
+        lossy_cap.is_some_and(|l| l.contains("cap=Low")),
         "the lossy subscriber's video must be capped to the lowest layer: {lossy_cap:?}"
     );
     let clean_cap = last_cap(&clean);
