@@ -54,6 +54,17 @@ for m in [
     {"type": "ping", "id": 7, "ts": 1700000000000},
     {"type": "leave", "id": 8},
     {"type": "dance", "id": [1]},
+    {"type": "raise_hand", "id": 9, "kind": "point_of_order"},
+    {"type": "raise_hand", "kind": "sing"},
+    {"type": "give_floor", "id": 10, "participant_id": "p-4f1c2a"},
+    {"type": "mute_participant", "participant_id": "p-1", "kind": "audio", "muted": True},
+    {"type": "remove_participant", "participant_id": "p-1", "reason": ""},
+    {"type": "set_current_item", "item_id": None},
+    {"type": "declare_attendance", "leader": "Ông Nguyễn Văn A", "attendees": 4294967296},
+    {"type": "open_vote", "question": "Thông qua?", "rule": "two_thirds_all", "voters": ["member", "bridge"]},
+    {"type": "open_vote", "question": "x", "voters": []},
+    {"type": "cast_vote", "poll_id": "c1f0", "choice": "for"},
+    {"type": "close_vote", "poll_id": 7},
 ]:
     put("client_message", json.dumps(m))
 for raw in ["", "{", "[1,2]", "null", '{"type":"ping","id":"' + "x" * 70 + '"}',

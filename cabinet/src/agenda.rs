@@ -185,7 +185,7 @@ fn check_duration(d: Option<i64>) -> Result<()> {
 }
 
 /// A file name safe to keep: no folders, no control characters, not empty.
-fn clean_filename(name: &str) -> String {
+pub(crate) fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     let cleaned = cleaned.trim().to_owned();
@@ -769,7 +769,7 @@ impl Store {
     /// [`Blobs::clean_leftovers`]).
     pub async fn referenced_contents(&self) -> Result<std::collections::HashSet<String>> {
         let rows: Vec<String> = with_pool!(self, p => sqlx::query_scalar(
-            "SELECT DISTINCT sha256 FROM document_versions",
+            "SELECT sha256 FROM document_versions UNION SELECT sha256 FROM opinion_documents",
         )
         .fetch_all(p)
         .await)?;

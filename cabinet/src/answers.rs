@@ -205,6 +205,7 @@ mod tests {
             ttl_seconds: 3600,
             participant_id: None,
             bridge_point_id: None,
+            email: String::new(),
         };
         let a = s.create_invitation(invite("A")).await.expect("invite A");
         let b = s.create_invitation(invite("B")).await.expect("invite B");

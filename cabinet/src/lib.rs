@@ -11,6 +11,8 @@
 //! - `meetings`: meetings, their lifecycle ([`MeetingStatus::can_move_to`]) and
 //!   invitations ([`Invitation`], [`Role`]: who may join, as what, until when).
 //! - `registry`: the bridge point registry and a meeting's participants.
+//! - `unit_groups`: saved groups of units ([`UnitGroup`]) invited in one
+//!   step, and the lookup of invitations' short codes ("mã tham dự").
 //! - `agenda`: agenda items (ordered, reorderable) and documents with versions.
 //! - [`idempotency`]: answers stored under a client's idempotency key, in
 //!   the transaction of what the request created, for safe retries.
@@ -18,9 +20,33 @@
 //! - [`filetype`]: what an uploaded file is, from its bytes (the formats
 //!   accepted as documents).
 //! - `users`: secretariat accounts (argon2id).
+//! - `attendance`: attendance ("điểm danh"): live sessions' join/leave
+//!   intervals, bridge points' declarations, the secretariat's marks, and
+//!   the report with the quorum ([`Store::attendance`], [`QuorumRule`]).
 //! - `audit`: the audit log: append-only (triggers), hash-chained with a key
 //!   outside the database ([`AuditSeal`]) and checkpointed outside it;
 //!   [`Store::verify_audit_chain`] names the first bad entry.
+//! - `votes`: live votes ([`Poll`]): named ones keep each ballot, secret
+//!   ones keep who voted apart from counters of what was voted; one ballot
+//!   per voter (the primary key); [`decide`] computes the result under the
+//!   committee's rules ([`VoteRule`], quorum, the chair's side on a tie).
+//! - `conclusions`: the conclusion of each agenda item ([`Conclusion`]),
+//!   set by the chair or the secretariat until the meeting is archived.
+//! - `opinions`: written opinion ballots between meetings
+//!   ([`OpinionRequest`]): recipients answer agree / disagree / other once
+//!   (or until the deadline), the outcome is decided like a vote's.
+//! - [`mail`]: the e-mail outbox (written first, delivered by the server's
+//!   sender with retries, each message once) and the reminder sweeps' queries;
+//!   also the documents of written opinion requests (`opinion_docs`).
+//! - `techdesk`: the operator's desk of a meeting: bridge points'
+//!   pre-meeting checks ([`LinkCheck`]) and the text channel between the
+//!   province's operator and each point ([`TechMessage`]).
+//! - [`minutes`], [`notice`]: the minutes and the notice of conclusions of a
+//!   meeting as HTML and PDF in the layout of Decree 30/2020/NĐ-CP (shared
+//!   in `docfmt`); the notice's due date and issue, the documents'
+//!   deadline ([`notice::DocumentsDeadline`]).
+//! - [`workdays`]: the working-day calendar deadlines count in (weekends,
+//!   holidays, extra working days).
 //! - [`signature`]: PDF signature verification.
 //! - [`Error`]: what can go wrong; `NotFound`-like outcomes of lookups are
 //!   `Ok(None)`, not errors.
@@ -47,14 +73,29 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use answers::{AnswerKind, InvitationAnswer, NewAnswer, MAX_ANSWER_TEXT};
+pub use attendance::{MAX_ATTENDANCE_NOTE, MAX_ATTENDEES, MAX_LEADER};
 pub use audit::{
     audit_hash, audit_hash_keyed, AuditBreak, AuditCheckpoint, AuditFields, AuditFilter,
     AuditProblem, AuditSeal, AUDIT_CHECKPOINT_FILE, AUDIT_KEY_FILE,
 };
 pub use blobs::{Blobs, StagedBlob};
+pub use conclusions::{Conclusion, MAX_CONCLUSION};
 pub use filetype::FileType;
 pub use idempotency::{IdempotencyKey, StoredResponse};
+pub use live::{LiveControl, LiveRemoval};
 pub use model::*;
+pub use notes::{NewNote, Note, NoteKind, NoteReader, MAX_NOTE_PAGE, MAX_NOTE_TEXT};
+pub use opinions::{
+    NewOpinionRequest, NewRecipient, OpinionAnswer, OpinionRecipient, OpinionReminder,
+    OpinionRequest, RecipientAnswer, DEADLINE_ACTOR, MAX_OPINION_COMMENT, MAX_OPINION_QUESTION,
+    MAX_RECIPIENTS,
+};
+pub use techdesk::{
+    DeviceResult, LinkCheck, LinkPath, NewLinkCheck, NewTechMessage, TechMessage, TechSender,
+    MAX_CHECK_BROWSER, MAX_TECH_MESSAGE, TECH_MESSAGES_PAGE,
+};
+pub use unit_groups::{NewUnitGroup, UnitGroup, UnitGroupPatch, UnitGroupRef, MAX_GROUP_UNITS};
+pub use votes::{decide, quorum_needed, MAX_POLL_QUESTION};
 
 /// The numbered migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -108,6 +149,19 @@ pub enum Error {
     /// A stored value is not one this version understands.
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The voter already has a ballot in this poll (one ballot per voter).
+    #[error("this voter has already voted in poll {0}")]
+    AlreadyVoted(String),
+    /// The poll is closed: it takes no more ballots.
+    #[error("poll {0} is closed")]
+    PollClosed(String),
+    /// The voter's role may not vote in this poll, or its invitation was
+    /// revoked.
+    #[error("not eligible to vote in poll {0}")]
+    NotEligible(String),
+    /// The meeting already has an open poll (at most one at a time).
+    #[error("meeting {0} already has an open poll")]
+    PollOpen(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -197,6 +251,9 @@ pub struct Invitation {
     pub revoked_at: Option<i64>,
     /// The invitee's last answer (attend, absent, substitute), if any.
     pub answer: Option<InvitationAnswer>,
+    /// Where its e-mail goes (a member's or the chair's own address);
+    /// empty: none, or, for a unit's invitation, the unit's address.
+    pub email: String,
 }
 
 impl Invitation {
@@ -217,6 +274,9 @@ pub struct NewInvitation {
     pub participant_id: Option<String>,
     /// An active bridge point, if the invitation is for one.
     pub bridge_point_id: Option<String>,
+    /// Its own e-mail address (checked, see [`mail::checked_email`]);
+    /// empty: none (a unit's invitation then uses the unit's).
+    pub email: String,
 }
 
 /// The two databases we support. The SQL is the same for both (`$1`
@@ -351,19 +411,27 @@ macro_rules! remember {
     }};
 }
 
-/// Refuses when the meeting `$id` (read inside `$tx`) does not exist or is
-/// frozen; evaluates to its status.
-macro_rules! require_open_meeting {
+/// The status of meeting `$id` read inside `$tx`, or
+/// [`Error::MeetingNotFound`].
+macro_rules! meeting_status {
     ($tx:ident, $id:expr) => {{
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM meetings WHERE id = $1")
                 .bind($id)
                 .fetch_optional(&mut *$tx)
                 .await?;
-        let status: $crate::MeetingStatus = match status {
-            Some(s) => $crate::parse_stored(&s, "meeting status")?,
+        match status {
+            Some(s) => $crate::parse_stored::<$crate::MeetingStatus>(&s, "meeting status")?,
             None => return Err($crate::Error::MeetingNotFound(String::from($id))),
-        };
+        }
+    }};
+}
+
+/// Refuses when the meeting `$id` (read inside `$tx`) does not exist or is
+/// frozen; evaluates to its status.
+macro_rules! require_open_meeting {
+    ($tx:ident, $id:expr) => {{
+        let status: $crate::MeetingStatus = meeting_status!($tx, $id);
         if status.is_frozen() {
             return Err($crate::Error::Frozen { status });
         }
@@ -373,11 +441,29 @@ macro_rules! require_open_meeting {
 
 mod agenda;
 mod answers;
+mod attendance;
 mod audit;
+mod conclusions;
+/// The layout of administrative documents (the minutes, the notice).
+mod docfmt;
 pub mod idempotency;
+/// The chair's decisions that outlive a restart (read from the audit log).
+mod live;
 mod meetings;
+/// After the macros: it reads the store too.
+pub mod minutes;
+mod notes;
+pub mod notice;
+mod opinions;
 mod registry;
+/// Sealed versions of the minutes (migration 0016); after the macros.
+pub mod sealed_minutes;
+/// The operator's desk: pre-meeting checks and the text channel.
+mod techdesk;
+mod unit_groups;
 mod users;
+mod votes;
+pub mod workdays;
 
 /// Handle to the eCabinet database. Cheap to clone (a pool inside).
 #[derive(Clone)]
@@ -408,22 +494,22 @@ pub(crate) fn parse_stored<T: FromStr>(s: &str, what: &str) -> Result<T> {
 
 /// A required text field, trimmed: not empty and at most `max` characters.
 pub(crate) fn required_text(value: &str, what: &str, max: usize) -> Result<String> {
-    let v = value.trim();
+    let v = optional_text(value, what, max)?;
     if v.is_empty() {
         return Err(Error::InvalidInput(format!("the {what} is empty")));
     }
-    optional_text(v, what, max)
+    Ok(v)
 }
 
-/// An optional text field, trimmed: at most `max` characters.
+/// An optional text field, trimmed: at most `max` characters as sent
+/// (spaces around included: the limit is the API's `maxLength`).
 pub(crate) fn optional_text(value: &str, what: &str, max: usize) -> Result<String> {
-    let v = value.trim();
-    if v.chars().count() > max {
+    if value.chars().count() > max {
         return Err(Error::InvalidInput(format!(
             "the {what} is longer than {max} characters"
         )));
     }
-    Ok(v.to_owned())
+    Ok(value.trim().to_owned())
 }
 
 /// A fresh UUIDv4 id.
@@ -489,6 +575,10 @@ fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// After the macros: it writes to the store.
+pub mod mail;
+pub mod opinion_docs;
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,10 @@ use crate::{
 };
 
 const MEETING_COLUMNS: &str = "id, title, kind, status, starts_at, ends_at, location, \
-                               chair_participant_id, created_at, updated_at";
+                               chair_participant_id, created_at, updated_at, join_muted";
 const INVITATION_COLUMNS: &str = "id, meeting_id, name, role, participant_id, bridge_point_id, \
                                   created_at, expires_at, revoked_at, answer, answer_reason, \
-                                  substitute_name, substitute_position, answered_at";
+                                  substitute_name, substitute_position, answered_at, email";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MeetingRow {
@@ -26,6 +26,7 @@ pub(crate) struct MeetingRow {
     chair_participant_id: Option<String>,
     created_at: i64,
     updated_at: i64,
+    join_muted: Option<bool>,
 }
 
 impl TryFrom<MeetingRow> for Meeting {
@@ -42,6 +43,7 @@ impl TryFrom<MeetingRow> for Meeting {
             chair_participant_id: r.chair_participant_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            join_muted: r.join_muted,
         })
     }
 }
@@ -62,6 +64,7 @@ struct InvitationRow {
     substitute_name: String,
     substitute_position: String,
     answered_at: Option<i64>,
+    email: String,
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -84,6 +87,7 @@ impl TryFrom<InvitationRow> for Invitation {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            email: r.email,
         })
     }
 }
@@ -126,12 +130,13 @@ impl Store {
             chair_participant_id: None,
             created_at: now,
             updated_at: now,
+            join_muted: new.join_muted,
         };
         in_tx!(self, tx => {
             sqlx::query(
                 "INSERT INTO meetings (id, title, kind, status, starts_at, ends_at, location, \
-                 chair_participant_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
+                 chair_participant_id, created_at, updated_at, join_muted) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $9)",
             )
             .bind(&meeting.id)
             .bind(&meeting.title)
@@ -141,10 +146,11 @@ impl Store {
             .bind(meeting.ends_at)
             .bind(&meeting.location)
             .bind(now)
+            .bind(meeting.join_muted)
             .execute(&mut *tx)
             .await?;
             audit!(tx, actor, "meeting.create", "meeting", &meeting.id,
-                json!({"title": meeting.title, "kind": meeting.kind}));
+                json!({"title": meeting.title, "kind": meeting.kind, "join_muted": meeting.join_muted}));
         });
         Ok(meeting)
     }
@@ -156,8 +162,8 @@ impl Store {
     /// point) and the chair, mapped to its copy. With `starts_at` the planned
     /// time moves there, keeping the old duration; without it the copy has
     /// no planned time (the old one is past). Invitations are not copied:
-    /// the answer names the levels of the bridge points invited to the old
-    /// meeting instead.
+    /// the answer names the levels of the bridge points and the saved groups
+    /// of units invited to the old meeting instead.
     pub async fn copy_meeting(
         &self,
         actor: &str,
@@ -192,11 +198,12 @@ impl Store {
                 chair_participant_id: None,
                 created_at: now,
                 updated_at: now,
+                join_muted: old.join_muted,
             };
             sqlx::query(
                 "INSERT INTO meetings (id, title, kind, status, starts_at, ends_at, location, \
-                 chair_participant_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8)",
+                 chair_participant_id, created_at, updated_at, join_muted) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $9)",
             )
             .bind(&meeting.id)
             .bind(&meeting.title)
@@ -206,6 +213,7 @@ impl Store {
             .bind(meeting.ends_at)
             .bind(&meeting.location)
             .bind(now)
+            .bind(meeting.join_muted)
             .execute(&mut *tx)
             .await?;
 
@@ -288,13 +296,25 @@ impl Store {
                 .iter()
                 .map(|l| parse_stored::<BridgeLevel>(l, "bridge point level"))
                 .collect::<Result<Vec<_>>>()?;
+            let groups: Vec<(String, String)> = sqlx::query_as(
+                "SELECT g.id, g.name FROM meeting_unit_groups m \
+                 JOIN unit_groups g ON g.id = m.group_id WHERE m.meeting_id = $1 \
+                 ORDER BY g.name, g.id",
+            )
+            .bind(source_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let invited_groups = groups
+                .into_iter()
+                .map(|(id, name)| crate::UnitGroupRef { id, name })
+                .collect();
 
             audit!(tx, actor, "meeting.copy", "meeting", &meeting.id, json!({
                 "source": source_id, "title": meeting.title, "starts_at": meeting.starts_at,
                 "ends_at": meeting.ends_at, "agenda_items": items.len(),
                 "participants": people.len(), "chair_participant_id": meeting.chair_participant_id,
             }));
-            MeetingCopy { meeting, invited_levels }
+            MeetingCopy { meeting, invited_levels, invited_groups }
         });
         Ok(copy)
     }
@@ -349,6 +369,9 @@ impl Store {
             if let Some(l) = &patch.location {
                 m.location = optional_text(l, "location", MAX_TEXT)?;
             }
+            if let Some(j) = patch.join_muted {
+                m.join_muted = j;
+            }
             if let Some(chair) = &patch.chair_participant_id {
                 if let Some(pid) = chair {
                     let of: Option<String> =
@@ -367,7 +390,8 @@ impl Store {
             m.updated_at = now_unix();
             sqlx::query(
                 "UPDATE meetings SET title = $1, kind = $2, starts_at = $3, ends_at = $4, \
-                 location = $5, chair_participant_id = $6, updated_at = $7 WHERE id = $8",
+                 location = $5, chair_participant_id = $6, updated_at = $7, join_muted = $9 \
+                 WHERE id = $8",
             )
             .bind(&m.title)
             .bind(m.kind.as_str())
@@ -377,11 +401,13 @@ impl Store {
             .bind(&m.chair_participant_id)
             .bind(m.updated_at)
             .bind(id)
+            .bind(m.join_muted)
             .execute(&mut *tx)
             .await?;
             audit!(tx, actor, "meeting.update", "meeting", id, json!({
                 "title": m.title, "kind": m.kind, "starts_at": m.starts_at, "ends_at": m.ends_at,
                 "location": m.location, "chair_participant_id": m.chair_participant_id,
+                "join_muted": m.join_muted,
             }));
             m
         });
@@ -441,6 +467,7 @@ impl Store {
     /// meeting and/or an active bridge point.
     pub async fn add_invitation(&self, actor: &str, new: NewInvitation) -> Result<Invitation> {
         let name = required_text(&new.name, "invitee's name", MAX_TEXT)?;
+        let email = crate::mail::checked_email(&new.email)?;
         let now = now_unix();
         let inv = Invitation {
             id: new_id(),
@@ -453,6 +480,7 @@ impl Store {
             expires_at: now.saturating_add(new.ttl_seconds),
             revoked_at: None,
             answer: None,
+            email,
         };
         in_tx!(self, tx => {
             require_open_meeting!(tx, &inv.meeting_id);
@@ -484,8 +512,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO invitations (id, meeting_id, name, role, participant_id, \
-                 bridge_point_id, created_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+                 bridge_point_id, created_at, expires_at, revoked_at, email) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
             )
             .bind(&inv.id)
             .bind(&inv.meeting_id)
@@ -495,12 +523,13 @@ impl Store {
             .bind(&inv.bridge_point_id)
             .bind(inv.created_at)
             .bind(inv.expires_at)
+            .bind(&inv.email)
             .execute(&mut *tx)
             .await?;
             audit!(tx, actor, "invitation.create", "invitation", &inv.id, json!({
                 "meeting_id": inv.meeting_id, "name": inv.name, "role": inv.role,
                 "participant_id": inv.participant_id, "bridge_point_id": inv.bridge_point_id,
-                "expires_at": inv.expires_at,
+                "expires_at": inv.expires_at, "email": inv.email,
             }));
         });
         Ok(inv)

@@ -272,6 +272,10 @@ pub struct Meeting {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Whether bridge points and delegates enter with their audio blocked
+    /// by the chair; null: the server decides by the meeting's size
+    /// (`signaling.join_muted_from`).
+    pub join_muted: Option<bool>,
 }
 
 /// What creating a meeting needs.
@@ -287,6 +291,9 @@ pub struct NewMeeting {
     pub ends_at: Option<i64>,
     #[serde(default)]
     pub location: String,
+    /// See [`Meeting::join_muted`].
+    #[serde(default)]
+    pub join_muted: Option<bool>,
 }
 
 fn default_kind() -> MeetingKind {
@@ -302,6 +309,7 @@ impl NewMeeting {
             starts_at: None,
             ends_at: None,
             location: String::new(),
+            join_muted: None,
         }
     }
 }
@@ -322,6 +330,9 @@ pub struct MeetingPatch {
     pub location: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     pub chair_participant_id: Option<Option<String>>,
+    /// `true`/`false`, or `null` for the server's default by size.
+    #[serde(default, deserialize_with = "double_option")]
+    pub join_muted: Option<Option<bool>>,
 }
 
 /// A meeting copied from an earlier one ([`crate::Store::copy_meeting`]),
@@ -334,6 +345,9 @@ pub struct MeetingCopy {
     pub meeting: Meeting,
     /// Distinct, sorted by name; empty when no bridge point was invited.
     pub invited_levels: Vec<BridgeLevel>,
+    /// The saved groups of units invited to the earlier one, by name (to
+    /// invite them again); empty when none was.
+    pub invited_groups: Vec<crate::UnitGroupRef>,
 }
 
 /// A bridge point ("điểm cầu"): a room that joins meetings, kept in a
@@ -350,6 +364,9 @@ pub struct BridgePoint {
     pub code: String,
     /// The phone of the operator who runs its room; may be empty.
     pub operator_phone: String,
+    /// Where its invitations, reminders and notices are e-mailed (when
+    /// `[mail]` is configured); may be empty.
+    pub email: String,
     /// Inactive points stay in the registry but get no new invitations.
     pub active: bool,
     pub created_at: i64,
@@ -369,6 +386,9 @@ pub struct NewBridgePoint {
     pub code: String,
     #[serde(default)]
     pub operator_phone: String,
+    /// An e-mail address, or empty.
+    #[serde(default)]
+    pub email: String,
 }
 
 /// A change of a bridge point: absent fields stay.
@@ -385,6 +405,9 @@ pub struct BridgePointPatch {
     pub code: Option<String>,
     #[serde(default)]
     pub operator_phone: Option<String>,
+    /// An e-mail address, or empty to remove it.
+    #[serde(default)]
+    pub email: Option<String>,
     #[serde(default)]
     pub active: Option<bool>,
 }
@@ -625,4 +648,245 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
     /// SHA-256 (hex) over the previous row's hash and this row's fields.
     pub hash: String,
+}
+
+text_enum! {
+    /// The secretariat's attendance mark of an invitee
+    /// ([`crate::Store::mark_attendance`]).
+    AttendanceMark, "attendance mark" {
+        /// Present in the meeting hall (not connected through a link).
+        PresentInHall => "present_in_hall",
+        /// Absent with the chair's consent.
+        Excused => "excused",
+    }
+}
+
+text_enum! {
+    /// How a live session joined a meeting.
+    AttendanceVia, "attendance channel" {
+        /// The web client (WebSocket signaling).
+        Websocket => "websocket",
+        /// A WHIP publisher (a bridge point's hardware encoder).
+        Whip => "whip",
+    }
+}
+
+/// The quorum for decisions: `numerator / denominator` of the committee's
+/// members present (two thirds by default, see `notes/meeting-rules.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumRule {
+    pub numerator: u32,
+    pub denominator: u32,
+    /// The committee's size when set; `None`: the meeting's invitations with
+    /// role chair or member, revoked ones excluded.
+    pub committee_members: Option<u32>,
+}
+
+impl Default for QuorumRule {
+    fn default() -> QuorumRule {
+        QuorumRule {
+            numerator: 2,
+            denominator: 3,
+            committee_members: None,
+        }
+    }
+}
+
+impl QuorumRule {
+    /// Members needed for `committee` members: `ceil(committee * n / d)`
+    /// (a denominator of 0 is read as 1).
+    pub fn needed(&self, committee: u32) -> u32 {
+        let d = u64::from(self.denominator.max(1));
+        let v = (u64::from(committee) * u64::from(self.numerator)).div_ceil(d);
+        u32::try_from(v).unwrap_or(u32::MAX)
+    }
+}
+
+/// A meeting's attendance ([`crate::Store::attendance`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceReport {
+    pub meeting_id: String,
+    /// Chair, member, secretary, bridge, delegate, observer, then by name.
+    pub rows: Vec<AttendanceRow>,
+    pub summary: AttendanceSummary,
+}
+
+/// One invitation's attendance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceRow {
+    pub invitation_id: String,
+    pub name: String,
+    pub role: crate::Role,
+    /// The bridge point's name, if the invitation is for one.
+    pub unit: Option<String>,
+    pub level: Option<BridgeLevel>,
+    /// Connected now, or marked present in the hall.
+    pub present: bool,
+    pub mark: Option<AttendanceMark>,
+    /// The mark's note (empty without a mark).
+    pub note: String,
+    /// The presiding leader the point declared on joining.
+    pub leader: Option<String>,
+    /// How many attend in its room, as declared.
+    pub attendees: Option<u32>,
+    /// The invitee's answer before the meeting.
+    pub answer: Option<crate::AnswerKind>,
+    /// Oldest first.
+    pub intervals: Vec<AttendanceInterval>,
+    pub first_joined_at: Option<i64>,
+    /// Seconds connected (overlapping sessions counted once; an open
+    /// interval counts up to the report's time).
+    pub present_seconds: i64,
+    /// Whether the invitation was revoked (kept in the table only when it
+    /// was connected before; not counted in the summary).
+    pub revoked: bool,
+}
+
+/// One live session of an invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceInterval {
+    pub joined_at: i64,
+    /// `None` while connected.
+    pub left_at: Option<i64>,
+    pub via: AttendanceVia,
+}
+
+/// The figures of a meeting's attendance (revoked invitations excluded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceSummary {
+    /// Invitations not revoked.
+    pub expected: u32,
+    pub present: u32,
+    /// Neither present nor excused.
+    pub absent: u32,
+    /// Marked excused and not present.
+    pub excused: u32,
+    /// The committee's size ([`QuorumRule::committee_members`]).
+    pub committee_members: u32,
+    /// Invitations with role chair or member that are present.
+    pub members_present: u32,
+    /// [`QuorumRule::needed`] of `committee_members`.
+    pub quorum_needed: u32,
+    /// At least `quorum_needed` members present (never with no committee).
+    pub quorum_met: bool,
+    /// The sum of the declared attendees.
+    pub attendees_declared: u32,
+}
+
+// ---------------------------------------------------------------------------
+// Live votes (issue 21): see `votes` for the storage and `votes::rules` for
+// how a result is decided.
+
+text_enum! {
+    /// How a poll's result is decided ([`crate::decide`]).
+    VoteRule, "vote rule" {
+        /// More than half of ALL the committee's members vote for; on a tie
+        /// (exactly half for), the chair's side wins. The law's default.
+        AllMembersMajority => "all_members_majority",
+        /// More than half of the members present vote for; same tie rule.
+        PresentMajority => "present_majority",
+        /// At least two thirds of all members vote for; no tie rule.
+        TwoThirdsAll => "two_thirds_all",
+    }
+}
+
+text_enum! {
+    /// A voter's choice: "tán thành", "không tán thành", "không biểu quyết".
+    Choice, "choice" {
+        For => "for",
+        Against => "against",
+        Abstain => "abstain",
+    }
+}
+
+text_enum! {
+    /// Whether a poll takes ballots.
+    PollStatus, "poll status" {
+        Open => "open",
+        /// Its outcome is stored and never changes.
+        Closed => "closed",
+    }
+}
+
+/// Ballots counted per choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    #[serde(rename = "for")]
+    pub for_: u32,
+    pub against: u32,
+    pub abstain: u32,
+}
+
+impl Tally {
+    /// Ballots cast (saturating).
+    pub fn total(&self) -> u32 {
+        self.for_
+            .saturating_add(self.against)
+            .saturating_add(self.abstain)
+    }
+}
+
+/// How a poll's result was reached ([`crate::decide`]): stored as JSON with
+/// the poll when it closes, never changed afterwards. Counts only: it names
+/// no voter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub rule: VoteRule,
+    pub tally: Tally,
+    /// Ballots cast.
+    pub voted: u32,
+    /// Eligible voters when the poll opened.
+    pub eligible: u32,
+    /// The base of the "all members" rules (the committee's size).
+    pub committee_members: u32,
+    /// Members present at close (attendance).
+    pub present_members: u32,
+    /// The number the rule divides: `committee_members` or `present_members`.
+    pub base: u32,
+    /// "For" votes needed to pass.
+    pub needed: u32,
+    /// Members who must be present: `ceil(committee_members * num / den)`.
+    pub quorum_needed: u32,
+    pub quorum_met: bool,
+    /// The result came from the chair's side on a tie (exactly half of the
+    /// base for, the chair voting for or against). Never for secret polls:
+    /// their chair's choice is not known.
+    pub tie_broken_by_chair: bool,
+    pub passed: bool,
+}
+
+/// A vote on a question of a meeting (named or secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poll {
+    pub id: String,
+    pub meeting_id: String,
+    pub agenda_item_id: Option<String>,
+    pub question: String,
+    /// Secret: who voted is stored apart from what was voted (counters).
+    pub secret: bool,
+    pub rule: VoteRule,
+    /// The roles that may vote.
+    pub voter_roles: Vec<crate::Role>,
+    pub status: PollStatus,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    /// Eligible voters when it opened.
+    pub eligible: u32,
+    /// Ballots cast so far.
+    pub voted: u32,
+    /// Set when it closes.
+    pub outcome: Option<Outcome>,
+}
+
+/// What [`crate::Store::open_poll`] needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPoll {
+    /// An agenda item of the same meeting, if the poll is on one.
+    pub agenda_item_id: Option<String>,
+    /// 1 to [`crate::MAX_POLL_QUESTION`] characters.
+    pub question: String,
+    pub secret: bool,
+    pub rule: VoteRule,
+    /// Empty: chair and member.
+    pub voter_roles: Vec<crate::Role>,
 }

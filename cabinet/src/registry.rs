@@ -10,7 +10,7 @@ use crate::{
 };
 
 const BRIDGE_COLUMNS: &str =
-    "id, name, level, contact, code, operator_phone, active, created_at, updated_at";
+    "id, name, level, contact, code, operator_phone, email, active, created_at, updated_at";
 const PARTICIPANT_COLUMNS: &str =
     "id, meeting_id, name, position, role, voting, bridge_point_id, created_at, updated_at";
 
@@ -22,6 +22,7 @@ struct BridgeRow {
     contact: String,
     code: String,
     operator_phone: String,
+    email: String,
     active: bool,
     created_at: i64,
     updated_at: i64,
@@ -37,6 +38,7 @@ impl TryFrom<BridgeRow> for BridgePoint {
             contact: r.contact,
             code: r.code,
             operator_phone: r.operator_phone,
+            email: r.email,
             active: r.active,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -132,6 +134,7 @@ fn new_bridge_point(new: &NewBridgePoint) -> Result<BridgePoint> {
         contact: optional_text(&new.contact, "contact", MAX_TEXT)?,
         code: optional_text(&new.code, "code", MAX_CODE)?,
         operator_phone: optional_text(&new.operator_phone, "operator's phone", MAX_CODE)?,
+        email: crate::mail::checked_email(&new.email)?,
         active: true,
         created_at: now,
         updated_at: now,
@@ -144,7 +147,7 @@ macro_rules! insert_bridge_point {
         let bp: &BridgePoint = $bp;
         sqlx::query(
             "INSERT INTO bridge_points (id, name, level, contact, code, operator_phone, active, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             created_at, updated_at, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
         )
         .bind(&bp.id)
         .bind(&bp.name)
@@ -154,6 +157,7 @@ macro_rules! insert_bridge_point {
         .bind(&bp.operator_phone)
         .bind(bp.active)
         .bind(bp.created_at)
+        .bind(&bp.email)
         .execute(&mut *$tx)
         .await?;
     }};
@@ -225,13 +229,16 @@ impl Store {
             if let Some(c) = &patch.operator_phone {
                 bp.operator_phone = optional_text(c, "operator's phone", MAX_CODE)?;
             }
+            if let Some(e) = &patch.email {
+                bp.email = crate::mail::checked_email(e)?;
+            }
             if let Some(a) = patch.active {
                 bp.active = a;
             }
             bp.updated_at = now_unix();
             sqlx::query(
                 "UPDATE bridge_points SET name = $1, level = $2, contact = $3, active = $4, \
-                 updated_at = $5, code = $7, operator_phone = $8 WHERE id = $6",
+                 updated_at = $5, code = $7, operator_phone = $8, email = $9 WHERE id = $6",
             )
             .bind(&bp.name)
             .bind(bp.level.as_str())
@@ -241,11 +248,12 @@ impl Store {
             .bind(id)
             .bind(&bp.code)
             .bind(&bp.operator_phone)
+            .bind(&bp.email)
             .execute(&mut *tx)
             .await?;
             audit!(tx, actor, "bridge_point.update", "bridge_point", id, json!({
                 "name": bp.name, "level": bp.level, "contact": bp.contact, "active": bp.active,
-                "code": bp.code, "operator_phone": bp.operator_phone,
+                "code": bp.code, "operator_phone": bp.operator_phone, "email": bp.email,
             }));
             bp
         });
@@ -575,6 +583,7 @@ fn column_of(header: &str) -> Option<&'static str> {
         "operator_phone" | "phone" | "điện_thoại" | "sđt" | "số_điện_thoại" => {
             "operator_phone"
         }
+        "email" | "e-mail" | "thư_điện_tử" | "thư" => "email",
         _ => return None,
     })
 }
@@ -617,7 +626,7 @@ fn parse_units(bytes: &[u8], report: &mut ImportReport) -> Result<Vec<ParsedUnit
         if !cols.contains(&Some(needed)) {
             return Err(Error::InvalidInput(format!(
                 "the header row has no {needed:?} column (expected: name, level, code, \
-                 contact, operator_phone)"
+                 contact, operator_phone, email)"
             )));
         }
     }
@@ -636,12 +645,13 @@ fn parse_units(bytes: &[u8], report: &mut ImportReport) -> Result<Vec<ParsedUnit
                 .map(|v| dup_key(v))
                 .unwrap_or_default()
         };
-        let (name, level, code, contact, phone) = (
+        let (name, level, code, contact, phone, email) = (
             cell("name"),
             cell("level"),
             cell("code"),
             cell("contact"),
             cell("operator_phone"),
+            cell("email"),
         );
         let mut issue = |field: Option<&'static str>, message: String| {
             report.errors.push(ImportIssue {
@@ -700,6 +710,7 @@ fn parse_units(bytes: &[u8], report: &mut ImportReport) -> Result<Vec<ParsedUnit
             contact,
             code: code.clone(),
             operator_phone: phone,
+            email,
         });
         let new = match new.map(|n| new_bridge_point(&n).map(|_| n)) {
             Some(Ok(n)) if ok => Some(n),
@@ -768,7 +779,7 @@ fn find_duplicates(
 
 impl Store {
     /// Checks a province's list of units (CSV: name, level, code, contact,
-    /// operator_phone) against itself and the registry, and imports it
+    /// operator_phone, email) against itself and the registry, and imports it
     /// unless `preview`: all rows in one transaction with one audit row, or
     /// none. Nothing is written when a row has an error, nor when a name or
     /// code is taken and `allow_duplicates` is false; `report.imported` says
@@ -863,6 +874,7 @@ impl Store {
                     expires_at: now.saturating_add(ttl_seconds),
                     revoked_at: None,
                     answer: None,
+                    email: String::new(),
                 };
                 sqlx::query(
                     "INSERT INTO invitations (id, meeting_id, name, role, participant_id, \

@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 
 use crate::codec::VideoCodec;
 use crate::forward::{Forward, Layers, Verdict};
-use crate::net::{self, Inbound};
+use crate::net;
 use crate::peer::{Codec, Direction, Incoming, LocalCandidate, Peer, PeerEvent, Proto};
+use crate::room::{Room, RoomEvent};
 use crate::ViewerEvent;
 use crate::{
     Candidate, ConnectionState, MediaKind, ParticipantId, PcKind, Quality, RoomId, SfuConfig,
@@ -23,8 +24,17 @@ use crate::{
 };
 
 mod allocation;
+mod blocking;
+mod demux;
+mod driver;
+mod overload;
+mod sink;
 mod slots;
+mod stats;
 mod viewers;
+mod workers;
+use sink::{Sink, SinkCodec};
+pub use stats::SfuStats;
 pub use viewers::Viewer;
 
 /// Least time between two keyframe requests sent to one publisher track. A
@@ -104,12 +114,6 @@ const OFFER_SPACING: Duration = Duration::from_millis(150);
 
 /// How often the active speaker is re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(300);
-/// Least smoothed loudness (0..1, from -dBov) to count as speaking (about -55 dBov).
-const SPEAKER_THRESHOLD: f32 = 0.55;
-/// How much louder than the current speaker a new one must be.
-const SPEAKER_MARGIN: f32 = 0.05;
-/// Least time a speaker keeps the floor before another is announced.
-const SPEAKER_HOLD: Duration = Duration::from_secs(1);
 
 /// How long a simulcast layer goes unwanted before its publisher is told to pause it.
 const PAUSE_AFTER: Duration = Duration::from_secs(3);
@@ -119,49 +123,6 @@ const TRIM_DELAY: Duration = Duration::from_secs(2);
 
 /// Datagrams kept for a subscriber connection awaiting its first answer.
 const EARLY_DATAGRAMS: usize = 16;
-
-/// Counters of the media plane.
-#[derive(Debug, Clone, Default)]
-pub struct SfuStats {
-    pub rooms: usize,
-    pub participants: usize,
-    pub peers: usize,
-    pub udp_datagrams_in: u64,
-    pub tcp_frames_in: u64,
-    /// Datagrams no peer claimed (unknown STUN username or address).
-    pub datagrams_unrouted: u64,
-    pub rtp_packets_in: u64,
-    pub rtp_packets_forwarded: u64,
-    pub keyframe_requests_sent: u64,
-    /// Bytes of the datagrams and frames counted in `udp_datagrams_in`
-    /// and `tcp_frames_in`.
-    pub bytes_in: u64,
-    /// Datagrams and ICE-TCP frames sent, and their bytes.
-    pub datagrams_out: u64,
-    pub bytes_out: u64,
-    /// System calls that sent UDP datagrams (one `sendmmsg` sends many).
-    pub udp_send_calls: u64,
-    /// RTP payload bytes received from publishers and forwarded.
-    pub rtp_payload_bytes_in: u64,
-    pub rtp_payload_bytes_forwarded: u64,
-    /// Sequence numbers missing from publishers' streams when the next
-    /// packet arrived (before any retransmission repairs them).
-    pub rtp_packets_lost: u64,
-    /// Times a subscriber's stream moved from one simulcast layer to another.
-    pub layer_switches: u64,
-    /// Packets not forwarded to a subscriber because it already got them
-    /// (a publisher's retransmission of a late packet) or too late.
-    pub duplicates_dropped: u64,
-    /// Datagrams dropped on arrival because the engine was behind (its
-    /// inbound queue full).
-    pub datagrams_dropped: u64,
-    /// Media TCP connections closed by the port's limits: over the
-    /// per-address cap, no ICE within the timeout, or idle after it.
-    pub tcp_refused: u64,
-    /// NACK feedback received (generic NACKs) and the packets they ask for.
-    pub nacks_received: u64,
-    pub nack_packets_requested: u64,
-}
 
 enum Command {
     Join {
@@ -188,6 +149,13 @@ enum Command {
     Feature {
         participant: ParticipantId,
         featured: bool,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    /// Blocks or unblocks one kind of a participant's media (see `blocking`).
+    Block {
+        participant: ParticipantId,
+        kind: MediaKind,
+        blocked: bool,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
     Publish {
@@ -223,6 +191,11 @@ enum Command {
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },
+    /// The figures of each participant of a room (see `stats`).
+    Figures {
+        room: RoomId,
+        reply: oneshot::Sender<Vec<crate::ParticipantFigures>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -243,7 +216,10 @@ impl Sfu {
         // Short on purpose: a datagram that waits behind a thousand others is
         // already late; the UDP readers drop when it is full.
         let (in_tx, in_rx) = mpsc::channel(1024);
-        let tasks = sockets.spawn_readers(in_tx);
+        // STUN and DTLS that find the media queue full wait here instead of
+        // being dropped (`overload`: handshakes are never refused).
+        let (hs_tx, hs_rx) = mpsc::channel(1024);
+        let tasks = sockets.spawn_readers(in_tx, hs_tx);
         let mut candidates = Vec::new();
         for (u, t) in sockets.udp_announced.iter().zip(&sockets.tcp_announced) {
             candidates.push(LocalCandidate {
@@ -277,10 +253,11 @@ impl Sfu {
             by_addr: HashMap::new(),
             participants: HashMap::new(),
             rooms: HashMap::new(),
-            speakers: HashMap::new(),
             timers: BTreeSet::new(),
             touched: Vec::new(),
             udp_out: Vec::new(),
+            scratch_events: Vec::new(),
+            scratch_out: Vec::new(),
             last_seq: HashMap::new(),
             stats: SfuStats::default(),
             tasks,
@@ -290,11 +267,17 @@ impl Sfu {
                 last_n: config.last_n,
                 audio_loudest: config.audio_loudest,
             },
-            room_alloc: HashMap::new(),
-            sub_alloc: HashMap::new(),
             trim_at: None,
+            load: overload::Load::new(Instant::now(), config.overload),
+            sending: workers::SendQueue::default(),
+            workers: match config.send_workers {
+                0 => workers::default_count(),
+                n => n.min(workers::MAX),
+            },
+            send_scratch: Vec::new(),
         };
-        tokio::spawn(engine.run(cmd_rx, in_rx));
+        tracing::info!(send_workers = engine.workers, "media engine");
+        tokio::spawn(engine.run(cmd_rx, in_rx, hs_rx));
         Ok(sfu)
     }
 
@@ -346,7 +329,8 @@ impl Sfu {
 
     /// A player of `room`'s main view (WHEP): applies its offer (to receive
     /// audio and video) and returns the answer. The main view is the featured
-    /// participant ([`Participant::set_featured`]) while it publishes, else the
+    /// participant ([`Participant::set_featured`], [`Sfu::set_featured_id`])
+    /// while it publishes, else the
     /// active speaker, else the first member publishing; it follows changes
     /// on the same two tracks, without renegotiation.
     pub async fn view(
@@ -396,6 +380,68 @@ impl Sfu {
             },
             rx,
         ))
+    }
+
+    /// Blocks (`blocked`) or unblocks one kind of a participant's media,
+    /// as a chair's mute: while blocked, none of its packets of that kind
+    /// are forwarded to anyone (subscribers with a track per published
+    /// track, subscribers in slots, players of the main view), whatever
+    /// its client keeps sending; a blocked audio track neither makes its
+    /// participant the active speaker nor takes a place among the loudest
+    /// audios, and a blocked video takes no last-N place. The block belongs
+    /// to the participant, not to a track: it holds for tracks published
+    /// later (block between [`Sfu::join`] and the first publish to have a
+    /// participant join muted). Unblocking resumes forwarding at once;
+    /// video restarts at a keyframe asked of the publisher.
+    ///
+    /// A participant not in the media plane (never joined, or left) is
+    /// [`SfuError::UnknownParticipant`], as for [`Sfu::set_featured_id`];
+    /// its blocks are forgotten when it leaves. Setting what is already
+    /// set is `Ok` and changes nothing.
+    pub async fn block_media(
+        &self,
+        participant_id: &str,
+        kind: MediaKind,
+        blocked: bool,
+    ) -> Result<(), SfuError> {
+        let participant = participant_id.to_owned();
+        self.ask(|reply| Command::Block {
+            participant,
+            kind,
+            blocked,
+            reply,
+        })
+        .await
+    }
+
+    /// [`Participant::set_featured`] by participant id: the server marks
+    /// whoever holds the floor (a WHIP publisher, another session's
+    /// participant) as the room's preferred main view, and unmarks the
+    /// previous one. A participant not in the media plane is
+    /// [`SfuError::UnknownParticipant`].
+    pub async fn set_featured_id(
+        &self,
+        participant_id: &str,
+        featured: bool,
+    ) -> Result<(), SfuError> {
+        let participant = participant_id.to_owned();
+        self.ask(|reply| Command::Feature {
+            participant,
+            featured,
+            reply,
+        })
+        .await
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .map_err(|_| SfuError::Stopped)?;
+        wait.await.map_err(|_| SfuError::Stopped)?
     }
 
     /// Current counters.
@@ -571,6 +617,9 @@ struct PeerSlot {
     awaiting_answer: bool,
     /// Datagrams that arrived while `awaiting_answer`, replayed after it.
     early: Vec<(Proto, SocketAddr, SocketAddr, BytesMut)>,
+    /// Where a send worker last sent media for this peer (`workers`): read
+    /// as the stack's path when the peer is next drained.
+    sent_on: Option<(Proto, SocketAddr)>,
 }
 
 /// A track a participant publishes.
@@ -618,12 +667,6 @@ impl PubTrack {
     }
 }
 
-/// Who speaks in a room, as announced.
-struct Speaker {
-    current: Option<ParticipantId>,
-    since: Instant,
-}
-
 struct ParticipantState {
     room: RoomId,
     events: mpsc::UnboundedSender<SfuEvent>,
@@ -638,6 +681,8 @@ struct ParticipantState {
     last_sub_offer: Option<Instant>,
     /// Preferred as the room's main view for players (the chair).
     featured: bool,
+    /// The kinds of its media the server blocked (not forwarded).
+    blocked: blocking::Blocked,
     /// It receives in slots (`None`: a sent track per published track).
     /// Taken out while `Engine::assign_slots` works on it.
     slots: Option<slots::Slots>,
@@ -657,14 +702,19 @@ struct Engine {
     by_ufrag: HashMap<String, PeerKey>,
     by_addr: HashMap<(Proto, SocketAddr), PeerKey>,
     participants: HashMap<ParticipantId, ParticipantState>,
-    rooms: HashMap<RoomId, Vec<ParticipantId>>,
-    speakers: HashMap<RoomId, Speaker>,
+    /// Each room's behaviour, sans I/O: members, the active speaker, what
+    /// each subscriber receives ([`crate::room`]).
+    rooms: HashMap<RoomId, Room>,
     timers: BTreeSet<(Instant, PeerKey)>,
     /// Peers that may have datagrams or events to drain.
     touched: Vec<PeerKey>,
     /// UDP datagrams produced while draining peers, by the announced
     /// address to send them from; sent together at the end of `flush`.
     udp_out: Vec<net::Outgoing>,
+    /// `flush`'s buffers for one peer's events and datagrams, kept between
+    /// flushes so that draining a peer allocates nothing.
+    scratch_events: Vec<PeerEvent>,
+    scratch_out: Vec<crate::peer::Transmit>,
     /// Last sequence number seen per publisher SSRC (loss counting).
     last_seq: HashMap<u32, u16>,
     stats: SfuStats,
@@ -673,12 +723,17 @@ struct Engine {
     viewers: HashMap<PeerKey, viewers::ViewerState>,
     /// Which players receive a published track now (by room-wide track id).
     main_feeds: HashMap<String, Vec<PeerKey>>,
-    /// Last-N and loudest-audio settings.
+    /// Last-N and loudest-audio settings (of every new room).
     alloc_config: allocation::AllocConfig,
-    /// Per room: speaking history and audible times (allocation).
-    room_alloc: HashMap<RoomId, allocation::RoomAlloc>,
-    /// Per subscribing participant: its allocation state.
-    sub_alloc: HashMap<ParticipantId, allocation::SubAlloc>,
+    /// The engine's own load, and what it sheds ([`overload`]).
+    load: overload::Load,
+    /// Connections with forwarded packets queued, written at the end of
+    /// each flush ([`workers`]).
+    sending: workers::SendQueue,
+    /// Threads that write queued packets (the engine's own included).
+    workers: usize,
+    /// Each send worker's datagrams, kept between flushes.
+    send_scratch: Vec<Vec<net::Outgoing>>,
 }
 
 fn new_track_id() -> String {
@@ -686,80 +741,6 @@ fn new_track_id() -> String {
 }
 
 impl Engine {
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut inbound: mpsc::Receiver<Inbound>,
-    ) {
-        let mut speaker_tick = tokio::time::interval(SPEAKER_TICK);
-        speaker_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut alloc_tick = tokio::time::interval(allocation::ALLOC_TICK);
-        alloc_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let next = self.timers.first().map(|(t, _)| *t);
-            let sleep = async {
-                match next {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                cmd = commands.recv() => {
-                    match cmd {
-                        Some(Command::Shutdown { reply }) => {
-                            self.shutdown();
-                            let _ = reply.send(());
-                            return;
-                        }
-                        Some(cmd) => self.command(cmd),
-                        None => {
-                            self.shutdown();
-                            return;
-                        }
-                    }
-                }
-                msg = inbound.recv() => {
-                    let Some(msg) = msg else { return };
-                    self.inbound(msg);
-                    // Take what else is queued without going back to the timer.
-                    for _ in 0..64 {
-                        match inbound.try_recv() {
-                            Ok(msg) => self.inbound(msg),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                _ = speaker_tick.tick() => {
-                    self.speakers_tick();
-                    if self.trim_at.is_some_and(|t| t <= Instant::now()) {
-                        self.trim_at = None;
-                        crate::memory::release_freed();
-                    }
-                    self.layers_tick();
-                }
-                _ = alloc_tick.tick() => {
-                    self.alloc_tick();
-                    self.renegotiate_waiting();
-                }
-                _ = sleep => {
-                    let now = Instant::now();
-                    while let Some(&(t, key)) = self.timers.first() {
-                        if t > now {
-                            break;
-                        }
-                        self.timers.pop_first();
-                        if let Some(slot) = self.peers.get_mut(&key) {
-                            slot.deadline = None;
-                            slot.peer.handle_timeout(now);
-                            self.touched.push(key);
-                        }
-                    }
-                }
-            }
-            self.flush();
-        }
-    }
-
     fn shutdown(&mut self) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -843,6 +824,14 @@ impl Engine {
             Command::RestartIce { participant, reply } => {
                 let _ = reply.send(self.restart_ice(&participant));
             }
+            Command::Block {
+                participant,
+                kind,
+                blocked,
+                reply,
+            } => {
+                let _ = reply.send(self.block_media(&participant, kind, blocked));
+            }
             Command::Leave { participant } => self.leave(&participant),
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
@@ -854,7 +843,12 @@ impl Engine {
                 s.datagrams_dropped = crate::net::datagrams_dropped();
                 s.tcp_refused = crate::net::tcp_refused();
                 (s.nacks_received, s.nack_packets_requested) = crate::peer::nacks_received();
+                s.shed_level = self.load.shed() as u8;
+                s.engine_busy = self.load.last_busy;
                 let _ = reply.send(s);
+            }
+            Command::Figures { room, reply } => {
+                let _ = reply.send(self.participant_figures(&room));
             }
             Command::Shutdown { .. } => {}
             // Handled by `viewer_command`.
@@ -884,6 +878,7 @@ impl Engine {
                 connected: false,
                 awaiting_answer: kind == PcKind::Subscriber,
                 early: Vec::new(),
+                sent_on: None,
             },
         );
         Ok(key)
@@ -947,12 +942,19 @@ impl Engine {
             sub_dirty: false,
             last_sub_offer: None,
             featured: false,
+            blocked: blocking::Blocked::default(),
             slots: (receive && in_slots).then(slots::Slots::default),
         };
         // Subscribe the newcomer to every live track in the room.
-        let members = self.rooms.entry(room).or_default();
-        let others: Vec<ParticipantId> = members.clone();
-        members.push(participant.clone());
+        let config = self.alloc_config;
+        let shed = self.load.shed();
+        let core = self.rooms.entry(room).or_insert_with(|| {
+            let mut r = Room::new(config);
+            r.set_shed(shed);
+            r
+        });
+        let others: Vec<ParticipantId> = core.members().to_vec();
+        core.handle_join(&participant);
         let mut additions = Vec::new();
         for other in &others {
             if let Some(o) = self.participants.get(other) {
@@ -992,9 +994,9 @@ impl Engine {
         }
         // A newcomer learns who speaks now, not only at the next change.
         if let Some(current) = self
-            .speakers
+            .rooms
             .get(&state.room)
-            .and_then(|s| s.current.clone())
+            .and_then(|r| r.speaker().cloned())
         {
             let _ = state.events.send(SfuEvent::ActiveSpeaker {
                 participant: current,
@@ -1013,14 +1015,13 @@ impl Engine {
     /// Announces a room's active speaker when the loudest audio changes.
     fn speakers_tick(&mut self) {
         let now = Instant::now();
-        for (room, members) in &self.rooms {
-            let mut best: Option<(&ParticipantId, f32)> = None;
-            let mut current_loudness = 0.0;
-            let current = self.speakers.get(room).and_then(|s| s.current.as_ref());
-            for m in members {
+        for (room, core) in &mut self.rooms {
+            let mut loudness: Vec<(&str, f32)> = Vec::new();
+            for m in core.members() {
                 let Some(p) = self.participants.get_mut(m) else {
                     continue;
                 };
+                let blocked = p.blocked.of(MediaKind::Audio);
                 for t in p.tracks.iter_mut().filter(|t| t.kind == MediaKind::Audio) {
                     // Silence may send nothing (DTX): let the loudness fade.
                     if t.last_level
@@ -1028,41 +1029,29 @@ impl Engine {
                     {
                         t.loudness *= 0.5;
                     }
-                    if Some(m) == current {
-                        current_loudness = t.loudness;
-                    }
-                    if best.is_none_or(|(_, l)| t.loudness > l) {
-                        best = Some((m, t.loudness));
+                    // Blocked: nobody hears it, it does not speak.
+                    if !blocked {
+                        loudness.push((m.as_str(), t.loudness));
                     }
                 }
             }
-            let Some((loudest, loudness)) = best else {
-                continue;
-            };
-            let state = self.speakers.entry(room.clone()).or_insert(Speaker {
-                current: None,
-                since: now,
-            });
-            let changes = state.current.as_ref() != Some(loudest)
-                && loudness >= SPEAKER_THRESHOLD
-                && loudness > current_loudness + SPEAKER_MARGIN
-                && (state.current.is_none() || now.duration_since(state.since) >= SPEAKER_HOLD);
-            if !changes {
-                continue;
-            }
-            tracing::debug!(room = %room, speaker = %loudest, loudness, "active speaker");
-            state.current = Some(loudest.clone());
-            state.since = now;
-            for m in members {
-                if let Some(p) = self.participants.get(m) {
-                    let _ = p.events.send(SfuEvent::ActiveSpeaker {
-                        participant: loudest.clone(),
-                    });
+            let loudness: Vec<(String, f32)> = loudness
+                .into_iter()
+                .map(|(m, l)| (m.to_owned(), l))
+                .collect();
+            core.handle_loudness(now, loudness.iter().map(|(m, l)| (m.as_str(), *l)));
+            while let Some(ev) = core.poll_event() {
+                let RoomEvent::ActiveSpeaker(speaker) = ev;
+                tracing::debug!(room = %room, speaker = %speaker, "active speaker");
+                for m in core.members() {
+                    if let Some(p) = self.participants.get(m) {
+                        let _ = p.events.send(SfuEvent::ActiveSpeaker {
+                            participant: speaker.clone(),
+                        });
+                    }
                 }
             }
         }
-        self.speakers
-            .retain(|room, _| self.rooms.contains_key(room));
         // Players follow the speaker (and anything else missed); cheap
         // without players.
         self.update_main_views();
@@ -1146,15 +1135,10 @@ impl Engine {
         for t in &mut state.tracks {
             self.return_slots(t);
         }
-        if let Some(members) = self.rooms.get_mut(&state.room) {
-            members.retain(|m| m != participant);
-            if members.is_empty() {
+        if let Some(core) = self.rooms.get_mut(&state.room) {
+            core.handle_leave(participant);
+            if core.members().is_empty() {
                 self.rooms.remove(&state.room);
-            }
-        }
-        if let Some(speaker) = self.speakers.get_mut(&state.room) {
-            if speaker.current.as_ref() == Some(participant) {
-                speaker.current = None;
             }
         }
         let track_ids: Vec<String> = state.tracks.iter().map(|t| t.id.clone()).collect();
@@ -1174,7 +1158,7 @@ impl Engine {
 
     /// Removes tracks from every subscriber connection in the room.
     fn unsubscribe_everyone(&mut self, room: &RoomId, track_ids: &[String]) {
-        let members = self.rooms.get(room).cloned().unwrap_or_default();
+        let members = self.members(room);
         for m in members {
             let Some(sub) = self.participants.get(&m).map(|p| p.subscriber) else {
                 continue;
@@ -1215,73 +1199,6 @@ impl Engine {
         // An offer with new ICE credentials restarted ICE: ours changed too.
         self.note_ufrag(key, crate::peer::ufrag_in(&answer));
         Ok(answer)
-    }
-
-    /// Routes STUN for the peer's current ufrag (new after an ICE restart;
-    /// the old one stays until the new path works, see `note_path`).
-    fn sync_ufrag(&mut self, key: PeerKey) {
-        let ufrag = self.peers.get(&key).and_then(|s| s.peer.ufrag());
-        self.note_ufrag(key, ufrag);
-    }
-
-    /// As [`Engine::sync_ufrag`], with the ufrag of the local description
-    /// just made (writing the description out again costs more than the
-    /// rest of a renegotiation's bookkeeping).
-    fn note_ufrag(&mut self, key: PeerKey, ufrag: Option<String>) {
-        let Some(ufrag) = ufrag else {
-            return;
-        };
-        let Some(slot) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if slot.ufrags.last() == Some(&ufrag) {
-            return;
-        }
-        if !slot.ufrags.is_empty() {
-            tracing::debug!(peer = key, owner = %slot.owner, pc = ?slot.kind, "ICE restart");
-            if slot.kind == PcKind::Subscriber {
-                // The client's checks with its new credentials can overtake
-                // its answer: keep them until it arrives.
-                slot.awaiting_answer = true;
-            }
-        }
-        slot.ufrags.push(ufrag.clone());
-        self.by_ufrag.insert(ufrag, key);
-    }
-
-    /// The stack sends media or DTLS on `path` now: when that is a new path
-    /// (ICE restart, or a new pair selected), the peer's other remote
-    /// addresses and old ufrags stop being routed to it.
-    fn note_path(&mut self, key: PeerKey, path: (Proto, SocketAddr)) {
-        let Some(slot) = self.peers.get_mut(&key) else {
-            return;
-        };
-        let changed = slot.path.is_some_and(|p| p != path);
-        slot.path = Some(path);
-        let stale: Vec<(Proto, SocketAddr)> = if changed {
-            slot.addrs.iter().copied().filter(|a| *a != path).collect()
-        } else {
-            Vec::new()
-        };
-        slot.addrs.retain(|a| !stale.contains(a));
-        let old_ufrags: Vec<String> = slot
-            .ufrags
-            .drain(..slot.ufrags.len().saturating_sub(1))
-            .collect();
-        if changed || !old_ufrags.is_empty() {
-            tracing::debug!(peer = key, owner = %slot.owner, pc = ?slot.kind, remote = %path.1,
-                forgotten = stale.len(), "media path");
-        }
-        for a in stale {
-            if self.by_addr.get(&a) == Some(&key) {
-                self.by_addr.remove(&a);
-            }
-        }
-        for u in old_ufrags {
-            if self.by_ufrag.get(&u) == Some(&key) {
-                self.by_ufrag.remove(&u);
-            }
-        }
     }
 
     /// Restarts ICE on a participant's subscriber connection.
@@ -1458,6 +1375,10 @@ impl Engine {
         let Some(t) = p.tracks.iter_mut().find(|t| t.id == track) else {
             return;
         };
+        if p.blocked.of(t.kind) {
+            // Nothing of it is forwarded: no decoder waits for a keyframe.
+            return;
+        }
         let layers = match layer {
             Some(l) => vec![l.to_owned()],
             None if t.layers.len() == 0 => vec![String::new()],
@@ -1479,168 +1400,6 @@ impl Engine {
             }
             self.touched.push(key);
         }
-    }
-
-    fn inbound(&mut self, msg: Inbound) {
-        match msg {
-            Inbound::Datagram {
-                proto,
-                local,
-                remote,
-                data,
-            } => {
-                match proto {
-                    Proto::Udp => self.stats.udp_datagrams_in += 1,
-                    Proto::Tcp => self.stats.tcp_frames_in += 1,
-                }
-                self.stats.bytes_in += data.len() as u64;
-                let Some(key) = self.route(proto, remote, &data) else {
-                    self.stats.datagrams_unrouted += 1;
-                    return;
-                };
-                if let Some(slot) = self.peers.get_mut(&key) {
-                    if slot.awaiting_answer {
-                        if slot.early.len() < EARLY_DATAGRAMS {
-                            slot.early.push((proto, local, remote, data));
-                        }
-                        return;
-                    }
-                    slot.peer
-                        .handle_input(Instant::now(), proto, local, remote, data);
-                    self.touched.push(key);
-                }
-            }
-            Inbound::TcpOpen { remote, writer } => {
-                self.tcp.insert(remote, writer);
-            }
-            Inbound::TcpClosed { remote } => {
-                self.tcp.remove(&remote);
-                self.by_addr.remove(&(Proto::Tcp, remote));
-            }
-        }
-    }
-
-    /// Which peer a datagram is for (see [`net::demux`]); a STUN request
-    /// naming the peer's ufrag teaches its address.
-    fn route(&mut self, proto: Proto, remote: SocketAddr, data: &[u8]) -> Option<PeerKey> {
-        match net::demux(&self.by_ufrag, &self.by_addr, proto, remote, data) {
-            net::Route::ByUfrag(key) => {
-                let addr = (proto, remote);
-                if self.by_addr.insert(addr, key) != Some(key) {
-                    if let Some(slot) = self.peers.get_mut(&key) {
-                        if !slot.addrs.contains(&addr) {
-                            slot.addrs.push(addr);
-                        }
-                    }
-                }
-                Some(key)
-            }
-            net::Route::ByAddr(key) => Some(key),
-            net::Route::Unrouted => None,
-        }
-    }
-
-    /// Queues a UDP datagram for `send_udp` or hands a frame to its TCP writer.
-    fn transmit(&mut self, proto: Proto, local: SocketAddr, remote: SocketAddr, data: BytesMut) {
-        match proto {
-            Proto::Udp => self.udp_out.push(net::Outgoing {
-                local,
-                remote,
-                data,
-            }),
-            Proto::Tcp => {
-                if let Some(w) = self.tcp.get(&remote) {
-                    let len = data.len() as u64;
-                    if w.send(data).is_ok() {
-                        self.stats.datagrams_out += 1;
-                        self.stats.bytes_out += len;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends the queued UDP datagrams, in order, batched per socket.
-    fn send_udp(&mut self) {
-        if self.udp_out.is_empty() {
-            return;
-        }
-        let mut out = std::mem::take(&mut self.udp_out);
-        // Grouped by socket; a stable sort keeps each destination's order.
-        if out.windows(2).any(|w| w[0].local != w[1].local) {
-            out.sort_by_key(|o| o.local);
-        }
-        let mut rest = &out[..];
-        while let Some(first) = rest.first() {
-            let n = rest.iter().take_while(|o| o.local == first.local).count();
-            let (group, tail) = rest.split_at(n);
-            rest = tail;
-            let Some(sock) = self
-                .udp
-                .get(&group[0].local)
-                .or_else(|| self.udp.values().next())
-            else {
-                continue;
-            };
-            let r = net::send_batch(sock, group);
-            self.stats.datagrams_out += r.datagrams as u64;
-            self.stats.bytes_out += r.bytes;
-            self.stats.udp_send_calls += r.calls;
-        }
-        // Keep the allocation for the next flush.
-        out.clear();
-        self.udp_out = out;
-    }
-
-    /// Drains every touched peer: datagrams out, events handled, timers set.
-    fn flush(&mut self) {
-        while let Some(key) = self.touched.pop() {
-            let mut events = Vec::new();
-            let mut out = Vec::new();
-            let Some(slot) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            while let Some(ev) = slot.peer.poll_event() {
-                events.push(ev);
-            }
-            while let Some(t) = slot.peer.poll_transmit() {
-                out.push(t);
-            }
-            // The last media/DTLS datagram tells the path the stack uses
-            // (STUN answers go to every checking address).
-            let sent_on = out
-                .iter()
-                .rev()
-                .find(|t| !crate::peer::is_stun(&t.data))
-                .map(|t| (t.proto, t.remote));
-            let new_path = sent_on.filter(|p| slot.path != Some(*p) || slot.ufrags.len() > 1);
-            // A peer whose first local description was made elsewhere than
-            // in `publish`/`renegotiate` gets its ufrag routed here.
-            let unrouted = slot.ufrags.is_empty();
-            let deadline = slot.peer.poll_timeout();
-            if slot.deadline != deadline {
-                if let Some(d) = slot.deadline {
-                    self.timers.remove(&(d, key));
-                }
-                if let Some(d) = deadline {
-                    self.timers.insert((d, key));
-                }
-                slot.deadline = deadline;
-            }
-            for t in out {
-                self.transmit(t.proto, t.local, t.remote, t.data);
-            }
-            if unrouted {
-                self.sync_ufrag(key);
-            }
-            if let Some(path) = new_path {
-                self.note_path(key, path);
-            }
-            for ev in events {
-                self.peer_event(key, ev);
-            }
-        }
-        self.send_udp();
     }
 
     fn peer_event(&mut self, key: PeerKey, ev: PeerEvent) {
@@ -1723,36 +1482,6 @@ impl Engine {
         }
     }
 
-    /// Counts a publisher's packet, and the sequence numbers skipped
-    /// before it. A late packet (reordered or retransmitted) counts no
-    /// loss; a jump of more than `MAX_GAP` is a restarted stream, not loss.
-    fn count_rtp_in(&mut self, packet: &crate::peer::RtpPacket) {
-        const MAX_GAP: i16 = 1000;
-        /// Streams remembered at most (a bound, not a working limit).
-        const MAX_STREAMS: usize = 4096;
-        self.stats.rtp_packets_in += 1;
-        self.stats.rtp_payload_bytes_in += packet.payload.len() as u64;
-        let seq = packet.sequence_number;
-        let last = self.last_seq.get(&packet.ssrc).copied();
-        if last.is_none() && self.last_seq.len() >= MAX_STREAMS {
-            self.last_seq.clear();
-        }
-        match last {
-            None => {
-                self.last_seq.insert(packet.ssrc, seq);
-            }
-            Some(last) => {
-                let delta = seq.wrapping_sub(last) as i16;
-                if delta > 0 {
-                    if delta <= MAX_GAP {
-                        self.stats.rtp_packets_lost += (delta - 1) as u64;
-                    }
-                    self.last_seq.insert(packet.ssrc, seq);
-                }
-            }
-        }
-    }
-
     fn unpublish_all(&mut self, owner: &ParticipantId) {
         let Some(p) = self.participants.get_mut(owner) else {
             return;
@@ -1796,7 +1525,7 @@ impl Engine {
                     kind,
                     video: (kind == MediaKind::Video)
                         .then(|| VideoCodec::from_mime(&codec.mime_type)),
-                    codec: codec.clone(),
+                    codec: Codec::clone(&codec),
                     layers: Layers::default(),
                     subscribers: Vec::new(),
                     keyframes: Vec::new(),
@@ -1826,6 +1555,7 @@ impl Engine {
         let Some(p) = self.participants.get_mut(owner) else {
             return;
         };
+        let blocked = p.blocked.of(kind);
         let Some(track) = p.tracks.get_mut(pos) else {
             return;
         };
@@ -1838,6 +1568,14 @@ impl Engine {
             let loud = f32::from(127 - level.min(127)) / 127.0;
             track.loudness = 0.85 * track.loudness + 0.15 * loud;
             track.last_level = Some(now);
+        }
+        if blocked {
+            // The server blocked this kind of the publisher's media: it goes
+            // to nobody, dropped before any per-subscriber work. Its layers
+            // and loudness are still noted above, so that it ranks at once
+            // when unblocked.
+            self.stats.rtp_packets_blocked += 1;
+            return;
         }
         let mut sent = 0;
         let mut want_keyframe = false;
@@ -1857,18 +1595,15 @@ impl Engine {
             } else if track
                 .keyframes
                 .iter()
-                .any(|k| k.layer == layer && k.held_is_due(now))
+                .any(|k| k.layer == *layer && k.held_is_due(now))
             {
                 want_keyframe = true;
             }
         }
         for fwd in &mut track.subscribers {
-            if !fwd.sending() {
+            if !fwd.sending() || !sink::ready(&self.peers, fwd.sub) {
                 continue;
             }
-            let Some(slot) = self.peers.get_mut(&fwd.sub).filter(|s| s.connected) else {
-                continue;
-            };
             let out = match fwd.on_packet(
                 &track.layers,
                 &layer,
@@ -1885,26 +1620,21 @@ impl Engine {
                 }
             };
             // RED goes out as RED, or as its primary Opus where not accepted.
-            let out_track = fwd.out_track(&track.id);
-            let result = if red {
-                slot.peer.send_red(now, out_track, &out)
-            } else {
-                slot.peer.send_rtp(now, out_track, &out)
+            let target = Sink {
+                key: fwd.sub,
+                track: fwd.out_track(&track.id),
+                codec: SinkCodec::Own,
             };
-            match result {
-                Ok(()) => {
-                    sent += 1;
-                    self.stats.rtp_payload_bytes_forwarded += out.payload.len() as u64;
-                    self.touched.push(fwd.sub);
-                }
-                Err(e) => tracing::trace!("forward: {e}"),
+            if sink::send(&mut self.peers, &mut self.sending, target, now, &out, red) {
+                sent += 1;
+                self.stats.rtp_payload_bytes_forwarded += out.payload.len() as u64;
             }
         }
         let (to_viewers, viewer_wants_keyframe) = viewers::forward_to_viewers(
             &self.main_feeds,
             &mut self.viewers,
             &mut self.peers,
-            &mut self.touched,
+            &mut self.sending,
             track,
             &layer,
             &packet,
@@ -1915,7 +1645,7 @@ impl Engine {
         self.stats.rtp_packets_forwarded += sent;
         if want_keyframe {
             let id = track.id.clone();
-            self.request_keyframe(owner, &id, Some(&layer), KEYFRAME_INTERVAL);
+            self.request_keyframe(owner, &id, Some(&*layer), KEYFRAME_INTERVAL);
         }
     }
 
@@ -1928,7 +1658,7 @@ impl Engine {
         kind: MediaKind,
         codec: &Codec,
     ) {
-        let members = self.rooms.get(room).cloned().unwrap_or_default();
+        let members = self.members(room);
         let mut subs = Vec::new();
         for m in members.iter().filter(|m| *m != owner) {
             let Some(p) = self.participants.get_mut(m) else {

@@ -25,8 +25,8 @@ pub fn example_sdps() -> Vec<String> {
 /// 4571 stream decoder fed in uneven pieces (ICE-TCP), and the stack's RTP,
 /// RTCP and STUN unmarshalling.
 pub fn datagram(data: &[u8]) {
-    if crate::peer::is_stun(data) {
-        if let Some(user) = crate::peer::stun_username(data) {
+    if crate::stun::is_stun(data) {
+        if let Some(user) = crate::stun::stun_username(data) {
             let _ = user.split(':').next();
         }
     }

@@ -10,20 +10,75 @@
 //!   removes the participant from its room.
 //! - [`SfuEvent`]: what the engine tells the server about a participant
 //!   (a subscriber offer to relay, tracks going live or away, connection state).
+//! - [`ParticipantFigures`] ([`Sfu::participant_figures`]): what the
+//!   server measured of each participant's connections (packets, bytes,
+//!   loss, round-trip time, NACKs, keyframe requests, layers, path), for
+//!   the operator's dashboard; from counters the connections keep anyway
+//!   (`peer::figures`).
 //! - [`Viewer`] ([`Sfu::view`]): a player of a room's main view (WHEP): the
 //!   client offers to receive, we answer with one audio and one video track
 //!   that follow the featured participant or the active speaker;
 //!   [`ViewerEvent`] says what happens to it.
-//! - `engine` (private): the one task that owns every peer connection, the
-//!   sockets' demultiplexing and the forwarding; nothing on the hot path locks.
+//! - The server's two controls of a room, for the chair (by participant id):
+//!   [`Sfu::block_media`] blocks (a chair's mute) or unblocks one kind of a
+//!   participant's media: none of its packets of that kind are forwarded to
+//!   anyone (subscribers, slots, players), whatever its client sends; blocked
+//!   audio neither speaks nor takes a loudest place, blocked video takes no
+//!   last-N place; the block outlives its tracks (set it before the first
+//!   publish to join muted); unblocking resumes at once, video at a keyframe
+//!   asked of the publisher. [`Sfu::set_featured_id`] features a participant
+//!   (the floor holder, a WHIP encoder) as [`Participant::set_featured`]
+//!   does. Both answer [`SfuError::UnknownParticipant`] for an id not (or no
+//!   longer) in the media plane. See `engine::blocking`.
+//! - `engine` (private): the driver. One task owns every peer connection,
+//!   the sockets' demultiplexing and the forwarding decisions; nothing on
+//!   the hot path locks (the send workers borrow disjoint connections while
+//!   the task waits for them). `engine` itself holds the participants, rooms and tracks and
+//!   their commands; its parts: `engine::driver` (the task's loop: datagrams
+//!   in, handshakes first, timers and ticks, draining connections, batched
+//!   sends), `engine::demux` (which connection a datagram is for: ufrags
+//!   and paths), `engine::stats` ([`SfuStats`]), `engine::allocation`
+//!   (describes each room's tracks to
+//!   its `room` core every 100 ms and applies the decisions),
+//!   `engine::blocking` (the chair's blocks), `engine::slots` (receiving in
+//!   slots), `engine::viewers` (WHEP players of the main view),
+//!   `engine::sink` (a forwarding target, subscriber or player, and the one
+//!   function that sends to it), `engine::overload` (the engine's load and
+//!   what it sheds when short of CPU, [`OverloadConfig`]), `engine::workers`
+//!   (the send workers: the queued forwarded packets written, SRTP-protected
+//!   and sent by several threads, split by connection).
+//! - `room` (private): a room's behaviour without I/O: members, the active
+//!   speaker, last-N, the loudest audio, layers within each subscriber's
+//!   bandwidth, trials of a higher layer, shedding; driven by `handle_*`
+//!   with an explicit clock, read with `poll_*`, tested in memory.
+//! - `alloc` (private): the pure functions `room` decides with (loudest
+//!   audio with hysteresis, last-N, layers within a budget).
+//! - `forward` (private): one track as one subscriber receives it: the
+//!   simulcast layer chosen, switching at keyframes, the rewrite of sequence
+//!   numbers, timestamps and VP8 picture ids.
+//! - `codec` (private): what forwarding reads in payloads (VP8 and H.264
+//!   keyframes, VP8 picture ids, RED, RTX).
+//! - `bwe` (private): the bandwidth estimate of what a connection sends,
+//!   from TWCC feedback or REMB.
 //! - `peer` (private): the only module that speaks to the WebRTC stack
-//!   (webrtc-rs `rtc`, sans-I/O). Its types do not leak out of it.
-//!   `peer::liveness` decides when a connection is gone: any datagram from
-//!   the peer (STUN, DTLS, SRTP, SRTCP) counts, so encoders that send ICE
-//!   keepalives only every 25 s (libnice) stay up.
+//!   (webrtc-rs `rtc`, sans-I/O). Its types do not leak out of it. Its
+//!   parts: `peer::setup` (media engine, interceptor chain, ICE-lite),
+//!   `peer::receive` (the stack's events and packets into ours, without
+//!   per-packet copies), `peer::ssrc` (recycling sent SSRCs),
+//!   `peer::interceptors` (our stages of the stack's chain behind one
+//!   `Tap`), `peer::sdp` (what we read and rewrite of SDP), `peer::nack`
+//!   (the NACK responder), `peer::liveness` (when a connection is gone: any
+//!   datagram from the peer counts, so encoders that send ICE keepalives
+//!   only every 25 s, libnice, stay up), `peer::figures` (a connection's
+//!   own counters and what its remote's RTCP said, for
+//!   [`ParticipantFigures`]), `peer::fuzzing`.
 //! - `net` (private): the UDP socket and the TCP listener with RFC 4571
 //!   framing, the caps on media TCP connections, and (`demux`)
-//!   routing of STUN by class (requests by USERNAME, responses by 5-tuple).
+//!   routing of STUN by class (requests by USERNAME, responses by 5-tuple);
+//!   handshakes that find the engine's queue full go to its priority queue.
+//! - `stun` (private): the little of STUN the engine reads itself.
+//! - `memory` (private): giving freed heap back to the system.
+//! - [`fuzzing`]: entry points for the fuzz targets.
 //!
 //! Errors are [`SfuError`]: an error means bad input from a client (bad SDP,
 //! a negotiation out of order) or a closed engine; a panic would be a bug.
@@ -31,6 +86,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 mod alloc;
+#[cfg(test)]
+mod alloc_count;
+#[cfg(test)]
+#[global_allocator]
+static COUNTING: alloc_count::Counting = alloc_count::Counting;
 mod bwe;
 mod codec;
 mod engine;
@@ -40,6 +100,8 @@ pub mod fuzzing;
 mod memory;
 mod net;
 mod peer;
+mod room;
+mod stun;
 
 /// How the media plane listens and what it announces.
 #[derive(Debug, Clone)]
@@ -57,7 +119,8 @@ pub struct SfuConfig {
     /// Also announce 127.0.0.1 (tests and single-machine demos).
     pub include_loopback: bool,
     /// Each subscriber receives video of at most this many publishers, the
-    /// most recent speakers first (0: all).
+    /// most recent speakers first (0: all). When the engine is short of
+    /// CPU it sheds thumbnails below this (see `engine::overload`).
     pub last_n: usize,
     /// Each subscriber receives audio of at most this many publishers, the
     /// loudest (0: all). Tracks without the audio-level extension always go
@@ -68,6 +131,42 @@ pub struct SfuConfig {
     pub tcp_max_per_address: usize,
     /// A media TCP connection that has not passed ICE this soon is closed.
     pub tcp_ice_timeout: std::time::Duration,
+    /// Threads that write forwarded packets (the stack's write path, SRTP
+    /// protect, `sendmmsg`), the engine's own included; 0: the machine's
+    /// cores, at most 8. The decisions stay on the engine's one task (see
+    /// `engine::workers`).
+    pub send_workers: usize,
+    /// When the engine counts as short of CPU and sheds (see
+    /// `engine::overload`).
+    pub overload: OverloadConfig,
+}
+
+/// When the engine sheds video for lack of CPU, and when it gives it back.
+/// Judged over windows of one second: a window in which the engine's loop
+/// was busy at least `busy_high` of the time, or dropped datagrams, sheds
+/// one step more (at most every `step_every`); windows under `busy_low`
+/// without drops for `calm_for` give one step back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OverloadConfig {
+    /// Busy share (0..1] of a window that counts as overloaded.
+    pub busy_high: f64,
+    /// Busy share under which a window counts as calm (below `busy_high`).
+    pub busy_low: f64,
+    /// Least time between two steps of shedding.
+    pub step_every: std::time::Duration,
+    /// Calm this long before one step back.
+    pub calm_for: std::time::Duration,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        OverloadConfig {
+            busy_high: 0.85,
+            busy_low: 0.55,
+            step_every: std::time::Duration::from_secs(2),
+            calm_for: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 /// Identifies a room (a meeting's media).
@@ -179,6 +278,47 @@ pub struct SlotInfo {
     pub kind: MediaKind,
     /// What it carries now: (publisher, room-wide track id); `None`: nothing.
     pub source: Option<(ParticipantId, String)>,
+}
+
+/// What the server measured of one participant's media connections, for
+/// the operator's dashboard ([`Sfu::participant_figures`]). Counters are
+/// cumulative since the connection was made (a rejoin starts afresh);
+/// rates and loss over an interval are the caller's, from two readings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParticipantFigures {
+    pub participant: ParticipantId,
+    /// What its publisher connection received: RTP packets and payload
+    /// bytes (retransmissions included), and the sequence numbers missing
+    /// when the next packet of their stream came (before any
+    /// retransmission repaired them).
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub lost_in: u64,
+    /// How long ago its last media packet came; `None`: none yet.
+    pub last_media_in: Option<std::time::Duration>,
+    /// Keyframe requests (PLI) the server sent it.
+    pub keyframes_asked: u64,
+    /// What its subscriber connection sent: RTP packets and payload bytes
+    /// (forwarded media and retransmissions).
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// Generic NACKs and keyframe requests (PLI, FIR) it sent about what
+    /// it receives.
+    pub nacks_received: u64,
+    pub keyframe_requests_received: u64,
+    /// Its latest receiver report: the worst fraction lost (0 to 1) of
+    /// what it receives.
+    pub loss_out: Option<f64>,
+    /// The round-trip time of its latest receiver report that echoed one
+    /// of the server's sender reports.
+    pub rtt: Option<std::time::Duration>,
+    /// The simulcast layer (RTP stream id; "" without simulcast) of each
+    /// video it receives now, best first.
+    pub layers: Vec<String>,
+    /// The transport its media connection uses: `udp` or `tcp` (ICE-TCP).
+    /// A TURN relay is not visible to the server (it sees the relay's
+    /// address); `None` before media flowed.
+    pub path: Option<&'static str>,
 }
 
 /// What the engine tells the server about a player of a room's main view

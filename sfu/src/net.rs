@@ -81,7 +81,7 @@ pub(crate) fn demux<K: Copy>(
 /// Our ufrag (the USERNAME before its colon) of a STUN request; `None` for
 /// anything else (responses, indications, other protocols, garbage).
 fn request_ufrag(data: &[u8]) -> Option<&str> {
-    if !crate::peer::is_stun(data) || data.len() < 2 {
+    if !crate::stun::is_stun(data) || data.len() < 2 {
         return None;
     }
     // The class is bits C1 (0x0100) and C0 (0x0010) of the message type.
@@ -89,7 +89,7 @@ fn request_ufrag(data: &[u8]) -> Option<&str> {
     if typ & 0x0110 != 0 {
         return None;
     }
-    let user = crate::peer::stun_username(data)?;
+    let user = crate::stun::stun_username(data)?;
     user.split(':').next()
 }
 
@@ -323,13 +323,19 @@ fn enlarge_buffers(udp: &UdpSocket) {
 
 impl Sockets {
     /// Starts the reader tasks; they stop when the engine's receiver is gone.
-    pub fn spawn_readers(&mut self, tx: mpsc::Sender<Inbound>) -> Vec<JoinHandle<()>> {
+    /// `handshakes` takes the STUN and DTLS datagrams that find `tx` full.
+    pub fn spawn_readers(
+        &mut self,
+        tx: mpsc::Sender<Inbound>,
+        handshakes: mpsc::Sender<Inbound>,
+    ) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         for (&announced, sock) in &self.udp {
             let sock = sock.clone();
             let tx = tx.clone();
+            let hs = handshakes.clone();
             tasks.push(tokio::spawn(async move {
-                udp_reader(sock, announced, tx).await;
+                udp_reader(sock, announced, tx, hs).await;
             }));
         }
         let counts = TcpCounts::default();
@@ -345,7 +351,12 @@ impl Sockets {
     }
 }
 
-async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Inbound>) {
+async fn udp_reader(
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    tx: mpsc::Sender<Inbound>,
+    handshakes: mpsc::Sender<Inbound>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match sock.recv_from(&mut buf).await {
@@ -359,8 +370,17 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<In
                 // A full queue means the engine is behind: drop rather than
                 // queue up stale media (the peers' NACK and PLI repair it),
                 // so an overload degrades instead of snowballing delay.
+                // Handshakes (STUN, DTLS: RFC 7983, first byte below 64)
+                // go to the engine's priority queue instead: a bridge point
+                // that connects must get through.
                 match tx.try_send(msg) {
                     Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(msg)) if n > 0 && buf[0] < 64 => {
+                        if let Err(mpsc::error::TrySendError::Closed(_)) = handshakes.try_send(msg)
+                        {
+                            return;
+                        }
+                    }
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         QUEUE_DROPS.fetch_add(1, Ordering::Relaxed);
                         tracing::trace!("engine queue full: datagram dropped");

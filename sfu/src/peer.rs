@@ -13,11 +13,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rtc::interceptor::NackGeneratorBuilder;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::interceptor::{
-    BandwidthEstimator, CongestionControlBuilder, PacketReport, ReceiverReportBuilder,
-    SenderReportBuilder, TwccSenderBuilder,
+    CongestionControlBuilder, ReceiverReportBuilder, SenderReportBuilder, TwccSenderBuilder,
 };
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_simulcast_extension_headers, configure_twcc_receiver_only,
@@ -35,9 +34,7 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters,
@@ -49,8 +46,23 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::{Candidate, ConnectionState, MediaKind, SfuError};
 
+mod figures;
+mod interceptors;
 mod liveness;
 mod nack;
+mod receive;
+mod sdp;
+mod setup;
+mod ssrc;
+
+pub(crate) use figures::PeerFigures;
+pub(crate) use interceptors::nacks_received;
+use interceptors::{asks_for_keyframe, lock_bwe, lock_repair, lock_rtx_send, RepairState};
+use interceptors::{is_media_codec, rtx_payload_types};
+use receive::StreamMeta;
+pub(crate) use sdp::ufrag_in;
+use sdp::{keep_simulcast_bindings, RepairNegotiation};
+use ssrc::{take_free_ssrc, FreeSsrc, SeqCarry};
 
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
@@ -58,9 +70,6 @@ const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 const RRID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 const MIME_TYPE_RTX: &str = "video/rtx";
 const MIME_TYPE_RED: &str = "audio/red";
-/// How long the SSRC of a removed sent track rests before a new track of
-/// the connection takes it again (see [`Peer::add_sender`]).
-const SSRC_REST: std::time::Duration = std::time::Duration::from_secs(10);
 /// Times a missing received packet is NACKed at most (every 100 ms).
 const NACKS_PER_PACKET: u16 = 3;
 
@@ -115,9 +124,11 @@ pub(crate) type SendTrack = String;
 pub(crate) struct Incoming {
     pub track: RecvTrack,
     pub kind: MediaKind,
-    pub codec: Option<Codec>,
+    /// The stream's codec and layer are shared, not copied, per packet
+    /// (the forwarding path allocates nothing of its own per packet).
+    pub codec: Option<Arc<Codec>>,
     /// The simulcast layer (RTP stream id), empty without simulcast.
-    pub layer: String,
+    pub layer: Arc<str>,
     /// The audio level the publisher measured (RFC 6464, -dBov, 127 = silence).
     pub audio_level: Option<u8>,
     /// The payload is RED (RFC 2198) around `codec` (Opus): forward it with
@@ -172,6 +183,10 @@ pub(crate) struct Peer {
     stack_state: ConnectionState,
     /// When anything last arrived: the silence rule of [`liveness`].
     liveness: liveness::Liveness,
+    /// The operator's figures of this connection ([`figures`]): what it
+    /// counts itself, and what its wire end saw ([`RtcpTap`]).
+    counters: figures::Counters,
+    feedback: Arc<figures::Feedback>,
     /// What the RTX unwrapper (an interceptor of this connection) needs of
     /// the negotiation, and its counters.
     repair: Arc<Mutex<RepairState>>,
@@ -193,15 +208,11 @@ pub(crate) struct Peer {
     /// Media payload type -> the RTX payload type that repairs it, in what
     /// this connection sends (answer mode), for [`RtxRetag`].
     rtx_send: Arc<Mutex<HashMap<u8, u8>>>,
-}
-
-#[derive(Default)]
-struct StreamMeta {
-    codec: Option<Codec>,
-    layer: String,
-    level_ext: Option<u8>,
-    /// The payload type is `audio/red` around `codec`.
-    red: bool,
+    /// Packets decided and rewritten for this connection, not yet handed to
+    /// the stack: [`Peer::write_queued`] writes them (the stack's write path
+    /// and SRTP), which the engine does on its send workers. Kept between
+    /// flushes, so queueing allocates nothing once it has grown.
+    outbox: Vec<(RTCRtpSenderId, Instant, rtc::rtp::packet::Packet)>,
 }
 
 struct SenderSlot {
@@ -220,369 +231,11 @@ struct SenderSlot {
     seq: SeqCarry,
 }
 
-/// Sequence numbers on an SSRC taken again: the new track's packets
-/// continue where the removed track's stopped. SRTP protects each SSRC with
-/// a replay window and a rollover counter that the receiver keeps for the
-/// SSRC, not for the track: a new stream that started at its own (random)
-/// sequence number, behind the old one, was dropped by Chromium as replayed
-/// or undecryptable, and the rejoined participant was not heard.
-#[derive(Debug, Default, Clone, Copy)]
-struct SeqCarry {
-    /// The removed track's newest sequence number, until the first packet.
-    after: Option<u16>,
-    offset: u16,
-    /// The newest sequence number sent.
-    newest: Option<u16>,
-}
-
-impl SeqCarry {
-    fn continuing(after: Option<u16>) -> SeqCarry {
-        SeqCarry {
-            after,
-            ..SeqCarry::default()
-        }
-    }
-
-    /// The newest sequence number on the SSRC: sent by this track, or, if
-    /// it sent nothing, by the track it took the SSRC from.
-    fn last(&self) -> Option<u16> {
-        self.newest.or(self.after)
-    }
-
-    /// The sequence number to send `seq` as.
-    fn map(&mut self, seq: u16) -> u16 {
-        if let Some(after) = self.after.take() {
-            self.offset = after.wrapping_add(1).wrapping_sub(seq);
-        }
-        let out = seq.wrapping_add(self.offset);
-        if self
-            .newest
-            .is_none_or(|n| crate::forward::seq_newer(out, n))
-        {
-            self.newest = Some(out);
-        }
-        out
-    }
-}
-
-/// The SSRC of a removed sent track, waiting to be taken again.
-struct FreeSsrc {
-    ssrc: u32,
-    /// The removed video track's RTX SSRC, taken with it.
-    rtx_ssrc: Option<u32>,
-    /// The newest sequence number sent on it.
-    newest_seq: Option<u16>,
-    kind: MediaKind,
-    /// When the track was removed.
-    at: Instant,
-    /// [`Peer::offers_made`] then: the removal is in the offers after it.
-    offers_made: u64,
-}
-
-/// Takes the oldest free SSRC of `kind` that may be used again at `now`:
-/// rested [`SSRC_REST`], and removed before an offer that has been answered
-/// (`offer_answered`, see [`Peer::offers_made`]).
-fn take_free_ssrc(
-    free: &mut std::collections::VecDeque<FreeSsrc>,
-    kind: MediaKind,
-    offer_answered: u64,
-    now: Instant,
-) -> Option<FreeSsrc> {
-    let i = free.iter().position(|f| {
-        f.kind == kind
-            && offer_answered > f.offers_made
-            && now.saturating_duration_since(f.at) >= SSRC_REST
-    })?;
-    free.remove(i)
-}
-
-fn media_engine() -> Result<MediaEngine, SfuError> {
-    let mut engine = MediaEngine::default();
-    let rtx = |apt: u8| RTCRtpCodec {
-        mime_type: MIME_TYPE_RTX.into(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: format!("apt={apt}"),
-        rtcp_feedback: vec![],
-    };
-    let video_fb = || {
-        vec![
-            RTCPFeedback {
-                typ: "ccm".into(),
-                parameter: "fir".into(),
-            },
-            RTCPFeedback {
-                typ: "nack".into(),
-                parameter: "".into(),
-            },
-            RTCPFeedback {
-                typ: "nack".into(),
-                parameter: "pli".into(),
-            },
-        ]
-    };
-    let codecs = [
-        (
-            RtpCodecKind::Audio,
-            RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.into(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                rtcp_feedback: vec![],
-            },
-            111,
-        ),
-        (
-            RtpCodecKind::Video,
-            RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.into(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line: "".into(),
-                rtcp_feedback: video_fb(),
-            },
-            96,
-        ),
-        (
-            RtpCodecKind::Video,
-            RTCRtpCodec {
-                mime_type: MIME_TYPE_H264.into(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line:
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into(),
-                rtcp_feedback: video_fb(),
-            },
-            102,
-        ),
-        // RFC 4588 retransmissions, one RTX format per video codec: lost
-        // packets are resent on a separate SSRC, so a receiver's statistics
-        // and a sender's bandwidth probes (padding on the RTX SSRC) stay apart
-        // from the media.
-        (RtpCodecKind::Video, rtx(96), 97),
-        (RtpCodecKind::Video, rtx(102), 103),
-        // RFC 2198 redundant audio around Opus, as browsers offer it. Passed
-        // through to subscribers that accept it, reduced to its primary Opus
-        // block for those that do not.
-        (
-            RtpCodecKind::Audio,
-            RTCRtpCodec {
-                mime_type: MIME_TYPE_RED.into(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "111/111".into(),
-                rtcp_feedback: vec![],
-            },
-            63,
-        ),
-    ];
-    for (kind, codec, pt) in codecs {
-        engine
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: codec,
-                    payload_type: pt,
-                },
-                kind,
-            )
-            .map_err(|e| SfuError::Negotiation(format!("media engine: {e}")))?;
-    }
-    Ok(engine)
-}
-
-fn to_kind(kind: RtpCodecKind) -> MediaKind {
-    match kind {
-        RtpCodecKind::Audio => MediaKind::Audio,
-        _ => MediaKind::Video,
-    }
-}
-
-fn to_state(state: RTCPeerConnectionState) -> Option<ConnectionState> {
-    Some(match state {
-        RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => {
-            ConnectionState::Connecting
-        }
-        RTCPeerConnectionState::Connected => ConnectionState::Connected,
-        RTCPeerConnectionState::Disconnected => ConnectionState::Disconnected,
-        RTCPeerConnectionState::Failed => ConnectionState::Failed,
-        RTCPeerConnectionState::Closed => ConnectionState::Closed,
-        _ => return None,
-    })
-}
-
 fn stack_err(context: &str, e: impl std::fmt::Display) -> SfuError {
     SfuError::Negotiation(format!("{context}: {e}"))
 }
 
 impl Peer {
-    /// A new server-side peer connection announcing `candidates`.
-    pub fn new(candidates: &[LocalCandidate], direction: Direction) -> Result<Peer, SfuError> {
-        // No fixed ICE credentials: the stack draws random ones, and draws
-        // new ones on an ICE restart (fixed ones would be reused by it).
-        let setting_engine = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_answering_dtls_role(RTCDtlsRole::Server)
-            // The stack's ICE timers count STUN only; zero switches them off
-            // and `liveness` counts every datagram instead.
-            .with_ice_timeouts(
-                Some(std::time::Duration::ZERO),
-                Some(std::time::Duration::ZERO),
-                None,
-            )
-            .build();
-        let mut engine = media_engine()?;
-        configure_simulcast_extension_headers(&mut engine)
-            .map_err(|e| stack_err("media engine", e))?;
-        engine
-            .register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: AUDIO_LEVEL_URI.to_owned(),
-                },
-                RtpCodecKind::Audio,
-                None,
-            )
-            .map_err(|e| stack_err("media engine", e))?;
-        let repair = Arc::new(Mutex::new(RepairState::default()));
-        let rtx_send = Arc::new(Mutex::new(HashMap::new()));
-        let bwe = Arc::new(Mutex::new(crate::bwe::Estimator::new()));
-        // Every packet written or read walks every interceptor of the chain
-        // (each queues and passes it on), so a connection gets only those of
-        // the direction it carries: a publisher connection only receives
-        // media, a subscriber (or player) connection only sends it. The SDP
-        // (the media engine) is the same for both.
-        let receives = matches!(direction, Direction::Receive | Direction::Both);
-        let sends = matches!(direction, Direction::Send | Direction::Both);
-        let mut registry = Registry::new();
-        if receives {
-            registry = registry
-                // After FEC recovery, before the NACK generator (7_000): a
-                // retransmission must count as the packet it repairs.
-                .with(Slot::from(6_500), RtxUnwrap::new(repair.clone()))
-                // The stack NACKs a missing packet every 100 ms until it
-                // leaves the receive log (512 packets: many seconds of a
-                // thumbnail). When the server itself drops datagrams (a
-                // starved CPU, a full socket buffer), that asked publishers
-                // for many times their media rate in retransmissions, which
-                // starved it more. A packet is asked for at most
-                // `NACKS_PER_PACKET` times (300 ms); later, a keyframe is the
-                // cheaper repair.
-                .with(
-                    Slot::NackGenerator,
-                    NackGeneratorBuilder::new()
-                        .with_max_nacks_per_packet(NACKS_PER_PACKET)
-                        .build(),
-                )
-                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-        }
-        if sends {
-            registry = registry
-                // Wire-side of the NACK responder (4_000; the write walk goes
-                // from large slots to small), so that it sees the responder's
-                // RTX packets.
-                .with(Slot::from(3_500), RtxRetag::new(rtx_send.clone()))
-                // NACK as the stack's configure_nack, but our own responder
-                // (nack.rs): a history per sent stream allocated when the
-                // stream first sends and bounded in time (1 s), not the
-                // stack's fixed buffer per negotiated stream.
-                .with(Slot::NackResponder, nack::NackResponder::default())
-                .with(Slot::SenderReport, SenderReportBuilder::new().build());
-        }
-        for parameter in ["", "pli"] {
-            engine.register_feedback(
-                RTCPFeedback {
-                    typ: "nack".into(),
-                    parameter: parameter.into(),
-                },
-                RtpCodecKind::Video,
-            );
-        }
-        // Transport-wide congestion control feedback for what publishers send:
-        // without it a browser's send estimate starts at 300 kbit/s and climbs
-        // only from receiver reports, so its top simulcast layer takes ~20 s.
-        // The stack's helper registers the feedback and header extension in
-        // the media engine (the SDP of every connection) and adds the
-        // interceptor that answers; only a receiving connection keeps it.
-        registry = if receives {
-            configure_twcc_receiver_only(registry, &mut engine)
-        } else {
-            configure_twcc_receiver_only(Registry::new(), &mut engine).map(|_| registry)
-        }
-        .map_err(|e| stack_err("media engine", e))?;
-        // What we send (subscriber connections) carries transport-wide
-        // sequence numbers; the stack joins the remote's TWCC feedback to the
-        // departures and hands the results to our estimator (bwe.rs). No
-        // pacer: the engine fits the estimate by choosing layers. REMB is
-        // offered too, as the fallback of a remote without TWCC.
-        engine.register_feedback(
-            RTCPFeedback {
-                typ: "goog-remb".into(),
-                parameter: "".into(),
-            },
-            RtpCodecKind::Video,
-        );
-        if sends {
-            registry = registry
-                .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-                .with(
-                    Slot::CongestionControl,
-                    CongestionControlBuilder::new(BweFeed(bwe.clone())).build(),
-                )
-                // Wire-side of the congestion control (see RtcpTap).
-                .with(Slot::Custom(1), RtcpTap::new(bwe.clone()));
-        }
-        let config = RTCConfigurationBuilder::new().build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_setting_engine(setting_engine)
-            .with_media_engine(engine)
-            .with_interceptor_registry(registry)
-            .build(Instant::now())
-            .map_err(|e| stack_err("peer connection", e))?;
-        for c in candidates {
-            let host = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: match c.proto {
-                        Proto::Udp => "udp".to_owned(),
-                        Proto::Tcp => "tcp".to_owned(),
-                    },
-                    address: c.addr.ip().to_string(),
-                    port: c.addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                tcp_type: match c.proto {
-                    Proto::Udp => rtc::ice::tcp_type::TcpType::Unspecified,
-                    Proto::Tcp => rtc::ice::tcp_type::TcpType::Passive,
-                },
-            }
-            .new_candidate_host()
-            .map_err(|e| stack_err("local candidate", e))?;
-            let init = RTCIceCandidate::from(&host)
-                .to_json()
-                .map_err(|e| stack_err("local candidate", e))?;
-            pc.add_local_candidate(init)
-                .map_err(|e| stack_err("local candidate", e))?;
-        }
-        Ok(Peer {
-            pc,
-            receivers: Vec::new(),
-            stream_meta: HashMap::new(),
-            senders: HashMap::new(),
-            pending: Default::default(),
-            last_state: ConnectionState::Connecting,
-            stack_state: ConnectionState::Connecting,
-            liveness: liveness::Liveness::default(),
-            repair,
-            red_senders: HashMap::new(),
-            free_ssrcs: Default::default(),
-            offers_made: 0,
-            offer_answered: 0,
-            bwe,
-            rtx_send,
-        })
-    }
-
     /// The bandwidth estimate of what this connection sends.
     pub fn bandwidth(&self, now: Instant) -> crate::bwe::Estimate {
         lock_bwe(&self.bwe).estimate(now)
@@ -610,6 +263,8 @@ impl Peer {
 
     /// Applies a remote offer and returns our answer.
     pub fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String, SfuError> {
+        // What was queued goes out under the negotiation it was made for.
+        self.write_queued();
         let negotiated = RepairNegotiation::from_sdp(&sdp);
         let sdp = match self.pc.remote_description() {
             Some(previous) => keep_simulcast_bindings(&previous.sdp, &sdp),
@@ -636,6 +291,8 @@ impl Peer {
 
     /// Makes an offer (for the subscriber connection).
     pub fn create_offer(&mut self, now: Instant) -> Result<String, SfuError> {
+        // What was queued goes out under the negotiation it was made for.
+        self.write_queued();
         let offer = self
             .pc
             .create_offer(None)
@@ -649,6 +306,8 @@ impl Peer {
 
     /// Applies the remote answer to our offer.
     pub fn accept_answer(&mut self, now: Instant, sdp: String) -> Result<(), SfuError> {
+        // What was queued goes out under the negotiation it was made for.
+        self.write_queued();
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         self.pc
@@ -725,6 +384,8 @@ impl Peer {
         kind: MediaKind,
         codec: Option<&Codec>,
     ) -> Result<(), SfuError> {
+        // What was queued goes out under the senders it was made for.
+        self.write_queued();
         // The stack keeps statistics for every SSRC a connection ever sent on
         // (rtc 0.21.1: ~0.9 KB each, never dropped, as the W3C stats model
         // keeps them), so a long-lived subscriber connection (the chair's, a
@@ -933,6 +594,8 @@ impl Peer {
 
     /// Removes a track we send. Returns whether it was there.
     pub fn remove_send_track(&mut self, track: &str) -> Result<bool, SfuError> {
+        // What was queued goes out under the negotiation it was made for.
+        self.write_queued();
         let Some(slot) = self.senders.remove(track) else {
             return Ok(false);
         };
@@ -957,7 +620,8 @@ impl Peer {
     }
 
     /// Sends a packet in codec `mime` (default: the track's own codec) on one
-    /// of our tracks, rewriting SSRC and payload type.
+    /// of our tracks, rewriting SSRC and payload type. The packet is queued:
+    /// [`Peer::write_queued`] hands it to the stack.
     pub fn send_rtp_as(
         &mut self,
         now: Instant,
@@ -998,14 +662,35 @@ impl Peer {
         packet.header.timestamp = p.timestamp;
         packet.header.ssrc = slot.ssrc;
         packet.payload = p.payload.clone();
-        let id = slot.id;
-        let mut sender = self
-            .pc
-            .rtp_sender(id)
-            .ok_or_else(|| SfuError::Negotiation("sender gone".into()))?;
-        sender
-            .write_rtp(now, packet)
-            .map_err(|e| stack_err("write rtp", e))
+        self.outbox.push((slot.id, now, packet));
+        Ok(())
+    }
+
+    /// Whether packets wait for [`Peer::write_queued`].
+    pub fn has_queued(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Hands the queued packets to the stack, in order: its write path
+    /// (interceptors, marshal, SRTP protect) runs here, and what it makes
+    /// is then drained by [`Peer::poll_transmit`]. Returns how many the
+    /// stack refused (a sender removed meanwhile, a payload type or SSRC it
+    /// does not accept).
+    pub fn write_queued(&mut self) -> usize {
+        let mut refused = 0;
+        for (id, now, packet) in self.outbox.drain(..) {
+            let r = match self.pc.rtp_sender(id) {
+                Some(mut sender) => sender
+                    .write_rtp(now, packet)
+                    .map_err(|e| stack_err("write rtp", e)),
+                None => Err(SfuError::Negotiation("sender gone".into())),
+            };
+            if let Err(e) = r {
+                refused += 1;
+                tracing::trace!("forward: {e}");
+            }
+        }
+        refused
     }
 
     /// Sends a RED payload (RFC 2198 around the track's codec, Opus) on one
@@ -1107,6 +792,7 @@ impl Peer {
                     })],
                 )
                 .map_err(|e| stack_err("write rtcp", e))?;
+            self.counters.keyframes_asked += 1;
         }
         Ok(chosen.len() as u64)
     }
@@ -1193,889 +879,6 @@ impl Peer {
             self.pending.push_back(PeerEvent::State(state));
         }
     }
-
-    /// Translates the stack's events and messages into ours.
-    fn collect(&mut self) {
-        let mut connected_now = false;
-        while let Some(ev) = self.pc.poll_event() {
-            match ev {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
-                    if let Some(state) = to_state(s) {
-                        self.stack_state = state;
-                    }
-                }
-                // Pitfall 1 of notes/webrtc-stack.md: get DTLS going at once.
-                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
-                    rtc::peer_connection::state::RTCIceConnectionState::Connected,
-                ) => connected_now = true,
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let kind = self
-                        .pc
-                        .rtp_receiver(init.receiver_id)
-                        .map(|r| to_kind(r.track().kind()))
-                        .unwrap_or(MediaKind::Video);
-                    if !self.receivers.iter().any(|r| r.0 == init.track_id) {
-                        self.receivers
-                            .push((init.track_id.clone(), init.receiver_id, kind));
-                    }
-                }
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
-                    self.receivers.retain(|r| r.0 != track);
-                    self.pending.push_back(PeerEvent::TrackClosed { track });
-                }
-                _ => {}
-            }
-        }
-        self.report_state(Instant::now());
-        if connected_now {
-            if let Err(e) = self.pc.handle_timeout(Instant::now()) {
-                tracing::trace!("peer timeout: {e}");
-            }
-        }
-        while let Some(msg) = self.pc.poll_read() {
-            match msg.message {
-                RTCMessage::RtpPacket(track, packet) => {
-                    let Some(&(_, receiver_id, kind)) =
-                        self.receivers.iter().find(|r| r.0 == track)
-                    else {
-                        continue;
-                    };
-                    let pt = packet.header.payload_type;
-                    let ssrc = packet.header.ssrc;
-                    // What the stack knows of a stream does not change between
-                    // negotiations: look it up once per (SSRC, payload type).
-                    let key = (ssrc, pt);
-                    if !self.stream_meta.contains_key(&key) {
-                        let meta = match self.pc.rtp_receiver(receiver_id) {
-                            Some(mut r) => {
-                                let layer = r.track().rid(ssrc).cloned().unwrap_or_default();
-                                let params = &r.get_parameters().rtp_parameters;
-                                let level_ext = params
-                                    .header_extensions
-                                    .iter()
-                                    .find(|h| h.uri == AUDIO_LEVEL_URI)
-                                    .and_then(|h| u8::try_from(h.id).ok());
-                                let codec_of =
-                                    |pt: u8| {
-                                        params.codecs.iter().find(|c| c.payload_type == pt).map(
-                                            |c| Codec {
-                                                mime_type: c.rtp_codec.mime_type.clone(),
-                                                clock_rate: c.rtp_codec.clock_rate,
-                                                channels: c.rtp_codec.channels,
-                                                fmtp: c.rtp_codec.sdp_fmtp_line.clone(),
-                                            },
-                                        )
-                                    };
-                                let mut codec = codec_of(pt);
-                                // RED (RFC 2198) is a wrapper: the track's codec is
-                                // the one its fmtp names ("111/111": Opus at 111).
-                                let red = codec.as_ref().is_some_and(|c| {
-                                    c.mime_type.eq_ignore_ascii_case(MIME_TYPE_RED)
-                                });
-                                if red {
-                                    codec = codec
-                                        .as_ref()
-                                        .and_then(|c| c.fmtp.split('/').next())
-                                        .and_then(|p| p.trim().parse::<u8>().ok())
-                                        .and_then(codec_of);
-                                }
-                                StreamMeta {
-                                    codec,
-                                    layer,
-                                    level_ext,
-                                    red,
-                                }
-                            }
-                            None => StreamMeta::default(),
-                        };
-                        // Bounded: a hostile publisher cycling SSRCs cannot grow it.
-                        if self.stream_meta.len() >= 64 {
-                            self.stream_meta.clear();
-                        }
-                        self.stream_meta.insert(key, meta);
-                    }
-                    let (codec, layer, level_ext, red) = match self.stream_meta.get(&key) {
-                        Some(m) => (m.codec.clone(), m.layer.clone(), m.level_ext, m.red),
-                        None => (None, String::new(), None, false),
-                    };
-                    // RFC 6464: the level in -dBov, 0 (loudest) to 127 (silence).
-                    let audio_level = level_ext
-                        .filter(|_| kind == MediaKind::Audio)
-                        .and_then(|id| packet.header.get_extension(id))
-                        .and_then(|v| v.first().map(|b| b & 0x7f));
-                    self.pending.push_back(PeerEvent::Rtp(Incoming {
-                        track,
-                        kind,
-                        codec,
-                        layer,
-                        audio_level,
-                        red,
-                        packet: RtpPacket {
-                            marker: packet.header.marker,
-                            sequence_number: packet.header.sequence_number,
-                            timestamp: packet.header.timestamp,
-                            ssrc,
-                            payload: packet.payload,
-                        },
-                    }));
-                }
-                RTCMessage::RtcpPacket(track, packets) => {
-                    if !self.senders.contains_key(&track) {
-                        continue;
-                    }
-                    if asks_for_keyframe(&packets) {
-                        self.pending.push_back(PeerEvent::KeyframeRequest { track });
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// The ICE username fragment an SDP names.
-pub(crate) fn ufrag_in(sdp: &str) -> Option<String> {
-    sdp.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("a=ice-ufrag:")
-            .map(|u| u.trim().to_owned())
-    })
-}
-
-/// Whether an RTCP compound packet asks for a keyframe (PLI or FIR).
-fn asks_for_keyframe(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
-    packets.iter().any(|p| {
-        let any = p.as_any();
-        any.downcast_ref::<PictureLossIndication>().is_some()
-            || any.downcast_ref::<FullIntraRequest>().is_some()
-    })
-}
-
-/// Generic NACKs received (only subscriber connections are sent media, so
-/// only they send them), and the packets they ask for; process-wide totals
-/// for the metrics (the NACK responder, nack.rs, answers them).
-static NACKS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static NACK_PACKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn count_nacks(packets: &[Box<dyn rtc::rtcp::Packet>]) {
-    use std::sync::atomic::Ordering::Relaxed;
-    for p in packets {
-        if let Some(n) = p.as_any().downcast_ref::<TransportLayerNack>() {
-            let asked: u64 = n
-                .nacks
-                .iter()
-                .map(|pair| 1 + u64::from(pair.lost_packets.count_ones()))
-                .sum();
-            NACKS_RECEIVED.fetch_add(1, Relaxed);
-            NACK_PACKETS.fetch_add(asked, Relaxed);
-        }
-    }
-}
-
-/// (NACKs received, packets they asked for) since the process started.
-pub(crate) fn nacks_received() -> (u64, u64) {
-    use std::sync::atomic::Ordering::Relaxed;
-    (NACKS_RECEIVED.load(Relaxed), NACK_PACKETS.load(Relaxed))
-}
-
-fn lock_bwe(m: &Mutex<crate::bwe::Estimator>) -> std::sync::MutexGuard<'_, crate::bwe::Estimator> {
-    // Only this connection's owner thread uses it; a poisoned lock still
-    // holds a usable estimator.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Hands the stack's resolved TWCC reports to our estimator.
-struct BweFeed(Arc<Mutex<crate::bwe::Estimator>>);
-
-impl BandwidthEstimator for BweFeed {
-    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        if reports.is_empty() {
-            return;
-        }
-        let results: Vec<crate::bwe::PacketResult> = reports
-            .iter()
-            .map(|r| crate::bwe::PacketResult {
-                departure: r.departure,
-                arrival: if r.arrived { r.arrival } else { None },
-                size: r.size,
-                twcc_seq: r.is_twcc.then_some(r.twcc_sequence_number),
-            })
-            .collect();
-        lock_bwe(&self.0).on_feedback(now, &results);
-    }
-
-    fn target_bitrate(&self) -> f64 {
-        // Read by the stack to pace; there is no pacer in our chain.
-        lock_bwe(&self.0)
-            .estimate(Instant::now())
-            .bps
-            .map_or(0.0, |b| b as f64)
-    }
-}
-
-/// Reads the RTCP a connection receives, at the wire end of its chain (the
-/// read walk goes from small slots to large, so before the congestion
-/// control at 1_000):
-/// - marks keyframe requests (PLI, FIR) for delivery to the application:
-///   rtc 0.21.1 ends every chain with a pass-through that drops inbound RTCP
-///   unless an interceptor marks it `DeliverToApplication`, and without this
-///   a subscriber's PLI about a forwarded stream would never reach us;
-/// - counts generic NACKs for the metrics;
-/// - passes the remote's REMB (its receive-side estimate) to our estimator,
-///   and tells it which transport-wide sequence numbers each TWCC message
-///   names, before the stack turns that message into results.
-///
-/// One interceptor for all of it: every stage of the chain moves each
-/// packet, in and out, through its own queues.
-struct RtcpTap {
-    bwe: Arc<Mutex<crate::bwe::Estimator>>,
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-}
-
-impl RtcpTap {
-    fn new(bwe: Arc<Mutex<crate::bwe::Estimator>>) -> RtcpTap {
-        RtcpTap {
-            bwe,
-            read: Default::default(),
-            write: Default::default(),
-        }
-    }
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate as Remb;
-            use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc as Twcc;
-            count_nacks(packets);
-            for p in packets {
-                if let Some(fb) = p.as_any().downcast_ref::<Twcc>() {
-                    lock_bwe(&self.bwe)
-                        .on_twcc_coverage(fb.base_sequence_number, fb.packet_status_count);
-                }
-                if let Some(remb) = p.as_any().downcast_ref::<Remb>() {
-                    if remb.bitrate.is_finite() && remb.bitrate > 0.0 {
-                        lock_bwe(&self.bwe).on_remb(msg.now, remb.bitrate as u64);
-                    }
-                }
-            }
-            if asks_for_keyframe(packets) && !msg.message.has(&Attribute::DeliverToApplication) {
-                msg.message.add(Attribute::DeliverToApplication);
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtcpTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
-
-/// What a publisher's offer says about retransmissions: which payload types
-/// are RTX and which payload type each repairs (`apt=`), and the ids of the
-/// header extensions that tie an RTX stream to its simulcast layer.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct RepairNegotiation {
-    /// RTX payload type -> the payload type it repairs.
-    apt: HashMap<u8, u8>,
-    mid_ext: Option<u8>,
-    rid_ext: Option<u8>,
-    rrid_ext: Option<u8>,
-}
-
-impl RepairNegotiation {
-    /// Reads the offer's `a=rtpmap`, `a=fmtp` and `a=extmap` lines (an answer
-    /// keeps the offer's payload types and extension ids). Unknown or odd
-    /// lines are ignored.
-    fn from_sdp(sdp: &str) -> RepairNegotiation {
-        let mut n = RepairNegotiation::default();
-        let mut rtx_pts = Vec::new();
-        let mut apts = Vec::new();
-        for line in sdp.lines().map(str::trim) {
-            if let Some(rest) = line.strip_prefix("a=rtpmap:") {
-                let mut f = rest.split_whitespace();
-                if let (Some(pt), Some(enc)) = (f.next(), f.next()) {
-                    let is_rtx = enc
-                        .split('/')
-                        .next()
-                        .is_some_and(|e| e.eq_ignore_ascii_case("rtx"));
-                    if let (true, Ok(pt)) = (is_rtx, pt.parse::<u8>()) {
-                        rtx_pts.push(pt);
-                    }
-                }
-            } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
-                let Some((pt, params)) = rest.split_once(' ') else {
-                    continue;
-                };
-                let apt = params
-                    .split(';')
-                    .filter_map(|kv| kv.trim().strip_prefix("apt="))
-                    .find_map(|v| v.trim().parse::<u8>().ok());
-                if let (Ok(pt), Some(apt)) = (pt.parse::<u8>(), apt) {
-                    apts.push((pt, apt));
-                }
-            } else if let Some(rest) = line.strip_prefix("a=extmap:") {
-                let mut f = rest.split_whitespace();
-                let (Some(id), Some(uri)) = (f.next(), f.next()) else {
-                    continue;
-                };
-                // "id" or "id/direction".
-                let Some(id) = id.split('/').next().and_then(|i| i.parse::<u8>().ok()) else {
-                    continue;
-                };
-                match uri {
-                    MID_URI => n.mid_ext = Some(id),
-                    RID_URI => n.rid_ext = Some(id),
-                    RRID_URI => n.rrid_ext = Some(id),
-                    _ => {}
-                }
-            }
-        }
-        for (pt, apt) in apts {
-            if rtx_pts.contains(&pt) {
-                n.apt.insert(pt, apt);
-            }
-        }
-        n
-    }
-}
-
-/// The `a=mid` and the sorted `a=rid` ids of each media section of an SDP
-/// that is not receive-only or inactive (what the remote sends).
-fn sending_rid_sections(sdp: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    for section in sdp.split("\nm=").skip(1) {
-        let mut mid = None;
-        let mut rids = Vec::new();
-        let mut sends = true;
-        for line in section.lines().map(str::trim) {
-            if let Some(m) = line.strip_prefix("a=mid:") {
-                mid = Some(m.trim().to_owned());
-            } else if let Some(r) = line.strip_prefix("a=rid:") {
-                // "a=rid:<id> send [...]"
-                let mut f = r.split_whitespace();
-                if let (Some(id), Some("send")) = (f.next(), f.next()) {
-                    rids.push(id.to_owned());
-                }
-            } else if line == "a=recvonly" || line == "a=inactive" {
-                sends = false;
-            }
-        }
-        if let (Some(mid), true, false) = (mid, sends, rids.is_empty()) {
-            rids.sort();
-            out.push((mid, rids));
-        }
-    }
-    out
-}
-
-/// Works around rtc 0.21.1 forgetting simulcast layers on renegotiation.
-///
-/// Applying a remote offer replaces every receiving track that the offer
-/// describes; for a simulcast section (`a=rid`) the new track's layers have
-/// no SSRC yet, and the stack learns each layer's SSRC again only from the
-/// `mid`/`rid` RTP header extensions. Browsers send those only at the start
-/// of a stream (Chromium stops once the receiver acknowledged the SSRC), so
-/// after a re-offer (an ICE restart, a track added) every packet of an
-/// existing simulcast video was dropped inside the stack until the browser
-/// happened to restart that layer, seconds or never.
-///
-/// The stack leaves a receiver alone when the offer describes no track for
-/// its section: it derives a simulcast track only when the section names
-/// its stream (`a=msid`), and an SSRC track only from `a=ssrc` lines. So for
-/// each section that was already receiving the same `a=rid` layers in the
-/// previous remote offer, this drops those lines from what the stack is
-/// given; layers, codecs, extensions, direction and `a=simulcast` stay, so
-/// the answer is the same. New sections, changed layer sets and
-/// non-simulcast sections pass unchanged.
-fn keep_simulcast_bindings(previous: &str, offer: &str) -> String {
-    let before = sending_rid_sections(previous);
-    let now = sending_rid_sections(offer);
-    let keep: Vec<&str> = now
-        .iter()
-        .filter(|s| before.contains(s))
-        .map(|(mid, _)| mid.as_str())
-        .collect();
-    if keep.is_empty() {
-        return offer.to_owned();
-    }
-    let mut out = String::with_capacity(offer.len());
-    // Sections start at "m=" lines; the mid of a section is only known
-    // once its `a=mid` is read, so buffer one section at a time.
-    let mut section: Vec<&str> = Vec::new();
-    let flush = |section: &mut Vec<&str>, out: &mut String| {
-        let kept = section.first().is_some_and(|l| l.starts_with("m="))
-            && section.iter().any(|l| {
-                l.trim()
-                    .strip_prefix("a=mid:")
-                    .is_some_and(|m| keep.contains(&m.trim()))
-            });
-        for line in section.drain(..) {
-            let t = line.trim_start();
-            if kept
-                && (t.starts_with("a=msid:")
-                    || t.starts_with("a=ssrc:")
-                    || t.starts_with("a=ssrc-group:"))
-            {
-                continue;
-            }
-            out.push_str(line);
-        }
-    };
-    for line in offer.split_inclusive('\n') {
-        if line.starts_with("m=") {
-            flush(&mut section, &mut out);
-        }
-        section.push(line);
-    }
-    flush(&mut section, &mut out);
-    out
-}
-
-/// Shared between a [`Peer`] and its [`RtxUnwrap`] interceptor (which the
-/// stack owns once built): the peer writes what was negotiated.
-#[derive(Debug, Default)]
-struct RepairState {
-    negotiated: RepairNegotiation,
-}
-
-fn lock_repair(m: &Mutex<RepairState>) -> std::sync::MutexGuard<'_, RepairState> {
-    // Nothing panics while holding it; a poisoned lock still holds good data.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Most streams the unwrapper remembers (a hostile publisher cycling SSRCs
-/// cannot grow its maps past this).
-const REPAIR_MAX_STREAMS: usize = 64;
-
-/// Turns a publisher's RFC 4588 retransmissions back into the packets they
-/// repair, before the NACK generator sees them.
-///
-/// rtc 0.21.1 unwraps RTX itself only for streams whose SSRCs the SDP
-/// declares (`a=ssrc-group:FID`), and only after the interceptors: its NACK
-/// generator never learns that a NACKed packet arrived and keeps asking for
-/// it. Browsers' simulcast layers declare no SSRC at all: their RTX streams
-/// are known by the `repaired-rtp-stream-id` header extension, which the
-/// stack does not handle, so it would drop every retransmission. Here an RTX
-/// packet becomes its original (SSRC of the stream it repairs, payload type
-/// from `apt=`, sequence number from the OSN) in both cases. Padding-only RTX
-/// packets (bandwidth probes) pass untouched: the transport-wide congestion
-/// control feedback must still count them, and the stack drops them after.
-struct RtxUnwrap {
-    shared: Arc<Mutex<RepairState>>,
-    /// RTX SSRC -> the SSRC it repairs.
-    rtx_of: HashMap<u32, u32>,
-    /// (mid, rid) of a simulcast layer -> its SSRC, from packets carrying both.
-    layers: HashMap<(Vec<u8>, Vec<u8>), u32>,
-    /// (mid, rid) an RTX SSRC named whose layer was not seen yet.
-    unresolved: HashMap<u32, (Vec<u8>, Vec<u8>)>,
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-}
-
-impl RtxUnwrap {
-    fn new(shared: Arc<Mutex<RepairState>>) -> RtxUnwrap {
-        RtxUnwrap {
-            shared,
-            rtx_of: HashMap::new(),
-            layers: HashMap::new(),
-            unresolved: HashMap::new(),
-            read: Default::default(),
-            write: Default::default(),
-        }
-    }
-
-    /// Rewrites `p` in place when it is a retransmission that can be unwrapped.
-    fn on_rtp(&mut self, p: &mut rtc::rtp::packet::Packet) {
-        let n = lock_repair(&self.shared).negotiated.clone_ids();
-        let h = &p.header;
-        let mid = n
-            .mid_ext
-            .and_then(|id| h.get_extension(id))
-            .map(|v| v.to_vec());
-        // A layer's own packets: remember its SSRC by (mid, rid).
-        if let (Some(mid), Some(rid)) = (
-            mid.clone(),
-            n.rid_ext
-                .and_then(|id| h.get_extension(id))
-                .map(|v| v.to_vec()),
-        ) {
-            if !self.layers.contains_key(&(mid.clone(), rid.clone())) {
-                if self.layers.len() >= REPAIR_MAX_STREAMS {
-                    self.layers.clear();
-                }
-                let ssrc = h.ssrc;
-                self.layers.insert((mid.clone(), rid.clone()), ssrc);
-                let waiting: Vec<u32> = self
-                    .unresolved
-                    .iter()
-                    .filter(|(_, k)| **k == (mid.clone(), rid.clone()))
-                    .map(|(r, _)| *r)
-                    .collect();
-                for rtx in waiting {
-                    self.unresolved.remove(&rtx);
-                    self.remember(rtx, ssrc);
-                }
-            }
-        }
-        // An RTX stream names the layer it repairs with rrid.
-        if let (Some(mid), Some(rrid)) = (
-            mid,
-            n.rrid_ext
-                .and_then(|id| h.get_extension(id))
-                .map(|v| v.to_vec()),
-        ) {
-            if !self.rtx_of.contains_key(&h.ssrc) {
-                match self.layers.get(&(mid.clone(), rrid.clone())) {
-                    Some(&primary) => self.remember(h.ssrc, primary),
-                    None => {
-                        if self.unresolved.len() >= REPAIR_MAX_STREAMS {
-                            self.unresolved.clear();
-                        }
-                        self.unresolved.insert(h.ssrc, (mid, rrid));
-                    }
-                }
-            }
-        }
-        let Some(&primary) = self.rtx_of.get(&p.header.ssrc) else {
-            return;
-        };
-        let Some(apt) = lock_repair(&self.shared)
-            .negotiated
-            .apt
-            .get(&p.header.payload_type)
-            .copied()
-        else {
-            return;
-        };
-        let Some((osn, _)) = crate::codec::rtx_unwrap(&p.payload) else {
-            // Padding-only: a probe, not a retransmission.
-            return;
-        };
-        p.header.ssrc = primary;
-        p.header.payload_type = apt;
-        p.header.sequence_number = osn;
-        p.header.padding = false;
-        p.payload = p.payload.slice(2..);
-    }
-
-    fn remember(&mut self, rtx: u32, primary: u32) {
-        if rtx == primary {
-            return;
-        }
-        if self.rtx_of.len() >= REPAIR_MAX_STREAMS {
-            self.rtx_of.clear();
-        }
-        self.rtx_of.insert(rtx, primary);
-    }
-}
-
-impl RepairNegotiation {
-    /// The extension ids alone (cheap to copy out of the lock per packet).
-    fn clone_ids(&self) -> RepairIds {
-        RepairIds {
-            mid_ext: self.mid_ext,
-            rid_ext: self.rid_ext,
-            rrid_ext: self.rrid_ext,
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct RepairIds {
-    mid_ext: Option<u8>,
-    rid_ext: Option<u8>,
-    rrid_ext: Option<u8>,
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RtxUnwrap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(p) = &mut msg.message.packet {
-            self.on_rtp(p);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        // The NACK generator also watches an RTX stream's own numbering, and
-        // with the retransmissions unwrapped it sees only the probes' gaps:
-        // its NACKs for an RTX SSRC ask for nothing that exists. Drop them.
-        if let Packet::Rtcp(packets) = &mut msg.message.packet {
-            let before = packets.len();
-            packets.retain(|p| {
-                p.as_any()
-                    .downcast_ref::<TransportLayerNack>()
-                    .is_none_or(|n| !self.rtx_of.contains_key(&n.media_ssrc))
-            });
-            if before > 0 && packets.is_empty() {
-                return Ok(());
-            }
-        }
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtxUnwrap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        // A stream whose SDP declared its RTX SSRC (a=ssrc-group:FID).
-        if let Some(rtx) = info.ssrc_rtx {
-            self.remember(rtx, info.ssrc);
-            if let Some(pt) = info.payload_type_rtx {
-                lock_repair(&self.shared)
-                    .negotiated
-                    .apt
-                    .entry(pt)
-                    .or_insert(info.payload_type);
-            }
-        }
-    }
-    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.rtx_of
-            .retain(|rtx, primary| *rtx != info.ssrc && *primary != info.ssrc);
-        self.layers.retain(|_, ssrc| *ssrc != info.ssrc);
-    }
-}
-
-/// Whether a codec carries media itself (not RTX, RED or FEC around another).
-fn is_media_codec(mime: &str) -> bool {
-    let sub = mime.rsplit('/').next().unwrap_or(mime);
-    !["rtx", "red", "ulpfec", "flexfec-03"]
-        .iter()
-        .any(|w| sub.eq_ignore_ascii_case(w))
-}
-
-/// Media payload type -> the RTX payload type that repairs it (`apt=`),
-/// among negotiated codecs.
-fn rtx_payload_types(codecs: &[RTCRtpCodecParameters]) -> HashMap<u8, u8> {
-    codecs
-        .iter()
-        .filter(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
-        .filter_map(|c| {
-            let apt = c
-                .rtp_codec
-                .sdp_fmtp_line
-                .split(';')
-                .filter_map(|kv| kv.trim().strip_prefix("apt="))
-                .find_map(|v| v.trim().parse::<u8>().ok())?;
-            Some((apt, c.payload_type))
-        })
-        .collect()
-}
-
-fn lock_rtx_send(m: &Mutex<HashMap<u8, u8>>) -> std::sync::MutexGuard<'_, HashMap<u8, u8>> {
-    // Written once per answer, read per retransmission; a poisoned lock
-    // still holds a usable map.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// How many sent packets' payload types [`RtxRetag`] remembers per stream:
-/// as many as the NACK responder keeps at most.
-const RETAG_HISTORY: usize = nack::MAX_PACKETS;
-
-/// One sent stream with an RTX SSRC, as [`RtxRetag`] follows it.
-struct RetagStream {
-    /// The SSRC of the media it repairs.
-    primary: u32,
-    /// (sequence number, payload type) of recent media packets, by
-    /// sequence number modulo [`RETAG_HISTORY`].
-    sent: Vec<Option<(u16, u8)>>,
-}
-
-/// Keeps retransmissions right when a sent stream changes codec.
-///
-/// A WHEP player's video track carries whatever codec the main view's
-/// source sends (VP8 from a browser, H.264 from an encoder), but the NACK
-/// responder (nack.rs) wraps every retransmission in the one RTX payload type
-/// bound to the stream, whose `apt=` names one codec: an H.264 packet sent
-/// back as VP8's RTX would be handed to the player's VP8 depacketizer. This
-/// interceptor, between the responder and the wire, remembers the payload
-/// type of each media packet sent and rewrites each RTX packet to the RTX
-/// payload type of its original's codec, or, where that codec has no RTX
-/// negotiated, back into a plain retransmission (the original's SSRC,
-/// sequence number and payload type). Connections without an RTX SSRC
-/// (every one but a player's) pass through untouched.
-struct RtxRetag {
-    send_rtx: Arc<Mutex<HashMap<u8, u8>>>,
-    /// RTX SSRC -> its stream.
-    streams: HashMap<u32, RetagStream>,
-    /// Media SSRC -> its RTX SSRC.
-    rtx_of: HashMap<u32, u32>,
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-}
-
-impl RtxRetag {
-    fn new(send_rtx: Arc<Mutex<HashMap<u8, u8>>>) -> RtxRetag {
-        RtxRetag {
-            send_rtx,
-            streams: HashMap::new(),
-            rtx_of: HashMap::new(),
-            read: Default::default(),
-            write: Default::default(),
-        }
-    }
-
-    /// Follows one packet on its way out; rewrites it if it is an RTX
-    /// packet whose payload type does not fit its original.
-    fn on_rtp(&mut self, p: &mut rtc::rtp::packet::Packet) {
-        if self.rtx_of.is_empty() {
-            return;
-        }
-        let ssrc = p.header.ssrc;
-        if let Some(s) = self.rtx_of.get(&ssrc).and_then(|r| self.streams.get_mut(r)) {
-            let seq = p.header.sequence_number;
-            s.sent[usize::from(seq) % RETAG_HISTORY] = Some((seq, p.header.payload_type));
-            return;
-        }
-        let Some(s) = self.streams.get(&ssrc) else {
-            return;
-        };
-        let Some((osn, _)) = crate::codec::rtx_unwrap(&p.payload) else {
-            // Padding only: no original to name.
-            return;
-        };
-        let Some(pt) = s.sent[usize::from(osn) % RETAG_HISTORY]
-            .filter(|(seq, _)| *seq == osn)
-            .map(|(_, pt)| pt)
-        else {
-            return;
-        };
-        match lock_rtx_send(&self.send_rtx).get(&pt) {
-            Some(&rtx_pt) => p.header.payload_type = rtx_pt,
-            None => {
-                p.header.ssrc = s.primary;
-                p.header.sequence_number = osn;
-                p.header.payload_type = pt;
-                p.payload = p.payload.slice(2..);
-            }
-        }
-    }
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RtxRetag {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(p) = &mut msg.message.packet {
-            self.on_rtp(p);
-        }
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtxRetag {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
-        // Only where the connection sends in answer mode (a player): the
-        // payload types are known before the answer is applied, which binds
-        // the streams. A subscriber's stream keeps one codec, and its RTX
-        // needs no care.
-        if lock_rtx_send(&self.send_rtx).is_empty() {
-            return;
-        }
-        if let Some(rtx) = info.ssrc_rtx {
-            self.rtx_of.insert(info.ssrc, rtx);
-            self.streams.insert(
-                rtx,
-                RetagStream {
-                    primary: info.ssrc,
-                    sent: vec![None; RETAG_HISTORY],
-                },
-            );
-        }
-    }
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        if let Some(rtx) = self.rtx_of.remove(&info.ssrc) {
-            self.streams.remove(&rtx);
-        }
-    }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
-
-/// The USERNAME attribute of a STUN message, if `data` is one.
-pub(crate) fn stun_username(data: &[u8]) -> Option<&str> {
-    // RFC 5389: 20-byte header, first two bits zero, magic cookie 0x2112A442.
-    if data.len() < 20 || data[0] & 0xc0 != 0 || data[4..8] != [0x21, 0x12, 0xa4, 0x42] {
-        return None;
-    }
-    let len = u16::from_be_bytes([data[2], data[3]]) as usize;
-    let body = data.get(20..20 + len)?;
-    let mut i = 0;
-    while i + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
-        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
-        let value = body.get(i + 4..i + 4 + alen)?;
-        if typ == 0x0006 {
-            return std::str::from_utf8(value).ok();
-        }
-        i += 4 + alen.div_ceil(4) * 4;
-    }
-    None
-}
-
-/// Whether a datagram looks like STUN (RFC 7983 demultiplexing: first byte 0..3).
-pub(crate) fn is_stun(data: &[u8]) -> bool {
-    data.first().is_some_and(|b| *b < 4)
 }
 
 /// Fuzzing entry points (see `crate::fuzzing`).
@@ -2083,29 +886,12 @@ pub(crate) mod fuzzing;
 
 #[cfg(test)]
 mod tests {
+    use super::interceptors::{RtxRetag, RtxUnwrap};
+    use super::ssrc::SSRC_REST;
     use super::*;
-
-    #[test]
-    fn stun_username_is_found() {
-        let mut m = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
-        m.extend_from_slice(&[7; 12]);
-        let user = b"abcd:efg";
-        let mut attrs = vec![0x00, 0x06, 0, user.len() as u8];
-        attrs.extend_from_slice(user);
-        m[2..4].copy_from_slice(&(attrs.len() as u16).to_be_bytes());
-        m.extend_from_slice(&attrs);
-        assert_eq!(stun_username(&m), Some("abcd:efg"));
-    }
-
-    #[test]
-    fn stun_username_rejects_garbage() {
-        assert_eq!(stun_username(&[]), None);
-        assert_eq!(stun_username(&[0u8; 19]), None);
-        let mut m = vec![0x00, 0x01, 0, 40, 0x21, 0x12, 0xa4, 0x42];
-        m.extend_from_slice(&[0; 12]);
-        m.extend_from_slice(&[0x00, 0x06, 0xff, 0xff]);
-        assert_eq!(stun_username(&m), None);
-    }
+    use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    use rtc::sansio::Protocol;
 
     #[test]
     fn a_peer_offers_with_our_candidates() {

@@ -102,6 +102,9 @@ pub enum KeyError {
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// HMAC-SHA256 with the same secret, for values the server derives
+    /// rather than stores (invitations' short codes, [`Keys::mac`]).
+    mac: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Keys {
@@ -116,7 +119,20 @@ impl Keys {
         Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            mac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
         }
+    }
+
+    /// HMAC-SHA256 of `data` under the server's secret, in the domain
+    /// `context` (a fixed label, so one use's values never serve another).
+    pub fn mac(&self, context: &str, data: &[u8]) -> [u8; 32] {
+        let mut ctx = ring::hmac::Context::with_key(&self.mac);
+        ctx.update(context.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
     }
 
     /// Loads the key from `configured` if given, else from `data_dir/signing.key`,
@@ -245,6 +261,93 @@ impl StaffClaims {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             ep: epoch,
         }
+    }
+}
+
+/// The `aud` of written opinion tokens (one per recipient of a request).
+pub const OPINION_AUDIENCE: &str = "giaoban-opinion";
+/// The `typ` claim of written opinion tokens.
+pub const OPINION_TYPE: &str = "opinion";
+/// An opinion token lives this long after its request's deadline, so the
+/// recipient can still read the result.
+pub const OPINION_AFTER_DEADLINE_SECONDS: i64 = 30 * 24 * 3600;
+
+/// The claims of a written opinion token: the answer link of one recipient
+/// of one request (`cabinet::OpinionRequest`). Neither an invitation nor a
+/// staff token decoder accepts it (its audience), nor does its decoder
+/// accept theirs. Made again from the database whenever the secretariat
+/// asks for the links (nothing secret is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpinionClaims {
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// Always [`OPINION_AUDIENCE`]. (The claims of another kind of token
+    /// default, so that the validation says why it is refused: expired,
+    /// or not an opinion token.)
+    #[serde(default)]
+    pub aud: String,
+    /// Always [`OPINION_TYPE`].
+    #[serde(default)]
+    pub typ: String,
+    /// The recipient id.
+    pub sub: String,
+    /// The request id.
+    #[serde(default)]
+    pub req: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds): the deadline plus
+    /// [`OPINION_AFTER_DEADLINE_SECONDS`].
+    pub exp: i64,
+}
+
+impl OpinionClaims {
+    /// The claims of `recipient`'s link to `request`.
+    pub fn for_recipient(
+        request: &cabinet::OpinionRequest,
+        recipient: &cabinet::OpinionRecipient,
+    ) -> OpinionClaims {
+        OpinionClaims {
+            iss: ISSUER.to_owned(),
+            aud: OPINION_AUDIENCE.to_owned(),
+            typ: OPINION_TYPE.to_owned(),
+            sub: recipient.id.clone(),
+            req: request.id.clone(),
+            iat: request.created_at,
+            exp: request
+                .deadline
+                .saturating_add(OPINION_AFTER_DEADLINE_SECONDS),
+        }
+    }
+}
+
+impl Keys {
+    /// Signs opinion claims.
+    pub fn sign_opinion(
+        &self,
+        claims: &OpinionClaims,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Checks an opinion token by itself: signature, `iss`, `aud`, `typ`,
+    /// `exp`. The recipient still has to be looked up.
+    pub fn decode_opinion(&self, token: &str) -> Result<OpinionClaims, TokenError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = LEEWAY_SECONDS;
+        v.set_issuer(&[ISSUER]);
+        v.set_audience(&[OPINION_AUDIENCE]);
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let data = jsonwebtoken::decode::<OpinionClaims>(token.trim(), &self.decoding, &v)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        let c = data.claims;
+        if c.typ != OPINION_TYPE || c.sub.is_empty() || c.req.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(c)
     }
 }
 
@@ -469,6 +572,56 @@ mod tests {
             k.decode_staff(&k.sign_staff(&old).expect("sign")),
             Err(TokenError::Expired)
         );
+    }
+
+    #[test]
+    fn opinion_tokens_are_their_own_kind() {
+        let keys = Keys::from_secret(&[7u8; 32]);
+        let now = cabinet::now_unix();
+        let oc = OpinionClaims {
+            iss: ISSUER.into(),
+            aud: OPINION_AUDIENCE.into(),
+            typ: OPINION_TYPE.into(),
+            sub: "r1".into(),
+            req: "q1".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let t = keys.sign_opinion(&oc).expect("sign");
+        assert_eq!(keys.decode_opinion(&t), Ok(oc.clone()));
+        assert_eq!(keys.decode(&t), Err(TokenError::Invalid));
+        assert_eq!(keys.decode_staff(&t), Err(TokenError::Invalid));
+        let inv = keys.sign(&claims(60)).expect("sign");
+        assert_eq!(keys.decode_opinion(&inv), Err(TokenError::Invalid));
+        let wrong = keys
+            .sign_opinion(&OpinionClaims {
+                typ: "staff".into(),
+                ..oc.clone()
+            })
+            .expect("sign");
+        assert_eq!(keys.decode_opinion(&wrong), Err(TokenError::Invalid));
+        let old = keys
+            .sign_opinion(&OpinionClaims {
+                exp: now - 60,
+                ..oc
+            })
+            .expect("sign");
+        assert_eq!(keys.decode_opinion(&old), Err(TokenError::Expired));
+        // Another kind of token, expired: expired here too.
+        let staff = keys
+            .sign_staff(&StaffClaims {
+                iss: ISSUER.into(),
+                aud: STAFF_AUDIENCE.into(),
+                typ: STAFF_TYPE.into(),
+                sub: "u".into(),
+                name: "n".into(),
+                iat: now - 120,
+                exp: now - 60,
+                jti: String::new(),
+                ep: 0,
+            })
+            .expect("sign");
+        assert_eq!(keys.decode_opinion(&staff), Err(TokenError::Expired));
     }
 
     #[test]

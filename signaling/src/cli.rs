@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR_OR_PEM")]
         trust: Option<PathBuf>,
     },
+    /// Print the certificate of the minutes' seal (PEM, its CA chain after
+    /// it): what PDF readers and `giaoban verify --trust` must trust to
+    /// accept sealed minutes. Without `[minutes] seal_cert`, the server's
+    /// self-signed seal in the data folder (made now if there is none yet).
+    SealCert,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,10 +137,21 @@ pub const NEW_PASSWORD_ENV: &str = "GIAOBAN_NEW_PASSWORD";
 
 #[derive(Debug, Subcommand)]
 pub enum MeetingCmd {
-    /// Create a meeting; prints its id.
+    /// Create a meeting; prints its id. It is a draft until it is
+    /// scheduled and started (participants other than the chair and the
+    /// secretary wait until then), unless --start.
     Create {
         #[arg(long)]
         title: String,
+        /// Start it at once (in progress: everyone invited enters).
+        #[arg(long)]
+        start: bool,
+    },
+    /// Start a meeting (draft or scheduled: in progress); the participants
+    /// waiting for it enter (within about 5 s when a server runs).
+    Start {
+        #[arg(value_name = "MEETING_ID")]
+        meeting_id: String,
     },
     /// List meetings: id, status, title (tab separated).
     List,
@@ -264,6 +280,22 @@ pub async fn run_command(command: Command, config: &Config) -> Result<(), CliErr
                 }
             }
         }
+        Command::SealCert => {
+            server::ensure_data_dir(config)?;
+            let source = crate::seal::SealSource::new(config);
+            let seal = tokio::task::spawn_blocking(move || source.load_blocking())
+                .await
+                .map_err(|e| CliError::Usage(format!("loading the seal failed: {e}")))?
+                .map_err(CliError::Usage)?;
+            eprintln!(
+                "seal: {} ({}), SHA-256 {}",
+                seal.subject(),
+                seal.key_algorithm(),
+                seal.certificate_sha256()
+            );
+            print!("{}", seal.certificate_pem());
+            Ok(())
+        }
         Command::Verify { file, trust } => {
             let trust = trust.or_else(|| config.documents.trust_dir.clone());
             let (text, code) = tokio::task::spawn_blocking(move || {
@@ -358,11 +390,35 @@ async fn find_user(store: &cabinet::Store, user: &str) -> Result<cabinet::User, 
         .ok_or_else(|| CliError::Usage(format!("no account {user:?}")))
 }
 
+/// Draft → scheduled → in progress (already in progress: nothing).
+async fn start_meeting(store: &cabinet::Store, meeting_id: &str) -> Result<(), CliError> {
+    let m = store
+        .get_meeting(meeting_id)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no meeting {meeting_id:?}")))?;
+    if m.status == MeetingStatus::Draft {
+        store
+            .set_meeting_status(meeting_id, MeetingStatus::Scheduled)
+            .await?;
+    }
+    store
+        .set_meeting_status(meeting_id, MeetingStatus::InProgress)
+        .await?;
+    Ok(())
+}
+
 async fn meeting(store: &cabinet::Store, cmd: MeetingCmd) -> Result<(), CliError> {
     match cmd {
-        MeetingCmd::Create { title } => {
+        MeetingCmd::Create { title, start } => {
             let m = store.create_meeting(&title).await?;
+            if start {
+                start_meeting(store, &m.id).await?;
+            }
             println!("{}", m.id);
+        }
+        MeetingCmd::Start { meeting_id } => {
+            start_meeting(store, &meeting_id).await?;
+            println!("{meeting_id}");
         }
         MeetingCmd::List => {
             for m in store.list_meetings().await? {
@@ -454,6 +510,7 @@ async fn invite(
             ttl_seconds,
             participant_id: None,
             bridge_point_id: None,
+            email: String::new(),
         })
         .await?;
     let token = keys.sign(&crate::auth::claims_for(&inv))?;

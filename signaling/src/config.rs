@@ -32,6 +32,8 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    /// E-mail over SMTP (`crate::mail`); no host: no e-mail.
+    pub mail: crate::mail::MailConfig,
     pub database: DatabaseConfig,
     pub media: MediaConfig,
     pub auth: AuthConfig,
@@ -41,6 +43,223 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub turn: TurnConfig,
     pub signaling: SignalingConfig,
+    pub rules: RulesConfig,
+    pub minutes: MinutesConfig,
+    pub calendar: CalendarConfig,
+    pub deadlines: DeadlinesConfig,
+    pub notice: NoticeConfig,
+}
+
+/// The head of the minutes (`GET /api/meetings/{id}/minutes`): who issues
+/// them and where, as Decree 30/2020/NĐ-CP lays out an administrative
+/// document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MinutesConfig {
+    /// The issuing body, upper case by convention; `\n` splits its lines
+    /// ("ỦY BAN NHÂN DÂN\nTỈNH HƯNG YÊN").
+    pub issuer: String,
+    /// The body above the issuer (for a department: "UBND TỈNH ..."); may
+    /// be empty.
+    pub parent: String,
+    /// The place name of the date line ("Hưng Yên"); empty: dots.
+    pub place: String,
+    /// The symbol after the number ("BB-UBND"); the number is left blank
+    /// for the clerical office.
+    pub symbol: String,
+    /// The seal's certificate (PEM: the seal certificate first, then its CA
+    /// chain), e.g. one issued by the province's CA. Set together with
+    /// `seal_key`; unset: a self-signed seal kept in the data folder
+    /// (`minutes-seal/`), made on first use.
+    pub seal_cert: Option<PathBuf>,
+    /// The seal's private key (PEM, unencrypted; ECDSA P-256 or RSA).
+    pub seal_key: Option<PathBuf>,
+}
+
+impl Default for MinutesConfig {
+    fn default() -> Self {
+        let h = cabinet::minutes::MinutesHeader::default();
+        MinutesConfig {
+            issuer: h.issuer,
+            parent: h.parent,
+            place: h.place,
+            symbol: h.symbol,
+            seal_cert: None,
+            seal_key: None,
+        }
+    }
+}
+
+impl MinutesConfig {
+    /// The head the minutes carry.
+    pub fn header(&self) -> cabinet::minutes::MinutesHeader {
+        cabinet::minutes::MinutesHeader {
+            issuer: self.issuer.clone(),
+            parent: self.parent.clone(),
+            place: self.place.clone(),
+            symbol: self.symbol.clone(),
+        }
+    }
+}
+
+/// The working-day calendar that deadlines count in (`cabinet::workdays`):
+/// the weekend, the holidays, and extra working days ("ngày làm bù").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// Days off every week, by English name ("saturday", "sun").
+    pub weekend: Vec<String>,
+    /// Days off, `YYYY-MM-DD` (Tết, 30/4, 1/5, 2/9, 1/1 ...).
+    pub holidays: Vec<String>,
+    /// Days worked although on the weekend (or listed as holidays),
+    /// `YYYY-MM-DD`.
+    pub extra_working_days: Vec<String>,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig {
+            weekend: vec!["saturday".into(), "sunday".into()],
+            holidays: Vec::new(),
+            extra_working_days: Vec::new(),
+        }
+    }
+}
+
+impl CalendarConfig {
+    /// The calendar (the values are checked by [`Config::validate`]).
+    pub fn calendar(&self) -> Result<cabinet::workdays::Calendar, ConfigError> {
+        cabinet::workdays::Calendar::from_settings(
+            &self.weekend,
+            &self.holidays,
+            &self.extra_working_days,
+        )
+        .map_err(|e| ConfigError::Invalid(format!("calendar: {e}")))
+    }
+}
+
+/// A comma-separated list of an environment variable, blanks dropped.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Deadlines in working days (`notes/meeting-rules.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// The notice of conclusions is due this many working days after the
+    /// meeting.
+    pub notice_working_days: u32,
+    /// The documents reach the members this many working days before a
+    /// regular meeting ...
+    pub documents_regular_working_days: u32,
+    /// ... and this many before a thematic or extraordinary one.
+    pub documents_thematic_working_days: u32,
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        let d = cabinet::notice::DocumentsDeadlineRule::default();
+        DeadlinesConfig {
+            notice_working_days: cabinet::notice::NoticeSettings::default().due_working_days,
+            documents_regular_working_days: d.regular,
+            documents_thematic_working_days: d.thematic,
+        }
+    }
+}
+
+impl DeadlinesConfig {
+    /// The documents' deadline rule.
+    pub fn documents(&self) -> cabinet::notice::DocumentsDeadlineRule {
+        cabinet::notice::DocumentsDeadlineRule {
+            regular: self.documents_regular_working_days,
+            thematic: self.documents_thematic_working_days,
+        }
+    }
+}
+
+/// The notice of conclusions (`GET /api/meetings/{id}/notice`): its symbol
+/// and signature block (the issuer and place are `[minutes]`').
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoticeConfig {
+    /// The symbol after the number ("TB-UBND").
+    pub symbol: String,
+    /// The signer's lines; `\n` splits them ("TL. CHỦ TỊCH\nCHÁNH VĂN
+    /// PHÒNG").
+    pub signer_title: String,
+    /// The signer's name; empty: left blank.
+    pub signer_name: String,
+    /// "Nơi nhận": one entry a line.
+    pub recipients: Vec<String>,
+}
+
+impl Default for NoticeConfig {
+    fn default() -> Self {
+        let n = cabinet::notice::NoticeSettings::default();
+        NoticeConfig {
+            symbol: n.symbol,
+            signer_title: n.signer_title.join("\n"),
+            signer_name: n.signer_name,
+            recipients: n.recipients,
+        }
+    }
+}
+
+impl NoticeConfig {
+    /// The notice's settings, with the due days of `[deadlines]`.
+    pub fn settings(&self, deadlines: &DeadlinesConfig) -> cabinet::notice::NoticeSettings {
+        cabinet::notice::NoticeSettings {
+            symbol: self.symbol.clone(),
+            signer_title: self
+                .signer_title
+                .lines()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            signer_name: self.signer_name.clone(),
+            recipients: self.recipients.clone(),
+            due_working_days: deadlines.notice_working_days,
+        }
+    }
+}
+
+/// The committee's rules for decisions (`notes/meeting-rules.md`): the
+/// quorum is `quorum_numerator / quorum_denominator` of the committee's
+/// members present (two thirds by default), rounded up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    pub quorum_numerator: u32,
+    pub quorum_denominator: u32,
+    /// How many members the committee has; unset: the meeting's invitations
+    /// with role chair or member (revoked ones excluded).
+    pub committee_members: Option<u32>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            quorum_numerator: 2,
+            quorum_denominator: 3,
+            committee_members: None,
+        }
+    }
+}
+
+impl RulesConfig {
+    /// The quorum rule the attendance report applies.
+    pub fn quorum(&self) -> cabinet::QuorumRule {
+        cabinet::QuorumRule {
+            numerator: self.quorum_numerator,
+            denominator: self.quorum_denominator,
+            committee_members: self.committee_members,
+        }
+    }
 }
 
 /// The WebSocket sessions.
@@ -65,6 +284,38 @@ pub struct SignalingConfig {
     pub max_offer_media: usize,
     /// WHEP players of one invitation at once at most.
     pub whep_viewers_per_invitation: usize,
+    /// A meeting with at least this many invitations makes its bridge
+    /// points and delegates enter with their audio blocked by the chair
+    /// (they raise a hand to speak); 0: never.
+    pub join_muted_from: usize,
+    /// The operator's dashboard (clients' `link_report`s): packet loss at or
+    /// above this percentage degrades a point (an alert).
+    pub link_loss_alert_percent: f64,
+    /// Round-trip time at or above this degrades a point, milliseconds.
+    pub link_rtt_alert_ms: u32,
+    /// Jitter at or above this degrades a point, milliseconds.
+    pub link_jitter_alert_ms: u32,
+    /// An unmuted microphone below `link_silence_level` (0 to 1) this many
+    /// seconds is silent (an alert).
+    pub link_silence_alert_secs: u32,
+    pub link_silence_level: f64,
+    /// A camera sending no frames this many seconds is frozen (an alert).
+    pub link_frozen_alert_secs: u32,
+    /// Received videos freezing in every report this many seconds is
+    /// frozen too (a `frozen_in` alert).
+    pub link_frozen_in_alert_secs: u32,
+    /// A client reporting media sent while the media server receives none
+    /// this many seconds is `no_media` (an alert).
+    pub link_no_media_alert_secs: u32,
+    /// A connected point without a report this many seconds is stale.
+    pub link_stale_secs: u32,
+    /// History kept per point, seconds.
+    pub link_history_secs: u32,
+    /// The pre-meeting check is ready only under this round-trip time
+    /// (ms) and with at least this bandwidth down and up (kbit/s).
+    pub check_max_rtt_ms: u32,
+    pub check_min_down_kbps: u32,
+    pub check_min_up_kbps: u32,
 }
 
 impl Default for SignalingConfig {
@@ -77,6 +328,87 @@ impl Default for SignalingConfig {
             max_sockets: 2000,
             max_offer_media: 16,
             whep_viewers_per_invitation: 1,
+            join_muted_from: 20,
+            link_loss_alert_percent: 5.0,
+            link_rtt_alert_ms: 400,
+            link_jitter_alert_ms: 60,
+            link_silence_alert_secs: 30,
+            link_silence_level: 0.01,
+            link_frozen_alert_secs: 10,
+            link_frozen_in_alert_secs: 10,
+            link_no_media_alert_secs: 10,
+            link_stale_secs: 20,
+            link_history_secs: 300,
+            check_max_rtt_ms: 400,
+            check_min_down_kbps: 1000,
+            check_min_up_kbps: 500,
+        }
+    }
+}
+
+impl SignalingConfig {
+    /// The dashboard's thresholds (`signaling.link_*`, `check_*`).
+    fn validate_links(&self) -> Result<(), ConfigError> {
+        let sg = self;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if !(sg.link_loss_alert_percent > 0.0 && sg.link_loss_alert_percent <= 100.0) {
+            return invalid("signaling.link_loss_alert_percent must be over 0 and at most 100");
+        }
+        if !(sg.link_silence_level >= 0.0 && sg.link_silence_level < 1.0) {
+            return invalid("signaling.link_silence_level must be 0 to under 1");
+        }
+        let ms = [
+            ("link_rtt_alert_ms", sg.link_rtt_alert_ms),
+            ("link_jitter_alert_ms", sg.link_jitter_alert_ms),
+            ("check_max_rtt_ms", sg.check_max_rtt_ms),
+        ];
+        for (name, v) in ms {
+            if !(1..=60_000).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "signaling.{name} must be 1 to 60000"
+                )));
+            }
+        }
+        let secs = [
+            ("link_silence_alert_secs", sg.link_silence_alert_secs),
+            ("link_frozen_alert_secs", sg.link_frozen_alert_secs),
+            ("link_frozen_in_alert_secs", sg.link_frozen_in_alert_secs),
+            ("link_no_media_alert_secs", sg.link_no_media_alert_secs),
+            ("link_stale_secs", sg.link_stale_secs),
+            ("link_history_secs", sg.link_history_secs),
+        ];
+        for (name, v) in secs {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Invalid(format!(
+                    "signaling.{name} must be 1 to 3600"
+                )));
+            }
+        }
+        if sg.check_min_down_kbps > 1_000_000 || sg.check_min_up_kbps > 1_000_000 {
+            return invalid(
+                "signaling.check_min_down_kbps and check_min_up_kbps must be at most 1000000",
+            );
+        }
+        Ok(())
+    }
+
+    /// The dashboard's settings.
+    pub fn link_settings(&self) -> crate::linkstats::LinkSettings {
+        let sg = self;
+        crate::linkstats::LinkSettings {
+            loss_alert_percent: sg.link_loss_alert_percent,
+            rtt_alert_ms: sg.link_rtt_alert_ms,
+            jitter_alert_ms: sg.link_jitter_alert_ms,
+            silence_alert_secs: i64::from(sg.link_silence_alert_secs),
+            silence_level: sg.link_silence_level,
+            frozen_alert_secs: i64::from(sg.link_frozen_alert_secs),
+            frozen_in_alert_secs: i64::from(sg.link_frozen_in_alert_secs),
+            no_media_alert_secs: i64::from(sg.link_no_media_alert_secs),
+            stale_secs: i64::from(sg.link_stale_secs),
+            history_secs: i64::from(sg.link_history_secs),
+            check_max_rtt_ms: sg.check_max_rtt_ms,
+            check_min_down_kbps: sg.check_min_down_kbps,
+            check_min_up_kbps: sg.check_min_up_kbps,
         }
     }
 }
@@ -171,6 +503,33 @@ pub struct MediaConfig {
     /// A media TCP connection must pass ICE (the server answered a valid
     /// check on it) within this many seconds, or it is closed.
     pub tcp_ice_timeout_secs: u64,
+    /// Threads that write forwarded packets (SRTP protect and send), the
+    /// media engine's own included; 0: the machine's cores, at most 8.
+    /// 1 by default: on a 2-core machine a second one forwarded no more and
+    /// cost more CPU per packet (docs/performance.md, "Send workers").
+    pub send_workers: usize,
+    /// The media engine counts as short of CPU in a second in which its
+    /// loop was busy at least this percent of the time (or dropped
+    /// datagrams): it sheds thumbnails step by step.
+    pub shed_busy_percent: u8,
+    /// Seconds under this percent (without drops) count as calm.
+    pub shed_calm_percent: u8,
+    /// Least seconds between two steps of shedding.
+    pub shed_step_secs: u64,
+    /// Calm this many seconds before one step back.
+    pub shed_calm_secs: u64,
+}
+
+impl MediaConfig {
+    /// The media engine's shedding thresholds, as the SFU takes them.
+    pub fn overload(&self) -> sfu::OverloadConfig {
+        sfu::OverloadConfig {
+            busy_high: f64::from(self.shed_busy_percent) / 100.0,
+            busy_low: f64::from(self.shed_calm_percent) / 100.0,
+            step_every: std::time::Duration::from_secs(self.shed_step_secs),
+            calm_for: std::time::Duration::from_secs(self.shed_calm_secs),
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -185,6 +544,11 @@ impl Default for MediaConfig {
             audio_loudest: 3,
             tcp_max_per_address: 16,
             tcp_ice_timeout_secs: 10,
+            send_workers: 1,
+            shed_busy_percent: 85,
+            shed_calm_percent: 55,
+            shed_step_secs: 2,
+            shed_calm_secs: 5,
         }
     }
 }
@@ -401,8 +765,13 @@ fn check_turn_url(url: &str) -> Result<(), String> {
 }
 
 const ENV_PREFIX: &str = "GIAOBAN_";
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 15] = [
     "SIGNALING",
+    "RULES",
+    "MINUTES",
+    "CALENDAR",
+    "DEADLINES",
+    "NOTICE",
     "TURN",
     "METRICS",
     "SERVER",
@@ -462,6 +831,15 @@ impl Config {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             return Ok(());
         };
+        if let Some(key) = rest.strip_prefix("MAIL_") {
+            return self
+                .mail
+                .apply_env(&key.to_ascii_lowercase(), value)
+                .map_err(|reason| ConfigError::Env {
+                    name: name.to_owned(),
+                    reason,
+                });
+        }
         let Some(section) = SECTIONS
             .iter()
             .find(|s| rest.starts_with(*s) && rest[s.len()..].starts_with('_'))
@@ -558,6 +936,15 @@ impl Config {
             ("MEDIA", "tcp_ice_timeout_secs") => {
                 self.media.tcp_ice_timeout_secs = parse(value).map_err(bad)?
             }
+            ("MEDIA", "send_workers") => self.media.send_workers = parse(value).map_err(bad)?,
+            ("MEDIA", "shed_busy_percent") => {
+                self.media.shed_busy_percent = parse(value).map_err(bad)?
+            }
+            ("MEDIA", "shed_calm_percent") => {
+                self.media.shed_calm_percent = parse(value).map_err(bad)?
+            }
+            ("MEDIA", "shed_step_secs") => self.media.shed_step_secs = parse(value).map_err(bad)?,
+            ("MEDIA", "shed_calm_secs") => self.media.shed_calm_secs = parse(value).map_err(bad)?,
             ("AUTH", "invite_ttl_hours") => {
                 self.auth.invite_ttl_hours = parse(value).map_err(bad)?
             }
@@ -613,6 +1000,42 @@ impl Config {
             ("SIGNALING", "max_offer_media") => {
                 self.signaling.max_offer_media = parse(value).map_err(bad)?
             }
+            ("SIGNALING", "join_muted_from") => {
+                self.signaling.join_muted_from = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_loss_alert_percent") => {
+                self.signaling.link_loss_alert_percent = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_rtt_alert_ms") => {
+                self.signaling.link_rtt_alert_ms = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_jitter_alert_ms") => {
+                self.signaling.link_jitter_alert_ms = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_silence_alert_secs") => {
+                self.signaling.link_silence_alert_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_silence_level") => {
+                self.signaling.link_silence_level = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_frozen_alert_secs") => {
+                self.signaling.link_frozen_alert_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_stale_secs") => {
+                self.signaling.link_stale_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "link_history_secs") => {
+                self.signaling.link_history_secs = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "check_max_rtt_ms") => {
+                self.signaling.check_max_rtt_ms = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "check_min_down_kbps") => {
+                self.signaling.check_min_down_kbps = parse(value).map_err(bad)?
+            }
+            ("SIGNALING", "check_min_up_kbps") => {
+                self.signaling.check_min_up_kbps = parse(value).map_err(bad)?
+            }
             ("SIGNALING", "whep_viewers_per_invitation") => {
                 self.signaling.whep_viewers_per_invitation = parse(value).map_err(bad)?
             }
@@ -636,6 +1059,51 @@ impl Config {
                 self.turn.credential_ttl_seconds = parse(value).map_err(bad)?
             }
             ("TURN", "force_relay") => self.turn.force_relay = parse(value).map_err(bad)?,
+            ("RULES", "quorum_numerator") => {
+                self.rules.quorum_numerator = parse(value).map_err(bad)?
+            }
+            ("RULES", "quorum_denominator") => {
+                self.rules.quorum_denominator = parse(value).map_err(bad)?
+            }
+            ("RULES", "committee_members") => {
+                self.rules.committee_members = opt(value).map_err(bad)?
+            }
+            ("MINUTES", "issuer") => self.minutes.issuer = value.replace("\\n", "\n"),
+            ("MINUTES", "parent") => self.minutes.parent = value.replace("\\n", "\n"),
+            ("MINUTES", "place") => self.minutes.place = value.to_owned(),
+            ("MINUTES", "symbol") => self.minutes.symbol = value.to_owned(),
+            ("MINUTES", "seal_cert") => {
+                self.minutes.seal_cert =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("MINUTES", "seal_key") => {
+                self.minutes.seal_key =
+                    Some(PathBuf::from(value.trim())).filter(|p| !p.as_os_str().is_empty())
+            }
+            ("CALENDAR", "weekend") => self.calendar.weekend = comma_list(value),
+            ("CALENDAR", "holidays") => self.calendar.holidays = comma_list(value),
+            ("CALENDAR", "extra_working_days") => {
+                self.calendar.extra_working_days = comma_list(value)
+            }
+            ("DEADLINES", "notice_working_days") => {
+                self.deadlines.notice_working_days = parse(value).map_err(bad)?
+            }
+            ("DEADLINES", "documents_regular_working_days") => {
+                self.deadlines.documents_regular_working_days = parse(value).map_err(bad)?
+            }
+            ("DEADLINES", "documents_thematic_working_days") => {
+                self.deadlines.documents_thematic_working_days = parse(value).map_err(bad)?
+            }
+            ("NOTICE", "symbol") => self.notice.symbol = value.to_owned(),
+            ("NOTICE", "signer_title") => self.notice.signer_title = value.replace("\\n", "\n"),
+            ("NOTICE", "signer_name") => self.notice.signer_name = value.to_owned(),
+            ("NOTICE", "recipients") => {
+                self.notice.recipients = value
+                    .split(';')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }
             _ => return Err(bad("no such configuration key".into())),
         }
         Ok(())
@@ -652,6 +1120,7 @@ impl Config {
         if self.server.data_dir.as_os_str().is_empty() {
             return invalid("server.data_dir is empty");
         }
+        self.mail.validate().map_err(ConfigError::Invalid)?;
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return invalid(
                 "server.tls_cert_file and server.tls_key_file go together: set both (HTTPS) or neither",
@@ -666,6 +1135,11 @@ impl Config {
         }
         if self.auth.password_hash_concurrency > 1024 {
             return invalid("auth.password_hash_concurrency must be at most 1024");
+        }
+        if self.minutes.seal_cert.is_some() != self.minutes.seal_key.is_some() {
+            return invalid(
+                "minutes.seal_cert and minutes.seal_key go together: set both (the province's seal) or neither (a self-signed seal in the data folder)",
+            );
         }
         for a in &self.metrics.allow {
             crate::metrics::IpNet::parse(a).map_err(ConfigError::Invalid)?;
@@ -718,11 +1192,24 @@ impl Config {
         if self.signaling.resume_grace_secs > 600 {
             return invalid("signaling.resume_grace_secs must be at most 600");
         }
+        self.signaling.validate_links()?;
         if self.media.tcp_max_per_address == 0 {
             return invalid("media.tcp_max_per_address must be at least 1");
         }
         if !(1..=120).contains(&self.media.tcp_ice_timeout_secs) {
             return invalid("media.tcp_ice_timeout_secs must be from 1 to 120");
+        }
+        if self.media.send_workers > 64 {
+            return invalid("media.send_workers must be at most 64 (0: the machine's cores)");
+        }
+        let m = &self.media;
+        if !(1..=100).contains(&m.shed_busy_percent) || m.shed_calm_percent >= m.shed_busy_percent {
+            return invalid(
+                "media.shed_busy_percent must be 1 to 100, and media.shed_calm_percent below it",
+            );
+        }
+        if !(1..=60).contains(&m.shed_step_secs) || !(1..=600).contains(&m.shed_calm_secs) {
+            return invalid("media.shed_step_secs must be 1 to 60, media.shed_calm_secs 1 to 600");
         }
         let sg = &self.signaling;
         if !(1..=300).contains(&sg.join_timeout_secs) {
@@ -739,6 +1226,40 @@ impl Config {
         }
         if sg.whep_viewers_per_invitation == 0 {
             return invalid("signaling.whep_viewers_per_invitation must be at least 1");
+        }
+        let r = &self.rules;
+        if r.quorum_denominator == 0 || r.quorum_numerator == 0 {
+            return invalid(
+                "rules.quorum_numerator and rules.quorum_denominator must be at least 1",
+            );
+        }
+        if r.quorum_numerator > r.quorum_denominator {
+            return invalid("rules.quorum_numerator must be at most rules.quorum_denominator");
+        }
+        if r.committee_members == Some(0) {
+            return invalid("rules.committee_members must be at least 1 (or unset)");
+        }
+        self.calendar.calendar()?;
+        let d = &self.deadlines;
+        for (name, v) in [
+            ("notice_working_days", d.notice_working_days),
+            (
+                "documents_regular_working_days",
+                d.documents_regular_working_days,
+            ),
+            (
+                "documents_thematic_working_days",
+                d.documents_thematic_working_days,
+            ),
+        ] {
+            if v > 60 {
+                return Err(ConfigError::Invalid(format!(
+                    "deadlines.{name} must be at most 60"
+                )));
+            }
+        }
+        if self.notice.recipients.len() > 30 {
+            return invalid("notice.recipients: at most 30 entries");
         }
         self.validate_turn()
     }
@@ -838,6 +1359,47 @@ mod tests {
     }
 
     #[test]
+    fn calendar_deadlines_and_notice_sections() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GIAOBAN_CALENDAR_HOLIDAYS", "2026-01-01, 2026-02-17"),
+                ("GIAOBAN_CALENDAR_EXTRA_WORKING_DAYS", "2026-02-28"),
+                ("GIAOBAN_DEADLINES_NOTICE_WORKING_DAYS", "7"),
+                ("GIAOBAN_NOTICE_SIGNER_TITLE", "KT. CHỦ TỊCH\\nPHÓ CHỦ TỊCH"),
+                ("GIAOBAN_NOTICE_RECIPIENTS", "Như trên; Lưu: VT"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.calendar.holidays, ["2026-01-01", "2026-02-17"]);
+        assert_eq!(c.calendar.weekend, ["saturday", "sunday"]);
+        let n = c.notice.settings(&c.deadlines);
+        assert_eq!(n.signer_title, ["KT. CHỦ TỊCH", "PHÓ CHỦ TỊCH"]);
+        assert_eq!(n.recipients, ["Như trên", "Lưu: VT"]);
+        assert_eq!(n.due_working_days, 7);
+        assert_eq!(c.deadlines.documents().regular, 3);
+        let cal = c.calendar.calendar().expect("calendar");
+        let d = |s: &str| cabinet::workdays::parse_date(s).expect("date");
+        assert!(
+            cal.is_working_day(d("2026-02-28")),
+            "a compensating Saturday"
+        );
+        assert!(!cal.is_working_day(d("2026-02-17")), "a holiday");
+        for bad in [
+            ("GIAOBAN_CALENDAR_HOLIDAYS", "2026-02-30"),
+            ("GIAOBAN_CALENDAR_WEEKEND", "caturday"),
+            ("GIAOBAN_CALENDAR_WEEKEND", "mon,tue,wed,thu,fri,sat,sun"),
+            ("GIAOBAN_DEADLINES_DOCUMENTS_REGULAR_WORKING_DAYS", "61"),
+            ("GIAOBAN_DEADLINES_NOTICE_WORKING_DAYS", "-1"),
+        ] {
+            assert!(
+                Config::load_with_env(None, env(&[bad])).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
     fn defaults() {
         let c = Config::load_with_env(None, env(&[])).expect("defaults are valid");
         assert_eq!(c.server.http_addr.to_string(), "0.0.0.0:8080");
@@ -889,6 +1451,11 @@ mod tests {
                 ("GIAOBAN_MEDIA_AUDIO_LOUDEST", "5"),
                 ("GIAOBAN_MEDIA_TCP_MAX_PER_ADDRESS", "4"),
                 ("GIAOBAN_MEDIA_TCP_ICE_TIMEOUT_SECS", "3"),
+                ("GIAOBAN_MEDIA_SEND_WORKERS", "2"),
+                ("GIAOBAN_MEDIA_SHED_BUSY_PERCENT", "90"),
+                ("GIAOBAN_MEDIA_SHED_CALM_PERCENT", "40"),
+                ("GIAOBAN_MEDIA_SHED_STEP_SECS", "3"),
+                ("GIAOBAN_MEDIA_SHED_CALM_SECS", "10"),
                 ("GIAOBAN_DOCUMENTS_MAX_UPLOAD_BYTES", "1048576"),
                 ("GIAOBAN_DOCUMENTS_TRUST_DIR", "/etc/giaoban/ca"),
                 ("GIAOBAN_SERVER_PUBLIC_URL", "https://hop.example.vn/"),
@@ -906,6 +1473,10 @@ mod tests {
             (c.media.tcp_max_per_address, c.media.tcp_ice_timeout_secs),
             (4, 3)
         );
+        assert_eq!(c.media.send_workers, 2);
+        let o = c.media.overload();
+        assert_eq!((o.busy_high, o.busy_low), (0.9, 0.4));
+        assert_eq!((o.step_every.as_secs(), o.calm_for.as_secs()), (3, 10));
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.public_base_url(), "https://hop.example.vn");
         assert_eq!(c.documents.max_upload_bytes, 1_048_576);
@@ -913,6 +1484,31 @@ mod tests {
             c.documents.trust_dir.as_deref(),
             Some(Path::new("/etc/giaoban/ca"))
         );
+    }
+
+    #[test]
+    fn media_engine_settings_are_checked() {
+        let d = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(d.media.send_workers, 1);
+        assert_eq!(d.media.overload(), sfu::OverloadConfig::default());
+        for bad in [
+            [("GIAOBAN_MEDIA_SEND_WORKERS", "65"), ("", "")],
+            [("GIAOBAN_MEDIA_SHED_BUSY_PERCENT", "0"), ("", "")],
+            [("GIAOBAN_MEDIA_SHED_BUSY_PERCENT", "101"), ("", "")],
+            [("GIAOBAN_MEDIA_SHED_CALM_PERCENT", "85"), ("", "")],
+            [
+                ("GIAOBAN_MEDIA_SHED_BUSY_PERCENT", "50"),
+                ("GIAOBAN_MEDIA_SHED_CALM_PERCENT", "60"),
+            ],
+            [("GIAOBAN_MEDIA_SHED_STEP_SECS", "0"), ("", "")],
+            [("GIAOBAN_MEDIA_SHED_CALM_SECS", "601"), ("", "")],
+        ] {
+            let vars: Vec<_> = bad.into_iter().filter(|(k, _)| !k.is_empty()).collect();
+            assert!(
+                Config::load_with_env(None, env(&vars)).is_err(),
+                "{bad:?} accepted"
+            );
+        }
     }
 
     #[test]
@@ -1060,5 +1656,59 @@ mod tests {
             Config::load_with_env(Some(Path::new("/nonexistent/giaoban.toml")), env(&[])),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn rules_section() {
+        let c = Config::load_with_env(None, env(&[])).expect("defaults");
+        assert_eq!(c.rules.quorum(), cabinet::QuorumRule::default());
+        let c = Config::from_toml(
+            "[rules]\nquorum_numerator = 1\nquorum_denominator = 2\ncommittee_members = 9\n",
+        )
+        .expect("rules from a file");
+        assert_eq!(
+            (c.rules.quorum_numerator, c.rules.quorum_denominator),
+            (1, 2)
+        );
+        assert_eq!(c.rules.committee_members, Some(9));
+        assert!(Config::from_toml("[rules]\nquorum = 3\n").is_err());
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GIAOBAN_RULES_QUORUM_NUMERATOR", "3"),
+                ("GIAOBAN_RULES_QUORUM_DENOMINATOR", "4"),
+                ("GIAOBAN_RULES_COMMITTEE_MEMBERS", "15"),
+            ]),
+        )
+        .expect("rules from the environment");
+        assert_eq!(
+            c.rules.quorum(),
+            cabinet::QuorumRule {
+                numerator: 3,
+                denominator: 4,
+                committee_members: Some(15)
+            }
+        );
+        let c = Config::load_with_env(None, env(&[("GIAOBAN_RULES_COMMITTEE_MEMBERS", "")]))
+            .expect("empty: unset");
+        assert_eq!(c.rules.committee_members, None);
+        assert!(matches!(
+            Config::load_with_env(None, env(&[("GIAOBAN_RULES_QUORUM", "1")])),
+            Err(ConfigError::Env { .. })
+        ));
+        for bad in [
+            &[("GIAOBAN_RULES_QUORUM_DENOMINATOR", "0")][..],
+            &[("GIAOBAN_RULES_QUORUM_NUMERATOR", "0")],
+            &[("GIAOBAN_RULES_QUORUM_NUMERATOR", "4")],
+            &[("GIAOBAN_RULES_COMMITTEE_MEMBERS", "0")],
+        ] {
+            assert!(
+                matches!(
+                    Config::load_with_env(None, env(bad)),
+                    Err(ConfigError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::auth::{self, TokenError};
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 mod assets {
@@ -25,7 +26,11 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(|| async { asset("index.html") }))
         .route("/join", get(|| async { asset("join.html") }))
         .route("/admin", get(|| async { asset("admin.html") }))
+        .route("/operator", get(|| async { asset("operator.html") }))
+        .route("/check", get(|| async { asset("check.html") }))
+        .route("/opinion", get(|| async { asset("opinion.html") }))
         .route("/assets/{*path}", get(asset_path))
+        .route("/vendor/{*path}", get(vendor_path))
         .merge(crate::api::routes(state.api.max_upload_bytes))
         .merge(crate::whip::routes())
         .with_state(state)
@@ -98,7 +103,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// An error object `{"code", "message"}` with a status.
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+fn api_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let mut r = (status, Json(json!({"code": code, "message": message}))).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -144,11 +149,11 @@ pub(crate) async fn invitation(State(state): State<AppState>, headers: HeaderMap
         ),
         Err(TokenError::Internal) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"code": "internal", "message": "could not check the invitation", "contact": contact}),
+            json!({"code": ErrorCode::Internal, "message": "could not check the invitation", "contact": contact}),
         ),
         Err(e) => (
             StatusCode::UNAUTHORIZED,
-            json!({"code": e.code(), "message": e.to_string(), "contact": contact}),
+            json!({"code": ErrorCode::from(&e), "message": e.to_string(), "contact": contact}),
         ),
     };
     let mut r = (status, Json(body)).into_response();
@@ -172,18 +177,18 @@ async fn ws(
     let slot = match state.limits.sockets.acquire(ip) {
         Ok(slot) => slot,
         Err(crate::session::SocketRefused::PerAddress) => {
-            crate::metrics::ws_error("too_many_connections");
+            crate::metrics::ws_error(ErrorCode::TooManyConnections);
             return api_error(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                ErrorCode::TooManyConnections,
                 "too many open connections from this address",
             );
         }
         Err(crate::session::SocketRefused::Total) => {
-            crate::metrics::ws_error("server_busy");
+            crate::metrics::ws_error(ErrorCode::ServerBusy);
             return api_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
+                ErrorCode::ServerBusy,
                 "the server has as many connections as it accepts",
             );
         }
@@ -205,6 +210,12 @@ async fn ws(
 
 async fn asset_path(Path(path): Path<String>) -> Response {
     asset(&format!("assets/{path}"))
+}
+
+/// Third-party files kept under web/vendor (pdf.js), served like the
+/// assets.
+async fn vendor_path(Path(path): Path<String>) -> Response {
+    asset(&format!("vendor/{path}"))
 }
 
 /// An embedded file of web/, or 404.

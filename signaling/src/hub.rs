@@ -8,7 +8,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::Serialize;
 use serde_json::{json, Value};
+
+use crate::protocol::ServerMsg;
+
+mod live;
+pub use live::PresentedDocument;
+pub use live::{spawn_media_ops, GateRefused, LiveRefused, MediaOp, Waited};
 
 /// What the hub sends a session.
 #[derive(Debug, Clone)]
@@ -29,6 +36,8 @@ pub enum KickReason {
     Revoked,
     /// Its meeting ended (or was cancelled).
     MeetingEnded,
+    /// The chair removed it (a `removed` event with the reason came first).
+    Removed,
 }
 
 impl KickReason {
@@ -39,47 +48,55 @@ impl KickReason {
             KickReason::Shutdown => "disconnected",
             KickReason::Revoked => "revoked",
             KickReason::MeetingEnded => "meeting_ended",
+            KickReason::Removed => "removed",
         }
     }
 }
 
-/// A participant as the protocol shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A participant as the protocol shows it (`participant_joined`, `joined`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParticipantInfo {
     pub id: String,
     pub name: String,
     pub role: String,
     pub audio_muted: bool,
     pub video_muted: bool,
+    /// The chair blocked its audio (or video) in the media plane.
+    pub audio_blocked: bool,
+    pub video_blocked: bool,
     /// How it is connected: `participant` (WebSocket) or `whip` (an
     /// encoder). Shown in the operator's roster, not in protocol messages.
+    #[serde(skip)]
     pub kind: &'static str,
 }
 
 impl ParticipantInfo {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "audio_muted": self.audio_muted,
-            "video_muted": self.video_muted,
-        })
+    /// A participant as it enters: nothing muted or blocked yet.
+    pub fn new(id: &str, name: &str, role: cabinet::Role, kind: &'static str) -> ParticipantInfo {
+        ParticipantInfo {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role: role.as_str().to_owned(),
+            audio_muted: false,
+            video_muted: false,
+            audio_blocked: false,
+            video_blocked: false,
+            kind,
+        }
+    }
+
+    fn is_chair(&self) -> bool {
+        self.role == cabinet::Role::Chair.as_str()
     }
 }
 
-/// A live track.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A live track, as the protocol shows it (`track_published`, `joined`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrackInfo {
     pub track_id: String,
     pub participant_id: String,
+    /// `audio` or `video`.
     pub kind: &'static str,
-}
-
-impl TrackInfo {
-    pub fn to_json(&self) -> Value {
-        json!({"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind})
-    }
 }
 
 /// What a joining session learns.
@@ -153,7 +170,8 @@ const REPLACEMENTS_KEPT: usize = 50;
 /// `meeting_closed` instead of `resume_failed` (cleared when over).
 const ENDED_TOKENS_KEPT: usize = 10_000;
 
-fn now_unix() -> i64 {
+/// Now, in Unix seconds.
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -180,8 +198,9 @@ impl Room {
 }
 
 impl Room {
-    fn broadcast(&self, event: &Value, except: Option<&str>) {
-        let text: Arc<str> = Arc::from(event.to_string());
+    /// Sends a message to every member but `except` (serialized once).
+    fn broadcast(&self, msg: &ServerMsg, except: Option<&str>) {
+        let text: Arc<str> = Arc::from(msg.to_text(None));
         for (id, m) in &self.members {
             if Some(id.as_str()) != except {
                 // A closed channel means the session is ending; it will leave.
@@ -191,16 +210,22 @@ impl Room {
     }
 
     /// Removes a member and tells the rest (its tracks go away first).
-    fn remove(&mut self, pid: &str, reason: &str) -> Option<Member> {
+    fn remove(&mut self, pid: &str, reason: &'static str) -> Option<Member> {
         let m = self.members.remove(pid)?;
         for t in &m.tracks {
             self.broadcast(
-                &json!({"type": "track_unpublished", "track_id": t.track_id, "participant_id": pid}),
+                &ServerMsg::TrackUnpublished {
+                    track_id: t.track_id.clone(),
+                    participant_id: pid.to_owned(),
+                },
                 None,
             );
         }
         self.broadcast(
-            &json!({"type": "participant_left", "participant_id": pid, "reason": reason}),
+            &ServerMsg::ParticipantLeft {
+                participant_id: pid.to_owned(),
+                reason,
+            },
             None,
         );
         Some(m)
@@ -223,6 +248,13 @@ struct HubInner {
     ended_resumes: HashMap<String, String>,
     /// The latest replacements of live invitations, per meeting.
     replacements: HashMap<String, VecDeque<Replacement>>,
+    /// The live state of each meeting in progress or awaited (floor,
+    /// queue, blocks, lock, current item, waiting sockets): kept while its
+    /// room empties, dropped when the meeting ends.
+    lives: HashMap<String, live::LiveState>,
+    /// Where the media plane's side of the chair's actions goes (blocks,
+    /// the main view), in order; None without a media plane.
+    media: Option<tokio::sync::mpsc::UnboundedSender<MediaOp>>,
 }
 
 /// A session that a new WebSocket may take over with its resume token.
@@ -278,7 +310,10 @@ impl Hub {
             if let Some(m) = room.remove(old_id, "replaced") {
                 let _ = m.tx.send(HubMsg::Kick(KickReason::Replaced));
             }
+            inner.forget_live(meeting_id, old_id);
         }
+        let mut info = info;
+        inner.on_enter(meeting_id, &mut info);
         if let Some(old_id) = &old {
             inner.resumes.retain(|_, r| &r.pid != old_id);
             let list = inner.replacements.entry(meeting_id.to_owned()).or_default();
@@ -308,7 +343,9 @@ impl Hub {
             .flat_map(|m| m.tracks.iter().cloned())
             .collect();
         room.broadcast(
-            &json!({"type": "participant_joined", "participant": info.to_json()}),
+            &ServerMsg::ParticipantJoined {
+                participant: info.clone(),
+            },
             None,
         );
         room.members.insert(
@@ -331,7 +368,7 @@ impl Hub {
 
     /// Removes a participant if it is still there (a replaced one is not).
     /// Returns whether it was. Its resume token stops working.
-    pub fn leave(&self, meeting_id: &str, pid: &str, reason: &str) -> bool {
+    pub fn leave(&self, meeting_id: &str, pid: &str, reason: &'static str) -> bool {
         let mut inner = self.lock();
         inner.resumes.retain(|_, r| r.pid != pid);
         let Some(room) = inner.rooms.get_mut(meeting_id) else {
@@ -340,6 +377,9 @@ impl Hub {
         let removed = room.remove(pid, reason).is_some();
         if room.is_empty() {
             inner.rooms.remove(meeting_id);
+        }
+        if removed {
+            inner.forget_live(meeting_id, pid);
         }
         removed
     }
@@ -399,8 +439,13 @@ impl Hub {
     pub fn end_meeting(&self, meeting_id: &str) -> usize {
         let mut inner = self.lock();
         inner.replacements.remove(meeting_id);
+        let waiting = inner
+            .lives
+            .remove(meeting_id)
+            .map(|l| l.end_waiting())
+            .unwrap_or(0);
         let Some(room) = inner.rooms.remove(meeting_id) else {
-            return 0;
+            return waiting;
         };
         for m in room.members.values() {
             let _ = m.tx.send(HubMsg::Kick(KickReason::MeetingEnded));
@@ -421,7 +466,7 @@ impl Hub {
             inner.resumes.remove(&t);
             inner.ended_resumes.insert(t, meeting_id.to_owned());
         }
-        room.members.len() + room.viewers.len()
+        room.members.len() + room.viewers.len() + waiting
     }
 
     /// Meetings with a live session now (participants or viewers).
@@ -556,10 +601,7 @@ impl Hub {
             return;
         }
         m.tracks.push(track.clone());
-        room.broadcast(
-            &json!({"type": "track_published", "track": track.to_json()}),
-            None,
-        );
+        room.broadcast(&ServerMsg::TrackPublished { track }, None);
     }
 
     /// A track of `pid` went away: everyone is told.
@@ -577,7 +619,10 @@ impl Hub {
             return;
         }
         room.broadcast(
-            &json!({"type": "track_unpublished", "track_id": track_id, "participant_id": pid}),
+            &ServerMsg::TrackUnpublished {
+                track_id: track_id.to_owned(),
+                participant_id: pid.to_owned(),
+            },
             None,
         );
     }
@@ -591,13 +636,23 @@ impl Hub {
         let Some(m) = room.members.get_mut(pid) else {
             return;
         };
-        match kind {
-            "audio" => m.info.audio_muted = muted,
-            "video" => m.info.video_muted = muted,
+        let kind = match kind {
+            "audio" => {
+                m.info.audio_muted = muted;
+                "audio"
+            }
+            "video" => {
+                m.info.video_muted = muted;
+                "video"
+            }
             _ => return,
-        }
+        };
         room.broadcast(
-            &json!({"type": "mute_changed", "participant_id": pid, "kind": kind, "muted": muted}),
+            &ServerMsg::MuteChanged {
+                participant_id: pid.to_owned(),
+                kind,
+                muted,
+            },
             Some(pid),
         );
     }
@@ -637,6 +692,7 @@ impl Hub {
             inner.rooms.remove(meeting_id);
         }
         inner.resumes.retain(|_, r| r.pid != pid);
+        inner.forget_live(meeting_id, &pid);
         true
     }
 
@@ -657,10 +713,31 @@ impl Hub {
     }
 
     /// Sends an event to everyone in a meeting (nobody there: nothing).
-    pub fn broadcast(&self, meeting_id: &str, event: &Value) {
+    pub fn broadcast(&self, meeting_id: &str, msg: &ServerMsg) {
         let inner = self.lock();
         if let Some(room) = inner.rooms.get(meeting_id) {
-            room.broadcast(event, None);
+            room.broadcast(msg, None);
+        }
+    }
+
+    /// Sends an event to the participants of a meeting that came with
+    /// invitation `invitation_id` (`None`: to every participant); players
+    /// of the main view get nothing.
+    pub fn send_to_invitation(
+        &self,
+        meeting_id: &str,
+        invitation_id: Option<&str>,
+        msg: &ServerMsg,
+    ) {
+        let inner = self.lock();
+        let Some(room) = inner.rooms.get(meeting_id) else {
+            return;
+        };
+        let text: Arc<str> = Arc::from(msg.to_text(None));
+        for m in room.members.values() {
+            if invitation_id.is_none_or(|i| m.invitation_id == i) {
+                let _ = m.tx.send(HubMsg::Event(text.clone()));
+            }
         }
     }
 
@@ -701,14 +778,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     fn info(id: &str) -> ParticipantInfo {
-        ParticipantInfo {
-            id: id.into(),
-            name: id.into(),
-            role: "bridge".into(),
-            audio_muted: false,
-            video_muted: false,
-            kind: "participant",
-        }
+        ParticipantInfo::new(id, id, cabinet::Role::Bridge, "participant")
     }
 
     fn events(rx: &mut mpsc::UnboundedReceiver<HubMsg>) -> Vec<String> {
@@ -819,8 +889,11 @@ mod tests {
         hub.join("m", "inv-a", info("a"), ta);
         hub.join("m", "inv-b", info("b"), tb);
         events(&mut ra);
-        hub.broadcast("m", &json!({"type": "agenda_changed", "meeting_id": "m"}));
-        hub.broadcast("other", &json!({"type": "agenda_changed"}));
+        let agenda = |m: &str| ServerMsg::AgendaChanged {
+            meeting_id: m.to_owned(),
+        };
+        hub.broadcast("m", &agenda("m"));
+        hub.broadcast("other", &agenda("other"));
         assert_eq!(events(&mut ra), vec!["agenda_changed"]);
         assert_eq!(events(&mut rb), vec!["agenda_changed"]);
         assert!(hub.kick_invitation("m", "inv-a"));

@@ -113,6 +113,7 @@ mod tests {
             chair_participant_id: None,
             created_at: 0,
             updated_at: 0,
+            join_muted: None,
         }
     }
 

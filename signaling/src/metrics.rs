@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::config::MetricsConfig;
-use crate::protocol::ClientType;
+use crate::protocol::{ClientType, ErrorCode};
 use crate::AppState;
 
 /// How long a scrape or a readiness check waits for the media plane.
@@ -133,11 +133,21 @@ pub fn ws_message(kind: Option<ClientType>) {
     METRICS.ws_messages[i].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts an error answer with `code` (unknown: `other`).
-pub fn ws_error(code: &str) {
+/// Counts an error answer with `code` (one not in [`ERROR_CODES`]: `other`).
+pub fn ws_error(code: ErrorCode) {
+    ws_error_label(code.as_str());
+}
+
+/// Counts a socket dropped because its client stopped reading
+/// (`send_timeout`).
+pub fn ws_send_timeout() {
+    ws_error_label("send_timeout");
+}
+
+fn ws_error_label(label: &str) {
     let i = ERROR_CODES
         .iter()
-        .position(|c| *c == code)
+        .position(|c| *c == label)
         .unwrap_or(ERROR_CODES.len() - 1);
     METRICS.ws_errors[i].fetch_add(1, Ordering::Relaxed);
 }
@@ -322,9 +332,37 @@ pub async fn render(app: &AppState) -> String {
             );
         }
     }
+    // The operator's dashboard per meeting: points by state, loss and
+    // round-trip histograms, alerts (labels: meeting, and fixed sets).
+    let now = crate::hub::now_unix();
+    crate::linkstats::sync_with_hub(&app.api.links, &app.hub, now);
+    take_server_figures(app).await;
+    app.api.links.render_metrics(&mut out, now);
     render_sfu(&mut out, app).await;
     render_process(&mut out);
     out
+}
+
+/// The media server's own figures of each meeting's points, as a
+/// dashboard refresh takes them (one engine command per meeting with
+/// links); a media plane that does not answer in [`SFU_TIMEOUT`] leaves
+/// the last figures.
+async fn take_server_figures(app: &AppState) {
+    let Some(sfu) = &app.sfu else {
+        return;
+    };
+    let links = &app.api.links;
+    for id in links.meetings() {
+        match tokio::time::timeout(SFU_TIMEOUT, sfu.participant_figures(&id)).await {
+            Ok(Ok(figures)) => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                links.server_figures(&id, &figures, now_ms);
+            }
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
 }
 
 async fn render_sfu(out: &mut String, app: &AppState) {
@@ -622,7 +660,7 @@ mod tests {
     #[test]
     fn unknown_labels_fold() {
         let before = METRICS.ws_errors[ERROR_CODES.len() - 1].load(Ordering::Relaxed);
-        ws_error("no_such_code");
+        ws_error(ErrorCode::BadBody);
         assert!(METRICS.ws_errors[ERROR_CODES.len() - 1].load(Ordering::Relaxed) > before);
         let before = METRICS.ws_messages[MESSAGE_TYPES - 1].load(Ordering::Relaxed);
         ws_message(None);

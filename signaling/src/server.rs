@@ -17,6 +17,8 @@ use crate::AppState;
 /// Why the server could not start (or stopped badly).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("cannot set up e-mail ([mail]): {0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot create the data folder {path}")]
     DataDir {
         path: std::path::PathBuf,
@@ -37,6 +39,8 @@ pub enum ServerError {
     Http(std::io::Error),
     #[error("cannot load the trust anchors of documents.trust_dir: {0}")]
     Trust(String),
+    #[error("cannot load the seal of the minutes: {0}")]
+    Seal(String),
     #[error("cannot set up HTTPS (server.tls_cert_file, server.tls_key_file)")]
     Tls(#[from] crate::tls::TlsError),
     #[error("invalid metrics configuration: {0}")]
@@ -148,6 +152,8 @@ pub async fn serve(
         audio_loudest: config.media.audio_loudest,
         tcp_max_per_address: config.media.tcp_max_per_address,
         tcp_ice_timeout: std::time::Duration::from_secs(config.media.tcp_ice_timeout_secs),
+        send_workers: config.media.send_workers,
+        overload: config.media.overload(),
     })
     .await?;
 
@@ -166,7 +172,17 @@ pub async fn serve(
         let scheme = if tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{host}:{}", http_addr.port())
     };
+    // E-mail: links made without a request (reminders) use public_url,
+    // else the same address as the command line's.
+    let mailer = crate::mail::Mailer::from_config(
+        &config.mail,
+        config.server.public_url.as_ref().map_or_else(
+            || fallback_url.clone(),
+            |u| u.trim_end_matches('/').to_owned(),
+        ),
+    )?;
     let api = crate::api::ApiState {
+        mail: mailer.clone(),
         public_url: config
             .server
             .public_url
@@ -175,6 +191,9 @@ pub async fn serve(
         fallback_url,
         tls: tls.is_some(),
         contact: config.server.contact.clone(),
+        links: Arc::new(crate::linkstats::LinkStats::new(
+            config.signaling.link_settings(),
+        )),
         invite_ttl_hours: config.auth.invite_ttl_hours,
         invite_grace_hours: config.auth.invite_grace_hours,
         staff_token_ttl_seconds: i64::from(config.auth.staff_token_ttl_hours) * 3600,
@@ -182,6 +201,7 @@ pub async fn serve(
         trust: Arc::new(trust),
         blobs: documents_store(&config),
         login_limiter: crate::api::LoginLimiter::new(),
+        code_limiter: crate::api::LoginLimiter::new(),
         hash_gate: crate::api::HashGate::new(
             config.auth.password_hash_concurrency,
             crate::api::GATE_WAIT,
@@ -192,7 +212,21 @@ pub async fn serve(
             .iter()
             .filter_map(|n| crate::metrics::IpNet::parse(n).ok())
             .collect(),
+        quorum: config.rules.quorum(),
+        minutes_header: config.minutes.header(),
+        seal: crate::seal::SealSource::new(&config),
+        // Checked by Config::validate.
+        calendar: config.calendar.calendar().unwrap_or_default(),
+        notice: config.notice.settings(&config.deadlines),
+        documents_deadline: config.deadlines.documents(),
     };
+
+    // A configured seal that cannot be loaded stops the start, not the
+    // first sealing.
+    api.seal
+        .check_configured()
+        .await
+        .map_err(ServerError::Seal)?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
@@ -208,6 +242,7 @@ pub async fn serve(
             send_timeout: Duration::from_secs(config.signaling.send_timeout_secs),
             max_offer_media: config.signaling.max_offer_media,
             whep_viewers_per_invitation: config.signaling.whep_viewers_per_invitation,
+            join_muted_from: config.signaling.join_muted_from,
             sockets: Arc::new(crate::session::SocketCaps::new(
                 config.signaling.max_sockets_per_address,
                 config.signaling.max_sockets,
@@ -218,7 +253,21 @@ pub async fn serve(
         sessions: Arc::new(()),
         api: Arc::new(api),
         turn,
+        placement: Arc::new(crate::placement::Local),
     };
+    state
+        .hub
+        .set_media(crate::hub::spawn_media_ops(sfu.clone()));
+    // Sessions open when the server last stopped left no leave time: their
+    // attendance intervals end now.
+    match store.attendance_close_open(crate::hub::now_unix()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            intervals = n,
+            "closed the attendance intervals left open by the last run"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot close the attendance intervals left open"),
+    }
     let sessions = state.sessions.clone();
     let hub = state.hub.clone();
     let sweep = tokio::spawn(revocation_sweep(
@@ -226,6 +275,12 @@ pub async fn serve(
         state.hub.clone(),
         state.shutdown.clone(),
     ));
+    let opinions = tokio::spawn(opinion_sweep(store.clone(), state.shutdown.clone()));
+    // The outbox: what an earlier run left pending goes out now.
+    let mail = mailer.map(|m| {
+        tracing::info!(host = ?m.config.host, "e-mail on: the outbox is delivered over SMTP");
+        tokio::spawn(crate::mail::run(state.clone(), m, state.shutdown.clone()))
+    });
 
     let line = ready_line(http_addr, sfu.udp_addr(), sfu.tcp_addr());
     {
@@ -271,6 +326,10 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sweep.abort();
+    opinions.abort();
+    if let Some(m) = mail {
+        m.abort();
+    }
     crate::api::audit::drain(Duration::from_secs(3)).await;
     if let Err(e) = store.audit_checkpoint().await {
         tracing::error!(error = %e, "cannot write the audit checkpoint at shutdown");
@@ -321,6 +380,41 @@ async fn revocation_sweep(
                 }
                 Err(e) => tracing::warn!("meeting status check: {e}"),
             }
+        }
+        // Meetings started behind the server's back (`giaoban meeting
+        // start`): the participants waiting for them enter.
+        for meeting_id in hub.awaited_meetings() {
+            match store.get_meeting(&meeting_id).await {
+                Ok(Some(m)) if m.status == cabinet::MeetingStatus::InProgress => {
+                    hub.meeting_started(&meeting_id);
+                }
+                Ok(Some(m)) if !m.status.is_frozen() => {}
+                Ok(_) => {
+                    hub.end_meeting(&meeting_id);
+                }
+                Err(e) => tracing::warn!("meeting status check: {e}"),
+            }
+        }
+    }
+}
+
+/// Closes written opinion requests whose deadline has passed (their
+/// outcome is stored then, by `system:deadline`), within a few seconds of
+/// it. Answers after the deadline are refused by the store before this
+/// runs.
+async fn opinion_sweep(store: cabinet::Store, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match store.close_due_opinion_requests(cabinet::now_unix()).await {
+            Ok(closed) => {
+                for r in closed {
+                    tracing::info!(request = %r.id, "written opinion request closed at its deadline");
+                }
+            }
+            Err(e) => tracing::warn!("opinion deadline sweep: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REVOCATION_SWEEP) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -9,16 +9,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use cabinet::MeetingStatus;
 use rand::RngCore;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sfu::{Candidate, MediaKind, SfuError, SfuEvent};
 use tokio::sync::mpsc;
 
+use crate::admission::{Entry, Via};
 use crate::auth;
-use crate::hub::{HubMsg, KickReason, ParticipantInfo, ResumeRefused, TrackInfo};
+use crate::hub::{
+    HubMsg, KickReason, LiveRefused, ParticipantInfo, ResumeRefused, TrackInfo, Waited,
+};
 use crate::protocol::{
     ClientMsg, ClientType, ErrorCode, Fail, JoinReq, MeetingRef, Request, ServerMsg, SlotMsg,
-    Tracks,
+    Tracks, WaitingItem, WaitingMeeting,
 };
 use crate::AppState;
 
@@ -50,6 +54,8 @@ pub struct SessionLimits {
     pub max_offer_media: usize,
     /// Most WHEP players of one invitation at once.
     pub whep_viewers_per_invitation: usize,
+    /// Meetings with at least this many invitations join muted (0: never).
+    pub join_muted_from: usize,
     /// Open WebSockets per client address and in total.
     pub sockets: Arc<SocketCaps>,
     /// Largest text message accepted.
@@ -74,6 +80,7 @@ impl Default for SessionLimits {
             send_timeout: Duration::from_secs(10),
             max_offer_media: 16,
             whep_viewers_per_invitation: 1,
+            join_muted_from: 20,
             sockets: Arc::new(SocketCaps::new(50, 2000)),
         }
     }
@@ -335,6 +342,9 @@ fn new_resume_token() -> String {
 struct Joined {
     meeting_id: String,
     pid: String,
+    /// The invitation it joined with (the actor of its chair actions in
+    /// the audit log).
+    invitation_id: String,
     /// The invitation's role: what the participant may do
     /// ([`crate::permissions`]).
     role: cabinet::Role,
@@ -396,6 +406,12 @@ struct Session {
     socket: Option<WebSocket>,
     hello: bool,
     joined: Option<Joined>,
+    /// The chair ended the meeting: once the `ok` is sent, everyone's
+    /// session ends.
+    ended: Option<String>,
+    /// Before the meeting starts: the meeting awaited and the hub's channel
+    /// that brings `meeting_started` (or the end).
+    waiting: Option<mpsc::UnboundedReceiver<HubMsg>>,
     rate: RateLimiter,
     /// Counts the session in the open-sockets gauge while a socket is attached.
     counted: Option<crate::metrics::WsSessionGuard>,
@@ -419,11 +435,15 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
         socket: Some(socket),
         hello: false,
         joined: None,
+        ended: None,
+        waiting: None,
         counted: Some(crate::metrics::WsSessionGuard::new()),
         slot,
         stalled: false,
     };
-    let opened = Instant::now();
+    // When the socket opened, or when the meeting it waited for started:
+    // it must join within the join timeout from then.
+    let mut opened = Instant::now();
     let mut last_activity = Instant::now();
     // Since when the joined participant has had no socket.
     let mut detached_since: Option<Instant> = None;
@@ -435,8 +455,9 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
     loop {
         let deadline = match detached_since {
             Some(since) => since + limits.resume_grace,
-            // Until it joins, nothing the socket sends keeps it open.
-            None if s.joined.is_none() => {
+            // Until it joins, nothing the socket sends keeps it open (a
+            // socket waiting for the start is kept by its pings).
+            None if s.joined.is_none() && s.waiting.is_none() => {
                 (opened + limits.join_timeout).min(last_activity + limits.idle_timeout)
             }
             None => last_activity + limits.idle_timeout,
@@ -448,7 +469,7 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                 j.sfu_rx.as_mut(),
                 Some(&mut j.attach_rx),
             ),
-            None => (None, None, None),
+            None => (s.waiting.as_mut(), None, None),
         };
         let hub_next = async {
             match hub_rx {
@@ -511,9 +532,30 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                 last_activity = Instant::now();
                 s.on_message(msg).await
             }
+            // The meeting a waiting socket awaited started: the client
+            // joins again, within the join timeout from now.
+            Input::Hub(Some(HubMsg::Event(text))) if s.joined.is_none() => {
+                s.waiting = None;
+                opened = Instant::now();
+                s.send_text(text.to_string()).await;
+                Flow::Continue
+            }
+            Input::Hub(None) if s.joined.is_none() => {
+                s.waiting = None;
+                opened = Instant::now();
+                Flow::Continue
+            }
             Input::Hub(Some(HubMsg::Event(text))) => {
                 s.send_text(text.to_string()).await;
                 Flow::Continue
+            }
+            Input::Hub(Some(HubMsg::Kick(KickReason::Removed))) => {
+                // The `removed` event with the reason went first.
+                Flow::Close {
+                    code: close::POLICY,
+                    reason: "removed",
+                    left_reason: "removed",
+                }
             }
             Input::Hub(Some(HubMsg::Kick(KickReason::Replaced))) | Input::Hub(None) => {
                 if let Some(j) = &s.joined {
@@ -584,7 +626,11 @@ pub async fn run(socket: WebSocket, state: AppState, slot: Option<SocketSlot>) {
                     left_reason: "disconnected",
                 }
             }
-            Input::Timer if s.joined.is_none() && opened.elapsed() >= limits.join_timeout => {
+            Input::Timer
+                if s.joined.is_none()
+                    && s.waiting.is_none()
+                    && opened.elapsed() >= limits.join_timeout =>
+            {
                 tracing::debug!("closing a websocket that did not join in time");
                 s.send_error(
                     None,
@@ -696,7 +742,7 @@ impl Session {
             Ok(r) => r.is_ok(),
             Err(_) => {
                 tracing::info!("a client stopped reading; its socket is dropped");
-                crate::metrics::ws_error("send_timeout");
+                crate::metrics::ws_send_timeout();
                 self.socket = None;
                 self.counted = None;
                 self.slot = None;
@@ -780,7 +826,7 @@ impl Session {
         self.hello = true;
         self.rate = RateLimiter::new(self.state.limits.messages_per_second);
         let resumed = ServerMsg::Resumed {
-            participant: info.map(|i| i.to_json()),
+            participant: info,
             meeting: MeetingRef {
                 id: meeting_id.clone(),
                 title: None,
@@ -798,7 +844,7 @@ impl Session {
     }
 
     /// Leaves the hub and the media plane.
-    async fn finish(&mut self, left_reason: &str) {
+    async fn finish(&mut self, left_reason: &'static str) {
         if let Some(mut j) = self.joined.take() {
             // Sockets that came to resume just as the session ended.
             j.attach_rx.close();
@@ -812,6 +858,7 @@ impl Session {
                 let _ = a.socket.send(Message::Close(None)).await;
             }
             self.state.hub.leave(&j.meeting_id, &j.pid, left_reason);
+            crate::admission::left(&self.state, &j.pid).await;
             if let Some(media) = j.media {
                 media.leave().await;
             }
@@ -1123,7 +1170,272 @@ impl Session {
                     left_reason: "left",
                 })
             }
+            live => {
+                self.on_live(live).await.map_err(stay)?;
+                self.send_msg(
+                    &id,
+                    ServerMsg::Ok {
+                        unknown_track_ids: None,
+                    },
+                )
+                .await;
+                if let Some(meeting_id) = self.ended.take() {
+                    // The `ok` went first; now everyone's session ends.
+                    let n = self.state.hub.end_meeting(&meeting_id);
+                    tracing::info!(meeting = %meeting_id, sessions = n, "the chair ended the meeting; its live sessions end");
+                }
+                Ok(Flow::Continue)
+            }
         }
+    }
+
+    /// The joined participant as a voter.
+    fn voter(&self) -> Result<crate::votes::Voter<'_>, Fail> {
+        let j = self.joined.as_ref().ok_or_else(not_joined)?;
+        Ok(crate::votes::Voter {
+            meeting_id: &j.meeting_id,
+            invitation_id: &j.invitation_id,
+            role: j.role,
+        })
+    }
+
+    /// The live meeting's messages (docs/protocol.md, "Running the
+    /// meeting"): the sender's permission was checked; the hub changes the
+    /// state and tells everyone concerned; facts of the meeting go to the
+    /// audit log with the sender's invitation as the actor.
+    async fn on_live(&mut self, msg: ClientMsg) -> Result<(), Fail> {
+        let j = self.joined.as_ref().ok_or_else(not_joined)?;
+        let (meeting_id, pid, inv_id) =
+            (j.meeting_id.clone(), j.pid.clone(), j.invitation_id.clone());
+        let hub = self.state.hub.clone();
+        let actor = format!("invitation:{inv_id}");
+        let audit = |action: &'static str, detail: Value| {
+            crate::api::audit::record_now(
+                &self.state,
+                actor.clone(),
+                action,
+                "meeting",
+                meeting_id.clone(),
+                detail,
+            )
+        };
+        match msg {
+            ClientMsg::LinkReport(req) => {
+                let report = req.checked()?;
+                // Muted or blocked media is neither silent nor frozen.
+                let media = hub.participant(&meeting_id, &pid).map_or_else(
+                    crate::linkstats::MediaOn::default,
+                    |p| crate::linkstats::MediaOn {
+                        audio: !p.audio_muted && !p.audio_blocked,
+                        video: !p.video_muted && !p.video_blocked,
+                    },
+                );
+                self.state.api.links.report(
+                    &meeting_id,
+                    &inv_id,
+                    &pid,
+                    report,
+                    media,
+                    crate::hub::now_unix(),
+                );
+            }
+            ClientMsg::RaiseHand(req) => {
+                hub.raise_hand(&meeting_id, &pid, req.hand_kind()?)
+                    .map_err(live_fail)?;
+            }
+            ClientMsg::LowerHand(_) => hub.lower_hand(&meeting_id, &pid),
+            ClientMsg::ClearHand(req) => {
+                hub.clear_hand(&meeting_id, &req.participant_id)
+                    .map_err(live_fail)?;
+            }
+            ClientMsg::GiveFloor(req) => {
+                hub.give_floor(&meeting_id, &req.participant_id)
+                    .map_err(live_fail)?;
+                audit(
+                    "live.floor_given",
+                    json!({"participant_id": req.participant_id, "by": pid}),
+                )
+                .await;
+            }
+            ClientMsg::TakeFloor(_) => {
+                if let Some(had) = hub.take_floor(&meeting_id) {
+                    audit(
+                        "live.floor_taken",
+                        json!({"participant_id": had, "by": pid}),
+                    )
+                    .await;
+                }
+            }
+            ClientMsg::MuteParticipant(req) => {
+                let kind = req.media_kind()?;
+                let changed = hub
+                    .block(&meeting_id, &req.participant_id, kind, req.muted)
+                    .map_err(live_fail)?;
+                if changed {
+                    audit(
+                        if req.muted {
+                            "live.media_blocked"
+                        } else {
+                            "live.media_unblocked"
+                        },
+                        json!({"participant_id": req.participant_id, "kind": req.kind, "by": pid}),
+                    )
+                    .await;
+                }
+            }
+            ClientMsg::MuteAll(_) => {
+                let muted = hub.mute_all(&meeting_id);
+                audit("live.mute_all", json!({"participants": muted, "by": pid})).await;
+            }
+            ClientMsg::LockMeeting(req) => {
+                // Recorded first: the lock holds after a restart too.
+                self.state
+                    .store
+                    .record_live_lock(&actor, &meeting_id, req.locked, &pid)
+                    .await
+                    .map_err(not_recorded)?;
+                hub.lock_meeting(&meeting_id, req.locked);
+            }
+            ClientMsg::RemoveParticipant(req) => {
+                let reason = req.checked_reason()?.to_owned();
+                if req.participant_id == pid {
+                    return Err(Fail::new(
+                        ErrorCode::Forbidden,
+                        "leave the meeting instead of removing yourself",
+                    ));
+                }
+                let (removed_inv, name) = hub
+                    .remove_participant(&meeting_id, &req.participant_id, &reason)
+                    .map_err(live_fail)?;
+                tracing::info!(meeting = %meeting_id, participant = %req.participant_id, "the chair removed a participant");
+                // The record keeps the invitation out after a restart.
+                let removal = cabinet::LiveRemoval {
+                    meeting_id: &meeting_id,
+                    invitation_id: &removed_inv,
+                    participant_id: &req.participant_id,
+                    name: &name,
+                    reason: &reason,
+                    by: &pid,
+                };
+                self.state
+                    .store
+                    .record_live_removal(&actor, removal)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, invitation = %removed_inv, "cannot record a removal; it holds until the server restarts");
+                        Fail::new(
+                            ErrorCode::Internal,
+                            "the participant was removed, but the removal was not recorded",
+                        )
+                    })?;
+            }
+            ClientMsg::SetCurrentItem(req) => {
+                if let Some(item_id) = &req.item_id {
+                    let item = self
+                        .state
+                        .store
+                        .get_agenda_item(item_id)
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "cannot read an agenda item");
+                            Fail::new(ErrorCode::Internal, "the agenda cannot be read")
+                        })?;
+                    if item.is_none_or(|i| i.meeting_id != meeting_id) {
+                        return Err(Fail::new(
+                            ErrorCode::AgendaItemNotFound,
+                            "no such agenda item in this meeting",
+                        ));
+                    }
+                }
+                self.state
+                    .store
+                    .record_live_current_item(&actor, &meeting_id, req.item_id.as_deref(), &pid)
+                    .await
+                    .map_err(not_recorded)?;
+                hub.set_current_item(&meeting_id, req.item_id.clone());
+            }
+            ClientMsg::StartMeeting(_) => {
+                move_meeting(
+                    &self.state.store,
+                    &meeting_id,
+                    &actor,
+                    MeetingStatus::InProgress,
+                )
+                .await?;
+                hub.meeting_started(&meeting_id);
+            }
+            ClientMsg::EndMeeting(_) => {
+                move_meeting(&self.state.store, &meeting_id, &actor, MeetingStatus::Ended).await?;
+                self.ended = Some(meeting_id);
+            }
+            ClientMsg::DeclareAttendance(req) => {
+                let (leader, attendees) = req.checked()?;
+                self.state
+                    .store
+                    .declare_attendance(&meeting_id, &inv_id, leader, attendees)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot store an attendance declaration");
+                        Fail::new(ErrorCode::Internal, "the declaration was not stored")
+                    })?;
+                hub.send_to_roles(
+                    &meeting_id,
+                    &[cabinet::Role::Chair, cabinet::Role::Secretary],
+                    &ServerMsg::AttendanceDeclared {
+                        participant_id: pid,
+                        invitation_id: inv_id,
+                        leader: leader.to_owned(),
+                        attendees,
+                    },
+                );
+            }
+            ClientMsg::OpenVote(req) => {
+                crate::votes::open(&self.state, &self.voter()?, req).await?;
+            }
+            ClientMsg::CastVote(req) => {
+                crate::votes::cast(&self.state, &self.voter()?, req).await?;
+            }
+            ClientMsg::CloseVote(req) => {
+                crate::votes::close(&self.state, &self.voter()?, req).await?;
+            }
+            ClientMsg::PresentDocument(req) => {
+                let (page, zoom) = req.checked()?;
+                let role = self.joined.as_ref().ok_or_else(not_joined)?.role;
+                let doc = presentable(&self.state, &meeting_id, role, &req.document_id).await?;
+                let p = hub
+                    .present_document(&meeting_id, &pid, doc, page, zoom)
+                    .map_err(live_fail)?;
+                audit(
+                    "live.presentation_started",
+                    json!({"document_id": p.document_id, "version": p.version, "by": pid}),
+                )
+                .await;
+            }
+            ClientMsg::PresentPage(req) => {
+                let (page, zoom) = req.checked()?;
+                hub.present_page(&meeting_id, &pid, page, zoom)
+                    .map_err(live_fail)?;
+            }
+            ClientMsg::StopPresenting(_) => {
+                let doc = hub.stop_presenting(&meeting_id, &pid).map_err(live_fail)?;
+                audit(
+                    "live.presentation_stopped",
+                    json!({"document_id": doc, "by": pid}),
+                )
+                .await;
+            }
+            ClientMsg::AllowPresenting(req) => {
+                hub.allow_presenting(&meeting_id, req.allowed);
+                audit(
+                    "live.presenting_allowed",
+                    json!({"allowed": req.allowed, "by": pid}),
+                )
+                .await;
+            }
+            // The session's own messages are handled in on_request.
+            _ => {}
+        }
+        Ok(())
     }
 
     fn media(&self) -> Result<&sfu::Participant, Fail> {
@@ -1153,6 +1465,15 @@ impl Session {
                 ))
             }
         };
+        match crate::admission::check(&self.state, &meeting, &inv, Via::WebSocket).await? {
+            Entry::Enter => {}
+            Entry::Wait => {
+                if self.wait(id, &meeting).await? {
+                    return Ok(());
+                }
+                // Started meanwhile: enter now.
+            }
+        }
         let pid = new_participant_id();
         let joined = match &self.state.sfu {
             Some(sfu) if in_slots => Some(sfu.join_in_slots(meeting.id.clone(), pid.clone()).await),
@@ -1161,13 +1482,9 @@ impl Session {
         };
         let (media, sfu_rx) = match joined {
             Some(joined) => match joined {
-                Ok((p, rx)) => {
-                    // The chair is the main view of WHEP players (docs/whip-whep.md).
-                    if inv.role == cabinet::Role::Chair {
-                        let _ = p.set_featured(true).await;
-                    }
-                    (Some(p), Some(rx))
-                }
+                // The chair is the main view of WHEP players (docs/whip-whep.md):
+                // the hub features it as it enters, unless someone has the floor.
+                Ok((p, rx)) => (Some(p), Some(rx)),
                 Err(e) => {
                     tracing::error!(error = %e, participant = %pid, "the media plane refused a participant; joined without media");
                     (None, None)
@@ -1175,14 +1492,7 @@ impl Session {
             },
             None => (None, None),
         };
-        let info = ParticipantInfo {
-            id: pid.clone(),
-            name: inv.name.clone(),
-            role: inv.role.as_str().to_owned(),
-            audio_muted: false,
-            video_muted: false,
-            kind: "participant",
-        };
+        let info = ParticipantInfo::new(&pid, &inv.name, inv.role, "participant");
         let (hub_tx, hub_rx) = mpsc::unbounded_channel();
         let (attach_tx, attach_rx) = mpsc::unbounded_channel();
         let resume_token = new_resume_token();
@@ -1195,30 +1505,29 @@ impl Session {
             &pid,
             std::time::SystemTime::now(),
         );
-        let out = self
-            .state
-            .hub
-            .join(&meeting.id, &inv.id, info.clone(), hub_tx);
-        tracing::info!(participant = %pid, meeting = %meeting.id, invitation = %inv.id,
-            replaced = ?out.replaced, "participant joined");
-        crate::api::audit::record_now(
+        let out = crate::admission::enter(
             &self.state,
-            format!("invitation:{}", inv.id),
-            "session.join",
-            "meeting",
-            meeting.id.clone(),
-            json!({"participant_id": pid, "name": inv.name, "role": inv.role.as_str(), "via": "websocket"}),
+            &meeting,
+            &inv,
+            info.clone(),
+            hub_tx,
+            Via::WebSocket,
         )
         .await;
-        if let Some(old) = &out.replaced {
-            record_replacement(&self.state, &meeting.id, &inv, old, &pid, "websocket").await;
-        }
+        // As the hub let it in (blocked if the meeting joins muted).
+        let info = self
+            .state
+            .hub
+            .participant(&meeting.id, &pid)
+            .unwrap_or(info);
+        let (live_state, hands) = self.state.hub.live_messages(&meeting.id);
         self.state
             .hub
             .set_resume_token(&meeting.id, &pid, resume_token.clone(), attach_tx.clone());
         self.joined = Some(Joined {
             meeting_id: meeting.id.clone(),
             pid,
+            invitation_id: inv.id.clone(),
             role: inv.role,
             media,
             sfu_rx,
@@ -1229,23 +1538,77 @@ impl Session {
             attach_rx,
         });
         let joined = ServerMsg::Joined {
-            participant: info.to_json(),
+            participant: info,
             meeting: MeetingRef {
                 id: meeting.id.clone(),
                 title: Some(meeting.title.clone()),
             },
-            participants: out.others.iter().map(|p| p.to_json()).collect(),
-            tracks: out.tracks.iter().map(|t| t.to_json()).collect(),
+            participants: out.others,
+            tracks: out.tracks,
             receive: if in_slots { "slots" } else { "tracks" },
             resume_token,
-            ice: match ice {
-                Value::Object(ice) => ice,
-                _ => Map::new(),
-            },
+            ice,
+            state: live_state,
         };
         // Not numbered: the session's messages are those after `joined`.
         self.write(joined.to_text(id.as_ref())).await;
+        self.send_text(hands.to_text(None)).await;
+        // The document presented now: a late joiner lands on its page.
+        let presentation = self.state.hub.presentation_message(&meeting.id);
+        self.send_text(presentation.to_text(None)).await;
+        // A vote open now: the voting card comes back after a reload.
+        for msg in crate::votes::open_poll_for(&self.state, &meeting.id, &inv.id, inv.role).await {
+            self.send_text(msg.to_text(None)).await;
+        }
         Ok(())
+    }
+
+    /// Answers `join` before the start with `waiting` (the meeting's time,
+    /// place and agenda) and waits for `meeting_started`. False: the meeting
+    /// started meanwhile (join now).
+    async fn wait(&mut self, id: &Option<Value>, meeting: &cabinet::Meeting) -> Result<bool, Fail> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        match self.state.hub.wait_for_start(&meeting.id, tx) {
+            Waited::Started => return Ok(false),
+            Waited::Full => {
+                return Err(Fail::new(
+                    ErrorCode::ServerBusy,
+                    "too many participants wait for this meeting; try again later",
+                ))
+            }
+            Waited::Waiting => {}
+        }
+        let agenda = match self.state.store.list_agenda(&meeting.id).await {
+            Ok(items) => items
+                .into_iter()
+                .map(|a| WaitingItem {
+                    id: a.id,
+                    title: a.title,
+                    position: a.position,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the agenda for a waiting participant");
+                Vec::new()
+            }
+        };
+        self.waiting = Some(rx);
+        self.send_msg(
+            id,
+            ServerMsg::Waiting {
+                meeting: WaitingMeeting {
+                    id: meeting.id.clone(),
+                    title: meeting.title.clone(),
+                    starts_at: meeting.starts_at,
+                    ends_at: meeting.ends_at,
+                    location: meeting.location.clone(),
+                    status: meeting.status.as_str(),
+                },
+                agenda,
+            },
+        )
+        .await;
+        Ok(true)
     }
 
     async fn on_sfu_event(&mut self, ev: SfuEvent) {
@@ -1329,7 +1692,7 @@ impl Session {
 /// An `error` message with the request's `id` (if any), counted in the
 /// metrics.
 fn error_message(id: &Option<Value>, code: ErrorCode, message: &str) -> Value {
-    crate::metrics::ws_error(code.as_str());
+    crate::metrics::ws_error(code);
     ServerMsg::Error {
         code,
         message: message.to_owned(),
@@ -1412,6 +1775,123 @@ pub(crate) async fn record_replacement(
     {
         tracing::error!(error = %e, "cannot record a session replacement in the audit log");
     }
+}
+
+/// Moves the meeting to `to` for the chair (a draft passes through
+/// `scheduled` on its way to `in_progress`); already there is no error.
+async fn move_meeting(
+    store: &cabinet::Store,
+    meeting_id: &str,
+    actor: &str,
+    to: MeetingStatus,
+) -> Result<(), Fail> {
+    let fail = |e: cabinet::Error| match e {
+        cabinet::Error::BadTransition { from, to } => Fail::new(
+            ErrorCode::InvalidTransition,
+            format!("the meeting cannot go from {from} to {to}"),
+        ),
+        other => {
+            tracing::error!(error = %other, "cannot change a meeting's status");
+            Fail::new(ErrorCode::Internal, "the meeting's status was not changed")
+        }
+    };
+    if to == MeetingStatus::InProgress {
+        let m = store.get_meeting(meeting_id).await.map_err(fail)?;
+        if m.is_some_and(|m| m.status == MeetingStatus::Draft) {
+            store
+                .change_meeting_status(actor, meeting_id, MeetingStatus::Scheduled)
+                .await
+                .map_err(fail)?;
+        }
+    }
+    store
+        .change_meeting_status(actor, meeting_id, to)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// A chair's decision that could not be recorded (nothing changed).
+fn not_recorded(e: cabinet::Error) -> Fail {
+    tracing::error!(error = %e, "cannot record a decision of the live meeting");
+    Fail::new(
+        ErrorCode::Internal,
+        "the decision was not recorded; try again",
+    )
+}
+
+/// A refusal of the hub as the error the client gets.
+fn live_fail(r: LiveRefused) -> Fail {
+    match r {
+        LiveRefused::NotInMeeting => Fail::new(
+            ErrorCode::NotInMeeting,
+            "that participant is not in the meeting",
+        ),
+        LiveRefused::NoHand => Fail::new(ErrorCode::NoHand, "that participant has no raised hand"),
+        LiveRefused::Forbidden(m) => Fail::new(ErrorCode::Forbidden, m),
+        LiveRefused::NotCurrentItem => Fail::new(
+            ErrorCode::NotCurrentItem,
+            "the document is not one of the current agenda item",
+        ),
+        LiveRefused::NotPresenter => Fail::new(
+            ErrorCode::NotPresenter,
+            "nothing is presented, or another participant presents it",
+        ),
+    }
+}
+
+/// The document `document_id` as it may be presented in `meeting_id` by an
+/// invitation of `role`: the meeting's, not withdrawn, with a version, and
+/// readable by the presenter (a committee document needs the committee
+/// documents permission; a document for named participants is not
+/// presented to the room).
+async fn presentable(
+    state: &crate::AppState,
+    meeting_id: &str,
+    role: cabinet::Role,
+    document_id: &str,
+) -> Result<crate::hub::PresentedDocument, Fail> {
+    let doc = state.store.get_document(document_id).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read a document to present");
+        Fail::new(ErrorCode::Internal, "the document cannot be read")
+    })?;
+    let Some(doc) = doc.filter(|d| d.meeting_id == meeting_id) else {
+        return Err(Fail::new(
+            ErrorCode::DocumentNotFound,
+            "no such document in this meeting",
+        ));
+    };
+    if doc.is_withdrawn() {
+        return Err(Fail::new(
+            ErrorCode::DocumentWithdrawn,
+            "the document has been withdrawn",
+        ));
+    }
+    let readable = match doc.access {
+        cabinet::DocumentAccess::Everyone => true,
+        cabinet::DocumentAccess::Committee => {
+            crate::permissions::allows(role, crate::permissions::Permission::ReadCommitteeDocuments)
+        }
+        cabinet::DocumentAccess::Named => false,
+    };
+    if !readable {
+        return Err(Fail::new(
+            ErrorCode::Forbidden,
+            "this document cannot be presented by this participant",
+        ));
+    }
+    let Some(v) = doc.version(None) else {
+        return Err(Fail::new(
+            ErrorCode::VersionNotFound,
+            "the document has no version",
+        ));
+    };
+    Ok(crate::hub::PresentedDocument {
+        document_id: doc.id.clone(),
+        version: v.version,
+        item_id: doc.agenda_item_id.clone(),
+        title: doc.title.clone(),
+    })
 }
 
 fn not_joined() -> Fail {

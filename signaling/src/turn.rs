@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::config::{TurnConfig, TURN_SECRET_MIN_BYTES};
 use crate::hub::HubMsg;
+use crate::protocol::{IceFields, IceServer, ServerMsg};
 
 /// Why the TURN setup cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -115,23 +115,30 @@ impl TurnService {
 
     /// `RTCIceServer`s for participant `who` with credentials valid from
     /// `now` for the configured lifetime.
-    pub fn ice_servers(&self, who: &str, now: SystemTime) -> Value {
+    pub fn ice_servers(&self, who: &str, now: SystemTime) -> Vec<IceServer> {
         let now_unix = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let username = rest_username((now_unix + self.ttl).as_secs(), who);
         let credential = rest_credential(&self.secret, &username);
-        json!([{"urls": self.urls, "username": username, "credential": credential}])
+        vec![IceServer {
+            urls: self.urls.clone(),
+            username,
+            credential,
+        }]
     }
 }
 
 /// The ICE fields of `joined` and of `ice_servers`: `ice_servers` (an
 /// `RTCIceServer` list, empty without TURN) and `ice_transport_policy`.
-pub fn ice_fields(turn: Option<&TurnService>, who: &str, now: SystemTime) -> Value {
+pub fn ice_fields(turn: Option<&TurnService>, who: &str, now: SystemTime) -> IceFields {
     match turn {
-        Some(t) => json!({
-            "ice_servers": t.ice_servers(who, now),
-            "ice_transport_policy": t.transport_policy(),
-        }),
-        None => json!({"ice_servers": [], "ice_transport_policy": "all"}),
+        Some(t) => IceFields {
+            ice_servers: t.ice_servers(who, now),
+            ice_transport_policy: t.transport_policy(),
+        },
+        None => IceFields {
+            ice_servers: Vec::new(),
+            ice_transport_policy: "all",
+        },
     }
 }
 
@@ -153,9 +160,8 @@ impl RefreshTask {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(tx) = tx.upgrade() else { return };
-                let mut msg = ice_fields(Some(&turn), &who, SystemTime::now());
-                msg["type"] = json!("ice_servers");
-                if tx.send(HubMsg::Event(msg.to_string().into())).is_err() {
+                let msg = ServerMsg::IceServers(ice_fields(Some(&turn), &who, SystemTime::now()));
+                if tx.send(HubMsg::Event(msg.to_text(None).into())).is_err() {
                     return;
                 }
             }
@@ -203,19 +209,19 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let servers = t.ice_servers("p-0123456789ab", now);
         let s = &servers[0];
-        assert_eq!(s["urls"][0], "turns:turn.example.vn:443?transport=tcp");
-        assert_eq!(s["username"], "1700003600:p-0123456789ab");
+        assert_eq!(s.urls[0], "turns:turn.example.vn:443?transport=tcp");
+        assert_eq!(s.username, "1700003600:p-0123456789ab");
         assert_eq!(
-            s["credential"],
+            s.credential,
             rest_credential(b"a shared secret of coturn", "1700003600:p-0123456789ab")
         );
         assert_eq!(t.transport_policy(), "all");
         assert_eq!(service(true).transport_policy(), "relay");
         assert_eq!(t.refresh_interval(), Duration::from_secs(1800));
-        let off = ice_fields(None, "p-1", now);
+        let off = ServerMsg::IceServers(ice_fields(None, "p-1", now));
         assert_eq!(
-            off,
-            json!({"ice_servers": [], "ice_transport_policy": "all"})
+            off.to_text(None),
+            r#"{"ice_servers":[],"ice_transport_policy":"all","type":"ice_servers"}"#
         );
     }
 
@@ -232,9 +238,9 @@ mod tests {
         };
         let t = TurnService::from_config(&c).expect("ok").expect("on");
         let s = t.ice_servers("x", UNIX_EPOCH);
-        assert_eq!(s[0]["username"], "43200:x");
+        assert_eq!(s[0].username, "43200:x");
         assert_eq!(
-            s[0]["credential"],
+            s[0].credential,
             rest_credential(b"0123456789abcdef0123", "43200:x")
         );
         assert!(!format!("{t:?}").contains("0123456789abcdef"));

@@ -30,10 +30,12 @@ use rand::RngCore;
 use sfu::{Candidate, ConnectionState, PcKind, SfuError, SfuEvent, ViewerEvent};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::admission::Via;
 use crate::api::ApiError;
 use crate::auth::{self, TokenError};
 use crate::hub::{HubMsg, KickReason, ParticipantInfo, TrackInfo};
 use crate::permissions::Permission;
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 /// Largest SDP offer or trickle fragment accepted.
@@ -147,10 +149,18 @@ fn random_id() -> String {
 fn token_error(e: TokenError) -> ApiError {
     match e {
         TokenError::Internal => ApiError::internal(),
-        TokenError::WrongMeeting => ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string()),
-        TokenError::MeetingNotFound => ApiError::not_found(e.code(), e.to_string()),
-        TokenError::MeetingClosed => ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()),
-        other => ApiError::new(StatusCode::UNAUTHORIZED, other.code(), other.to_string()),
+        TokenError::WrongMeeting => {
+            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::from(&e), e.to_string())
+        }
+        TokenError::MeetingNotFound => ApiError::not_found(ErrorCode::from(&e), e.to_string()),
+        TokenError::MeetingClosed => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::from(&e), e.to_string())
+        }
+        other => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::from(&other),
+            other.to_string(),
+        ),
     }
 }
 
@@ -182,7 +192,7 @@ async fn authorize(
     let Some(token) = bearer(headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "an invitation token is needed (Authorization: Bearer <token>)",
         ));
     };
@@ -200,7 +210,7 @@ fn permit(inv: &cabinet::Invitation, permission: Permission) -> Result<(), ApiEr
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
-        "forbidden",
+        ErrorCode::Forbidden,
         format!(
             "the role {} does not give the permission {}",
             inv.role.as_str(),
@@ -216,12 +226,12 @@ async fn read_text(body: Body) -> Result<String, ApiError> {
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("the body is over {MAX_SDP_BYTES} bytes"),
             )
         })?;
     String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request("bad_sdp", "the body is not UTF-8 text"))
+        .map_err(|_| ApiError::bad_request(ErrorCode::BadSdp, "the body is not UTF-8 text"))
 }
 
 /// Reads an SDP offer: `application/sdp`, at most [`MAX_SDP_BYTES`], SDP-shaped.
@@ -229,30 +239,43 @@ async fn read_offer(headers: &HeaderMap, body: Body) -> Result<String, ApiError>
     if content_type(headers) != SDP {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the offer must be sent as application/sdp",
         ));
     }
     let sdp = read_text(body).await?;
     if !sdp.trim_start().starts_with("v=0") || !sdp.contains("\nm=") {
         return Err(ApiError::bad_request(
-            "bad_sdp",
+            ErrorCode::BadSdp,
             "the body is not an SDP offer with media",
         ));
     }
     Ok(sdp)
 }
 
+/// A refusal of the admission as the HTTP error (the same codes as the
+/// WebSocket's).
+fn admission_error(f: crate::protocol::Fail) -> ApiError {
+    use crate::protocol::ErrorCode as C;
+    let status = match f.code {
+        C::MeetingClosed | C::MeetingLocked | C::MeetingNotStarted => StatusCode::CONFLICT,
+        C::RemovedFromMeeting => StatusCode::FORBIDDEN,
+        C::MeetingElsewhere => StatusCode::MISDIRECTED_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, f.code, f.message)
+}
+
 fn sfu_error(e: SfuError) -> ApiError {
     match e {
-        SfuError::BadSdp(m) => ApiError::bad_request("bad_sdp", m),
-        SfuError::Negotiation(m) => ApiError::bad_request("negotiation_failed", m),
-        SfuError::BadCandidate(m) => ApiError::bad_request("bad_candidate", m),
+        SfuError::BadSdp(m) => ApiError::bad_request(ErrorCode::BadSdp, m),
+        SfuError::Negotiation(m) => ApiError::bad_request(ErrorCode::NegotiationFailed, m),
+        SfuError::BadCandidate(m) => ApiError::bad_request(ErrorCode::BadCandidate, m),
         other => {
             tracing::error!(error = %other, "media plane error (WHIP/WHEP)");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "media_unavailable",
+                ErrorCode::MediaUnavailable,
                 "the media plane is not available",
             )
         }
@@ -262,7 +285,7 @@ fn sfu_error(e: SfuError) -> ApiError {
 fn no_media() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "media_unavailable",
+        ErrorCode::MediaUnavailable,
         "the media plane is not available",
     )
 }
@@ -351,9 +374,14 @@ async fn whip_post(
 ) -> Result<Response, ApiError> {
     let (meeting, inv) = authorize(&state, &headers, &meeting_id).await?;
     permit(&inv, Permission::Publish)?;
+    // The same admission as a WebSocket join; an encoder cannot wait for
+    // the start, so before it the answer is 409 meeting_not_started.
+    crate::admission::check(&state, &meeting, &inv, Via::Whip)
+        .await
+        .map_err(admission_error)?;
     let offer = read_offer(&headers, body).await?;
     crate::session::check_offer(&offer, state.limits.max_offer_media)
-        .map_err(|m| ApiError::bad_request("too_many_media", m))?;
+        .map_err(|m| ApiError::bad_request(ErrorCode::TooManyMedia, m))?;
     let sfu = state.sfu.clone().ok_or_else(no_media)?;
     let pid = crate::session::new_participant_id();
     let (media, sfu_rx) = sfu
@@ -363,22 +391,9 @@ async fn whip_post(
     let remote_ufrag = ice_ufrag(&offer);
     // On error `media` is dropped, which takes it out of the media plane.
     let answer = media.publish(offer).await.map_err(sfu_error)?;
-    if inv.role == cabinet::Role::Chair {
-        let _ = media.set_featured(true).await;
-    }
-    let info = ParticipantInfo {
-        id: pid.clone(),
-        name: inv.name.clone(),
-        role: inv.role.as_str().to_owned(),
-        audio_muted: false,
-        video_muted: false,
-        kind: "whip",
-    };
+    let info = ParticipantInfo::new(&pid, &inv.name, inv.role, "whip");
     let (hub_tx, hub_rx) = mpsc::unbounded_channel();
-    let out = state.hub.join(&meeting.id, &inv.id, info, hub_tx);
-    if let Some(old) = &out.replaced {
-        crate::session::record_replacement(&state, &meeting.id, &inv, old, &pid, "whip").await;
-    }
+    let out = crate::admission::enter(&state, &meeting, &inv, info, hub_tx, Via::Whip).await;
     let session_id = random_id();
     let etag = format!("\"{}\"", random_id());
     let (control, control_rx) = mpsc::unbounded_channel();
@@ -427,11 +442,17 @@ async fn whep_post(
 ) -> Result<Response, ApiError> {
     let (meeting, inv) = authorize(&state, &headers, &meeting_id).await?;
     permit(&inv, Permission::Receive)?;
+    // The same admission as a participant's: not a removed invitation,
+    // not into a locked meeting, not before the start (409
+    // meeting_not_started: a player cannot wait either).
+    crate::admission::check(&state, &meeting, &inv, Via::Whep)
+        .await
+        .map_err(admission_error)?;
     let offer = read_offer(&headers, body).await?;
     if registry.players(&meeting.id) >= MAX_PLAYERS_PER_MEETING {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_players",
+            ErrorCode::TooManyPlayers,
             format!("this meeting has {MAX_PLAYERS_PER_MEETING} players already"),
         ));
     }
@@ -453,7 +474,7 @@ async fn whep_post(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::CONFLICT,
-                "too_many_viewers",
+                ErrorCode::TooManyViewers,
                 format!("this invitation has {cap} WHEP player(s) already; end one (DELETE) first"),
             )
         })?;
@@ -512,7 +533,7 @@ fn session_control(
         .get(session_id)
         .filter(|e| e.kind == kind && e.meeting_id == meeting_id)
         .map(|e| (e.control.clone(), e.etag.clone(), e.remote_ufrag.clone()))
-        .ok_or_else(|| ApiError::not_found("session_not_found", "no such session"))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SessionNotFound, "no such session"))
 }
 
 async fn delete_session(
@@ -594,7 +615,7 @@ async fn patch_session(
     if content_type(headers) != SDPFRAG {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "a PATCH must be application/trickle-ice-sdpfrag",
         ));
     }
@@ -608,7 +629,7 @@ async fn patch_session(
     if restart {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "ice_restart_unsupported",
+            ErrorCode::IceRestartUnsupported,
             "ICE restarts are not supported: start a new session",
         ));
     }
@@ -616,7 +637,7 @@ async fn patch_session(
         if m != etag {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                "etag_mismatch",
+                ErrorCode::EtagMismatch,
                 "If-Match does not match the session's ETag",
             ));
         }
@@ -625,13 +646,13 @@ async fn patch_session(
     let (reply, done) = oneshot::channel();
     control
         .send(Control::Candidates(candidates, reply))
-        .map_err(|_| ApiError::not_found("session_not_found", "the session has ended"))?;
+        .map_err(|_| ApiError::not_found(ErrorCode::SessionNotFound, "the session has ended"))?;
     match done.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(sfu_error(e)),
         Err(_) => {
             return Err(ApiError::not_found(
-                "session_not_found",
+                ErrorCode::SessionNotFound,
                 "the session has ended",
             ))
         }
@@ -758,6 +779,7 @@ async fn run_whip(mut s: WhipSession) {
                 Some(HubMsg::Kick(KickReason::Revoked)) => break "revoked",
                 Some(HubMsg::Kick(KickReason::Replaced)) => break "replaced",
                 Some(HubMsg::Kick(KickReason::MeetingEnded)) => break "meeting_ended",
+                Some(HubMsg::Kick(KickReason::Removed)) => break "removed",
                 Some(HubMsg::Kick(_)) | None => break "disconnected",
                 Some(_) => {}
             },
@@ -772,6 +794,7 @@ async fn run_whip(mut s: WhipSession) {
     s.registry.lock().remove(&s.session_id);
     // A kicked participant is already out of the hub: this is a no-op then.
     s.state.hub.leave(&s.meeting_id, &s.pid, reason);
+    crate::admission::left(&s.state, &s.pid).await;
     s.media.leave().await;
     tracing::info!(participant = %s.pid, meeting = %s.meeting_id, reason, "WHIP publisher left");
     crate::api::audit::record_later(

@@ -1,6 +1,6 @@
-// Shared helpers of the end-to-end scripts (two_pages.mjs,
-// media_checks.mjs): starting a browser with our flags and a fresh profile,
-// joining a meeting through the join page, reading WebRTC stats, cleaning up.
+// Shared helpers of the end-to-end scripts: starting a browser with our flags
+// and a fresh profile, joining a meeting through the join page, reading
+// WebRTC stats, a signed-in check of a secretariat page, cleaning up.
 //
 // The browsers are the system's: Chromium (CHROMIUM_PATH, default
 // /usr/bin/chromium), driven by playwright-core, and Firefox ESR
@@ -284,4 +284,73 @@ export function watchdog(ms) {
     process.exit(1);
   }, ms);
   t.unref();
+}
+
+/**
+ * One check of a secretariat page in Chromium, signed in: the shared frame
+ * of the admin scripts. Launches Chromium (1280x900, downloads accepted,
+ * CSP watched, page errors counted), opens `base + path`, signs in with
+ * E2E_USERNAME / E2E_PASSWORD, then runs `body({ page, step, fail, env })`.
+ * Afterwards no CSP violation and no page error may have happened. Prints
+ * the JSON summary ({ok, reason, steps, page_errors}) as the last line of
+ * stdout; resolves to the exit code (0 when every step passed).
+ *
+ * `fail(message)` throws; `env(name)` is a required environment variable;
+ * `step(name, detail)` records a passed step.
+ */
+export async function staffPageCheck({ name, base, path, waitMs }, body) {
+  const summary = { ok: false, reason: null, steps: [] };
+  const fail = (message) => {
+    throw new Error(message);
+  };
+  const env = (key) => {
+    const v = process.env[key];
+    if (!v) fail(`${key} is not set`);
+    return v;
+  };
+  const step = (what, detail) => {
+    summary.steps.push(what);
+    log(what, detail ? JSON.stringify(detail) : '');
+  };
+  const userDataDir = mkdtempSync(join(tmpdir(), `giaoban-${name}-e2e-`));
+  let browser = null;
+  try {
+    browser = await chromium.launch({
+      executablePath,
+      ignoreDefaultArgs: true,
+      args: [...FLAGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-pipe'],
+      timeout: 20000,
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    await context.addInitScript(CSP_WATCH);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => {
+      process.stderr.write(`[exception] ${err.message}\n`);
+      summary.page_errors = (summary.page_errors || 0) + 1;
+    });
+
+    await page.goto(`${base}${path}`, { waitUntil: 'load', timeout: waitMs });
+    await page.locator('#login-username').waitFor({ state: 'visible', timeout: waitMs });
+    await page.fill('#login-username', env('E2E_USERNAME'));
+    await page.fill('#login-password', env('E2E_PASSWORD'));
+    await page.click('#login-button');
+
+    await body({ page, step, fail, env });
+
+    const v = await cspViolations(page);
+    if (v.length) fail(`CSP violations: ${v.join('; ')}`);
+    if (summary.page_errors) fail(`${summary.page_errors} page errors`);
+    step('no CSP violation, no page error');
+    summary.ok = true;
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return 0;
+  } catch (e) {
+    summary.reason = e && e.message ? e.message : String(e);
+    process.stderr.write(`e2e failed: ${summary.reason}\n`);
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return 1;
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
 }

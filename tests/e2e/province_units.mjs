@@ -106,10 +106,12 @@ async function main() {
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: waitMs }), click('#invite-export')]);
     const csv = readFileSync(await download.path(), 'utf8').replace(/^\uFEFF/, '');
     const lines = csv.trim().split(/\r?\n/);
-    if (lines[0] !== 'name,level,code,operator_phone,link,expires') fail(`CSV header: ${lines[0]}`);
+    if (lines[0] !== 'name,level,code,operator_phone,link,expires,short_code') fail(`CSV header: ${lines[0]}`);
     summary.exported_rows = lines.length - 1;
     if (summary.exported_rows !== summary.invited) fail(`CSV has ${summary.exported_rows} rows, the page ${summary.invited}`);
     if (!lines.slice(1).every((l) => l.includes('/join#'))) fail('a row without a link');
+    // Each row ends with its short code, as printed (ABCD-EFGH).
+    if (!lines.slice(1).every((l) => /,[A-Z0-9]{4}-[A-Z0-9]{4}$/.test(l))) fail('a row without a short code');
     step('downloads the links as CSV', { name: download.suggestedFilename(), rows: summary.exported_rows });
 
     const v = await cspViolations(page);

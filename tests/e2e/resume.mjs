@@ -14,7 +14,7 @@
 //            shown while away and gone after, B sees no leave or join of A
 //            and keeps A's tile (the same DOM element), video keeps being
 //            decoded both ways.
-//   idle     A's pings are lost (the test's recorder drops them) while the
+//   idle     A's pings and link reports are lost (the test's recorder drops them) while the
 //            server keeps talking to A: the server's idle timeout closes the
 //            socket (1008, no error frame) and A must resume, not end.
 //   grace    A's connections are destroyed and new ones refused (nftables)
@@ -91,8 +91,10 @@ function recorder() {
         } catch (_) {
           // ignore
         }
-        // The idle check: the page's pings get lost on the way.
-        if (rec.dropPings && m && m.type === 'ping') return undefined;
+        // The idle check: the page's periodic messages get lost on the way,
+        // its pings and its link reports alike (either keeps the server
+        // from calling it idle); its resume after the close goes through.
+        if (rec.dropPings && m && (m.type === 'ping' || m.type === 'link_report')) return undefined;
         return send(data);
       };
       const close = this.close.bind(this);
@@ -470,9 +472,10 @@ async function scenarioGrace() {
 
 async function scenarioIdle() {
   const { a, b, ids } = await start();
-  // A's pings are lost from now on; A still hears the server (B toggles its
-  // microphone every 8 s), so only the server's idle timeout can end the
-  // socket: it closes it with 1008 and no error, and A must resume.
+  // A's pings and link reports are lost from now on; A still hears
+  // the server (B toggles its microphone every 8 s), so only the server's
+  // idle timeout can end the socket: it closes it with 1008 and no error,
+  // and A must resume.
   const t0 = Date.now();
   await a.page.evaluate(() => {
     window.__e2e.dropPings = true;

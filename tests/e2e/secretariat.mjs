@@ -213,6 +213,15 @@ async function main() {
       return b && b.dataset.status === 'scheduled';
     });
     step('meeting scheduled');
+    // Start it: before the start a delegate would wait on a waiting screen.
+    await admin.locator('[data-transition=in_progress]').click();
+    await admin.locator('#confirm-dialog[open]').waitFor({ timeout: waitMs });
+    await admin.click('#confirm-ok');
+    await until(admin, 'the meeting started', () => {
+      const b = document.querySelector('.meeting-head .status-badge');
+      return b && b.dataset.status === 'in_progress';
+    });
+    step('meeting started');
 
     await admin.click('[data-tab=invitations]');
     await admin.locator('#invitation-form').waitFor({ timeout: waitMs });

@@ -240,6 +240,16 @@ const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 const PAUSE_NS: u64 = 500_000_000;
 /// How many missing counters a received stream remembers (for late packets).
 const MISSING_MAX: usize = 4096;
+/// Receiving in slots: how long around a `slots` message a packet of the
+/// slot's previous or next occupant still counts as theirs. The message
+/// comes by WebSocket and the media by UDP, and the client's loop takes
+/// whichever is ready first: the previous occupant's last packets can be
+/// read after the message (they waited in the socket's buffer), and the
+/// next occupant's first audio before it (the server forwards it within
+/// milliseconds of the switch, while the message crosses the signaling
+/// task and the WebSocket). The server stops the previous occupant before
+/// it announces the next; no order between the two transports exists.
+const SLOT_GRACE: Duration = Duration::from_secs(1);
 
 /// The simulcast layer a payload's packet counter carries: 1 = `q`, 2 = `h`,
 /// 3 = `f`, 0 = a single-layer stream.
@@ -754,6 +764,8 @@ impl TestClient {
             },
             sub_tracks: HashMap::new(),
             slot_owner: HashMap::new(),
+            slot_previous: HashMap::new(),
+            slot_early: Vec::new(),
             media,
             last_rx_ns: 0,
             repair,
@@ -1648,6 +1660,15 @@ struct Driver {
     /// Receiving in slots: the participant each slot carries now, from the
     /// latest `slots` message.
     slot_owner: HashMap<String, String>,
+    /// Receiving in slots: each slot's previous occupant and when the
+    /// `slots` message that replaced it came (see [`SLOT_GRACE`]).
+    slot_previous: HashMap<String, (String, Instant)>,
+    /// Receiving in slots: packets on a slot whose payload names neither
+    /// its occupant nor its previous one: (slot, sender, kind, when). The
+    /// next `slots` message that gives the slot to that sender within
+    /// [`SLOT_GRACE`] clears them (the occupant's media came first);
+    /// otherwise they count as misattributed once [`SLOT_GRACE`] is over.
+    slot_early: Vec<(String, String, Kind, Instant)>,
     /// What to send, and the delay clock.
     media: MediaOptions,
     /// With a clock: when the latest datagram was read ([`MediaClock::now_ns`]).
@@ -2206,8 +2227,28 @@ impl Driver {
         }
     }
 
+    /// Packets on a slot that named somebody it was not announced for
+    /// (`slot_early`) and no announcement explained within
+    /// [`SLOT_GRACE`]: misattributed.
+    fn settle_slot_early(
+        early: &mut Vec<(String, String, Kind, Instant)>,
+        st: &mut ClientState,
+        now: Instant,
+    ) {
+        early.retain(|(_, sender, kind, at)| {
+            if now - *at <= SLOT_GRACE {
+                return true;
+            }
+            st.media
+                .entry((sender.clone(), *kind))
+                .or_default()
+                .misattributed += 1;
+            false
+        });
+    }
+
     fn on_rtp(&mut self, track_id: &str, mut pkt: rtc::rtp::Packet) {
-        let (owner, kind) = match self.sub_tracks.get(track_id) {
+        let (mut owner, kind, slot) = match self.sub_tracks.get(track_id) {
             // A slot: whoever the server said it carries now.
             Some((p, k)) if p.starts_with("slot-") => (
                 self.slot_owner
@@ -2215,9 +2256,10 @@ impl Driver {
                     .cloned()
                     .unwrap_or_else(|| "?".to_owned()),
                 Some(*k),
+                Some(p.clone()),
             ),
-            Some((p, k)) => (p.clone(), Some(*k)),
-            None => ("?".to_owned(), None),
+            Some((p, k)) => (p.clone(), Some(*k), None),
+            None => ("?".to_owned(), None, None),
         };
         note_repair(&self.state, kind, &mut pkt);
         let verdict = kind.map(|k| verify_payload(k, &pkt.payload));
@@ -2225,6 +2267,28 @@ impl Driver {
         let elapsed = self.started.elapsed();
         let mut guard = lock(&self.state);
         let st = &mut *guard;
+        // Receiving in slots: a packet of the slot's previous occupant just
+        // after the switch is the previous occupant's; one of somebody else
+        // waits for the next `slots` message ([`SLOT_GRACE`]).
+        let mut early = false;
+        if let (Some(slot), Some(Ok(v))) = (&slot, &verdict) {
+            if v.sender != owner {
+                let now = Instant::now();
+                if self
+                    .slot_previous
+                    .get(slot)
+                    .is_some_and(|(p, at)| *p == v.sender && now - *at <= SLOT_GRACE)
+                {
+                    owner = v.sender.clone();
+                } else {
+                    self.slot_early
+                        .push((slot.clone(), v.sender.clone(), kind, now));
+                    owner = v.sender.clone();
+                    early = true;
+                }
+            }
+        }
+        Self::settle_slot_early(&mut self.slot_early, st, Instant::now());
         let m = st.media.entry((owner.clone(), kind)).or_default();
         m.packets += 1;
         m.bytes += pkt.payload.len() as u64;
@@ -2289,7 +2353,7 @@ impl Driver {
                         st.window_gaps += gap;
                     }
                 }
-                if v.sender != owner {
+                if v.sender != owner && !early {
                     m.misattributed += 1;
                 }
                 if v.keyframe {
@@ -2596,7 +2660,8 @@ impl Driver {
                     }
                 }
                 "slots" => {
-                    self.slot_owner.clear();
+                    let now = Instant::now();
+                    let before = std::mem::take(&mut self.slot_owner);
                     for s in v
                         .get("slots")
                         .and_then(Value::as_array)
@@ -2610,6 +2675,18 @@ impl Driver {
                             self.slot_owner.insert(slot.to_owned(), owner.to_owned());
                         }
                     }
+                    for (slot, owner) in before {
+                        if self.slot_owner.get(&slot) != Some(&owner) {
+                            self.slot_previous.insert(slot, (owner, now));
+                        }
+                    }
+                    // Media of a slot's new occupant that came before this
+                    // message was early, not misattributed.
+                    let owners = &self.slot_owner;
+                    self.slot_early.retain(|(slot, sender, _, at)| {
+                        owners.get(slot) != Some(sender) || now - *at > SLOT_GRACE
+                    });
+                    Self::settle_slot_early(&mut self.slot_early, &mut st, now);
                 }
                 _ => {}
             }
@@ -3182,6 +3259,183 @@ fn strip_vp8(p: &[u8]) -> Result<(&[u8], Option<Dims>), &'static str> {
         }
     }
     p.get(i..).map(|r| (r, keyframe)).ok_or("vp8 truncated")
+}
+
+/// What a [`WhepPlayer`] received: packets per sending participant (read
+/// from the payload pattern, whatever SSRC the server rewrote them to) and
+/// kind, with the times of the first and last.
+#[derive(Debug, Default)]
+pub struct WhepState {
+    /// (sender, kind) → (packets, first arrival, last arrival).
+    pub received: BTreeMap<(String, Kind), (u64, Instant, Instant)>,
+    /// Packets whose payload named nobody (corrupt or not ours).
+    pub unattributed: u64,
+    pub connected: bool,
+    pub errors: Vec<String>,
+}
+
+impl WhepState {
+    /// Packets of `kind` received from `sender` so far.
+    pub fn packets(&self, sender: &str, kind: Kind) -> u64 {
+        self.received
+            .get(&(sender.to_owned(), kind))
+            .map_or(0, |r| r.0)
+    }
+}
+
+/// A WHEP player (docs/whip-whep.md): one `recvonly` webrtc-rs connection
+/// (audio and video) offered by `POST /whep/{meeting}`, driven on its own
+/// UDP socket by a task that counts what it plays per sender.
+pub struct WhepPlayer {
+    state: Arc<Mutex<WhepState>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for WhepPlayer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WhepPlayer {
+    /// Offers to play `meeting` at `base` (the server's HTTP URL) with an
+    /// invitation `token`; returns once the server answered.
+    pub async fn play(base: &str, meeting: &str, token: &str) -> anyhow::Result<WhepPlayer> {
+        let mut me = MediaEngine::default();
+        me.register_default_codecs()?;
+        let mut peer = Peer::bind_on(Pc::Subscriber, me, Transport::Udp, false, LOOPBACK).await?;
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            peer.pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )?;
+        }
+        let offer = peer.create_offer()?;
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/whep/{meeting}"))
+            .bearer_auth(token)
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await?;
+        let status = resp.status();
+        let answer = resp.text().await?;
+        if status != reqwest::StatusCode::CREATED {
+            bail!("WHEP offer: {status}: {answer}");
+        }
+        let answer =
+            RTCSessionDescription::answer(answer).map_err(|e| anyhow!("bad answer: {e}"))?;
+        peer.pc
+            .set_remote_description(Instant::now(), answer)
+            .map_err(|e| anyhow!("WHEP answer not applied: {e}"))?;
+        let state = Arc::new(Mutex::new(WhepState::default()));
+        let task = tokio::spawn(Self::run(peer, state.clone()));
+        Ok(WhepPlayer { state, task })
+    }
+
+    /// What the player has received so far.
+    pub fn state(&self) -> MutexGuard<'_, WhepState> {
+        lock_whep(&self.state)
+    }
+
+    async fn run(mut peer: Peer, state: Arc<Mutex<WhepState>>) {
+        let dummy = Mutex::new(ClientState::default());
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = peer.pc.handle_timeout(now);
+            }
+            while let Some(e) = peer.pc.poll_event() {
+                match e {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                        let mut st = lock_whep(&state);
+                        st.connected = s == RTCPeerConnectionState::Connected;
+                        if s == RTCPeerConnectionState::Failed {
+                            st.errors.push("WHEP connection failed".to_owned());
+                        }
+                    }
+                    RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => {
+                        // As in the client's driver: replay early DTLS, and
+                        // start DTLS now.
+                        peer.ice_connected = matches!(
+                            s,
+                            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+                        );
+                        if peer.ice_connected {
+                            for mut m in std::mem::take(&mut peer.early_dtls) {
+                                m.now = Instant::now();
+                                let _ = peer.pc.handle_read(m);
+                            }
+                        }
+                        let _ = peer.pc.handle_timeout(Instant::now());
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(m) = peer.pc.poll_read() {
+                if let RTCMessage::RtpPacket(_, pkt) = m.message {
+                    let got = verify_payload(Kind::Video, &pkt.payload)
+                        .map(|v| (v, Kind::Video))
+                        .or_else(|_| {
+                            verify_payload(Kind::Audio, &pkt.payload).map(|v| (v, Kind::Audio))
+                        });
+                    let mut st = lock_whep(&state);
+                    match got {
+                        Ok((v, kind)) => {
+                            let at = Instant::now();
+                            let e = st.received.entry((v.sender, kind)).or_insert((0, at, at));
+                            e.0 += 1;
+                            e.2 = at;
+                        }
+                        Err(_) => st.unattributed += 1,
+                    }
+                }
+            }
+            peer.flush(&dummy, started).await;
+            let wake = peer
+                .pc
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_millis(50))
+                .max(Instant::now() + Duration::from_millis(1));
+            tokio::select! {
+                r = peer.recv() => match r {
+                    Ok(Received::Datagram(n, from)) => {
+                        let msg = TaggedBytesMut {
+                            now: Instant::now(),
+                            transport: peer.transport(from),
+                            message: BytesMut::from(&peer.buf[..n.min(peer.buf.len())]),
+                        };
+                        if !peer.ice_connected
+                            && classify(msg.message.first().copied()) == "DTLS"
+                            && peer.early_dtls.len() < 16
+                        {
+                            peer.early_dtls.push(TaggedBytesMut {
+                                now: msg.now,
+                                transport: msg.transport,
+                                message: msg.message.clone(),
+                            });
+                        }
+                        let _ = peer.pc.handle_read(msg);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        lock_whep(&state).errors.push(format!("WHEP socket: {e}"));
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+}
+
+fn lock_whep(state: &Mutex<WhepState>) -> MutexGuard<'_, WhepState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

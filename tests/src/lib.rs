@@ -417,8 +417,21 @@ impl TestServer {
         self.login(username, &password).await
     }
 
-    /// Creates a meeting with the CLI; returns its id.
+    /// Creates a meeting with the CLI and starts it (in progress: every
+    /// invitee enters at once); returns its id.
     pub async fn create_meeting(&self, title: &str) -> anyhow::Result<String> {
+        self.cli(&["meeting", "create", "--title", title, "--start"])
+            .await
+    }
+
+    /// Starts a meeting with the CLI (draft or scheduled: in progress).
+    pub async fn start_meeting(&self, meeting_id: &str) -> anyhow::Result<()> {
+        self.cli(&["meeting", "start", meeting_id]).await.map(drop)
+    }
+
+    /// Creates a meeting with the CLI and leaves it a draft (invitees other
+    /// than the chair and the secretary wait for the start); returns its id.
+    pub async fn create_draft_meeting(&self, title: &str) -> anyhow::Result<String> {
         self.cli(&["meeting", "create", "--title", title]).await
     }
 
@@ -500,6 +513,38 @@ pub fn token_of(url: &str) -> anyhow::Result<&str> {
         Some((_, t)) if !t.is_empty() => Ok(t),
         _ => bail!("not an invitation URL: {url}"),
     }
+}
+
+/// An SDP offer that a WebRTC stack accepts but that nothing will ever
+/// connect to (a made-up fingerprint and ICE credentials): audio and video,
+/// `sendonly` (a WHIP encoder, with SSRCs) or `recvonly` (a WHEP player).
+/// For tests of what the server answers before any media.
+pub fn webrtc_offer(direction: &str) -> String {
+    let fp = (0..32)
+        .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut s = String::from(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS s\r\n",
+    );
+    for (mid, kind, pt, codec, ssrc) in [
+        (0, "audio", 111, "opus/48000/2", 1111u32),
+        (1, "video", 96, "VP8/90000", 2222u32),
+    ] {
+        s.push_str(&format!(
+            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:Ab1c\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+             a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:{mid}\r\na={direction}\r\n\
+             a=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n"
+        ));
+        if direction == "sendonly" {
+            s.push_str(&format!(
+                "a=msid:s t{mid}\r\na=ssrc:{ssrc} cname:whip-test\r\na=ssrc:{ssrc} msid:s t{mid}\r\n"
+            ));
+        }
+    }
+    s
 }
 
 type Ws =

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
-use giaoban_tests::{toml_quote, TestServer, WsClient};
+use giaoban_tests::{toml_quote, webrtc_offer, TestServer, WsClient};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
@@ -147,7 +147,7 @@ async fn scenario(server: &TestServer) -> anyhow::Result<()> {
     api.get_json(&format!("/api/meetings/{mid}/invitations"), &sec, 200)
         .await?;
     // A meeting must be open for its invitees to join.
-    for status in ["scheduled", "live"] {
+    for status in ["scheduled", "in_progress"] {
         let r = api
             .http
             .post(format!("{}/api/meetings/{mid}/status", api.base))
@@ -441,7 +441,8 @@ async fn drop_triggers(pool: &sqlx::SqlitePool) -> anyhow::Result<()> {
 async fn audit_verify_catches_a_hostile_dba() -> anyhow::Result<()> {
     let mut server = TestServer::start().await?;
     for i in 0..5 {
-        server.create_meeting(&format!("Họp {i}")).await?;
+        // One audit row each (a started meeting would add its status moves).
+        server.create_draft_meeting(&format!("Họp {i}")).await?;
     }
     let checkpoint = server.data_dir.join("audit.checkpoint");
     let c: Value = serde_json::from_str(&std::fs::read_to_string(&checkpoint)?)?;
@@ -643,36 +644,6 @@ async fn leave_recorded_at_shutdown() -> anyhow::Result<()> {
         .collect();
     assert_eq!(got, vec!["session.leave", "session.join"], "{v}");
     Ok(())
-}
-
-/// An SDP offer a WebRTC stack accepts (nothing ever connects to it):
-/// audio and video, `sendonly` (WHIP) or `recvonly` (WHEP).
-fn webrtc_offer(direction: &str) -> String {
-    let fp: Vec<String> = (0..32)
-        .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
-        .collect();
-    let fp = fp.join(":");
-    let mut s = String::from(
-        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS s\r\n",
-    );
-    for (mid, kind, pt, codec, ssrc) in [
-        (0, "audio", 111, "opus/48000/2", 1111u32),
-        (1, "video", 96, "VP8/90000", 2222u32),
-    ] {
-        s.push_str(&format!(
-            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
-             a=ice-ufrag:Ab1c\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
-             a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:{mid}\r\na={direction}\r\n\
-             a=rtcp-mux\r\na=rtpmap:{pt} {codec}\r\n"
-        ));
-        if direction == "sendonly" {
-            s.push_str(&format!(
-                "a=msid:s t{mid}\r\na=ssrc:{ssrc} cname:whip-test\r\na=ssrc:{ssrc} msid:s t{mid}\r\n"
-            ));
-        }
-    }
-    s
 }
 
 /// WHIP and WHEP sessions are recorded when they start and end.

@@ -14,8 +14,9 @@
 //! Chromium come back into the meeting without anyone doing anything, and
 //! see each other.
 //!
-//! There are no votes yet (no issue builds them): the writes are the ones
-//! that exist, agenda items and documents.
+//! The writes here are agenda items and documents; ballots acknowledged
+//! before a SIGKILL are checked in votes_live.rs
+//! (`an_acknowledged_ballot_survives_sigkill`).
 //!
 //! SQLite always; PostgreSQL with `GIAOBAN_TEST_PG_URL` (as cabinet_api.rs).
 

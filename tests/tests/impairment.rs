@@ -414,12 +414,15 @@ async fn weak_links_bandwidth_caps() -> Result<()> {
     for (name, cap_kbps) in [("1 Mbit/s cap", 1_000.0), ("300 kbit/s cap", 300.0)] {
         let p = phase(&s, name)?;
         // What the server sends fits the cap: the link's queue seldom
-        // overflows (a layer above the cap keeps it full and drops).
+        // overflows. A layer above the cap keeps the queue full and drops a
+        // third or more of what is sent; the estimator's probes and trial
+        // upgrades overflow it briefly, 0-2.5 % of a phase on a busy
+        // machine, so the bound leaves room for them.
         let got = num(p, &["relay", "to_client", "received"]);
         let overflow = num(p, &["relay", "to_client", "overflow"]);
         let share = 100.0 * overflow / got.max(1.0);
         ensure!(
-            share <= 2.0,
+            share <= 5.0,
             "{name}: {share:.1} % of what the server sent overflowed the {cap_kbps} kbit/s link: {p}"
         );
         // Where the top layer and the audio do not fit, the subscriber gets

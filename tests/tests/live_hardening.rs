@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use giaoban_tests::{token_of, Incoming, TestServer, WsClient};
+use giaoban_tests::{token_of, webrtc_offer, Incoming, TestServer, WsClient};
 use serde_json::{json, Value};
 
 /// Every invitation role.
@@ -229,41 +229,6 @@ async fn audit_rows(server: &TestServer, action: &str, target_id: &str) -> Resul
             Ok(v)
         })
         .collect()
-}
-
-/// A fake DTLS fingerprint (32 bytes).
-fn fingerprint() -> String {
-    (0..32)
-        .map(|i| format!("{:02X}", (i * 7 + 3) % 256))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// An SDP offer a WebRTC stack accepts (nothing will ever connect to it):
-/// audio and video, `sendonly` (WHIP) or `recvonly` (WHEP).
-fn webrtc_offer(direction: &str) -> String {
-    let fp = fingerprint();
-    let mut s = String::from(
-        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=msid-semantic: WMS s\r\n",
-    );
-    let send = direction == "sendonly";
-    for (mid, kind, pt, codec, ssrc) in [
-        (0, "audio", 111, "opus/48000/2", 1111u32),
-        (1, "video", 96, "VP8/90000", 2222u32),
-    ] {
-        s.push_str(&format!(
-            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
-             a=ice-ufrag:Ab1c\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
-             a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:{mid}\r\na={direction}\r\na=rtcp-mux\r\n\
-             a=rtpmap:{pt} {codec}\r\n"
-        ));
-        if send {
-            s.push_str(&format!(
-                "a=msid:s t{mid}\r\na=ssrc:{ssrc} cname:whip-test\r\na=ssrc:{ssrc} msid:s t{mid}\r\n"
-            ));
-        }
-    }
-    s
 }
 
 /// POSTs an offer to `/{kind}/{meeting}`; returns the status, the

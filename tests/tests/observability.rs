@@ -50,6 +50,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 fn check_format(text: &str) -> anyhow::Result<()> {
     let mut typed: Vec<String> = Vec::new();
     let mut helped: Vec<String> = Vec::new();
+    // Whether the current family is a histogram: its samples are named
+    // `<family>_bucket` (with `le`), `<family>_sum` and `<family>_count`.
+    let mut histogram = false;
     let valid_name = |n: &str| {
         !n.is_empty()
             && n.chars()
@@ -74,6 +77,7 @@ fn check_format(text: &str) -> anyhow::Result<()> {
             );
             anyhow::ensure!(!typed.iter().any(|t| t == name), "TYPE twice: {name}");
             typed.push(name.to_owned());
+            histogram = kind == "histogram";
             continue;
         }
         anyhow::ensure!(!line.starts_with('#'), "stray comment: {line}");
@@ -98,8 +102,19 @@ fn check_format(text: &str) -> anyhow::Result<()> {
             None => series,
         };
         anyhow::ensure!(valid_name(name), "bad metric name: {line}");
+        let family = if histogram {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name)
+        } else {
+            name
+        };
+        if histogram && name.ends_with("_bucket") {
+            anyhow::ensure!(series.contains("le=\""), "bucket without le: {line}");
+        }
         anyhow::ensure!(
-            typed.last().is_some_and(|t| t == name) && helped.iter().any(|h| h == name),
+            typed.last().is_some_and(|t| t == family) && helped.iter().any(|h| h == family),
             "sample outside its family: {line}"
         );
         if typed.last().is_some_and(|t| t.ends_with("_total")) {
@@ -323,6 +338,74 @@ async fn metrics_count_media_bytes_loss_and_nacks() -> anyhow::Result<()> {
     anyhow::ensure!(
         v("giaoban_sfu_nack_packets_requested_total") >= v("giaoban_sfu_nacks_received_total")
     );
+
+    // The media server's own figures per meeting (issue 23): what it
+    // received from the points and sent to them, the publisher's loss as
+    // it measured it (sequence gaps, about a tenth of its video), the
+    // subscriber's round-trip time; labelled by meeting and direction only.
+    let m = |name: &str, labels: &str| format!("{name}{{meeting=\"{meeting}\"{labels}}}");
+    let kbps_in = m("giaoban_link_server_kbps", ",direction=\"received\"");
+    let kbps_out = m("giaoban_link_server_kbps", ",direction=\"sent\"");
+    let loss_n = m(
+        "giaoban_link_server_loss_percent_count",
+        ",direction=\"received\"",
+    );
+    let loss_sum = m(
+        "giaoban_link_server_loss_percent_sum",
+        ",direction=\"received\"",
+    );
+    let rtt_n = m("giaoban_link_server_rtt_ms_count", "");
+    let flowing = m("giaoban_link_server_media_flowing_points", "");
+    let points = m("giaoban_link_points", ",state=\"no_media\"");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let (status, _, text) = get(&url, None).await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        let v = |series: &str| sample(&text, series).unwrap_or(-1.0);
+        if v(&kbps_in) > 0.0
+            && v(&kbps_out) > 0.0
+            && v(&loss_n) >= 1.0
+            && v(&loss_sum) > 0.0
+            && v(&rtt_n) >= 1.0
+            && v(&flowing) >= 1.0
+        {
+            break text;
+        }
+        if Instant::now() > deadline {
+            bail!("the server's figures of the meeting never came; last scrape:\n{text}");
+        }
+        // Rates need two readings at least a second apart.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    check_format(&text)?;
+    let v = |series: &str| sample(&text, series).unwrap_or(-1.0);
+    anyhow::ensure!(
+        (1.0..=40_000.0).contains(&v(&kbps_in)) && (1.0..=40_000.0).contains(&v(&kbps_out)),
+        "server kbit/s: {} in, {} out",
+        v(&kbps_in),
+        v(&kbps_out)
+    );
+    // The publisher drops a tenth of its video (audio is whole): its
+    // measured loss is some, not all.
+    let mean_loss = v(&loss_sum) / v(&loss_n);
+    anyhow::ensure!(
+        mean_loss > 0.0 && mean_loss < 50.0,
+        "mean received loss {mean_loss}"
+    );
+    anyhow::ensure!(
+        v(&rtt_n) <= 2.0 && v(&m("giaoban_link_server_rtt_ms_sum", "")) < 2_000.0 * v(&rtt_n),
+        "server round-trip times:\n{text}"
+    );
+    anyhow::ensure!(v(&points) == 0.0, "no point without media:\n{text}");
+    anyhow::ensure!(
+        !text.contains(publisher.participant_id()) && !text.contains(subscriber.participant_id()),
+        "a participant in /metrics"
+    );
+    eprintln!(
+        "server figures in /metrics: {} kbit/s in, {} out, mean loss in {mean_loss} %",
+        v(&kbps_in),
+        v(&kbps_out)
+    );
     subscriber.leave().await?;
     publisher.leave().await?;
     Ok(())
@@ -476,10 +559,10 @@ impl OwnServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    /// A meeting and an invitation link (the CLI's default base URL).
+    /// A started meeting and an invitation link (the CLI's default base URL).
     async fn invitation(&self) -> anyhow::Result<String> {
         let meeting = self
-            .cli(&["meeting", "create", "--title", "Giao ban"])
+            .cli(&["meeting", "create", "--title", "Giao ban", "--start"])
             .await?;
         self.cli(&[
             "invite",

@@ -281,7 +281,7 @@ async fn export_links(
         .context("a BOM for spreadsheets")?;
     let mut lines = text.lines();
     ensure!(
-        lines.next() == Some("name,level,code,operator_phone,link,expires"),
+        lines.next() == Some("name,level,code,operator_phone,link,expires,short_code"),
         "header"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
@@ -300,7 +300,20 @@ async fn export_links(
         ensure!(row[1] == "commune", "{row:?}");
         ensure!(row[3].starts_with("09"), "{row:?}");
         ensure!(row[5].ends_with("(UTC+7)"), "{row:?}");
+        // The short code as printed: ABCD-EFGH.
+        ensure!(
+            row[6].len() == 9
+                && row[6].as_bytes()[4] == b'-'
+                && row[6]
+                    .chars()
+                    .all(|ch| ch == '-' || ch.is_ascii_uppercase() || ch.is_ascii_digit()),
+            "{row:?}"
+        );
     }
+    let mut codes: Vec<&str> = rows.iter().map(|r| r[6]).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    ensure!(codes.len() == rows.len(), "short codes are not unique");
     for i in list {
         let url = i["url"].as_str().context("url in the list")?;
         ensure!(rows.iter().any(|r| r[4] == url), "{url} missing");
@@ -317,6 +330,16 @@ async fn export_links(
         ensure!(v.status() == 200, "{} -> {}", r[0], v.status());
         let v: Value = v.json().await?;
         ensure!(v.to_string().contains(r[0]), "{v}");
+        // Its short code, typed on /join, gives the same link.
+        let v = c
+            .json(
+                c.http
+                    .post(c.url("/api/invitation/code"))
+                    .json(&json!({"code": r[6]})),
+                200,
+            )
+            .await?;
+        ensure!(v["token"] == token, "{} code {} -> {v}", r[0], r[6]);
     }
     Ok(())
 }

@@ -332,7 +332,7 @@ async fn secretary_uploads_a_signed_pdf_and_participants_see_it_valid() -> Resul
     let meeting_id = text(&s, "/meeting_id");
     let meeting = api_get(&http, format!("{base}/api/meetings/{meeting_id}"), &token).await?;
     ensure!(
-        meeting["status"] == "scheduled",
+        meeting["status"] == "in_progress",
         "meeting on the server: {meeting}"
     );
     let agenda = api_get(

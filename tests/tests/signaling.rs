@@ -576,20 +576,33 @@ async fn graceful_shutdown_closes_sockets_with_1001() -> anyhow::Result<()> {
 #[tokio::test]
 async fn cli_meetings_and_invitations() -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let id = server.create_meeting("Giao ban quý IV").await?;
+    let id = server.create_draft_meeting("Giao ban quý IV").await?;
     assert_eq!(id.len(), 36, "only the id is printed: {id:?}");
     assert!(!id.contains(char::is_whitespace));
+    let status = |list: &str| {
+        list.lines().find(|l| l.starts_with(&id)).map(|l| {
+            (
+                l.contains("Giao ban quý IV"),
+                l.split('\t').nth(1).map(str::to_owned),
+            )
+        })
+    };
+    // New meetings start as drafts; `meeting start` moves one to in
+    // progress (through scheduled), and starting again changes nothing.
     let list = server.cli(&["meeting", "list"]).await?;
-    let line = list
-        .lines()
-        .find(|l| l.starts_with(&id))
-        .context("listed")?;
-    assert!(
-        // New meetings start as drafts (issue 3's lifecycle); invitees may
-        // already join them.
-        line.contains("Giao ban quý IV") && line.contains("\tdraft\t"),
-        "{line}"
+    assert_eq!(status(&list), Some((true, Some("draft".into()))), "{list}");
+    assert_eq!(server.cli(&["meeting", "start", &id]).await?, id);
+    server.start_meeting(&id).await?;
+    let list = server.cli(&["meeting", "list"]).await?;
+    assert_eq!(
+        status(&list),
+        Some((true, Some("in_progress".into()))),
+        "{list}"
     );
+    let out = server
+        .cli_output(&["meeting", "start", "no-such-meeting"])
+        .await?;
+    assert!(!out.status.success(), "starting an unknown meeting fails");
 
     let url = server.invite(&id, "UBND huyện", "bridge").await?;
     let prefix = format!("{}/join#", server.base_url());

@@ -4,18 +4,26 @@
 //
 //   #/meetings                       the list (filter by status, search)
 //   #/meetings/new                   create
-//   #/meetings/ID[/info|agenda|participants|invitations|live]
+//   #/meetings/ID[/info|agenda|participants|invitations|live|attendance|votes]
+//                                    (attendance and votes: admin-record.js)
+//   #/meetings/ID/print              its links to print: QR and short codes
+//                                    (unit-groups.js)
 //   #/bridge-points
 //   #/accounts                       my password, sign out everywhere; for
 //                                    admins every account (disable, enable,
 //                                    reset password, end sessions, create)
 //   #/audit                          admins: the audit log (audit.js)
+//   #/opinions[/ID]                  written opinion ballots (opinions-admin.js)
 //
 // The REST calls are in api.js, the document helpers in documents.js, the
 // strings in i18n.js. For tests, `window.giaobanAdmin` exposes the state.
 
 import { ApiError, apiBlob, apiRequest, apiUpload } from './api.js';
+import { attendanceTab, pollsTab } from './admin-record.js';
 import { auditView } from './audit.js';
+import { minutesTab } from './admin-minutes.js';
+import { opinionView, opinionsView } from './opinions-admin.js';
+import { leavePrintView, printLinksView, savedGroupInvite, unitGroupsCard } from './unit-groups.js';
 import {
   ACCEPT_ATTR,
   downloadDocument,
@@ -31,6 +39,10 @@ import {
   withdrawnNote,
 } from './documents.js';
 import { applyI18n, hasText, onLangChange, roleText, setupLangSwitch, t } from './i18n.js';
+// The notice of conclusions and the documents' deadline on a meeting's page.
+import { deadlinesSection, documentsDeadlineBox } from './admin-notice.js';
+// The committee's comments per document, for the secretariat.
+import { commentsBlock, commentsSummary, loadComments } from './admin-comments.js';
 
 const $ = (id) => document.getElementById(id);
 const SESSION_KEY = 'giaoban.staff';
@@ -285,17 +297,32 @@ function focusAfterRender() {
 
 // ---- routing ----------------------------------------------------------------------
 
+/** The tabs of a meeting, in order. */
+const MEETING_TABS = ['info', 'agenda', 'participants', 'invitations', 'live', 'attendance', 'votes', 'minutes'];
+
 function parseRoute() {
   const parts = window.location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'bridge-points') return { name: 'bridge-points' };
   if (parts[0] === 'accounts') return { name: 'accounts' };
   if (parts[0] === 'audit') return { name: 'audit' };
+  if (parts[0] === 'opinions') return parts[1] ? { name: 'opinion', id: parts[1] } : { name: 'opinions' };
   if (parts[0] === 'meetings' && parts[1] === 'new') return { name: 'meeting-new' };
+  if (parts[0] === 'meetings' && parts[1] && parts[2] === 'print') return { name: 'print', id: parts[1] };
   if (parts[0] === 'meetings' && parts[1]) {
-    const tab = ['info', 'agenda', 'participants', 'invitations', 'live'].includes(parts[2]) ? parts[2] : 'info';
+    const tab = MEETING_TABS.includes(parts[2]) ? parts[2] : 'info';
     return { name: 'meeting', id: parts[1], tab };
   }
   return { name: 'meetings' };
+}
+
+/** What the saved groups and the printed links (unit-groups.js) use of this page. */
+function groupCtx() {
+  return { api, toast, showAlert, clearAlert, confirm: confirmDialog, route, go };
+}
+
+/** What the written opinion pages (opinions-admin.js) use of this page. */
+function opinionCtx() {
+  return { api, user: () => state.user, showAlert, clearAlert, toast, go, copyText, confirm: confirmDialog };
 }
 
 function go(hash) {
@@ -311,18 +338,23 @@ async function route() {
   const prev = state.route;
   state.route = parseRoute();
   for (const a of document.querySelectorAll('.admin-nav a')) {
-    const on = a.dataset.nav === (['bridge-points', 'accounts', 'audit'].includes(state.route.name) ? state.route.name : 'meetings');
+    const navName = state.route.name === 'opinion' ? 'opinions' : state.route.name;
+    const on = a.dataset.nav === (['bridge-points', 'accounts', 'audit', 'opinions'].includes(navName) ? navName : 'meetings');
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   const view = $('view');
+  if (state.route.name !== 'print') leavePrintView();
   const samePage = prev && prev.name === state.route.name && prev.id === state.route.id;
   if (!samePage) view.textContent = '';
   try {
     if (state.route.name === 'bridge-points') await bridgePointsView(view);
     else if (state.route.name === 'accounts') await accountsView(view);
     else if (state.route.name === 'audit') await auditView(view, { api, token: () => state.token, showAlert, clearAlert });
+    else if (state.route.name === 'opinions') await opinionsView(view, opinionCtx());
+    else if (state.route.name === 'opinion') await opinionView(view, state.route.id, opinionCtx());
     else if (state.route.name === 'meeting-new') await meetingNewView(view);
+    else if (state.route.name === 'print') await printLinksView(view, state.route.id, groupCtx());
     else if (state.route.name === 'meeting') await meetingView(view, state.route.id, state.route.tab);
     else await meetingsView(view);
   } catch (e) {
@@ -562,7 +594,7 @@ async function meetingView(view, id, tab) {
   const meeting = m && m.meeting ? m.meeting : m;
   view.textContent = '';
   const tabs = el('nav', { class: 'tabs', 'aria-label': t('meeting.sections') });
-  for (const k of ['info', 'agenda', 'participants', 'invitations', 'live']) {
+  for (const k of MEETING_TABS) {
     const a = el('a', { href: `#/meetings/${encodeURIComponent(id)}/${k}`, dataset: { tab: k } }, t(`meeting.tab.${k}`));
     if (k === tab) a.setAttribute('aria-current', 'page');
     tabs.append(a);
@@ -584,6 +616,14 @@ async function meetingView(view, id, tab) {
   else if (tab === 'participants') await participantsTab(body, meeting);
   else if (tab === 'invitations') await invitationsTab(body, meeting);
   else if (tab === 'live') await liveTab(body, meeting);
+  else if (tab === 'minutes') {
+    const ctx = { api, token: () => state.token, showAlert, clearAlert, toast, confirmDialog, canSeal: canPrepare() };
+    await minutesTab(body, meeting, ctx);
+  }
+  else if (tab === 'attendance' || tab === 'votes') {
+    const ctx = { api, token: () => state.token, showAlert, clearAlert, toast, canMark: canPrepare() };
+    await (tab === 'attendance' ? attendanceTab : pollsTab)(body, meeting, ctx);
+  }
   else {
     const participants = listOf(await api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`), 'participants');
     infoTab(body, meeting, participants);
@@ -645,6 +685,13 @@ function infoTab(body, meeting, participants) {
   if (!actions.childElementCount) actions.append(el('p', { class: 'muted', text: t('meeting.noTransition') }));
   statusBox.append(actions, copyMeetingBox(meeting));
   body.append(el('div', { class: 'two-col' }, form, statusBox));
+  // The notice of conclusions and the documents' deadline (admin-notice.js).
+  body.append(deadlinesSection(meeting, deadlineCtx()));
+}
+
+/** What admin-notice.js needs from this page. */
+function deadlineCtx() {
+  return { api, token: () => state.token, showAlert, clearAlert, toast, confirmDialog, canPrepare: canPrepare() };
 }
 
 /** "Sao chép cuộc họp": a new draft with this meeting's agenda and
@@ -692,12 +739,15 @@ function copyMeetingBox(meeting) {
     toast(t('meeting.copy.done', { title: copy.title }));
     go(`#/meetings/${encodeURIComponent(copy.id)}/info`);
     const levels = copy.invited_levels || [];
-    if (!levels.length) return;
-    const names = levels.map((l) => t(`level.${l}`)).join(', ');
+    const groups = copy.invited_groups || [];
+    if (!levels.length && !groups.length) return;
+    const names = [...levels.map((l) => t(`level.${l}`)), ...groups.map((g) => g.name)].join(', ');
     const again = await confirmDialog(t('meeting.copy.reinviteTitle'), t('meeting.copy.reinvite', { levels: names }), t('meeting.copy.reinviteOk', { levels: names }));
     if (!again) return;
     try {
-      const made = listOf(await api('POST', `/api/meetings/${encodeURIComponent(copy.id)}/invitations/group`, { levels }), 'invitations');
+      const mid = encodeURIComponent(copy.id);
+      const made = levels.length ? listOf(await api('POST', `/api/meetings/${mid}/invitations/group`, { levels }), 'invitations') : [];
+      for (const g of groups) made.push(...listOf(await api('POST', `/api/meetings/${mid}/invitations/unit-group`, { group_id: g.id }), 'invitations'));
       for (const inv of made) if (inv.url) state.inviteUrls.set(inv.id, inv.url);
       toast(made.length ? t('invite.group.done', { n: made.length }) : t('invite.group.none'));
       go(`#/meetings/${encodeURIComponent(copy.id)}/invitations`);
@@ -729,10 +779,14 @@ async function loadAgenda(meetingId) {
 }
 
 async function agendaTab(body, meeting) {
-  const [items, participants] = await Promise.all([
+  const [items, participants, conclusions] = await Promise.all([
     loadAgenda(meeting.id),
     api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`).then((r) => listOf(r, 'participants')),
+    api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/conclusions`).then((r) => listOf(r, 'conclusions')),
   ]);
+  const concluded = new Map(conclusions.map((c) => [c.agenda_item_id, c]));
+  for (const item of items) item.conclusion = concluded.get(item.id) || null;
+  await loadComments(items, api);
   body.textContent = '';
   const total = items.reduce((s, i) => s + (Number(i.duration_minutes) || 0), 0);
   body.append(
@@ -742,6 +796,8 @@ async function agendaTab(body, meeting) {
       el('h2', { text: t('agenda.title') }),
       el('p', { id: 'agenda-total', class: 'agenda-total' }, t('agenda.total', { n: items.length, duration: durationText(total) })),
     ),
+    documentsDeadlineBox(meeting, deadlineCtx()),
+    commentsSummary(meeting, items),
   );
   const list = el('ol', { class: 'agenda-list', id: 'agenda-list' });
   items.forEach((item, index) => list.append(agendaItem(item, index, items, meeting, participants)));
@@ -792,6 +848,51 @@ function agendaItemForm(meeting, item) {
   });
   form.querySelector('[name=title]').dataset.focus = editing ? `agenda-edit-title-${item.id}` : 'agenda-add-title';
   return form;
+}
+
+/** An item's conclusion ("kết luận"): a text area with save for accounts
+ *  that prepare meetings (until the meeting is archived; empty clears it),
+ *  the text for the others. */
+function conclusionBlock(item, meeting) {
+  const text = item.conclusion ? item.conclusion.text : '';
+  const id = `conclusion-${item.id}`;
+  const box = el('section', { class: 'agenda-conclusion', dataset: { item: item.id } }, el('h4', { text: t('conclusion.title') }));
+  if (!canPrepare() || meeting.status === 'archived') {
+    box.append(el('p', { class: text ? 'conclusion-text' : 'conclusion-text muted', text: text || t('conclusion.none') }));
+    return box;
+  }
+  const area = el('textarea', { id, name: 'text', rows: 4, maxlength: 20000, placeholder: t('conclusion.placeholder'), 'aria-label': t('conclusion.field', { title: item.title }), dataset: { focus: id } });
+  area.value = text;
+  const status = el('span', { class: 'muted small conclusion-status', 'aria-live': 'polite' });
+  area.addEventListener('input', () => {
+    status.textContent = t('conclusion.unsaved');
+  });
+  const form = el(
+    'form',
+    { class: 'conclusion-form', novalidate: true },
+    area,
+    el('small', { class: 'muted', text: t('conclusion.hint') }),
+    el('div', { class: 'form-actions' }, status, el('button', { type: 'submit', class: 'btn btn-primary btn-small conclusion-save' }, t('conclusion.save'))),
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearAlert(box);
+    if ([...area.value.trim()].length > 20000) {
+      showAlert(box, t('conclusion.tooLong'));
+      return;
+    }
+    try {
+      const c = await api('PUT', `/api/agenda/${encodeURIComponent(item.id)}/conclusion`, { text: area.value });
+      item.conclusion = c && c.text ? c : null;
+      area.value = item.conclusion ? item.conclusion.text : '';
+      status.textContent = '';
+      toast(t(item.conclusion ? 'conclusion.saved' : 'conclusion.cleared'));
+    } catch (e) {
+      showAlert(box, e && e.code === 'meeting_frozen' ? t('conclusion.frozen') : e);
+    }
+  });
+  box.append(form);
+  return box;
 }
 
 async function moveItem(meeting, items, index, delta, which) {
@@ -846,6 +947,7 @@ function agendaItem(item, index, items, meeting, participants) {
       el('div', { class: 'agenda-actions prepare-only' }, moveUp, moveDown, edit, del),
     ),
     editBox,
+    conclusionBlock(item, meeting),
     documentsBlock(item, participants),
   );
   return li;
@@ -983,6 +1085,8 @@ function documentCard(doc, participants, siblings) {
   );
   if (!withdrawn) li.append(el('div', { class: 'doc-manage prepare-only' }, replaceForm(doc), withdrawForm(doc)));
   if (v) li.append(signatureBadge(signatureOf(v)));
+  const comments = commentsBlock(doc);
+  if (comments) li.append(comments);
   const versions = Array.isArray(doc.versions) ? [...doc.versions].sort((a, b) => (b.version || 0) - (a.version || 0)) : [];
   const versionList = el(
     'ol',
@@ -1326,6 +1430,9 @@ async function liveTab(body, meeting) {
   const updated = el('p', { class: 'muted live-updated', id: 'live-updated' });
   const content = el('div', { id: 'live-content' });
   body.append(el('h2', { text: t('meeting.tab.live') }), el('p', { class: 'muted', text: t('live.help') }), updated, content);
+  // The operator's dashboard: every expected point's link, alerts, the text channel.
+  const desk = el('a', { class: 'btn btn-secondary', id: 'live-desk-link', href: `/operator?meeting=${encodeURIComponent(meeting.id)}`, target: '_blank', rel: 'noopener', text: t('desk.openDashboard') });
+  body.insertBefore(el('p', {}, desk), updated);
   let seen = -1; // replacements shown last time (-1: none yet)
   const tick = async () => {
     if (!body.isConnected || !state.token) return;
@@ -1441,15 +1548,16 @@ function answerText(a) {
 }
 
 async function invitationsTab(body, meeting) {
-  const [invitations, participants, points] = await Promise.all([
+  const [invitations, participants, points, groups] = await Promise.all([
     api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/invitations`).then((r) => listOf(r, 'invitations')),
     api('GET', `/api/meetings/${encodeURIComponent(meeting.id)}/participants`).then((r) => listOf(r, 'participants')),
     api('GET', '/api/bridge-points').then((r) => listOf(r, 'bridge_points')),
+    api('GET', '/api/unit-groups').then((r) => listOf(r, 'groups')),
   ]);
   body.textContent = '';
   const pointName = (id) => (points.find((b) => b.id === id) || {}).name || '';
   body.append(el('h2', { text: t('invite.title') }), el('p', { class: 'muted', text: t('invite.help') }));
-  body.append(inviteGroupBar(body, meeting, invitations));
+  body.append(inviteGroupBar(body, meeting, invitations, groups));
   const flagged = invitations.find((i) => i.url_warning);
   const warning = flagged ? linkWarning(flagged.url_warning) : null;
   if (warning) body.append(warning);
@@ -1462,6 +1570,11 @@ async function invitationsTab(body, meeting) {
     const subs = live.filter((i) => i.answer && i.answer.answer === 'substitute').length;
     body.append(el('p', { class: 'muted', id: 'invite-answers', role: 'status', text: t('invite.answersSummary', { n: answered, m: live.length - answered, k: subs }) }));
   }
+  // The invitations' e-mail: sent, waiting, failed, units without an
+  // address (admin-mail.js, loaded when the tab opens).
+  const mailBox = el('p', { class: 'muted', id: 'invite-mail', role: 'status' });
+  body.append(mailBox);
+  import('./admin-mail.js').then((m) => m.fillMailLine(mailBox, meeting, { api, toast, showAlert, canPrepare: canPrepare() }));
   const created = el('div', { id: 'invite-created', 'aria-live': 'polite' });
   body.append(created);
   if (invitations.length === 0) body.append(el('p', { class: 'muted empty', text: t('invite.empty') }));
@@ -1487,7 +1600,7 @@ async function invitationsTab(body, meeting) {
               return el(
                 'tr',
                 { dataset: { id: inv.id, status: st } },
-                el('td', { text: inv.name }),
+                el('td', {}, inv.name, inv.email ? el('small', { class: 'muted invite-email', text: ` <${inv.email}>` }) : null),
                 el('td', {}, el('span', { class: 'role-badge', text: roleText(inv.role) })),
                 el('td', { text: pointName(inv.bridge_point_id) }),
                 el(
@@ -1527,7 +1640,7 @@ async function invitationsTab(body, meeting) {
 }
 
 /** One-step invitations of whole groups of units, and the CSV of links. */
-function inviteGroupBar(body, meeting, invitations) {
+function inviteGroupBar(body, meeting, invitations, groups) {
   const mid = encodeURIComponent(meeting.id);
   const group = (levels) => async () => {
     try {
@@ -1554,7 +1667,11 @@ function inviteGroupBar(body, meeting, invitations) {
     { class: 'form-actions invite-group-bar prepare-only', id: 'invite-group-bar' },
     button('invite.group.communes', group(['commune', 'ward', 'special_zone']), 'btn btn-primary', { id: 'invite-group-communes' }),
     button('invite.group.departments', group(['department']), 'btn btn-secondary', { id: 'invite-group-departments' }),
+    savedGroupInvite(groupCtx(), meeting, groups || [], (made) => {
+      for (const inv of made) if (inv.url) state.inviteUrls.set(inv.id, inv.url);
+    }),
     button('invite.export', exportLinks, 'btn btn-secondary', { id: 'invite-export', title: t('invite.exportHint'), disabled: !active }),
+    el('a', { class: `btn btn-secondary${active ? '' : ' disabled'}`, id: 'invite-print', href: `#/meetings/${mid}/print`, title: t('print.hint') }, t('print.open')),
   );
 }
 
@@ -1575,6 +1692,7 @@ function invitationForm(meeting, participants, points, created) {
     pointSelect.value = p.bridge_point_id || '';
   });
   const expiresInput = el('input', { name: 'expires_at', type: 'datetime-local' });
+  const emailInput = el('input', { name: 'email', type: 'email', maxlength: 254, autocomplete: 'off' });
   pointSelect.addEventListener('change', () => {
     const b = points.find((x) => x.id === pointSelect.value);
     if (b && !nameInput.value) nameInput.value = b.name;
@@ -1588,6 +1706,7 @@ function invitationForm(meeting, participants, points, created) {
     field('participant.role', roleSelect),
     field('participant.bridgePoint', pointSelect),
     field('invite.expiresAt', expiresInput, 'invite.expiresHint'),
+    field('invite.email', emailInput, 'invite.emailHint'),
     el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, t('invite.create'))),
   );
   form.addEventListener('submit', async (ev) => {
@@ -1600,6 +1719,7 @@ function invitationForm(meeting, participants, points, created) {
     const payload = { name: d.name, role: d.role };
     if (d.participant_id) payload.participant_id = d.participant_id;
     if (d.bridge_point_id) payload.bridge_point_id = d.bridge_point_id;
+    if (d.email) payload.email = d.email.trim();
     const expiresAt = fromLocalInput(d.expires_at);
     if (expiresAt) payload.expires_at = expiresAt;
     try {
@@ -1674,6 +1794,7 @@ async function bridgePointsView(view) {
   }
   view.append(formBox, unitImportCard());
   showForm(null);
+  view.append(await unitGroupsCard(groupCtx(), points));
 }
 
 /** Importing the province's list of units: choose a CSV, preview (errors, duplicates), confirm. */
@@ -1784,6 +1905,7 @@ function bridgePointForm(b) {
     field('bridge.level', select('level', b && b.level === 'district' ? LEVELS : NEW_LEVELS, (l) => t(`level.${l}`), b ? b.level : 'commune'), b && b.level === 'district' ? 'bridge.districtOld' : null),
     field('bridge.code', el('input', { name: 'code', maxlength: 64, value: b ? b.code || '' : '' })),
     field('bridge.operatorPhone', el('input', { name: 'operator_phone', type: 'tel', maxlength: 64, value: b ? b.operator_phone || '' : '' })),
+    field('bridge.email', el('input', { name: 'email', type: 'email', maxlength: 254, value: b ? b.email || '' : '' })),
     field('bridge.contact', el('input', { name: 'contact', maxlength: 300, value: b ? b.contact || '' : '' }), 'bridge.contactHint'),
     editing ? el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'active', checked: b.active !== false }), ` ${t('bridge.activeLabel')}`) : null,
     el(
@@ -1800,7 +1922,7 @@ function bridgePointForm(b) {
       showAlert(form, t('form.nameRequired'));
       return;
     }
-    const payload = { name: d.name, level: d.level, contact: d.contact || '', code: d.code || '', operator_phone: d.operator_phone || '' };
+    const payload = { name: d.name, level: d.level, contact: d.contact || '', code: d.code || '', operator_phone: d.operator_phone || '', email: d.email || '' };
     if (editing) payload.active = form.querySelector('[name=active]').checked;
     try {
       if (editing) await api('PATCH', `/api/bridge-points/${encodeURIComponent(b.id)}`, payload);

@@ -2,7 +2,8 @@
 // in order, their documents with the signature badge and the verified
 // format, and a download button (withdrawn documents stay listed, marked
 // withdrawn, without it). Reads the API with the invitation token; `reload()` is called
-// again when the server pushes `agenda_changed`.
+// again when the server pushes `agenda_changed`. Each item shows its conclusion
+// (`GET .../conclusions`, then `setConclusion()` on `conclusion_changed`).
 
 import { apiRequest } from './api.js';
 import { downloadDocument, el, fileIcon, formatSize, isWithdrawn, signatureBadge, signatureOf, withdrawnNote } from './documents.js';
@@ -46,6 +47,12 @@ export class AgendaPanel {
     this.token = token;
     this.meetingId = meetingId;
     this.items = null;
+    /** The item under discussion (`meeting_state.current_item_id`), marked in the list. */
+    this.currentItemId = null;
+    /** Item id -> its conclusion's text. */
+    this.conclusions = new Map();
+    /** Conclusions pushed while a reload was reading them (newer than what it reads). */
+    this._pushedConclusions = new Map();
     this.error = null;
     this.loading = false;
     this.changed = false;
@@ -81,6 +88,21 @@ export class AgendaPanel {
           );
         }),
       );
+      this._pushedConclusions.clear();
+      try {
+        const list = listOf(
+          await apiRequest('GET', `/api/meetings/${encodeURIComponent(this.meetingId)}/conclusions`, { token: this.token }),
+          'conclusions',
+        );
+        this.conclusions = new Map(list.filter((c) => c && c.text).map((c) => [c.agenda_item_id, c.text]));
+      } catch (_) {
+        // The agenda shows without them (a server without conclusions).
+      }
+      for (const [id, text] of this._pushedConclusions) {
+        if (text) this.conclusions.set(id, text);
+        else this.conclusions.delete(id);
+      }
+      for (const item of items) item.conclusion = this.conclusions.get(item.id) || null;
       this.items = items;
       this.error = null;
     } catch (e) {
@@ -130,20 +152,61 @@ export class AgendaPanel {
     );
   }
 
+  /** An item's conclusion was set (`text`) or cleared (null): shown in place. */
+  setConclusion(itemId, text) {
+    if (!itemId) return;
+    if (text) this.conclusions.set(itemId, text);
+    else this.conclusions.delete(itemId);
+    if (this.loading) this._pushedConclusions.set(itemId, text || null);
+    const item = this.items && this.items.find((i) => i.id === itemId);
+    if (item) item.conclusion = text || null;
+    const li = [...this.body.querySelectorAll('.agenda-item')].find((x) => x.dataset.id === itemId);
+    const old = li && li.querySelector('.agenda-conclusion');
+    if (old) old.replaceWith(this.renderConclusion(itemId));
+  }
+
+  renderConclusion(itemId) {
+    const text = this.conclusions.get(itemId) || '';
+    return el('div', { class: 'agenda-conclusion', hidden: !text }, el('h4', { text: t('conclusion.title') }), el('p', { class: 'conclusion-text', text }));
+  }
+
+  /** Marks the item under discussion (null: none); the chair or secretary sets it. */
+  setCurrentItem(id) {
+    this.currentItemId = id || null;
+    for (const li of this.body.querySelectorAll('.agenda-item')) this._markCurrent(li);
+  }
+
+  _markCurrent(li) {
+    const current = !!this.currentItemId && li.dataset.id === this.currentItemId;
+    li.classList.toggle('agenda-current', current);
+    if (current) li.setAttribute('aria-current', 'step');
+    else li.removeAttribute('aria-current');
+    const badge = li.querySelector('.agenda-current-badge');
+    if (badge) badge.hidden = !current;
+    if (current && li.scrollIntoView && this.root.offsetParent !== null) li.scrollIntoView({ block: 'nearest' });
+  }
+
   renderItem(item, index) {
     const meta = [item.presenter ? t('agenda.presenter', { name: item.presenter }) : null, item.duration_minutes ? durationText(item.duration_minutes) : null]
       .filter(Boolean)
       .join(' · ');
     const docs = Array.isArray(item.documents) ? item.documents : [];
-    return el(
+    const li = el(
       'li',
       { class: 'agenda-item card', dataset: { id: item.id } },
       el(
         'div',
         { class: 'agenda-head' },
         el('span', { class: 'agenda-num', 'aria-hidden': 'true', text: String(index + 1) }),
-        el('div', { class: 'agenda-main' }, el('h3', { class: 'agenda-title', text: item.title }), meta ? el('p', { class: 'muted small agenda-meta', text: meta }) : null),
+        el(
+          'div',
+          { class: 'agenda-main' },
+          el('span', { class: 'agenda-current-badge', hidden: true, text: t('agenda.current') }),
+          el('h3', { class: 'agenda-title', text: item.title }),
+          meta ? el('p', { class: 'muted small agenda-meta', text: meta }) : null,
+        ),
       ),
+      this.renderConclusion(item.id),
       el(
         'div',
         { class: 'docs' },
@@ -156,6 +219,8 @@ export class AgendaPanel {
           : el('p', { class: 'muted small', text: t('agenda.noDocs') }),
       ),
     );
+    this._markCurrent(li);
+    return li;
   }
 
   renderDoc(doc, siblings) {
@@ -190,6 +255,8 @@ export class AgendaPanel {
               'div',
               { class: 'doc-actions' },
               el('button', { type: 'button', class: 'btn btn-secondary btn-small doc-download', 'aria-label': t('doc.downloadNamed', { name, version: v ? v.version : 1 }), onclick: act(downloadDocument) }, t('doc.download')),
+              // The meeting page's viewer (presentation.js): view, present.
+              this.docActions ? this.docActions(doc, v) : null,
             ),
       ),
     );
@@ -197,11 +264,13 @@ export class AgendaPanel {
     return li;
   }
 
-  /** What the panel shows, for tests: [{title, documents: [{title, signature}]}]. */
+  /** What the panel shows, for tests: [{title, conclusion, documents: [{title, signature}]}]. */
   summary() {
     return [...this.body.querySelectorAll('.agenda-item')].map((li) => ({
       id: li.dataset.id,
+      current: li.classList.contains('agenda-current'),
       title: li.querySelector('.agenda-title').textContent,
+      conclusion: (li.querySelector('.agenda-conclusion:not([hidden]) .conclusion-text') || {}).textContent || null,
       documents: [...li.querySelectorAll('.doc')].map((d) => ({
         id: d.dataset.id,
         title: d.querySelector('.doc-title').textContent,

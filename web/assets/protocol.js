@@ -3,8 +3,9 @@
 // the events of a `GiaobanClient` (an EventTarget; each event's data is in
 // `event.detail`):
 //
-//   state            {state: 'connecting'|'connected'|'reconnecting'|'closed', code?, attempt?, delayMs?, resuming?}
-//   joined           {self, meeting, participants, tracks}   (again after every fresh join)
+//   state            {state: 'connecting'|'waiting'|'connected'|'reconnecting'|'closed', code?, attempt?, delayMs?, resuming?}
+//   joined           {self, meeting, participants, tracks, meetingState}   (again after every fresh join;
+//                                      participants carry audio_blocked, video_blocked, hand)
 //   resumed          {self, replayed}  the session came back on a new socket: same
 //                                      participant, same peer connections, nothing to rebuild
 //   participant_joined {participant}
@@ -18,6 +19,27 @@
 //   server_error       {code, message, fatal}
 //   rtt                {ms}
 //   agenda_changed     {meetingId}  the agenda or its documents changed: read them again
+//   tech_message       {message}    the province's operator wrote to this point (or to all)
+//   conclusion_changed {itemId, text}  an agenda item's conclusion was set (text) or
+//                                      cleared (text: null)
+//   waiting            {meeting, agenda}  the meeting has not started: `join` was
+//                                      answered by `waiting`; the socket stays open and
+//                                      the client joins by itself on `meeting_started`
+//   meeting_started    {}           the chair started it (a `joined` follows)
+//   meeting_state      {state}      {status, locked, floor, current_item_id, join_muted}
+//                                   (also in `joined`, as `meetingState`)
+//   hands              {queue}      the ordered speaking queue [{participant_id, name, kind, since}]
+//   media_blocked      {participantId, audio_blocked, video_blocked}  the chair's block
+//   attendance_declared {participant_id, invitation_id, leader, attendees}  (moderators)
+//   removed            {reason}     the chair removed us (the socket closes next)
+//   presentation       {presentation, floorMayPresent}  the document presented
+//                      now (null: none), its page and zoom
+//   vote_opened        {poll, voted}  a vote opened (voted: undefined), or is open
+//                                      when we (re)joined (voted: whether our
+//                                      invitation has voted): the voting card
+//   vote_progress      {pollId, voted, eligible, voters}  ballots so far (chair and
+//                                      secretary; voters: names, null if secret)
+//   vote_closed        {poll}       the vote closed; poll.outcome is the result
 //
 // Reconnection: when the WebSocket drops (or the server is silent for too
 // long, or closes it as idle: 1008 without a fatal error), the peer
@@ -73,7 +95,18 @@ export const FATAL_CODES = new Set([
   'meeting_not_found',
   'meeting_closed',
   'replaced',
+  'meeting_locked',
+  'removed_from_meeting',
 ]);
+
+/** The kinds of a raised hand (docs/protocol.md, raise_hand). */
+export const HAND_KINDS = ['speak', 'question', 'point_of_order'];
+
+/** A ballot's choices: tán thành, không tán thành, không biểu quyết. */
+export const VOTE_CHOICES = ['for', 'against', 'abstain'];
+
+/** The rules a vote may be decided by (docs/protocol.md, open_vote). */
+export const VOTE_RULES = ['all_members_majority', 'present_majority', 'two_thirds_all'];
 
 /** An error answer of the server (or `disconnected` when the socket dropped). */
 export class ProtocolError extends Error {
@@ -145,7 +178,13 @@ export class GiaobanClient extends EventTarget {
     this._slots = new Map();
     // Remote video track id -> the quality last asked for it (null: none yet).
     this._remoteVideo = new Map();
+    // Remote video track id -> the quality last sent to the server (absent:
+    // the server's default, 'high').
+    this._qualitySent = new Map();
+    // Remote video track id -> its participant (for the wishes per participant).
+    this._remoteVideoOwner = new Map();
     this._videoQuality = null;
+    this._qualityBy = new Map();
     this.token = token;
     this.url = url || defaultWsUrl();
     this.localStream = localStream || null;
@@ -153,6 +192,14 @@ export class GiaobanClient extends EventTarget {
     /** Our participant as the server knows it (changes on every join). */
     this.self = null;
     this.meeting = null;
+    /** The live state of `joined` / `meeting_state`: {status, locked, floor, current_item_id, join_muted}. */
+    this.meetingState = null;
+    /** The speaking queue of the last `hands`. */
+    this.hands = [];
+    /** `waiting` while the meeting has not started (the waiting screen), else null. */
+    this.waiting = null;
+    /** The reason of a `removed`, once the chair removed us. */
+    this.removedReason = null;
     /** TURN servers with credentials from `joined` / `ice_servers` (RTCIceServer[]). */
     this.iceServers = [];
     /** 'relay' when the server says to use only TURN-relayed candidates, else 'all'. */
@@ -250,6 +297,125 @@ export class GiaobanClient extends EventTarget {
     }
   }
 
+  // ---- the meeting's conduct (docs/protocol.md, issue 20) ---------------------
+  // Each resolves with the server's `ok`, or rejects with a ProtocolError
+  // (`forbidden` when our role may not: the table of permissions.rs).
+
+  /** Asks to speak: `kind` speak | question | point_of_order. Again: changes the kind, keeps the place. */
+  raiseHand(kind) {
+    return this._request({ type: 'raise_hand', kind: HAND_KINDS.includes(kind) ? kind : 'speak' });
+  }
+
+  lowerHand() {
+    return this._request({ type: 'lower_hand' });
+  }
+
+  /** Chair, secretary: gives the floor (the participant leaves the queue, is heard, is the main view). */
+  giveFloor(participantId) {
+    return this._request({ type: 'give_floor', participant_id: participantId });
+  }
+
+  /** Chair, secretary: nobody has the floor; the chair is the main view again. */
+  takeFloor() {
+    return this._request({ type: 'take_floor' });
+  }
+
+  /** Chair, secretary: removes a request from the queue. */
+  clearHand(participantId) {
+    return this._request({ type: 'clear_hand', participant_id: participantId });
+  }
+
+  /** Chair, secretary: blocks (or lets through again) a participant's audio or video. */
+  muteParticipant(participantId, kind, muted) {
+    return this._request({ type: 'mute_participant', participant_id: participantId, kind, muted: !!muted });
+  }
+
+  /** Chair, secretary: blocks the audio of everyone but the chairs and the floor holder. */
+  muteAll() {
+    return this._request({ type: 'mute_all' });
+  }
+
+  lockMeeting(locked) {
+    return this._request({ type: 'lock_meeting', locked: !!locked });
+  }
+
+  /** Chair, secretary: removes a participant; `reason` (1..500 characters) is recorded. */
+  removeParticipant(participantId, reason) {
+    return this._request({ type: 'remove_participant', participant_id: participantId, reason });
+  }
+
+  /** Chair, secretary: the agenda item under discussion (null: none). */
+  setCurrentItem(itemId) {
+    return this._request({ type: 'set_current_item', item_id: itemId || null });
+  }
+
+  /** Chair: draft/scheduled -> in progress; the waiting participants enter. */
+  startMeeting() {
+    return this._request({ type: 'start_meeting' });
+  }
+
+  /** Chair: ends the meeting; every session is closed with `meeting_closed`. */
+  endMeeting() {
+    return this._request({ type: 'end_meeting' });
+  }
+
+  /** A bridge point's roll call: its presiding leader and the number of people present. */
+  declareAttendance(leader, attendees) {
+    return this._request({ type: 'declare_attendance', leader, attendees });
+  }
+
+  // ---- votes (docs/protocol.md, "Votes") ------------------------------------
+
+  /**
+   * Chair, secretary: puts a question to the vote. `rule` one of VOTE_RULES
+   * (default all_members_majority), `voters` the invitation roles that vote
+   * (default chair and member), `itemId` the agenda item it decides (or none).
+   */
+  openVote({ question, itemId, secret, rule, voters }) {
+    const msg = { type: 'open_vote', question, secret: !!secret };
+    if (itemId) msg.item_id = itemId;
+    if (rule) msg.rule = rule;
+    if (Array.isArray(voters) && voters.length) msg.voters = voters;
+    return this._request(msg);
+  }
+
+  /** One ballot: `choice` for | against | abstain (VOTE_CHOICES). */
+  castVote(pollId, choice) {
+    return this._request({ type: 'cast_vote', poll_id: pollId, choice });
+  }
+
+  /** Chair, secretary: closes the vote; everyone gets `vote_closed` with the result. */
+  closeVote(pollId) {
+    return this._request({ type: 'close_vote', poll_id: pollId });
+  }
+
+  // ---- presenting documents (docs/protocol.md, "Presenting documents") ----
+
+  /** Presents a document of the current agenda item at `page` and `zoomPercent`. */
+  presentDocument(documentId, page, zoomPercent) {
+    const msg = { type: 'present_document', document_id: documentId };
+    if (page) msg.page = page;
+    if (zoomPercent) msg.zoom_percent = zoomPercent;
+    return this._request(msg);
+  }
+
+  /** The presenter turns to `page` (and zooms, when `zoomPercent` is given). */
+  presentPage(page, zoomPercent) {
+    const msg = { type: 'present_page', page };
+    if (zoomPercent) msg.zoom_percent = zoomPercent;
+    return this._request(msg);
+  }
+
+  /** The presenter (or the chair or secretary) stops presenting. */
+  stopPresenting() {
+    return this._request({ type: 'stop_presenting' });
+  }
+
+  /** Chair, secretary: lets the floor holder present (or not). */
+  allowPresenting(allowed) {
+    return this._request({ type: 'allow_presenting', allowed: !!allowed });
+  }
+
   // ---- socket ------------------------------------------------------------
 
   _connect() {
@@ -302,9 +468,11 @@ export class GiaobanClient extends EventTarget {
       this._dropSocket();
       return;
     }
-    if (this.state !== 'connected') return;
+    if (this.state !== 'connected' && this.state !== 'waiting') return;
     const ts = Date.now();
-    this._request({ type: 'ping', ts, received: this._received })
+    // Waiting (not joined): no session messages to count yet.
+    const ping = this.state === 'waiting' ? { type: 'ping', ts } : { type: 'ping', ts, received: this._received };
+    this._request(ping)
       .then(() => this._emit('rtt', { ms: Date.now() - ts }))
       .catch(() => {});
   }
@@ -469,10 +637,18 @@ export class GiaobanClient extends EventTarget {
         break;
       case 'track_unpublished':
         this._remoteVideo.delete(msg.track_id);
+        this._qualitySent.delete(msg.track_id);
+        this._remoteVideoOwner.delete(msg.track_id);
         this._emit('track_unpublished', { trackId: msg.track_id, participantId: msg.participant_id });
         break;
       case 'agenda_changed':
         this._emit('agenda_changed', { meetingId: msg.meeting_id });
+        break;
+      case 'tech_message':
+        this._emit('tech_message', { message: msg.message });
+        break;
+      case 'conclusion_changed':
+        this._emit('conclusion_changed', { itemId: msg.item_id, text: typeof msg.text === 'string' ? msg.text : null });
         break;
       case 'layers_wanted':
         this._applyLayers(Array.isArray(msg.layers) ? msg.layers : null);
@@ -504,6 +680,67 @@ export class GiaobanClient extends EventTarget {
         break;
       case 'subscriber_offer':
         this._onSubscriberOffer(msg.sdp, this._session);
+        break;
+      case 'meeting_started':
+        // Waiting for the start: join again on this socket (same token).
+        this._emit('meeting_started', {});
+        if (this.waiting && this.state === 'waiting') this._join(gen);
+        break;
+      case 'meeting_state': {
+        const { type: _type, ...st } = msg;
+        this.meetingState = st;
+        this._emit('meeting_state', { state: st });
+        break;
+      }
+      case 'hands':
+        this.hands = Array.isArray(msg.queue) ? msg.queue : [];
+        this._emit('hands', { queue: this.hands });
+        break;
+      case 'media_blocked':
+        if (this.self && msg.participant_id === this.self.id) {
+          this.self = { ...this.self, audio_blocked: !!msg.audio_blocked, video_blocked: !!msg.video_blocked };
+        }
+        this._emit('media_blocked', {
+          participantId: msg.participant_id,
+          audio_blocked: !!msg.audio_blocked,
+          video_blocked: !!msg.video_blocked,
+        });
+        break;
+      case 'attendance_declared':
+        this._emit('attendance_declared', {
+          participant_id: msg.participant_id,
+          invitation_id: msg.invitation_id,
+          leader: msg.leader,
+          attendees: msg.attendees,
+        });
+        break;
+      case 'removed':
+        // The chair removed us: the server closes the socket next (1008);
+        // joining again would be refused (removed_from_meeting).
+        this.removedReason = typeof msg.reason === 'string' ? msg.reason : '';
+        this._fatal = 'removed';
+        this._emit('removed', { reason: this.removedReason });
+        break;
+      case 'vote_opened':
+        if (msg.poll && typeof msg.poll === 'object') {
+          this._emit('vote_opened', { poll: msg.poll, voted: typeof msg.voted === 'boolean' ? msg.voted : undefined });
+        }
+        break;
+      case 'vote_progress':
+        this._emit('vote_progress', {
+          pollId: msg.poll_id,
+          voted: Number(msg.voted) || 0,
+          eligible: Number(msg.eligible) || 0,
+          voters: Array.isArray(msg.voters) ? msg.voters : null,
+        });
+        break;
+      case 'vote_closed':
+        if (msg.poll && typeof msg.poll === 'object') this._emit('vote_closed', { poll: msg.poll });
+        break;
+      case 'presentation':
+        this.presentation = msg.presentation && typeof msg.presentation === 'object' ? msg.presentation : null;
+        this.floorMayPresent = !!msg.floor_may_present;
+        this._emit('presentation', { presentation: this.presentation, floorMayPresent: this.floorMayPresent });
         break;
       case 'error':
         this._noteError(msg);
@@ -655,6 +892,16 @@ export class GiaobanClient extends EventTarget {
       return;
     }
     if (gen !== this._gen) return;
+    if (joined.type === 'waiting') {
+      // Not started yet: the socket stays open, `meeting_started` will say
+      // when to join again. Nothing to publish or receive meanwhile.
+      this._attempt = 0;
+      this.waiting = { meeting: joined.meeting || null, agenda: Array.isArray(joined.agenda) ? joined.agenda : [] };
+      this._setState('waiting');
+      this._emit('waiting', this.waiting);
+      return;
+    }
+    this.waiting = null;
     // The backoff restarts only once media connects (or the session lasts):
     // a join that works but whose media fails must not retry every second.
     this._healthySince = Date.now();
@@ -664,10 +911,14 @@ export class GiaobanClient extends EventTarget {
     const sess = this._session;
     this.self = joined.participant;
     this.meeting = joined.meeting;
+    this.meetingState = joined.state && typeof joined.state === 'object' ? joined.state : null;
+    this.hands = [];
     // An observer only watches: the server refuses its publish and mute.
     if (this.self && this.self.role === 'observer') this.receiveOnly = true;
     this._setIce(joined);
     this._remoteVideo = new Map();
+    this._qualitySent = new Map();
+    this._remoteVideoOwner = new Map();
     for (const t of joined.tracks || []) this._noteRemoteTrack(t);
     this._createSubscriber(sess);
     this._setState('connected');
@@ -676,6 +927,7 @@ export class GiaobanClient extends EventTarget {
       meeting: joined.meeting,
       participants: joined.participants || [],
       tracks: joined.tracks || [],
+      meetingState: this.meetingState,
     });
     if (this.receiveOnly) return;
     for (const kind of ['audio', 'video']) {
@@ -773,22 +1025,33 @@ export class GiaobanClient extends EventTarget {
   /**
    * What this page wants of the others' video: 'high', 'medium', 'low' or
    * 'off' (the server picks the simulcast layer). The grid calls it when tile
-   * sizes change; new tracks get the current choice.
+   * sizes change; new tracks get the current choice. `byParticipant` (a Map
+   * participant id -> quality) overrides it for some: the main view, tiles
+   * on another page of the grid.
    */
-  setVideoQuality(quality) {
-    if (this._videoQuality === quality) return;
+  setVideoQuality(quality, byParticipant) {
+    const by = byParticipant instanceof Map ? byParticipant : new Map();
+    const same =
+      this._videoQuality === quality &&
+      this._qualityBy.size === by.size &&
+      [...by].every(([id, q]) => this._qualityBy.get(id) === q);
+    if (same) return;
     this._videoQuality = quality;
+    this._qualityBy = by;
     for (const trackId of this._remoteVideo.keys()) this._sendQuality(trackId);
   }
 
   _noteRemoteTrack(track) {
     if (track.kind !== 'video' || (this.self && track.participant_id === this.self.id)) return;
     this._remoteVideo.set(track.track_id, null);
+    this._qualitySent.delete(track.track_id);
+    this._remoteVideoOwner.set(track.track_id, track.participant_id);
     this._sendQuality(track.track_id);
   }
 
   _sendQuality(trackId) {
-    const q = this._videoQuality || 'high';
+    const owner = this._remoteVideoOwner.get(trackId);
+    const q = (owner && this._qualityBy.get(owner)) || this._videoQuality || 'high';
     if (this._remoteVideo.get(trackId) === q) return;
     // The server's default is 'high': nothing to say until that changes.
     if (this._remoteVideo.get(trackId) === null && q === 'high') return;
@@ -812,6 +1075,10 @@ export class GiaobanClient extends EventTarget {
     for (const [trackId, q] of queued) {
       // Gone or changed again since it was queued: nothing (more) to say.
       if (this._remoteVideo.get(trackId) !== q) continue;
+      // Changed and changed back within the batch (a tile resized while the
+      // page laid out): the server already has it.
+      if ((this._qualitySent.get(trackId) || 'high') === q) continue;
+      this._qualitySent.set(trackId, q);
       if (!byQuality.has(q)) byQuality.set(q, []);
       byQuality.get(q).push(trackId);
     }

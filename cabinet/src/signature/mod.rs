@@ -14,6 +14,8 @@
 //!   revocation check of a chain.
 //! - `crypto`: digests, RSA (PKCS#1 v1.5, PSS) and ECDSA (P-256, P-384).
 //! - `asn1`: a strict DER walker that bounds the work before decoding.
+//! - [`seal`]: the other direction: sealing a PDF with a PAdES signature
+//!   (the minutes), appended as an incremental update.
 //!
 //! Per signature we check: the /ByteRange (starts at 0, ranges in the file,
 //! no overlap, the gap is exactly the /Contents hex string), the digest of
@@ -37,6 +39,7 @@ mod crl;
 mod crypto;
 mod pdf;
 mod report;
+pub mod seal;
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +52,7 @@ pub use report::{
     RevocationReport, RevocationStatus, Severity, SignatureKind, SignatureReport, SignatureStatus,
     TimeSource,
 };
+pub use seal::{Seal, SealError, SealInfo};
 
 use pdf::{Found, SigDict, Value};
 use report::{rfc3339, status_of};

@@ -2,8 +2,9 @@
 //! offers to receive one audio and one video track and we answer sending.
 //!
 //! The main view is one participant of the room: the featured one (the
-//! chair; later the floor holder) while it publishes, else the active
-//! speaker, else the first member publishing. When it changes, each player's
+//! chair, or the floor holder: `Sfu::set_featured_id`) while it publishes
+//! media that is not blocked (`blocking`), else the active speaker, else
+//! the first member publishing. When it changes, each player's
 //! two outgoing tracks move to the new source's tracks without renegotiation:
 //! the same SSRC, continuous sequence numbers and timestamps, starting at a
 //! keyframe asked of the new source ([`Forward::rebase`]). The RTCP of those
@@ -16,6 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::sink::{Sink, SinkCodec};
 use super::{
     Command, Engine, PeerKey, PeerSlot, PubTrack, KEYFRAME_INTERVAL, REPAIR_KEYFRAME_INTERVAL,
 };
@@ -212,18 +214,25 @@ impl Engine {
     }
 
     /// The main view of a room: (participant, its audio track, its video track).
-    fn main_source(&self, room: &RoomId) -> Option<MainSource> {
-        let members = self.rooms.get(room)?;
-        let speaker = self.speakers.get(room).and_then(|s| s.current.as_ref());
+    pub(super) fn main_source(&self, room: &RoomId) -> Option<MainSource> {
+        let core = self.rooms.get(room)?;
+        let members = core.members();
+        let speaker = core.speaker();
         let mut best: Option<((bool, bool, bool), &ParticipantId)> = None;
         for m in members {
             let Some(p) = self.participants.get(m) else {
                 continue;
             };
-            if p.tracks.is_empty() {
+            // Blocked media is nobody's to see or hear.
+            let shown = |kind: MediaKind| {
+                p.tracks
+                    .iter()
+                    .any(|t| t.kind == kind && !p.blocked.of(kind))
+            };
+            let has_video = shown(MediaKind::Video);
+            if !has_video && !shown(MediaKind::Audio) {
                 continue;
             }
-            let has_video = p.tracks.iter().any(|t| t.kind == MediaKind::Video);
             let rank = (p.featured, Some(m) == speaker, has_video);
             // Strictly better only: among equals the earliest member stays.
             if best.is_none_or(|(b, _)| rank > b) {
@@ -235,7 +244,7 @@ impl Engine {
         let first = |kind: MediaKind| {
             p.tracks
                 .iter()
-                .find(|t| t.kind == kind)
+                .find(|t| t.kind == kind && !p.blocked.of(kind))
                 .map(|t| t.id.clone())
         };
         Some((m.clone(), first(MediaKind::Audio), first(MediaKind::Video)))
@@ -300,7 +309,7 @@ pub(super) fn forward_to_viewers(
     feeds: &HashMap<String, Vec<PeerKey>>,
     viewers: &mut HashMap<PeerKey, ViewerState>,
     peers: &mut HashMap<PeerKey, PeerSlot>,
-    touched: &mut Vec<PeerKey>,
+    sending: &mut super::workers::SendQueue,
     track: &PubTrack,
     layer: &str,
     packet: &RtpPacket,
@@ -315,9 +324,9 @@ pub(super) fn forward_to_viewers(
         let Some(v) = viewers.get_mut(key) else {
             continue;
         };
-        let Some(slot) = peers.get_mut(key).filter(|s| s.connected) else {
+        if !super::sink::ready(peers, *key) {
             continue;
-        };
+        }
         let (fwd, name) = match track.kind {
             MediaKind::Audio => (&mut v.audio, "audio"),
             MediaKind::Video => (&mut v.video, "video"),
@@ -337,15 +346,16 @@ pub(super) fn forward_to_viewers(
                 continue;
             }
         };
-        match slot
-            .peer
-            .send_rtp_as(now, name, Some(&track.codec.mime_type), &out)
-        {
-            Ok(()) => {
-                sent += 1;
-                touched.push(*key);
-            }
-            Err(e) => tracing::trace!("main view: {e}"),
+        let target = Sink {
+            key: *key,
+            track: name,
+            codec: SinkCodec::Named(&track.codec.mime_type),
+        };
+        // A player's track names the codec per packet. A RED payload goes
+        // out as it came, named as its primary codec (as before the sink:
+        // not unwrapped for players; see the report of issue 25).
+        if super::sink::send(peers, sending, target, now, &out, false) {
+            sent += 1;
         }
     }
     (sent, want_keyframe)

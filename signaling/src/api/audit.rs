@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, Caller, ADMIN};
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 /// Rows per page when `limit` is not given, and the most a page may hold.
@@ -57,7 +58,7 @@ impl AuditQuery {
 
 fn query(q: Result<Query<AuditQuery>, QueryRejection>) -> ApiResult<AuditQuery> {
     q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+        .map_err(|e| ApiError::bad_request(ErrorCode::BadQuery, e.body_text()))
 }
 
 /// `GET /api/audit`: one page, newest first, and the cursor of the next.
@@ -70,14 +71,14 @@ pub async fn list(
     let q = query(q)?;
     if q.format.is_some() {
         return Err(ApiError::bad_request(
-            "bad_query",
+            ErrorCode::BadQuery,
             "format is for /api/audit/export",
         ));
     }
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
-            "bad_query",
+            ErrorCode::BadQuery,
             format!("limit must be 1 to {MAX_LIMIT}"),
         ));
     }
@@ -150,7 +151,7 @@ pub async fn export(
     let q = query(q)?;
     if q.limit.is_some() || q.before.is_some() {
         return Err(ApiError::bad_request(
-            "bad_query",
+            ErrorCode::BadQuery,
             "the export has no paging (limit, before)",
         ));
     }
@@ -159,7 +160,7 @@ pub async fn export(
         Some("jsonl") => true,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "bad_query",
+                ErrorCode::BadQuery,
                 "format must be csv or jsonl",
             ))
         }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::handlers::agenda_changed;
 use super::{replay, replay_after, ApiError, ApiResult, Caller, IdempotencyHeader, PREPARE};
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 /// What a multipart upload carried. The part's own `Content-Type` is
@@ -30,7 +31,7 @@ struct Parsed {
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "upload_too_large",
+        ErrorCode::UploadTooLarge,
         format!(
             "the file is larger than the upload limit of {max} bytes ({:.1} MiB)",
             max as f64 / (1024.0 * 1024.0)
@@ -42,7 +43,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, max: u64) -> Api
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(max)
     } else {
-        ApiError::bad_request("bad_multipart", format!("malformed multipart body: {e}"))
+        ApiError::bad_request(
+            ErrorCode::BadMultipart,
+            format!("malformed multipart body: {e}"),
+        )
     }
 }
 
@@ -66,7 +70,7 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
             "file" => {
                 if out.file.is_some() {
                     return Err(ApiError::bad_request(
-                        "bad_multipart",
+                        ErrorCode::BadMultipart,
                         "more than one file part",
                     ));
                 }
@@ -92,8 +96,14 @@ async fn read_form(blobs: &cabinet::Blobs, max: u64, mut mp: Multipart) -> ApiRe
                 let text = field.text().await.map_err(|e| multipart_error(e, max))?;
                 if text.len() > MAX_FIELD_BYTES {
                     return Err(ApiError::bad_request(
-                        "invalid_input",
+                        ErrorCode::InvalidInput,
                         format!("the field {name} is too long"),
+                    ));
+                }
+                if text.contains('\0') {
+                    return Err(ApiError::bad_request(
+                        ErrorCode::InvalidInput,
+                        format!("the field {name} contains the NUL character (U+0000)"),
                     ));
                 }
                 match name.as_str() {
@@ -132,16 +142,16 @@ pub async fn check_upload(
     max: u64,
     content_type: &str,
     body: Vec<u8>,
-) -> Result<(), &'static str> {
+) -> Result<(), ErrorCode> {
     use axum::extract::FromRequest;
     let req = axum::http::Request::builder()
         .method("POST")
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::from(body))
-        .map_err(|_| "bad_request")?;
+        .map_err(|_| ErrorCode::BadRequest)?;
     let mp = Multipart::from_request(req, &())
         .await
-        .map_err(|_| "bad_multipart")?;
+        .map_err(|_| ErrorCode::BadMultipart)?;
     let form = read_form(blobs, max, mp).await.map_err(|e| e.code)?;
     parse_access(form.access.as_deref()).map_err(|e| e.code)?;
     parse_ids(form.participant_ids.as_deref()).map_err(|e| e.code)?;
@@ -177,7 +187,7 @@ async fn detect(staged: &StagedBlob) -> ApiResult<FileType> {
 fn unsupported() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_document_type",
+        ErrorCode::UnsupportedDocumentType,
         format!(
             "the file is not a document format that is accepted ({ACCEPTED}; \
              macro-enabled files are refused); the format is read from the \
@@ -220,9 +230,9 @@ async fn signature_report(state: &AppState, staged: &StagedBlob, file_type: File
 fn parse_access(s: Option<&str>) -> ApiResult<DocumentAccess> {
     match s.map(str::trim) {
         None | Some("") => Ok(DocumentAccess::Everyone),
-        Some(a) => a
-            .parse()
-            .map_err(|e: cabinet::Error| ApiError::bad_request("invalid_input", e.to_string())),
+        Some(a) => a.parse().map_err(|e: cabinet::Error| {
+            ApiError::bad_request(ErrorCode::InvalidInput, e.to_string())
+        }),
     }
 }
 
@@ -231,7 +241,7 @@ fn parse_ids(s: Option<&str>) -> ApiResult<Vec<String>> {
         None | Some("") => Ok(Vec::new()),
         Some(t) => serde_json::from_str::<Vec<String>>(t).map_err(|_| {
             ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "participant_ids must be a JSON array of participant ids",
             )
         }),
@@ -241,12 +251,13 @@ fn parse_ids(s: Option<&str>) -> ApiResult<Vec<String>> {
 fn require_file(file: Option<(StagedBlob, String)>) -> ApiResult<(StagedBlob, String)> {
     match file {
         None => Err(ApiError::bad_request(
-            "missing_file",
+            ErrorCode::MissingFile,
             "the form has no `file` part",
         )),
-        Some((staged, ..)) if staged.size == 0 => {
-            Err(ApiError::bad_request("empty_file", "the file is empty"))
-        }
+        Some((staged, ..)) if staged.size == 0 => Err(ApiError::bad_request(
+            ErrorCode::EmptyFile,
+            "the file is empty",
+        )),
         Some(f) => Ok(f),
     }
 }
@@ -265,7 +276,7 @@ pub async fn create(
         .await?
         .ok_or_else(|| {
             ApiError::not_found(
-                "agenda_item_not_found",
+                ErrorCode::AgendaItemNotFound,
                 format!("agenda item {item_id} not found"),
             )
         })?;
@@ -317,6 +328,7 @@ pub async fn create(
     match added {
         Ok(doc) => {
             agenda_changed(&state, &item.meeting_id);
+            crate::mail::documents_changed(&state, &item.meeting_id).await;
             Ok((StatusCode::CREATED, Json(doc)).into_response())
         }
         Err(e) => replay_after(&state, &actor, key.as_ref(), e).await,
@@ -337,6 +349,7 @@ pub async fn add_version(
         .add_document_version(&caller.actor(), &id, upload, staged, &state.api.blobs)
         .await?;
     agenda_changed(&state, &doc.meeting_id);
+    crate::mail::documents_changed(&state, &doc.meeting_id).await;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -363,12 +376,12 @@ async fn checked_upload(
 async fn in_force(state: &AppState, id: &str) -> ApiResult<cabinet::Document> {
     match state.store.get_document(id).await? {
         None => Err(ApiError::not_found(
-            "document_not_found",
+            ErrorCode::DocumentNotFound,
             format!("document {id} not found"),
         )),
         Some(d) if d.is_withdrawn() => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "document_withdrawn",
+            ErrorCode::DocumentWithdrawn,
             format!("document {id} has been withdrawn"),
         )),
         Some(d) => Ok(d),
@@ -396,6 +409,7 @@ pub async fn withdraw(
         .withdraw_document(&caller.actor(), &id, &body.reason)
         .await?;
     agenda_changed(&state, &doc.meeting_id);
+    crate::mail::documents_changed(&state, &doc.meeting_id).await;
     Ok(Json(doc).into_response())
 }
 
@@ -426,6 +440,7 @@ pub async fn replace(
         )
         .await?;
     agenda_changed(&state, &doc.meeting_id);
+    crate::mail::documents_changed(&state, &doc.meeting_id).await;
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
@@ -440,7 +455,7 @@ pub async fn list(
     let Some(item) = item else {
         caller.may_read_meeting("")?;
         return Err(ApiError::not_found(
-            "agenda_item_not_found",
+            ErrorCode::AgendaItemNotFound,
             format!("agenda item {item_id} not found"),
         ));
     };
@@ -464,7 +479,7 @@ async fn readable(caller: &Caller, state: &AppState, id: &str) -> ApiResult<cabi
             // Staff learn that it does not exist; others only that they may not.
             caller.staff_in(super::READ)?;
             Err(ApiError::not_found(
-                "document_not_found",
+                ErrorCode::DocumentNotFound,
                 format!("document {id} not found"),
             ))
         }
@@ -490,7 +505,7 @@ pub struct ContentQuery {
 /// control characters, non-ASCII) becomes `_`. The encoded name escapes
 /// every byte but RFC 5987's `attr-char`s, so neither can end the header
 /// value or add a parameter.
-fn content_disposition(filename: &str) -> HeaderValue {
+pub(super) fn content_disposition(filename: &str) -> HeaderValue {
     // Only the last path component, without control characters.
     let base = filename.rsplit(['/', '\\']).next().unwrap_or_default();
     let base: String = base.chars().filter(|c| !c.is_control()).collect();
@@ -545,13 +560,13 @@ pub async fn content(
         // The secretariat keeps access for the record; participants do not.
         return Err(ApiError::new(
             StatusCode::GONE,
-            "document_withdrawn",
+            ErrorCode::DocumentWithdrawn,
             format!("document {id} has been withdrawn"),
         ));
     }
     let Some(v) = doc.version(q.version) else {
         return Err(ApiError::not_found(
-            "version_not_found",
+            ErrorCode::VersionNotFound,
             format!("document {id} has no version {:?}", q.version),
         ));
     };
@@ -604,6 +619,19 @@ pub async fn content(
         h.insert(header::ETAG, etag);
     }
     Ok(r)
+}
+
+/// An upload form of another kind of document (a written opinion
+/// request's): the staged file, its name, its format read from its bytes
+/// (415 for anything else) and the `title` field.
+pub(super) async fn other_upload(
+    state: &AppState,
+    mp: Multipart,
+) -> ApiResult<(StagedBlob, String, FileType, Option<String>)> {
+    let form = read_form(&state.api.blobs, state.api.max_upload_bytes, mp).await?;
+    let (staged, filename) = require_file(form.file)?;
+    let file_type = detect(&staged).await?;
+    Ok((staged, filename, file_type, form.title))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::{
     replay, replay_after, ApiError, ApiJson, ApiResult, Caller, IdempotencyHeader, ADMIN, PREPARE,
     READ,
 };
+use crate::protocol::ErrorCode;
 use crate::AppState;
 
 fn created(v: impl serde::Serialize) -> Response {
@@ -27,11 +28,13 @@ fn created(v: impl serde::Serialize) -> Response {
 pub(super) fn agenda_changed(state: &AppState, meeting_id: &str) {
     state.hub.broadcast(
         meeting_id,
-        &json!({"type": "agenda_changed", "meeting_id": meeting_id}),
+        &crate::protocol::ServerMsg::AgendaChanged {
+            meeting_id: meeting_id.to_owned(),
+        },
     );
 }
 
-async fn meeting_exists(state: &AppState, id: &str) -> ApiResult<cabinet::Meeting> {
+pub(super) async fn meeting_exists(state: &AppState, id: &str) -> ApiResult<cabinet::Meeting> {
     state
         .store
         .get_meeting(id)
@@ -46,7 +49,7 @@ fn too_many_attempts(wait: u64) -> Response {
     with_retry_after(
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
+            ErrorCode::TooManyAttempts,
             format!("too many failed logins from this address; try again in {wait} s"),
         ),
         wait,
@@ -58,7 +61,7 @@ fn busy() -> Response {
     with_retry_after(
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "the server is checking too many passwords at once; try again in a moment",
         ),
         1,
@@ -123,7 +126,7 @@ pub async fn login(
     // Before anything else: a longer name is no account and is never kept.
     if req.username.chars().count() > super::limiter::MAX_USERNAME_CHARS {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             format!(
                 "a username has at most {} characters",
                 super::limiter::MAX_USERNAME_CHARS
@@ -183,7 +186,7 @@ pub async fn login(
             tracing::info!(username = %key, "failed staff login");
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "bad_credentials",
+                ErrorCode::BadCredentials,
                 "wrong username or password, or the account is disabled",
             ))
         }
@@ -254,7 +257,7 @@ pub async fn change_password(
     };
     let Some(epoch) = changed else {
         return Err(ApiError::bad_request(
-            "wrong_password",
+            ErrorCode::WrongPassword,
             "the current password is wrong",
         ));
     };
@@ -455,10 +458,14 @@ pub struct StatusReq {
     status: MeetingStatus,
 }
 
+/// `POST /api/meetings/{id}/status`. Scheduling a meeting sends its
+/// invitations: the e-mail of every active invitation whose unit has an
+/// address is queued (`crate::mail`, when `[mail]` is configured).
 pub async fn meeting_status(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<StatusReq>,
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
@@ -470,6 +477,15 @@ pub async fn meeting_status(
     if m.status.is_frozen() {
         let n = state.hub.end_meeting(&id);
         tracing::info!(meeting = %id, sessions = n, "meeting ended; its live sessions end");
+    }
+    // Started: the participants waiting for it enter.
+    if m.status == MeetingStatus::InProgress {
+        state.hub.meeting_started(&id);
+    }
+    if m.status == MeetingStatus::Scheduled {
+        let base = link_base(&state, &headers);
+        let n = crate::mail::send_invitations(&state, &m, Some(&base)).await;
+        tracing::info!(meeting = %id, emails = n, "meeting scheduled: invitations sent");
     }
     Ok(Json(m).into_response())
 }
@@ -500,7 +516,7 @@ pub async fn list_bridge_points(
 /// 400 `level_retired`: districts were abolished on 1 July 2025.
 fn level_retired() -> ApiError {
     ApiError::bad_request(
-        "level_retired",
+        ErrorCode::LevelRetired,
         "the level \"district\" no longer exists for new units (abolished on 1 July 2025); \
          use province, department, commune, ward, special_zone or other",
     )
@@ -561,7 +577,7 @@ pub async fn import_bridge_points(
 ) -> ApiResult<Response> {
     caller.staff_in(PREPARE)?;
     let axum::extract::Query(q) =
-        query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+        query.map_err(|e| ApiError::bad_request(ErrorCode::BadQuery, e.body_text()))?;
     let ctype = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -574,14 +590,14 @@ pub async fn import_bridge_points(
     ) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the list of units as a text/csv body",
         ));
     }
     let too_big = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("the list of units is larger than {MAX_UNIT_CSV_BYTES} bytes"),
         )
     };
@@ -589,7 +605,7 @@ pub async fn import_bridge_points(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_big()
         } else {
-            ApiError::bad_request("bad_body", e.body_text())
+            ApiError::bad_request(ErrorCode::BadBody, e.body_text())
         }
     })?;
     if body.len() > MAX_UNIT_CSV_BYTES {
@@ -604,14 +620,17 @@ pub async fn import_bridge_points(
     } else if report.imported {
         (StatusCode::CREATED, None)
     } else if !report.errors.is_empty() {
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("import_invalid"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(ErrorCode::ImportInvalid),
+        )
     } else {
-        (StatusCode::CONFLICT, Some("import_duplicates"))
+        (StatusCode::CONFLICT, Some(ErrorCode::ImportDuplicates))
     };
     let mut v = json!(report);
     if let Some(code) = code {
         v["code"] = json!(code);
-        v["message"] = json!(if code == "import_invalid" {
+        v["message"] = json!(if code == ErrorCode::ImportInvalid {
             "some rows have errors: nothing was imported"
         } else {
             "some names or codes are already taken: nothing was imported \
@@ -676,8 +695,9 @@ pub async fn delete_participant(
 
 // ----------------------------------------------------------- invitations ----
 
-/// The base of invitation links for this request (see [`crate::links`]).
-fn link_base(state: &AppState, headers: &HeaderMap) -> String {
+/// The base of invitation (and answer) links for this request (see
+/// [`crate::links`]).
+pub(super) fn link_base(state: &AppState, headers: &HeaderMap) -> String {
     crate::links::link_base(
         state.api.public_url.as_deref(),
         state.api.tls,
@@ -688,7 +708,7 @@ fn link_base(state: &AppState, headers: &HeaderMap) -> String {
 
 /// An invitation as the API shows it; `url` (with its token) only for staff
 /// who prepare meetings, built on `base`.
-fn invitation_json(
+pub(super) fn invitation_json(
     state: &AppState,
     meeting: &cabinet::Meeting,
     inv: &Invitation,
@@ -709,6 +729,7 @@ fn invitation_json(
         "role": inv.role,
         "participant_id": inv.participant_id,
         "bridge_point_id": inv.bridge_point_id,
+        "email": inv.email,
         "created_at": inv.created_at,
         "expires_at": inv.expires_at,
         "expires_before_meeting": st == "active"
@@ -775,10 +796,14 @@ pub struct CreateInvitationReq {
     /// (see [`crate::links::default_expiry`]).
     #[serde(default)]
     expires_at: Option<i64>,
+    /// Where its e-mail goes (a member's or the chair's address); empty or
+    /// absent: none, or, for a unit, the unit's address.
+    #[serde(default)]
+    email: String,
 }
 
 /// The longest an invitation may live, in seconds.
-const MAX_INVITATION_SECONDS: i64 = 366 * 24 * 3600;
+pub(super) const MAX_INVITATION_SECONDS: i64 = 366 * 24 * 3600;
 
 pub async fn create_invitation(
     caller: Caller,
@@ -793,14 +818,14 @@ pub async fn create_invitation(
     let expires_at = match (req.expires_at, req.ttl_hours) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "invalid_input",
+                ErrorCode::InvalidInput,
                 "give expires_at or ttl_hours, not both",
             ))
         }
         (Some(at), None) => {
             if at <= now + 60 || at > now + MAX_INVITATION_SECONDS {
                 return Err(ApiError::bad_request(
-                    "invalid_input",
+                    ErrorCode::InvalidInput,
                     "expires_at must be between a minute and 366 days from now",
                 ));
             }
@@ -809,7 +834,7 @@ pub async fn create_invitation(
         (None, Some(hours)) => {
             if !(1..=24 * 366).contains(&hours) {
                 return Err(ApiError::bad_request(
-                    "invalid_input",
+                    ErrorCode::InvalidInput,
                     "ttl_hours must be between 1 and 8784",
                 ));
             }
@@ -834,6 +859,7 @@ pub async fn create_invitation(
                 ttl_seconds: expires_at - now,
                 participant_id: req.participant_id,
                 bridge_point_id: req.bridge_point_id,
+                email: req.email,
             },
         )
         .await?;
@@ -845,6 +871,8 @@ pub async fn create_invitation(
             ApiError::internal()
         })?;
     let base = link_base(&state, &headers);
+    // Invited after the invitations went out: its e-mail goes now.
+    crate::mail::send_invitations(&state, &meeting, Some(&base)).await;
     let mut v = invitation_json(&state, &meeting, &inv, None);
     v["url"] = json!(format!("{base}/join#{token}"));
     v["url_warning"] = json!(crate::links::link_warning(&base));
@@ -892,36 +920,61 @@ pub async fn invite_group(
     let meeting = meeting_exists(&state, &id).await?;
     if req.levels.is_empty() || req.levels.len() > cabinet::BridgeLevel::ALL.len() {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            ErrorCode::InvalidInput,
             "give between one and seven levels",
         ));
     }
     let mut levels = req.levels.clone();
     levels.sort_by_key(|l| l.as_str());
     levels.dedup();
+    let made = state
+        .store
+        .invite_bridge_points(
+            &caller.actor(),
+            &id,
+            &levels,
+            group_invitation_ttl(&state, &meeting),
+        )
+        .await?;
+    Ok(group_invited(&state, &headers, &meeting, &made).await)
+}
+
+/// Seconds an invitation made for a group lives: as long as one made
+/// without an expiry (see [`crate::links::default_expiry`]), at most
+/// [`MAX_INVITATION_SECONDS`].
+pub(super) fn group_invitation_ttl(state: &AppState, meeting: &cabinet::Meeting) -> i64 {
     let now = cabinet::now_unix();
-    let expires_at = crate::links::default_expiry(
-        &meeting,
+    crate::links::default_expiry(
+        meeting,
         now,
         state.api.invite_ttl_hours,
         state.api.invite_grace_hours,
     )
-    .min(now + MAX_INVITATION_SECONDS);
-    let made = state
-        .store
-        .invite_bridge_points(&caller.actor(), &id, &levels, expires_at - now)
-        .await?;
-    let base = link_base(&state, &headers);
+    .min(now + MAX_INVITATION_SECONDS)
+        - now
+}
+
+/// The answer to inviting a group (of levels or a saved one): the new
+/// invitations are e-mailed at once when the meeting's invitations went out
+/// already, and listed with their links (201).
+pub(super) async fn group_invited(
+    state: &AppState,
+    headers: &HeaderMap,
+    meeting: &cabinet::Meeting,
+    made: &[cabinet::Invitation],
+) -> Response {
+    let base = link_base(state, headers);
+    crate::mail::send_invitations(state, meeting, Some(&base)).await;
     let list: Vec<Value> = made
         .iter()
-        .map(|i| invitation_json(&state, &meeting, i, Some(&base)))
+        .map(|i| invitation_json(state, meeting, i, Some(&base)))
         .collect();
-    Ok(created(list))
+    created(list)
 }
 
 /// A CSV cell: quoted when needed, and never read as a formula by a
 /// spreadsheet (a leading `=`, `@`, or `+`/`-` not starting a number gets `'`).
-fn csv_cell(v: &str) -> String {
+pub(super) fn csv_cell(v: &str) -> String {
     let formula = match v.chars().next() {
         Some('=' | '@' | '\t' | '\r') => true,
         Some('+' | '-') => !v[1..].starts_with(|c: char| c.is_ascii_digit() || c == ' '),
@@ -940,7 +993,7 @@ fn csv_cell(v: &str) -> String {
 }
 
 /// Unix seconds as `2026-12-14 17:00 (UTC+7)`, Vietnam's time.
-fn vn_time(at: i64) -> String {
+pub(super) fn vn_time(at: i64) -> String {
     let offset = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
     match time::OffsetDateTime::from_unix_timestamp(at) {
         Ok(t) => {
@@ -978,7 +1031,13 @@ pub async fn export_invitations(
         .into_iter()
         .map(|b| (b.id.clone(), b))
         .collect();
-    let mut out = String::from("\u{feff}name,level,code,operator_phone,link,expires\r\n");
+    // Each live link's short code ("mã tham dự"), as on the printed page.
+    let codes = state
+        .store
+        .ensure_short_codes(&id, cabinet::now_unix(), &super::codes::key_of(&state))
+        .await?;
+    let mut out =
+        String::from("\u{feff}name,level,code,operator_phone,link,expires,short_code\r\n");
     let mut ids = Vec::new();
     let mut invs = state.store.list_invitations(&id).await?;
     invs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -996,6 +1055,16 @@ pub async fn export_invitations(
             unit.map(|u| u.operator_phone.clone()).unwrap_or_default(),
             url.to_owned(),
             vn_time(inv.expires_at),
+            codes
+                .get(&inv.id)
+                .map(|n| {
+                    crate::short_codes::display(&crate::short_codes::code_for(
+                        &state.keys,
+                        &inv.id,
+                        *n,
+                    ))
+                })
+                .unwrap_or_default(),
         ];
         out.push_str(
             &cells

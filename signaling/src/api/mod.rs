@@ -12,12 +12,42 @@
 //! - `documents`: uploads (multipart, streamed to disk, signature check),
 //!   document metadata and downloads.
 //! - `audit`: the audit log for admins (filtered pages, export, verify).
+//! - `techdesk`: the operator's desk: a meeting's live dashboard of its
+//!   bridge points, their pre-meeting checks, the text channel.
+//! - `attendance`: a meeting's attendance table (JSON, CSV) and the
+//!   secretariat's marks.
+//! - `conclusions`: the conclusion of each agenda item, set by the chair's
+//!   side, read by every invitee, pushed live as `conclusion_changed`.
+//! - `polls`: a meeting's live votes with their outcomes, one poll's
+//!   ballots (named) or voters (secret).
+//! - `minutes`: a meeting's minutes (biên bản) as HTML and as PDF, from
+//!   its record.
+//! - `unit_groups`: saved groups of units, invited in one step.
+//! - `codes`: the printable links (QR code and short code per invitation)
+//!   and the lookup of a short code typed on the join page.
+//! - `notice`: a meeting's notice of conclusions (thông báo kết luận) as
+//!   HTML and PDF, its due date in working days and its issue; the
+//!   documents' deadline before the meeting.
+//! - `opinions`: written opinion ballots between meetings: the
+//!   secretariat's requests, and each recipient's answer by its own link
+//!   (an opinion token, not a [`Caller`]).
 
 mod answers;
+mod attendance;
 pub(crate) mod audit;
+mod codes;
+mod conclusions;
 mod documents;
 mod handlers;
+mod inbox;
 mod limiter;
+mod minutes;
+mod notes;
+mod notice;
+mod opinions;
+mod polls;
+mod techdesk;
+mod unit_groups;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,6 +70,12 @@ pub use answers::answer_json;
 pub use documents::check_upload;
 pub use limiter::{client_ip, HashGate, LoginLimiter, GATE_WAIT};
 
+/// The e-mail outbox of a meeting or an opinion request, and sending a
+/// meeting's invitations again (`crate::mail` sends).
+mod mail;
+/// The documents of written opinion requests.
+mod opinion_docs;
+
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
@@ -53,6 +89,9 @@ pub struct ApiState {
     pub fallback_url: String,
     /// Whether the server speaks HTTPS itself (links then use https).
     pub tls: bool,
+    /// The clients' link reports and the dashboard's alerts (`[signaling]`
+    /// `link_*`, `check_*`).
+    pub links: Arc<crate::linkstats::LinkStats>,
     /// `server.contact`: who to call, shown on the join page; may be empty.
     pub contact: String,
     /// Lifetime of an invitation to a meeting with no planned time, in hours.
@@ -61,6 +100,8 @@ pub struct ApiState {
     pub invite_grace_hours: u32,
     /// Lifetime of a staff token, in seconds.
     pub staff_token_ttl_seconds: i64,
+    /// `[mail]`: the SMTP sender; None: no e-mail.
+    pub mail: Option<Arc<crate::mail::Mailer>>,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
     /// Trust anchors for PDF signatures.
@@ -69,10 +110,25 @@ pub struct ApiState {
     pub blobs: cabinet::Blobs,
     /// Failed logins per username and address.
     pub login_limiter: LoginLimiter,
+    /// Failed lookups of invitations' short codes per address
+    /// (`POST /api/invitation/code`), apart from the logins'.
+    pub code_limiter: LoginLimiter,
     /// At most this many password hashes at once.
     pub hash_gate: HashGate,
     /// `server.trusted_proxies`: peers whose `X-Forwarded-For` counts.
     pub trusted_proxies: Vec<crate::metrics::IpNet>,
+    /// `[rules]`: the quorum of the attendance table.
+    pub quorum: cabinet::QuorumRule,
+    /// `[minutes]`: who issues the minutes, and where.
+    pub minutes_header: cabinet::minutes::MinutesHeader,
+    /// `[minutes] seal_cert`/`seal_key`: the seal of the minutes.
+    pub seal: crate::seal::SealSource,
+    /// `[calendar]`: the working days deadlines count in.
+    pub calendar: cabinet::workdays::Calendar,
+    /// `[notice]` and `[deadlines]`: the notice of conclusions.
+    pub notice: cabinet::notice::NoticeSettings,
+    /// `[deadlines]`: the documents' deadline before a meeting.
+    pub documents_deadline: cabinet::notice::DocumentsDeadlineRule,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -84,18 +140,17 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-/// An error answer: status, stable code, human message. Every code is one of
-/// [`ErrorCode`] (the catalogue shared with the WebSocket protocol; a test
-/// of `crate::protocol` checks the codes given here as strings).
+/// An error answer: status, stable code, human message. The code is an
+/// [`ErrorCode`] (the catalogue shared with the WebSocket protocol).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -103,29 +158,24 @@ impl ApiError {
         }
     }
 
-    /// An error answer with a typed code.
-    pub fn coded(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError::new(status, code.as_str(), message)
-    }
-
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn forbidden() -> ApiError {
-        ApiError::coded(
+        ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "you are not allowed to do this",
         )
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
     pub fn internal() -> ApiError {
-        ApiError::coded(
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             "internal error; see the server log",
@@ -154,9 +204,11 @@ impl From<cabinet::Error> for ApiError {
     fn from(e: cabinet::Error) -> ApiError {
         use cabinet::Error as E;
         match e {
-            E::InvalidInput(m) => ApiError::bad_request("invalid_input", m),
-            E::MeetingNotFound(_) => ApiError::not_found("meeting_not_found", e.to_string()),
-            E::InvitationNotFound(_) => ApiError::not_found("invitation_not_found", e.to_string()),
+            E::InvalidInput(m) => ApiError::bad_request(ErrorCode::InvalidInput, m),
+            E::MeetingNotFound(_) => ApiError::not_found(ErrorCode::MeetingNotFound, e.to_string()),
+            E::InvitationNotFound(_) => {
+                ApiError::not_found(ErrorCode::InvitationNotFound, e.to_string())
+            }
             E::NotFound { what, .. } => {
                 let code = match what {
                     "bridge point" => ErrorCode::BridgePointNotFound,
@@ -164,17 +216,34 @@ impl From<cabinet::Error> for ApiError {
                     "agenda item" => ErrorCode::AgendaItemNotFound,
                     "document" => ErrorCode::DocumentNotFound,
                     "user" => ErrorCode::UserNotFound,
+                    "poll" => ErrorCode::PollNotFound,
                     _ => ErrorCode::NotFound,
                 };
-                ApiError::coded(StatusCode::NOT_FOUND, code, e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, code, e.to_string())
             }
-            E::Frozen { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "meeting_frozen", e.to_string())
+            E::Frozen { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::MeetingFrozen,
+                e.to_string(),
+            ),
+            E::BadTransition { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::InvalidTransition,
+                e.to_string(),
+            ),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
+            E::AlreadyVoted(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyVoted, e.to_string())
             }
-            E::BadTransition { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            E::PollClosed(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::PollClosed, e.to_string())
             }
-            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            E::PollOpen(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::PollOpen, e.to_string())
+            }
+            E::NotEligible(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotEligible, e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "storage error in the API");
                 ApiError::internal()
@@ -288,13 +357,19 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 fn token_error(e: TokenError) -> ApiError {
     match e {
         TokenError::Internal => ApiError::internal(),
-        TokenError::MeetingClosed => ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string()),
+        TokenError::MeetingClosed => {
+            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::from(&e), e.to_string())
+        }
         TokenError::MeetingNotFound => ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "token_invalid",
+            ErrorCode::TokenInvalid,
             "the token is not valid",
         ),
-        other => ApiError::new(StatusCode::UNAUTHORIZED, other.code(), other.to_string()),
+        other => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::from(&other),
+            other.to_string(),
+        ),
     }
 }
 
@@ -305,7 +380,7 @@ impl FromRequestParts<AppState> for Caller {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "log in first (Authorization: Bearer <token>)",
             ));
         };
@@ -320,7 +395,7 @@ impl FromRequestParts<AppState> for Caller {
                     }
                     None => Err(ApiError::new(
                         StatusCode::UNAUTHORIZED,
-                        "token_invalid",
+                        ErrorCode::TokenInvalid,
                         "the token was revoked, or the account does not exist or is disabled",
                     )),
                 };
@@ -374,19 +449,26 @@ where
         // struct (its fields in order), which the API does not accept.
         match axum::Json::<serde_json::Value>::from_request(req, state).await {
             Ok(axum::Json(v)) if !v.is_object() => Err(ApiError::bad_request(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 "the request body must be a JSON object",
+            )),
+            // PostgreSQL's text cannot hold U+0000: refuse it in every string
+            // of every body (the OpenAPI document says so for each field), so
+            // both databases answer the same clear 400 and never a 500.
+            Ok(axum::Json(v)) if has_nul(&v) => Err(ApiError::bad_request(
+                ErrorCode::InvalidInput,
+                "a text in the request contains the NUL character (U+0000)",
             )),
             Ok(axum::Json(v)) => serde_json::from_value(v).map(ApiJson).map_err(|e| {
                 ApiError::bad_request(
-                    "invalid_json",
+                    ErrorCode::InvalidJson,
                     format!("Failed to deserialize the JSON body into the target type: {e}"),
                 )
             }),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     "the request body is larger than the server accepts (2 MiB)",
                 ))
             }
@@ -396,10 +478,22 @@ where
                 } else {
                     StatusCode::BAD_REQUEST
                 },
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 rejection.body_text(),
             )),
         }
+    }
+}
+
+/// Whether a string value anywhere in `v` contains U+0000. Keys are not
+/// looked at: a body's known fields have no NUL in their names, and what
+/// is not a known field is never stored.
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.values().any(has_nul),
+        _ => false,
     }
 }
 
@@ -418,7 +512,7 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::BadQuery, e.body_text()))
     }
 }
 
@@ -441,14 +535,14 @@ impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
         if !is_form {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "expected a multipart/form-data body",
             ));
         }
         axum::extract::Multipart::from_request(req, state)
             .await
             .map(ApiMultipart)
-            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::BadMultipart, e.body_text()))
     }
 }
 
@@ -471,7 +565,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
         };
         let bad = || {
             ApiError::bad_request(
-                "invalid_idempotency_key",
+                ErrorCode::InvalidIdempotencyKey,
                 format!(
                     "Idempotency-Key must be 1 to {} visible ASCII characters",
                     cabinet::idempotency::MAX_KEY_LEN
@@ -508,7 +602,7 @@ pub async fn replay(
     if stored.fingerprint != key.fingerprint {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for another request",
         ));
     }
@@ -574,6 +668,8 @@ api_routes! {
         get "/api/openapi.json" => openapi,
         get "/api/invitation" => crate::http::invitation,
         put "/api/invitation/answer" => answers::put_answer,
+        get "/api/invitation/notices" => inbox::list,
+        post "/api/invitation/code" => codes::lookup,
         post "/api/auth/login" => handlers::login,
         post "/api/auth/logout" => handlers::logout,
         post "/api/auth/password" => handlers::change_password,
@@ -591,10 +687,40 @@ api_routes! {
         post "/api/meetings/{id}/status" => handlers::meeting_status,
         post "/api/meetings/{id}/copy" => handlers::copy_meeting,
         get "/api/meetings/{id}/live" => handlers::live_roster,
+        get "/api/meetings/{id}/dashboard" => techdesk::dashboard,
+        get "/api/meetings/{id}/link-history/{invitation_id}" => techdesk::history,
+        get "/api/meetings/{id}/tech-messages" => techdesk::messages_get,
+        post "/api/meetings/{id}/tech-messages" => techdesk::messages_post,
+        get "/api/link-check" => techdesk::check_info,
+        post "/api/link-check" => techdesk::check_post,
+        get "/api/link-check/probe" => techdesk::probe_get,
+        post "/api/link-check/probe" => techdesk::probe_post,
+        post "/api/link-check/ice" => techdesk::ice_probe,
+        get "/api/meetings/{id}/attendance" => attendance::get,
+        get "/api/meetings/{id}/attendance.csv" => attendance::csv,
+        put "/api/meetings/{id}/attendance/{invitation_id}" => attendance::mark,
+        get "/api/meetings/{id}/polls" => polls::list,
+        get "/api/polls/{id}" => polls::get,
+        get "/api/opinions" => opinions::list,
+        post "/api/opinions" => opinions::create,
+        get "/api/opinions/{id}" => opinions::get,
+        get "/api/meetings/{id}/mail" => mail::meeting,
+        post "/api/meetings/{id}/mail/invitations" => mail::send_invitations,
+        get "/api/opinions/{id}/mail" => mail::opinion,
+        get "/api/opinions/{id}/documents/{doc_id}" => opinion_docs::content,
+        get "/api/opinion/documents/{doc_id}" => opinion_docs::recipient_content,
+        post "/api/opinions/{id}/close" => opinions::close,
+        post "/api/opinions/{id}/remind" => opinions::remind,
+        get "/api/opinion" => opinions::recipient_get,
+        put "/api/opinion/answer" => opinions::recipient_answer,
         get "/api/bridge-points" => handlers::list_bridge_points,
         post "/api/bridge-points" => handlers::create_bridge_point,
         patch "/api/bridge-points/{id}" => handlers::update_bridge_point,
         post "/api/bridge-points/import" => handlers::import_bridge_points,
+        get "/api/unit-groups" => unit_groups::list,
+        post "/api/unit-groups" => unit_groups::create,
+        patch "/api/unit-groups/{id}" => unit_groups::update,
+        delete "/api/unit-groups/{id}" => unit_groups::delete,
         get "/api/meetings/{id}/participants" => handlers::list_participants,
         post "/api/meetings/{id}/participants" => handlers::create_participant,
         patch "/api/participants/{id}" => handlers::update_participant,
@@ -603,22 +729,43 @@ api_routes! {
         post "/api/meetings/{id}/invitations" => handlers::create_invitation,
         post "/api/meetings/{id}/invitations/group" => handlers::invite_group,
         get "/api/meetings/{id}/invitations/export" => handlers::export_invitations,
+        post "/api/meetings/{id}/invitations/unit-group" => unit_groups::invite,
+        get "/api/meetings/{id}/invitations/print" => codes::print,
         post "/api/invitations/{id}/revoke" => handlers::revoke_invitation,
         get "/api/meetings/{id}/agenda" => handlers::list_agenda,
         post "/api/meetings/{id}/agenda" => handlers::create_agenda_item,
         put "/api/meetings/{id}/agenda/order" => handlers::reorder_agenda,
         patch "/api/agenda/{item_id}" => handlers::update_agenda_item,
         delete "/api/agenda/{item_id}" => handlers::delete_agenda_item,
+        put "/api/agenda/{item_id}/conclusion" => conclusions::put,
+        get "/api/meetings/{id}/conclusions" => conclusions::list,
+        get "/api/meetings/{id}/minutes" => minutes::html,
+        get "/api/meetings/{id}/minutes.pdf" => minutes::pdf,
+        post "/api/meetings/{id}/minutes/seal" => minutes::seal,
+        get "/api/meetings/{id}/minutes/versions" => minutes::versions,
+        get "/api/meetings/{id}/minutes/versions/{version}" => minutes::version_pdf,
+        get "/api/minutes/seal-certificate" => minutes::seal_certificate,
+        get "/api/meetings/{id}/notice" => notice::html,
+        get "/api/meetings/{id}/notice.pdf" => notice::pdf,
+        get "/api/meetings/{id}/notice/status" => notice::status,
+        post "/api/meetings/{id}/notice/status" => notice::set_status,
+        get "/api/meetings/{id}/documents-deadline" => notice::documents_deadline,
         get "/api/agenda/{item_id}/documents" => documents::list,
         get "/api/documents/{id}" => documents::get,
         get "/api/documents/{id}/content" => documents::content,
         post "/api/documents/{id}/withdraw" => documents::withdraw,
+        get "/api/documents/{id}/notes" => notes::list,
+        post "/api/documents/{id}/notes" => notes::create,
+        patch "/api/notes/{id}" => notes::update,
+        delete "/api/notes/{id}" => notes::delete,
+        get "/api/meetings/{id}/notes.csv" => notes::export,
         get "/api/audit" => audit::list,
         get "/api/audit/export" => audit::export,
         get "/api/audit/verify" => audit::verify,
     }
     uploads {
         post "/api/agenda/{item_id}/documents" => documents::create,
+        post "/api/opinions/{id}/documents" => opinion_docs::create,
         post "/api/documents/{id}/versions" => documents::add_version,
         post "/api/documents/{id}/replace" => documents::replace,
     }
@@ -631,7 +778,7 @@ pub fn routes(max_upload_bytes: u64) -> Router<AppState> {
 }
 
 async fn unknown() -> ApiError {
-    ApiError::not_found("not_found", "no such API endpoint")
+    ApiError::not_found(ErrorCode::NotFound, "no such API endpoint")
 }
 
 async fn openapi() -> Response {

@@ -11,7 +11,43 @@ pub fn pdf(tag: &str) -> Vec<u8> {
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>".to_owned(),
     ];
-    let mut out = format!("%PDF-1.4\n% {tag}\n").into_bytes();
+    pdf_of(format!("%PDF-1.4\n% {tag}\n").into_bytes(), &objects)
+}
+
+/// A PDF of `pages` A4 pages, each with its number in large type
+/// ("Trang N") and a frame, for the viewer's tests.
+pub fn pdf_pages(pages: usize) -> Vec<u8> {
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        String::new(), // the page tree, below
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut kids = Vec::new();
+    for p in 1..=pages {
+        let content = format!("BT /F1 72 Tf 150 420 Td (Trang {p}) Tj ET 4 w 40 40 515 762 re S");
+        let content_id = objects.len() + 1;
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+        let page_id = objects.len() + 1;
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] \
+             /Resources << /Font << /F1 3 0 R >> >> /Contents {content_id} 0 R >>"
+        ));
+        kids.push(format!("{page_id} 0 R"));
+    }
+    objects[1] = format!(
+        "<< /Type /Pages /Kids [{}] /Count {pages} >>",
+        kids.join(" ")
+    );
+    pdf_of(b"%PDF-1.4\n".to_vec(), &objects)
+}
+
+/// `header`, then the objects numbered from 1 (the first is the catalog),
+/// the cross-reference table and the trailer.
+fn pdf_of(header: Vec<u8>, objects: &[String]) -> Vec<u8> {
+    let mut out = header;
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {
         offsets.push(out.len());
