@@ -743,11 +743,33 @@ async fn postgres_backed_server() -> anyhow::Result<()> {
             "GIAOBAN_TEST_PG_URL is not set (set GIAOBAN_SKIP_PG=1 to skip PostgreSQL tests)"
         ),
     };
+    // A schema of its own: the database's default schema may hold tables a
+    // run of another version left there, whose migrations differ.
+    let schema = format!("signaling_{}", rand::random::<u64>());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options[search_path]={schema}");
     let server = TestServer::start_with_config(&format!(
         "[database]\nurl = {}\n",
-        giaoban_tests::toml_quote(&url)
+        giaoban_tests::toml_quote(&db)
     ))
     .await?;
+    let r = postgres_scenario(&server).await;
+    drop(server);
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    r
+}
+
+async fn postgres_scenario(server: &TestServer) -> anyhow::Result<()> {
     let m = server.create_meeting("Giao ban trên PostgreSQL").await?;
     let list = server.cli(&["meeting", "list"]).await?;
     assert!(list.lines().any(|l| l.starts_with(&m)), "{list}");
@@ -766,7 +788,7 @@ async fn postgres_backed_server() -> anyhow::Result<()> {
     let inv = claims_of(&tb)?["sub"].as_str().context("sub")?.to_owned();
     server.cli(&["invite", "revoke", &inv]).await?;
     join_refused(
-        &server,
+        server,
         json!({"type": "join", "token": tb}),
         "token_revoked",
     )
