@@ -102,6 +102,22 @@ impl Scenario {
     }
 }
 
+/// Whether the server may shed video when short of CPU (`sfu`
+/// engine::overload) during the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shedding {
+    /// On in the selective giao ban (what a real meeting does), off in
+    /// all-to-all runs (everything there is a thumbnail: shedding would
+    /// forward less and the figures would not compare with Janus's).
+    Auto,
+    /// The server's defaults.
+    On,
+    /// No step before 60 s after the server's start (`media.shed_step_secs
+    /// = 60`, the most it takes) and only at a fully busy engine
+    /// (`media.shed_busy_percent = 100`): a run that ends sooner is not shed.
+    Off,
+}
+
 /// Which references to measure after giaoban, with the same load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Reference {
@@ -202,9 +218,12 @@ struct Args {
     server_log: String,
     /// The server's `media.send_workers`: threads that write forwarded
     /// packets (SRTP protect and send), its engine's own included; 0: not
-    /// set, the server's default (the machine's cores, at most 8).
+    /// set, the server's default (1).
     #[arg(long, default_value_t = 0)]
     send_workers: usize,
+    /// The server's shedding of video under overload during the run.
+    #[arg(long, value_enum, default_value_t = Shedding::Auto)]
+    shedding: Shedding,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -644,6 +663,15 @@ fn selective(args: &Args) -> bool {
     args.scenario.meeting_size().is_some() && args.selective
 }
 
+/// Whether the server sheds during this run (see [`Shedding`]).
+fn shedding(args: &Args) -> bool {
+    match args.shedding {
+        Shedding::Auto => selective(args),
+        Shedding::On => true,
+        Shedding::Off => false,
+    }
+}
+
 fn plan(args: &Args) -> anyhow::Result<Vec<Planned>> {
     let mut out = Vec::new();
     match args.scenario.meeting_size() {
@@ -907,6 +935,13 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
     } else {
         (0, 0)
     };
+    if !shedding(args) && args.warmup + args.duration > 50 {
+        eprintln!(
+            "loadgen: shedding is off only for the first 60 s of the server; \
+             joins, {} s of warm-up and {} s measured may go past it",
+            args.warmup, args.duration
+        );
+    }
     let server = TestServer::start_with(ServerOptions {
         bin: args.server_bin.clone(),
         log_level: Some(args.server_log.clone()),
@@ -917,13 +952,18 @@ async fn run_giaoban(args: &Args, planned: &[Planned]) -> anyhow::Result<(Value,
         // chair gives the floor (signaling.join_muted_from), and the
         // scenario's speakers would be heard by nobody.
         extra_toml: format!(
-            "[media]\nlast_n = {last_n}\naudio_loudest = {loudest}\n{workers}\
+            "[media]\nlast_n = {last_n}\naudio_loudest = {loudest}\n{workers}{shed}\
              [signaling]\nmax_sockets_per_address = 100000\njoin_muted_from = 0\n",
             // Only when asked: a server from before the setting refuses
             // the key (`--server-bin`).
             workers = match args.send_workers {
                 0 => String::new(),
                 n => format!("send_workers = {n}\n"),
+            },
+            shed = if shedding(args) {
+                ""
+            } else {
+                "shed_busy_percent = 100\nshed_step_secs = 60\n"
             }
         ),
     })
@@ -1529,6 +1569,7 @@ async fn measure_run(args: &Args, planned: &[Planned], m: Measured<'_>) -> anyho
         "audio": args.audio,
         "video": args.video,
         "send_workers": args.send_workers,
+        "shedding": shedding(args),
         "warmup_s": args.warmup,
         "window_s": window,
         "client_threads": args.threads,
