@@ -113,8 +113,9 @@ enum Shedding {
     /// The server's defaults.
     On,
     /// No step before 60 s after the server's start (`media.shed_step_secs
-    /// = 60`, the most it takes) and only at a fully busy engine
-    /// (`media.shed_busy_percent = 100`): a run that ends sooner is not shed.
+    /// = 60`, the most it takes), and after that only when the engine is
+    /// fully busy or its queue drops datagrams (`media.shed_busy_percent =
+    /// 100`): a run that ends sooner is not shed.
     Off,
 }
 
