@@ -278,10 +278,16 @@ async fn schemathesis_finds_no_contract_failure() -> anyhow::Result<()> {
         .arg(format!("{}/api/openapi.json", server.base_url()))
         .arg("-H")
         .arg(format!("Authorization: Bearer {token}"))
-        .args(["--checks", "all", "--max-time", &seconds.to_string()]);
-    // A fixed seed by default, so a run in CI generates what the last run
-    // here did; `GIAOBAN_CONTRACT_SEED=random` explores, any number picks
-    // another sequence.
+        .args(["--checks", "all", "--max-time", &seconds.to_string()])
+        // Not this one: its stateful form takes a 404 for an unknown id in a
+        // body (a unit group, a bridge point: documented per operation) for
+        // the path's just-created meeting being missing, and schemathesis
+        // 4.32.5 applies tests/schemathesis.toml's per-operation switch for
+        // it only outside the stateful phase; it failed runs at random.
+        .args(["--exclude-checks", "ensure_resource_availability"]);
+    // A fixed seed by default (runs still differ: schemathesis stops after
+    // a time, not a count); `GIAOBAN_CONTRACT_SEED=random` explores, any
+    // number picks another sequence.
     match std::env::var("GIAOBAN_CONTRACT_SEED").as_deref() {
         Ok("random") => {}
         Ok(n) => {
